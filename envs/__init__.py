@@ -1,0 +1,51 @@
+"""Chronotope environments. Importing this module registers every id with gymnasium and imports no backend.
+
+Entry points are strings, so ``import chronotope.envs`` loads neither Open3D nor MuJoCo; registration kwargs are
+JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+NAV_ENTRY = "chronotope.envs.nav.env:NavEnv"
+NAV_VECTOR_ENTRY = "chronotope.envs.nav.vector_env:NavVectorEnv"
+
+# id -> (task kwargs, max_episode_steps, one-line description)
+NAV_ENVS: dict[str, tuple[dict, int, str]] = {
+    "chronotope/PointNav-v0": (
+        {"task": "pointnav"}, 500, "reach a goal point given relative to the start; GPS+compass; success 0.2 m"
+    ),
+    "chronotope/ObjectNav-v0": (
+        {"task": "objectnav"}, 500, "reach any instance of a named object category; success within 1.0 m"
+    ),
+}
+
+DESCRIPTIONS: dict[str, str] = {}
+
+
+def _register_all() -> None:
+    for env_id, (kwargs, steps, desc) in NAV_ENVS.items():
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point=NAV_ENTRY,
+                vector_entry_point=NAV_VECTOR_ENTRY,
+                max_episode_steps=steps,
+                kwargs=kwargs,
+            )
+        DESCRIPTIONS[env_id] = desc
+    try:
+        from chronotope.envs.robot.registration import register_robot_envs
+    except ModuleNotFoundError as e:  # the robot package is optional in a partial checkout
+        if not (e.name or "").startswith("chronotope.envs.robot"):
+            raise
+    else:
+        registered = register_robot_envs() or {}
+        if isinstance(registered, dict):
+            DESCRIPTIONS.update(registered)
+        else:
+            DESCRIPTIONS.update({env_id: "MuJoCo arm task" for env_id in registered})
+
+
+_register_all()

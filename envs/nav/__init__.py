@@ -1,0 +1,1 @@
+"""Navigation environments: ``NavEnv`` (single) and ``NavVectorEnv`` (batched) over one ``NavCore``."""

@@ -1,0 +1,106 @@
+"""``NavVectorEnv``: N navigation environments stepped and rendered in one batched call, with auto-reset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from chronotope.envs.nav.core import NavConfig, NavCore
+from chronotope.envs.sim.kinematic import ACTION_NAMES
+
+
+class NavVectorEnv(VectorEnv):
+    """Batched twin of :class:`~chronotope.envs.nav.env.NavEnv` (same kwargs, same task sheet).
+
+    Sub-environment i seeded with ``seed + i`` produces exactly what a ``NavEnv`` reset with that seed does.
+    Auto-reset is SAME_STEP: when an episode ends, the returned observation already belongs to the next
+    episode, and ``info["final_obs"]`` / ``info["final_info"]`` hold the finished episode's last observation and
+    measures (masked by ``info["_final_obs"]``). Time limits come from ``max_episode_steps`` (truncation).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
+
+    def __init__(self, num_envs: int = 1, render_mode: str | None = None, **kwargs: Any) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or num_envs <= 0:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self.config = NavConfig.from_kwargs(**kwargs)
+        self.num_envs = int(num_envs)
+        self.render_mode = render_mode
+        self.core = NavCore(self.config, self.num_envs)
+        self.single_observation_space = self.core.observation_space()
+        self.single_action_space = spaces.Discrete(len(ACTION_NAMES))
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(self.num_envs)]
+        self._started = False
+
+    @property
+    def intrinsics(self):
+        return self.core.intrinsics
+
+    @property
+    def max_depth(self) -> float:
+        return self.core.max_depth
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"expected {self.num_envs} seeds, got {len(seeds)}: {seed!r}")
+        # As gymnasium's Env.reset: a None seed keeps an environment's generator once it has one.
+        self._rngs = [
+            seeding.np_random(s)[0] if (s is not None or not self._started) else self._rngs[i]
+            for i, s in enumerate(seeds)
+        ]
+        self._started = True
+        self.core.reset_envs(np.arange(self.num_envs), self._rngs)
+        return self.core.observe(), self._vector_info(self.core.info(None))
+
+    def step(self, actions):
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        core = self.core
+        reward, terms, terminated = core.step(actions, self._rngs)
+        limit = self.config.max_episode_steps
+        truncated = (core.elapsed >= limit) & ~terminated if limit is not None else np.zeros(self.num_envs, bool)
+        info = core.info(terms)
+        done = np.flatnonzero(terminated | truncated)
+        if done.size:
+            final_obs = core.observe(done)
+            core.reset_envs(done, self._rngs)
+        obs = core.observe()
+        out = self._vector_info(info)
+        if done.size:
+            fo = np.empty(self.num_envs, dtype=object)
+            fi = np.empty(self.num_envs, dtype=object)
+            for row, i in enumerate(done):
+                fo[i] = {k: v[row] for k, v in final_obs.items()}
+                fi[i] = {k: v[i] for k, v in info.items()}
+            mask = np.zeros(self.num_envs, bool)
+            mask[done] = True
+            out.update({"final_obs": fo, "_final_obs": mask, "final_info": fi, "_final_info": mask.copy()})
+        return obs, reward.astype(np.float64), terminated, truncated, out
+
+    def _vector_info(self, info: dict[str, np.ndarray]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        mask = np.ones(self.num_envs, bool)
+        for k, v in info.items():
+            out[k] = v
+            out[f"_{k}"] = mask
+        return out
+
+    def render(self):
+        out = self.core.renderer.render(self.core.camera_poses(), self.core.sim.scene)
+        return list(out.rgb.cpu().numpy())
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.core.close()

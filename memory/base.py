@@ -1,0 +1,112 @@
+"""The one interface every learned memory implements, and the registry that builds them by name.
+
+Every memory is a ``torch.nn.Module`` with
+
+* ``output_size`` (int): the feature size F' of what ``forward`` returns;
+* ``initial_state(batch_size, device) -> state``: an empty memory for ``batch_size`` rows;
+* ``forward(x[B, T, F], state, episode_starts[B, T]) -> (y[B, T, F'], state)``.
+
+``episode_starts[b, t]`` true means that step t of row b begins a new episode: the memory of that row is
+cleared *before* step t is read. Processing a sequence step by step (T = 1 at a time, threading the state)
+must give the same outputs as processing it whole. State is a pytree (tensor, tuple/list/dict of tensors)
+whose size is bounded by configuration, and it moves with :func:`state_to`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+State = Any  # a pytree of tensors (tensor | tuple | list | dict of those)
+
+_REGISTRY: dict[str, Callable[..., MemoryModule]] = {}
+
+
+class MemoryModule(nn.Module):
+    """Base class: subclasses set ``input_size`` and ``output_size`` and implement the two methods."""
+
+    input_size: int
+    output_size: int
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        raise NotImplementedError
+
+    def forward(
+        self, x: torch.Tensor, state: State, episode_starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    def check_input(self, x: torch.Tensor, episode_starts: torch.Tensor | None) -> torch.Tensor:
+        """Validates ``x[B, T, F]`` and returns ``episode_starts`` as a bool tensor ``[B, T]``."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{type(self).__name__}: expected input of shape [B, T, F], got {shape}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__}: expected feature size {self.input_size}, got {x.shape[-1]} "
+                f"(input shape {tuple(x.shape)})"
+            )
+        if not torch.isfinite(x).all():
+            bad = (~torch.isfinite(x)).nonzero()[0].tolist()
+            raise ValueError(f"{type(self).__name__}: non-finite input (NaN/inf) at index {bad}")
+        b, t = x.shape[:2]
+        if episode_starts is None:
+            return torch.zeros(b, t, dtype=torch.bool, device=x.device)
+        if tuple(episode_starts.shape) != (b, t):
+            raise ValueError(
+                f"{type(self).__name__}: episode_starts has shape {tuple(episode_starts.shape)}, "
+                f"expected {(b, t)} to match the input"
+            )
+        return episode_starts.to(device=x.device, dtype=torch.bool)
+
+
+def register_memory(name: str) -> Callable[[Callable[..., MemoryModule]], Callable[..., MemoryModule]]:
+    """Class decorator: ``@register_memory("lstm")`` makes the class buildable by ``make_memory("lstm", ...)``."""
+
+    def deco(cls: Callable[..., MemoryModule]) -> Callable[..., MemoryModule]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"memory {name!r} is already registered to {_REGISTRY[name]}")
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtin() -> None:
+    # Imported lazily so that ``import chronotope.memory.base`` stays cheap; each module registers itself.
+    import importlib
+
+    for mod in ("recurrent", "trxl", "hcam", "janus", "gaussian"):
+        try:
+            importlib.import_module(f"chronotope.memory.{mod}")
+        except ModuleNotFoundError as e:  # a module not written yet must not break the others
+            if e.name != f"chronotope.memory.{mod}":
+                raise
+
+
+def available_memories() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def make_memory(name: str, input_size: int, **cfg: Any) -> MemoryModule:
+    """Builds the memory registered as ``name`` reading features of size ``input_size``."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown memory {name!r}; valid names: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](input_size=input_size, **cfg)
+
+
+def state_to(state: State, device: torch.device | str) -> State:
+    """Moves a state pytree to ``device``."""
+    if isinstance(state, torch.Tensor):
+        return state.to(device)
+    if isinstance(state, dict):
+        return {k: state_to(v, device) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        moved = [state_to(v, device) for v in state]
+        return type(state)(moved) if not hasattr(state, "_fields") else type(state)(*moved)
+    return state
