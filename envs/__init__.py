@@ -14,10 +14,14 @@ NAV_VECTOR_ENTRY = "chronotope.envs.nav.vector_env:NavVectorEnv"
 # id -> (task kwargs, max_episode_steps, one-line description)
 NAV_ENVS: dict[str, tuple[dict, int, str]] = {
     "chronotope/PointNav-v0": (
-        {"task": "pointnav"}, 500, "reach a goal point given relative to the start; GPS+compass; success 0.2 m"
+        {"task": "pointnav"},
+        500,
+        "reach a goal point given relative to the start; GPS+compass; success 0.2 m",
     ),
     "chronotope/ObjectNav-v0": (
-        {"task": "objectnav"}, 500, "reach any instance of a named object category; success within 1.0 m"
+        {"task": "objectnav"},
+        500,
+        "reach any instance of a named object category; success within 1.0 m",
     ),
 }
 

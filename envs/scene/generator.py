@@ -93,6 +93,11 @@ def generate_apartment(seed: int, config: ApartmentConfig | None = None, max_att
             return _generate(int(seed), rng, config)
         except _Retry as e:
             last_error = e
+        except ValueError as e:
+            # a fixed size may still fit with other split positions; give up only after every attempt
+            if config.size is None or attempt == max_attempts - 1:
+                raise
+            last_error = e
     raise ValueError(f"could not generate an apartment for seed {seed} with {config}: {last_error}")
 
 
@@ -116,6 +121,8 @@ def _generate(seed: int, rng: np.random.Generator, cfg: ApartmentConfig) -> Scen
     else:
         width, depth = map(float, cfg.size)
     rects, splits = _partition(rng, width, depth, n_rooms, cfg.min_room_size)
+    if len(rects) < n_rooms and cfg.size is None:
+        raise _Retry(f"the partition fitted only {len(rects)} of {n_rooms} rooms")
     if len(rects) < n_rooms:
         raise ValueError(
             f"cannot fit {n_rooms} rooms of min_room_size {cfg.min_room_size} m into {width} m x {depth} m "

@@ -120,7 +120,9 @@ class BatchKinematics:
         self.position[idx] = position
         self.yaw[idx] = _wrap(yaw)
 
-    def step(self, actions: np.ndarray, rng: Sequence[np.random.Generator] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self, actions: np.ndarray, rng: Sequence[np.random.Generator] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Applies one action per agent.
 
         Args:

@@ -135,10 +135,10 @@ def spl(success: np.ndarray, shortest: np.ndarray, path: np.ndarray) -> np.ndarr
 
 def dtw(query: np.ndarray, reference: np.ndarray) -> float:
     """Exact dynamic-time-warping distance with Euclidean point cost (O(|Q||R|))."""
+    if len(query) == 0 or len(reference) == 0:
+        raise ValueError(f"DTW needs non-empty paths, got |Q|={len(query)}, |R|={len(reference)}")
     q = np.asarray(query, float).reshape(len(query), -1)
     r = np.asarray(reference, float).reshape(len(reference), -1)
-    if len(q) == 0 or len(r) == 0:
-        raise ValueError(f"DTW needs non-empty paths, got |Q|={len(q)}, |R|={len(r)}")
     cost = np.linalg.norm(q[:, None, :] - r[None, :, :], axis=-1)
     acc = np.full((len(q) + 1, len(r) + 1), np.inf)
     acc[0, 0] = 0.0

@@ -82,8 +82,14 @@ class ObjectNavTask(Task):
             inst = [o for o in spec.objects if o.category_id == category]
             near = min(inst, key=lambda o: np.linalg.norm(np.asarray(o.center) - start))
             return Episode(
-                scene, start, float(rng.uniform(-np.pi, np.pi)), np.asarray(near.center, float), field, d0,
-                max(d0 - self.success_radius, 0.0), goal_category=category,
+                scene,
+                start,
+                float(rng.uniform(-np.pi, np.pi)),
+                np.asarray(near.center, float),
+                field,
+                d0,
+                max(d0 - self.success_radius, 0.0),
+                goal_category=category,
             )
         raise RuntimeError("could not sample an ObjectNav episode in 100 tries")
 

@@ -53,7 +53,9 @@ class PointNavTask(Task):
     def sensor_spaces(self, core) -> dict[str, spaces.Space]:
         d = core.max_extent
         return {
-            "pointgoal": spaces.Box(np.array([0.0, -np.pi], np.float32), np.array([d, np.pi], np.float32), dtype=np.float32),
+            "pointgoal": spaces.Box(
+                np.array([0.0, -np.pi], np.float32), np.array([d, np.pi], np.float32), dtype=np.float32
+            ),
             "gps": spaces.Box(-d, d, (2,), np.float32),
             "compass": spaces.Box(-np.pi, np.pi, (1,), np.float32),
         }
