@@ -49,7 +49,7 @@ def bench(args: BenchArgs) -> None:
         mod.run(cfg)
 
 
-def demo(cfg: "DemoConfig") -> None:  # noqa: F821 - resolved below
+def demo(cfg: "DemoConfig") -> None:  # noqa: F821, UP037 - resolved in main()
     from chronotope.scripts.demo import main as demo_main
 
     demo_main(cfg)

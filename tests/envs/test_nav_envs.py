@@ -74,7 +74,8 @@ def test_vector_env_matches_single_envs(env_id):
     venv = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **SMALL)
     singles = [gym.make(env_id, **SMALL) for _ in range(n)]
     vobs, vinfo = venv.reset(seed=seed)
-    sobs = [e.reset(seed=seed + i)[0] for i, e in enumerate(singles)]
+    for i, e in enumerate(singles):
+        e.reset(seed=seed + i)
     rng = np.random.default_rng(1)
     for t in range(25):
         acts = rng.integers(0, 4, n)
@@ -121,7 +122,7 @@ def test_time_limit_in_vector_env():
         num_scenes=1,
     )
     venv.reset(seed=0)
-    for t in range(5):
+    for _ in range(5):
         _, _, term, trunc, info = venv.step(np.array([2, 3]))
     assert trunc.all() and not term.any() and info["_final_info"].all()
 
