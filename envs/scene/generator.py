@@ -11,9 +11,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
+
 from chronotope.envs.scene import catalogue as cat
 from chronotope.envs.scene.spec import Door, Room, SceneObject, SceneSpec, Wall
-from scipy import ndimage
 
 GRID = 0.25  # room corners and splits snap to this (m)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from chronotope.envs.scene import catalogue as cat
 from chronotope.envs.scene.mesh import SceneMesh
 
