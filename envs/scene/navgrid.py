@@ -64,7 +64,17 @@ class NavGrid:
                 iy = (ys >= r.lo[1]) & (ys <= r.hi[1])
                 obstacle[np.ix_(iy, jx)] = False
         else:
-            obstacle[pad:-pad, pad:-pad] = False
+            # A mesh scene: walkable where a floor part lies below; all open if it names no floor.
+            from chronotope.envs.scene import catalogue as cat
+
+            floors = [p for p in spec.parts if p.category_id == cat.FLOOR]
+            if floors:
+                for p in floors:
+                    v = np.asarray(p.vertices, np.float64).reshape(-1, 3)
+                    f = np.asarray(p.faces, np.int64).reshape(-1, 3)
+                    _rasterize_triangles(obstacle, origin, cell_size, v[f], value=False)
+            else:
+                obstacle[pad:-pad, pad:-pad] = False
         gx, gy = np.meshgrid(xs, ys)
         for blo, bhi in spec.wall_boxes():
             if blo[2] >= agent_height:
@@ -72,12 +82,14 @@ class NavGrid:
             _fill_rect(obstacle, gx, gy, blo[:2], bhi[:2])
         for o in spec.objects:
             _fill_polygon(obstacle, gx, gy, o.footprint())
+        floor_z = min((np.asarray(p.vertices)[:, 2].min() for p in spec.parts), default=0.0)
         for p in spec.parts:
             if not p.obstacle:
                 continue
-            v = np.asarray(p.vertices, np.float64).reshape(-1, 3)
-            f = np.asarray(p.faces, np.int64).reshape(-1, 3)
-            _fill_triangles(obstacle, origin, cell_size, v, f, agent_height)
+            tri = np.asarray(p.vertices, np.float64).reshape(-1, 3)[np.asarray(p.faces, np.int64).reshape(-1, 3)]
+            # only what stands between just above the floor and the agent's head blocks
+            keep = (tri[:, :, 2].min(1) < floor_z + agent_height) & (tri[:, :, 2].max(1) > floor_z + 0.05)
+            _rasterize_triangles(obstacle, origin, cell_size, tri[keep], value=True)
         return cls.from_obstacles(obstacle, origin, cell_size, agent_radius)
 
     # ------------------------------------------------------------------------------- coordinates
@@ -201,13 +213,25 @@ def _fill_polygon(grid: np.ndarray, gx: np.ndarray, gy: np.ndarray, corners: np.
     grid.ravel()[idx[inside]] = True
 
 
-def _fill_triangles(grid, origin, cell, v, f, agent_height) -> None:
-    """Marks cells under triangles that reach below ``agent_height`` above the lowest floor point."""
-    z0 = v[:, 2].min()
-    tri = v[f]
-    keep = (tri[:, :, 2].min(1) < z0 + agent_height) & (tri[:, :, 2].max(1) > z0 + 0.05)
+def _rasterize_triangles(grid: np.ndarray, origin, cell: float, tri: np.ndarray, value: bool) -> None:
+    """Sets the cells under the 2D projection of triangles [T, 3, 3] (vertical ones included) to ``value``.
+
+    Each triangle is sampled on a barycentric lattice finer than half a cell, so thin and vertical triangles
+    (walls seen from above are line segments) mark every cell they cross.
+    """
     h, w = grid.shape
-    for t in tri[keep]:
-        lo = np.floor((t[:, :2].min(0) - origin) / cell).astype(int)
-        hi = np.floor((t[:, :2].max(0) - origin) / cell).astype(int)
-        grid[max(lo[1], 0) : min(hi[1] + 1, h), max(lo[0], 0) : min(hi[0] + 1, w)] = True
+    for t in tri:
+        e = max(
+            np.linalg.norm(t[1, :2] - t[0, :2]),
+            np.linalg.norm(t[2, :2] - t[0, :2]),
+            np.linalg.norm(t[2, :2] - t[1, :2]),
+        )
+        k = max(2, int(np.ceil(e / (0.4 * cell))) + 1)
+        a, b = np.meshgrid(np.linspace(0, 1, k), np.linspace(0, 1, k))
+        m = a + b <= 1.0
+        a, b = a[m], b[m]
+        pts = t[0, :2] + a[:, None] * (t[1, :2] - t[0, :2]) + b[:, None] * (t[2, :2] - t[0, :2])
+        col = np.floor((pts[:, 0] - origin[0]) / cell).astype(np.int64)
+        row = np.floor((pts[:, 1] - origin[1]) / cell).astype(np.int64)
+        ok = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+        grid[row[ok], col[ok]] = value
