@@ -1,0 +1,69 @@
+"""Depth back-projection and pose helpers shared by the maps (conventions of ``envs/render/camera.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from chronotope.envs.render.camera import CameraIntrinsics
+
+
+def check_pose(cam_to_world: np.ndarray) -> np.ndarray:
+    """Validates a cam-to-world pose and returns it as float64 ``[4, 4]``."""
+    pose = np.asarray(cam_to_world, dtype=np.float64)
+    if pose.shape != (4, 4):
+        raise ValueError(f"cam_to_world must have shape [4, 4], got {pose.shape}")
+    if not np.isfinite(pose).all():
+        raise ValueError(f"cam_to_world contains NaN or inf: {pose.tolist()}")
+    return pose
+
+
+def backproject_depth(
+    depth: np.ndarray,
+    intrinsics: CameraIntrinsics,
+    cam_to_world: np.ndarray,
+    max_depth: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """World points of the pixels that hit something.
+
+    Pixels whose depth is ``>= max_depth`` (nothing hit), ``<= 0`` or not finite are dropped.
+
+    Args:
+        depth: z-depth in metres, ``[H, W]`` or ``[H, W, 1]``.
+        intrinsics: the camera that produced ``depth``.
+        cam_to_world: float ``[4, 4]`` pose of that camera.
+        max_depth: the renderer's depth clip.
+
+    Returns:
+        points float64 ``[N, 3]`` in the world frame, and the flat pixel indices int64 ``[N]`` they came from.
+    """
+    d = np.asarray(depth, dtype=np.float64)
+    if d.ndim == 3 and d.shape[-1] == 1:
+        d = d[..., 0]
+    if d.shape != (intrinsics.height, intrinsics.width):
+        raise ValueError(
+            f"depth shape {np.asarray(depth).shape} does not match the camera {intrinsics.height}x{intrinsics.width}"
+        )
+    pose = check_pose(cam_to_world)
+    flat = d.reshape(-1)
+    keep = np.isfinite(flat) & (flat > 0) & (flat < max_depth)
+    idx = np.flatnonzero(keep)
+    rays = intrinsics.camera_rays().reshape(-1, 3).astype(np.float64)[idx]  # [N, 3], z == 1
+    pts_cam = rays * flat[idx, None]  # z-depth scales the z == 1 ray to the hit
+    pts = pts_cam @ pose[:3, :3].T + pose[:3, 3]
+    return pts, idx
+
+
+def camera_yaw(cam_to_world: np.ndarray) -> float:
+    """Heading of the camera's optical axis projected on the floor: 0 along +x, counter-clockwise positive."""
+    pose = np.asarray(cam_to_world, dtype=np.float64)
+    fwd = pose[:3, 2]
+    return math.atan2(fwd[1], fwd[0])
+
+
+def world_to_agent_xy(offsets: np.ndarray, yaw: float) -> np.ndarray:
+    """Rotates world-frame xy offsets ``[..., 2]`` into the agent frame (x forward, y left)."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    off = np.asarray(offsets, dtype=np.float64)
+    return np.stack([c * off[..., 0] + s * off[..., 1], -s * off[..., 0] + c * off[..., 1]], axis=-1)

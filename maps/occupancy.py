@@ -1,0 +1,230 @@
+"""Allocentric 2D occupancy + semantic map from depth and pose, with agent-centred crops.
+
+Depth is back-projected to world points (``geometry.backproject_depth``) and split by height:
+
+* floor band ``|z - floor_z| <= floor_band``: evidence that the cell is free floor;
+* obstacle band ``floor_z + obstacle_min_z <= z <= floor_z + obstacle_max_z``: evidence of an obstacle the
+  agent would hit (ceilings and overhangs above the agent are ignored).
+
+Grid convention: ``grid[row, col]`` covers world ``x in [ox + col*cs, ox + (col+1)*cs)`` and
+``y in [oy + row*cs, oy + (row+1)*cs)``, i.e. rows grow with +y, columns with +x.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from chronotope.envs.render.camera import CameraIntrinsics
+from chronotope.maps.geometry import backproject_depth
+
+
+@dataclass
+class OccupancyConfig:
+    """Extent, resolution and height bands of the map."""
+
+    cell_size: float = 0.05
+    """Cell side, metres."""
+    shape: tuple[int, int] = (512, 512)
+    """Grid size (rows along y, columns along x)."""
+    origin: tuple[float, float] = (-12.8, -12.8)
+    """World (x, y) of the outer corner of cell [0, 0], metres."""
+    floor_z: float = 0.0
+    """World height of the floor, metres."""
+    floor_band: float = 0.05
+    """Points within this height of the floor count as floor (free) evidence, metres."""
+    obstacle_min_z: float = 0.1
+    """Lowest obstacle height above the floor, metres (below: floor clutter the agent steps over)."""
+    obstacle_max_z: float = 1.5
+    """Highest obstacle height above the floor, metres (above: ceiling, overhangs above the agent)."""
+    min_hits: int = 1
+    """Obstacle points needed before a cell counts as occupied."""
+    carve_free: bool = True
+    """Also mark free the cells a floor-hitting ray passed over (the ray crossed them inside the obstacle
+    band without hitting anything); without it only the sparse cells hit by floor pixels are free."""
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.cell_size) and self.cell_size > 0):
+            raise ValueError(f"cell_size must be a positive finite number, got {self.cell_size}")
+        if len(self.shape) != 2 or min(self.shape) < 1:
+            raise ValueError(f"shape must be two positive ints, got {self.shape}")
+        if not self.obstacle_min_z < self.obstacle_max_z:
+            raise ValueError(f"obstacle band [{self.obstacle_min_z}, {self.obstacle_max_z}] is empty")
+        if self.floor_band < 0 or self.min_hits < 1:
+            raise ValueError(f"floor_band must be >= 0 and min_hits >= 1, got {self.floor_band}, {self.min_hits}")
+
+
+@dataclass
+class IntegrateStats:
+    """Where the points of one integration went."""
+
+    n_points: int = 0
+    n_floor: int = 0
+    n_obstacle: int = 0
+    n_ignored: int = 0  # outside both height bands
+    n_outside_map: int = 0  # inside a band but outside the grid
+    n_nonfinite: int = 0
+
+
+class OccupancyMap:
+    """Hit-count occupancy grid with floor (free) evidence and the last semantic label per obstacle cell."""
+
+    def __init__(self, cfg: OccupancyConfig | None = None) -> None:
+        self.cfg = cfg or OccupancyConfig()
+        self.cell_size = float(self.cfg.cell_size)
+        self.origin = np.asarray(self.cfg.origin, np.float64)
+        self.shape = tuple(int(s) for s in self.cfg.shape)
+        self.clear()
+
+    def clear(self) -> None:
+        """Forgets everything."""
+        self.floor_hits = np.zeros(self.shape, np.int32)
+        self.obstacle_hits = np.zeros(self.shape, np.int32)
+        self.carved = np.zeros(self.shape, np.int32)  # floor rays that passed over each cell
+        self.semantic = np.zeros(self.shape, np.int32)  # 0 = unknown / no label
+
+    # ------------------------------------------------------------- conversion
+    def world_to_cell(self, xy: np.ndarray) -> np.ndarray:
+        """Cell indices ``(row, col)`` int64 ``[N, 2]`` of world points ``[N, 2]`` (or ``[N, 3]``, z ignored).
+
+        Points outside the grid get indices outside ``[0, shape)``; check with :meth:`in_bounds`.
+        """
+        xy = np.asarray(xy, np.float64).reshape(-1, np.shape(xy)[-1])[:, :2]
+        if not np.isfinite(xy).all():
+            raise ValueError("world_to_cell got NaN or inf coordinates")
+        cr = np.floor((xy - self.origin) / self.cell_size).astype(np.int64)  # (col, row)
+        return cr[:, ::-1].copy()
+
+    def cell_to_world(self, rc: np.ndarray) -> np.ndarray:
+        """World (x, y) float64 ``[N, 2]`` of the centres of cells ``(row, col)`` ``[N, 2]``."""
+        rc = np.asarray(rc, np.float64).reshape(-1, 2)
+        return self.origin + (rc[:, ::-1] + 0.5) * self.cell_size
+
+    def in_bounds(self, rc: np.ndarray) -> np.ndarray:
+        """Whether cells ``(row, col)`` ``[N, 2]`` lie in the grid: bool ``[N]``."""
+        rc = np.asarray(rc).reshape(-1, 2)
+        return (rc[:, 0] >= 0) & (rc[:, 0] < self.shape[0]) & (rc[:, 1] >= 0) & (rc[:, 1] < self.shape[1])
+
+    def cell_centers(self) -> np.ndarray:
+        """World (x, y) of every cell centre, float64 ``[rows, cols, 2]``."""
+        cols = self.origin[0] + (np.arange(self.shape[1]) + 0.5) * self.cell_size
+        rows = self.origin[1] + (np.arange(self.shape[0]) + 0.5) * self.cell_size
+        xx, yy = np.meshgrid(cols, rows)
+        return np.stack([xx, yy], axis=-1)
+
+    # ------------------------------------------------------------ integration
+    def integrate_points(
+        self, points: np.ndarray, labels: np.ndarray | None = None, sensor: np.ndarray | None = None
+    ) -> IntegrateStats:
+        """Adds world points ``[N, 3]`` (and optional int labels ``[N]``, 0 = none) as evidence.
+
+        With ``sensor`` (the camera position ``[3]``) and ``cfg.carve_free``, cells under the segment from the
+        sensor to each floor point are marked as passed over (free unless occupied).
+        """
+        pts = np.asarray(points, np.float64).reshape(-1, 3)
+        finite = np.isfinite(pts).all(axis=1)
+        stats = IntegrateStats(n_points=pts.shape[0], n_nonfinite=int((~finite).sum()))
+        if labels is not None:
+            labels = np.asarray(labels).reshape(-1)
+            if labels.shape[0] != pts.shape[0]:
+                raise ValueError(f"got {labels.shape[0]} labels for {pts.shape[0]} points")
+            labels = labels[finite]
+        pts = pts[finite]
+        c = self.cfg
+        h = pts[:, 2] - c.floor_z
+        floor = np.abs(h) <= c.floor_band
+        obst = (h >= c.obstacle_min_z) & (h <= c.obstacle_max_z)
+        stats.n_ignored = int((~floor & ~obst).sum())
+        rc = np.floor((pts[:, :2] - self.origin) / self.cell_size).astype(np.int64)[:, ::-1]
+        inside = self.in_bounds(rc)
+        stats.n_outside_map = int(((floor | obst) & ~inside).sum())
+        n_cells = self.shape[0] * self.shape[1]
+        flat = rc[:, 0] * self.shape[1] + rc[:, 1]
+        f = floor & inside
+        o = obst & inside
+        stats.n_floor, stats.n_obstacle = int(f.sum()), int(o.sum())
+        self.floor_hits += np.bincount(flat[f], minlength=n_cells).reshape(self.shape).astype(np.int32)
+        self.obstacle_hits += np.bincount(flat[o], minlength=n_cells).reshape(self.shape).astype(np.int32)
+        if sensor is not None and self.cfg.carve_free and f.any():
+            self._carve(np.asarray(sensor, np.float64).reshape(3)[:2], pts[f, :2])
+        if labels is not None:
+            lab = labels[o]
+            keep = lab != 0
+            # duplicates within one batch: one of them wins (numpy assigns in order, so the last)
+            self.semantic.reshape(-1)[flat[o][keep]] = lab[keep]
+        return stats
+
+    def _carve(self, start: np.ndarray, ends: np.ndarray) -> None:
+        """Counts the cells under 2D segments ``start -> ends [N, 2]`` (end cells excluded: hit directly)."""
+        step = self.cell_size / 2  # half-cell steps miss at most corner-clipped cells
+        length = np.linalg.norm(ends - start, axis=1)
+        n = int(np.ceil(length.max() / step)) if length.size else 0
+        if n < 1:
+            return
+        frac = np.arange(n, dtype=np.float64) / n  # [n]; excludes the end point
+        xy = start + frac[None, :, None] * (ends - start)[:, None, :]  # [N, n, 2]
+        keep = (frac[None, :] * length[:, None]) <= length[:, None] - step  # stay off the end cell
+        rc = np.floor((xy[keep] - self.origin) / self.cell_size).astype(np.int64)[:, ::-1]
+        rc = rc[self.in_bounds(rc)]
+        flat = np.unique(rc[:, 0] * self.shape[1] + rc[:, 1])  # one vote per frame per cell
+        self.carved.reshape(-1)[flat] += 1
+
+    def integrate_depth(
+        self,
+        depth: np.ndarray,
+        intrinsics: CameraIntrinsics,
+        cam_to_world: np.ndarray,
+        max_depth: float,
+        semantic: np.ndarray | None = None,
+    ) -> IntegrateStats:
+        """Back-projects a z-depth image ``[H, W(, 1)]`` (and optional ids ``[H, W(, 1)]``) into the map."""
+        pts, idx = backproject_depth(depth, intrinsics, cam_to_world, max_depth)
+        labels = None if semantic is None else np.asarray(semantic).reshape(-1)[idx]
+        return self.integrate_points(pts, labels, sensor=np.asarray(cam_to_world, np.float64)[:3, 3])
+
+    # ------------------------------------------------------------------ masks
+    @property
+    def occupied_mask(self) -> np.ndarray:
+        """Cells with at least ``min_hits`` obstacle points, bool ``[rows, cols]``."""
+        return self.obstacle_hits >= self.cfg.min_hits
+
+    @property
+    def observed_free_mask(self) -> np.ndarray:
+        """Cells seen as floor (hit by, or passed over by, a floor ray) and not occupied, bool ``[rows, cols]``."""
+        return ((self.floor_hits > 0) | (self.carved > 0)) & ~self.occupied_mask
+
+    @property
+    def explored_mask(self) -> np.ndarray:
+        """Cells with any evidence, bool ``[rows, cols]``."""
+        return (self.floor_hits > 0) | (self.carved > 0) | (self.obstacle_hits > 0)
+
+    # ------------------------------------------------------------------- crop
+    def crop(self, position: np.ndarray, yaw: float, size: int, rotate: bool = True) -> np.ndarray:
+        """Agent-centred crop, float32 ``[3, size, size]``: occupied, observed free, semantic id.
+
+        Crop pixel ``(r, c)`` shows the point ``forward = (size/2 - r - 0.5) * cs``,
+        ``left = (size/2 - c - 0.5) * cs`` from the agent: the heading points up (row 0) when ``rotate``;
+        otherwise world +x points up and +y left. Cells outside the grid read 0.
+        """
+        if size < 1:
+            raise ValueError(f"crop size must be >= 1, got {size}")
+        pos = np.asarray(position, np.float64).reshape(-1)[:2]
+        if not (np.isfinite(pos).all() and np.isfinite(yaw)):
+            raise ValueError(f"crop position/yaw must be finite, got {pos.tolist()}, {yaw}")
+        off = (size / 2.0 - np.arange(size) - 0.5) * self.cell_size
+        fwd, left = np.meshgrid(off, off, indexing="ij")  # [S, S] each
+        a = yaw if rotate else 0.0
+        ca, sa = math.cos(a), math.sin(a)
+        wx = pos[0] + ca * fwd - sa * left
+        wy = pos[1] + sa * fwd + ca * left
+        rc = self.world_to_cell(np.stack([wx, wy], axis=-1).reshape(-1, 2))
+        ok = self.in_bounds(rc)
+        out = np.zeros((3, size * size), np.float32)
+        r, c = rc[ok, 0], rc[ok, 1]
+        occ = self.occupied_mask
+        out[0, ok] = occ[r, c]
+        out[1, ok] = self.observed_free_mask[r, c]
+        out[2, ok] = self.semantic[r, c]
+        return out.reshape(3, size, size)
