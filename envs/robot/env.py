@@ -1,0 +1,347 @@
+"""RobotEnv: the shared MuJoCo core of the arm tasks (scene build, control, observations, rendering).
+
+A task subclasses :class:`RobotEnv`, declares its config dataclass and fills the hooks:
+
+* ``_build(spec)``: add task bodies to the ``MjSpec`` of the shared scene (once, at construction);
+* ``_initialize_episode()``: place objects / sample cues with ``self.np_random`` (every reset);
+* ``_update_scene()``: per-step scene changes driven by the step counter (cue lamps, distractors);
+* ``_task_obs_spaces(state)`` / ``_task_obs(state)``: extra observation keys;
+* ``_evaluate()``: -> (terminated, reward terms, measures) after each step.
+
+The reward is the sum of the named terms; each is reported as ``info["reward_<name>"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from chronotope.envs.robot import arm_constants as C
+from chronotope.envs.robot.controllers import DLSIKController, JointPositionController
+
+CONTROL_MODES = ("ee_delta", "joint")
+OBS_MODES = ("state", "rgbd")
+IMAGE_SIZES = (64, 128)
+
+
+@dataclass
+class RobotEnvConfig:
+    """Options every robot task accepts as ``gymnasium.make`` kwargs (all JSON-serialisable)."""
+
+    control_mode: str = "ee_delta"
+    """``ee_delta``: action [4] = (dx, dy, dz) in [-1, 1] scaled by ``max_ee_step`` + gripper;
+    ``joint``: action [7] = 6 joint targets normalised to the joint ranges + gripper. Gripper -1 open, +1 closed."""
+    obs_mode: str = "state"
+    """``state``: proprioception, object poses, task vectors (cue while lit); ``rgbd``: proprioception plus
+    front and wrist camera RGB, depth (metres) and segmentation (body ids)."""
+    image_size: int = 64
+    """Square camera resolution for ``rgbd`` (64 or 128)."""
+    frame_skip: int = 20
+    """Physics substeps (2 ms each) per env step: 20 -> 25 Hz control."""
+    max_ee_step: float = 0.03
+    """End-effector displacement (m) commanded by a full-scale ``ee_delta`` action in one env step."""
+    init_joint_noise: float = 0.02
+    """Uniform noise (rad) added to the home joint angles at reset."""
+
+    def __post_init__(self) -> None:
+        if self.control_mode not in CONTROL_MODES:
+            raise ValueError(f"control_mode={self.control_mode!r}; expected one of {CONTROL_MODES}")
+        if self.obs_mode not in OBS_MODES:
+            raise ValueError(f"obs_mode={self.obs_mode!r}; expected one of {OBS_MODES}")
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size={self.image_size!r}; expected one of {IMAGE_SIZES}")
+        if not (isinstance(self.frame_skip, int) and self.frame_skip >= 1):
+            raise ValueError(f"frame_skip={self.frame_skip!r}; expected a positive int")
+        if not 0.0 < self.max_ee_step <= 0.1:
+            raise ValueError(f"max_ee_step={self.max_ee_step!r}; expected in (0, 0.1] m")
+        if not 0.0 <= self.init_joint_noise <= 0.2:
+            raise ValueError(f"init_joint_noise={self.init_joint_noise!r}; expected in [0, 0.2] rad")
+
+
+def make_config(cls: type, kwargs: dict[str, Any]) -> Any:
+    """Builds config ``cls`` from kwargs; unknown names raise ValueError naming them."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"unknown kwarg(s) {unknown} for {cls.__name__}; known: {sorted(known)}")
+    return cls(**kwargs)
+
+
+def _box(shape: tuple[int, ...], low: float = -np.inf, high: float = np.inf) -> spaces.Box:
+    return spaces.Box(low=low, high=high, shape=shape, dtype=np.float32)
+
+
+class RobotEnv(gym.Env):
+    """Base class of the arm tasks; not registered itself (see the task modules for task sheets).
+
+    Observations (``state`` mode, a Dict of float32 arrays):
+        joint_pos [6], joint_vel [6] (rad, rad/s), gripper_width [1] (m between pads), ee_pos [3] (m),
+        ee_quat [4] (w, x, y, z), plus the task's keys (object poses, goals, cue, phase).
+    Observations (``rgbd`` mode): the proprioceptive keys above, the task's non-privileged keys, and per camera
+        ``<cam>_rgb`` [H, W, 3] uint8, ``<cam>_depth`` [H, W, 1] float32 metres (0 where no surface is hit),
+        ``<cam>_seg`` [H, W, 1] int32 body ids (0 = world/background), for cam in (front, wrist).
+        The cue panel and go lamp are visible in the front camera; MUJOCO_GL must be set (this package sets
+        ``egl`` by default) before mujoco is first imported.
+    Actions: see :class:`RobotEnvConfig.control_mode`; values outside [-1, 1] or non-finite raise ValueError.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
+    Config: ClassVar[type] = RobotEnvConfig
+    reward_terms: ClassVar[tuple[str, ...]] = ()
+    """Names of the reward terms this task reports (``info["reward_<name>"]``)."""
+    privileged_keys: ClassVar[tuple[str, ...]] = ()
+    """Task observation keys that exist only in ``state`` mode (e.g. object poses, the cue channel)."""
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r}; expected None or 'rgb_array'")
+        self.render_mode = render_mode
+        self.cfg = make_config(self.Config, kwargs)
+
+        spec = mujoco.MjSpec.from_file(str(C.SCENE_XML))
+        self._build(spec)
+        self.model: mujoco.MjModel = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        self.dt = m.opt.timestep * self.cfg.frame_skip
+
+        self._arm_qadr = np.array([m.joint(n).qposadr[0] for n in C.ARM_JOINTS])
+        self._arm_dadr = np.array([m.joint(n).dofadr[0] for n in C.ARM_JOINTS])
+        self._finger_qadr = np.array([m.joint(n).qposadr[0] for n in C.FINGER_JOINTS])
+        self._arm_act = np.array([m.actuator(n).id for n in C.ARM_ACTUATORS])
+        self._grip_act = m.actuator(C.GRIPPER_ACTUATOR).id
+        self._tcp = m.site(C.TCP_SITE).id
+        self._cue_geom = m.geom(C.CUE_PANEL_GEOM).id
+        self._go_geom = m.geom(C.GO_LAMP_GEOM).id
+        self._pad_geoms = np.array([m.geom(n).id for n in C.FINGER_PADS])
+        self._joint_ctrl = JointPositionController(m)
+        self._ik = DLSIKController(m)
+
+        n_act = 4 if self.cfg.control_mode == "ee_delta" else 7
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
+        state_spaces = {
+            "joint_pos": _box((6,)),
+            "joint_vel": _box((6,)),
+            "gripper_width": _box((1,)),
+            "ee_pos": _box((3,)),
+            "ee_quat": _box((4,), -1.0, 1.0),
+        }
+        task_spaces = self._task_obs_spaces()
+        if self.cfg.obs_mode == "state":
+            obs_spaces = {**state_spaces, **task_spaces}
+        else:
+            obs_spaces = {**state_spaces, **{k: v for k, v in task_spaces.items() if k not in self.privileged_keys}}
+            s = self.cfg.image_size
+            for cam in ("front", "wrist"):
+                obs_spaces[f"{cam}_rgb"] = spaces.Box(0, 255, (s, s, 3), np.uint8)
+                obs_spaces[f"{cam}_depth"] = spaces.Box(0.0, np.inf, (s, s, 1), np.float32)
+                obs_spaces[f"{cam}_seg"] = spaces.Box(0, m.nbody - 1, (s, s, 1), np.int32)
+        self.observation_space = spaces.Dict(obs_spaces)
+
+        self._renderer: Any = None
+        self._step_count = 0
+        self._q_cmd = C.HOME_QPOS.copy()
+        self._ee_target = np.zeros(3)
+        self._grip_cmd = C.GRIPPER_OPEN
+
+    # ----------------------------------------------------------------------------------------- task hooks
+    def _build(self, spec: mujoco.MjSpec) -> None:
+        """Adds task bodies to the scene spec (called once, before compiling)."""
+
+    def _initialize_episode(self) -> None:
+        """Samples the episode (object poses, cues) with ``self.np_random``; arm is already at home."""
+
+    def _update_scene(self) -> None:
+        """Per-step scene changes (lamps, distractors), called after reset and after each physics step."""
+
+    def _task_obs_spaces(self) -> dict[str, spaces.Box]:
+        return {}
+
+    def _task_obs(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
+        """Returns (terminated, reward terms, measures incl. ``success``) for the current state."""
+        return False, {}, {"success": False}
+
+    # ----------------------------------------------------------------------------------------- helpers
+    @property
+    def ee_pos(self) -> np.ndarray:
+        """Tool centre point position [3] (m, world frame)."""
+        return self.data.site_xpos[self._tcp].copy()
+
+    @property
+    def step_count(self) -> int:
+        """Env steps taken since the last reset."""
+        return self._step_count
+
+    def gripper_width(self) -> float:
+        """Gap between the finger pads (m)."""
+        return float(self.data.qpos[self._finger_qadr].sum())
+
+    def set_free_body_pose(self, joint_name: str, pos: np.ndarray, quat: np.ndarray | None = None) -> None:
+        """Teleports a free-jointed body and zeroes its velocity (call ``mj_forward`` afterwards)."""
+        j = self.model.joint(joint_name)
+        a, v = j.qposadr[0], j.dofadr[0]
+        self.data.qpos[a : a + 3] = pos
+        self.data.qpos[a + 3 : a + 7] = (1.0, 0.0, 0.0, 0.0) if quat is None else quat
+        self.data.qvel[v : v + 6] = 0.0
+
+    def free_body_pose(self, joint_name: str) -> np.ndarray:
+        """Position and quaternion [7] of a free-jointed body."""
+        a = self.model.joint(joint_name).qposadr[0]
+        return self.data.qpos[a : a + 7].copy()
+
+    def in_contact(self, geoms_a: np.ndarray, geom_b: int) -> bool:
+        """Whether any geom of ``geoms_a`` touches ``geom_b`` in the current contact list."""
+        d = self.data
+        if d.ncon == 0:
+            return False
+        g1, g2 = d.contact.geom1[: d.ncon], d.contact.geom2[: d.ncon]
+        return bool(np.any((np.isin(g1, geoms_a) & (g2 == geom_b)) | (np.isin(g2, geoms_a) & (g1 == geom_b))))
+
+    def set_cue_rgba(self, rgba: np.ndarray | tuple[float, ...]) -> None:
+        self.model.geom_rgba[self._cue_geom] = rgba
+
+    def set_go_lamp(self, on: bool) -> None:
+        self.model.geom_rgba[self._go_geom] = C.GO_ON_RGBA if on else C.GO_OFF_RGBA
+
+    # ----------------------------------------------------------------------------------------- gym API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        noise = self.np_random.uniform(-self.cfg.init_joint_noise, self.cfg.init_joint_noise, size=6)
+        q0 = C.HOME_QPOS + noise
+        d.qpos[self._arm_qadr] = q0
+        d.qpos[self._finger_qadr] = C.GRIPPER_OPEN
+        self._q_cmd = q0.copy()
+        self._grip_cmd = C.GRIPPER_OPEN
+        d.ctrl[self._arm_act] = q0
+        d.ctrl[self._grip_act] = C.GRIPPER_OPEN
+        self._step_count = 0
+        self.set_cue_rgba(C.CUE_OFF_RGBA)
+        self.set_go_lamp(False)
+        self._initialize_episode()
+        mujoco.mj_forward(m, d)
+        self._ee_target = self.ee_pos
+        self._update_scene()
+        mujoco.mj_forward(m, d)
+        _, _, measures = self._evaluate()
+        return self._get_obs(), {**measures}
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        a = self._check_action(action)
+        m, d = self.model, self.data
+        self._grip_cmd = C.GRIPPER_OPEN * 0.5 * (1.0 - float(a[-1]))
+        if self.cfg.control_mode == "ee_delta":
+            target = self._ee_target + a[:3] * self.cfg.max_ee_step
+            target = np.clip(target, C.WORKSPACE_LOW, C.WORKSPACE_HIGH)
+            # Bound how far the target may lead the hand, so a blocked arm does not wind up a large command.
+            ee = self.ee_pos
+            self._ee_target = ee + np.clip(target - ee, -0.06, 0.06)
+            self._q_cmd = self._ik.solve(self._q_cmd, self._ee_target)
+        else:
+            self._q_cmd = self._joint_ctrl.targets(a[:6])
+        d.ctrl[self._arm_act] = self._q_cmd
+        d.ctrl[self._grip_act] = self._grip_cmd
+        mujoco.mj_step(m, d, nstep=self.cfg.frame_skip)
+        if not np.all(np.isfinite(d.qpos)):
+            raise RuntimeError(f"physics diverged at step {self._step_count} (qpos={d.qpos})")
+        self._step_count += 1
+        self._update_scene()
+        mujoco.mj_forward(m, d)
+        terminated, terms, measures = self._evaluate()
+        reward = float(sum(terms.values()))
+        info = {**measures, **{f"reward_{k}": float(v) for k, v in terms.items()}}
+        return self._get_obs(), reward, terminated, False, info
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action shape {a.shape}; expected {self.action_space.shape} (action={action!r})")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action has non-finite entries: {a.tolist()}")
+        if np.any(a < -1.0) or np.any(a > 1.0):
+            raise ValueError(f"action out of range [-1, 1]: {a.tolist()}")
+        return a
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        d = self.data
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, d.site_xmat[self._tcp])
+        obs = {
+            "joint_pos": d.qpos[self._arm_qadr],
+            "joint_vel": d.qvel[self._arm_dadr],
+            "gripper_width": np.array([self.gripper_width()]),
+            "ee_pos": d.site_xpos[self._tcp],
+            "ee_quat": quat,
+            **self._task_obs(),
+        }
+        if self.cfg.obs_mode == "rgbd":
+            obs = {k: v for k, v in obs.items() if k not in self.privileged_keys}
+            obs.update(self._render_cameras())
+        return {
+            k: np.asarray(v, dtype=self.observation_space[k].dtype).reshape(self.observation_space[k].shape)
+            for k, v in obs.items()
+        }
+
+    # ----------------------------------------------------------------------------------------- rendering
+    def _get_renderer(self) -> Any:
+        if self._renderer is None:
+            s = self.cfg.image_size if self.cfg.obs_mode == "rgbd" else 128
+            self._renderer = mujoco.Renderer(self.model, s, s)
+        return self._renderer
+
+    def _render_cameras(self) -> dict[str, np.ndarray]:
+        r = self._get_renderer()
+        out: dict[str, np.ndarray] = {}
+        for key, cam in (("front", C.FRONT_CAMERA), ("wrist", C.WRIST_CAMERA)):
+            r.update_scene(self.data, camera=cam)
+            out[f"{key}_rgb"] = r.render().copy()
+            r.enable_segmentation_rendering()
+            seg = r.render()  # [H, W, 2]: (object id, object type); -1 where nothing is hit
+            r.disable_segmentation_rendering()
+            r.enable_depth_rendering()
+            depth = r.render()  # linear depth, metres
+            r.disable_depth_rendering()
+            hit = seg[..., 0] >= 0
+            is_geom = hit & (seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM))
+            body = np.where(is_geom, self.model.geom_bodyid[np.maximum(seg[..., 0], 0)], 0)
+            out[f"{key}_depth"] = np.where(hit, depth, 0.0)[..., None].astype(np.float32)  # 0 = no return (sky)
+            out[f"{key}_seg"] = body[..., None].astype(np.int32)
+        return out
+
+    def render(self) -> np.ndarray | None:
+        """Front camera RGB [H, W, 3] uint8 when ``render_mode='rgb_array'``."""
+        if self.render_mode != "rgb_array":
+            return None
+        r = self._get_renderer()
+        r.update_scene(self.data, camera=C.FRONT_CAMERA)
+        return r.render().copy()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # The GL renderer cannot be pickled; it is rebuilt on first use after unpickling.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_renderer"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The resolved config as a JSON-serialisable dict."""
+        return dataclasses.asdict(self.cfg)

@@ -1,0 +1,30 @@
+"""Registers the robot task ids with gymnasium; imports neither MuJoCo nor the env modules."""
+
+from __future__ import annotations
+
+ROBOT_ENV_SPECS: dict[str, dict] = {
+    "chronotope/Reach-v0": {"entry_point": "chronotope.envs.robot.tasks.reach:ReachEnv", "max_episode_steps": 50},
+    "chronotope/PickPlace-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.pick_place:PickPlaceEnv",
+        "max_episode_steps": 120,
+    },
+    "chronotope/CueRecallPick-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.cue_recall:CueRecallPickEnv",
+        "max_episode_steps": 120,
+    },
+    "chronotope/CountPress-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.count_press:CountPressEnv",
+        "max_episode_steps": 150,
+    },
+}
+"""Task id -> registration arguments (string entry points, so registering imports nothing heavy)."""
+
+
+def register_robot_envs() -> list[str]:
+    """Registers every robot id that is not registered yet (idempotent); returns the ids."""
+    import gymnasium
+
+    for env_id, spec in ROBOT_ENV_SPECS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, **spec)
+    return list(ROBOT_ENV_SPECS)

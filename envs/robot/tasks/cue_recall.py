@@ -1,0 +1,144 @@
+"""chronotope/CueRecallPick-v0: remember a colour cue across a delay, then lift the block of that colour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from chronotope.envs.robot import arm_constants as C
+from chronotope.envs.robot.env import RobotEnv, RobotEnvConfig
+from chronotope.envs.robot.tasks.common import BLOCK_HALF, add_block, sample_separated_xy
+
+COLOUR_NAMES = tuple(C.PALETTE)
+PHASES = ("cue", "delay", "response")
+
+
+@dataclass
+class CueRecallPickConfig(RobotEnvConfig):
+    """CueRecallPick options (plus :class:`RobotEnvConfig`)."""
+
+    num_colors: int = 3
+    """Number of blocks / candidate cue colours (3..5); chance level is 1 / num_colors."""
+    cue_steps: int = 5
+    """Env steps the cue panel shows the cued colour, from the first observation on."""
+    delay_steps: int = 20
+    """Env steps between the cue turning off and the response phase (go lamp on)."""
+    shuffle_at_response: bool = True
+    """Re-place all blocks at random when the response phase starts, so a hand parked over the cued block
+    during the cue does not carry the answer through the delay."""
+    distractor: bool = False
+    """During the delay, teleport the blocks to new random places every ``distractor_period`` steps."""
+    distractor_period: int = 5
+    lift_height: float = 0.08
+    """Height (m) of a block's bottom above the table that counts as lifted."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (isinstance(self.num_colors, int) and 3 <= self.num_colors <= len(COLOUR_NAMES)):
+            raise ValueError(f"num_colors={self.num_colors!r}; expected an int in [3, {len(COLOUR_NAMES)}]")
+        if not (isinstance(self.cue_steps, int) and self.cue_steps >= 1):
+            raise ValueError(f"cue_steps={self.cue_steps!r}; expected a positive int")
+        if not (isinstance(self.delay_steps, int) and self.delay_steps >= 0):
+            raise ValueError(f"delay_steps={self.delay_steps!r}; expected a non-negative int")
+        if not (isinstance(self.distractor_period, int) and self.distractor_period >= 1):
+            raise ValueError(f"distractor_period={self.distractor_period!r}; expected a positive int")
+        if not 0.02 <= self.lift_height <= 0.25:
+            raise ValueError(f"lift_height={self.lift_height!r}; expected in [0.02, 0.25] m")
+
+
+class CueRecallPickEnv(RobotEnv):
+    """**CueRecallPick** (memory): the cue panel shows one of ``num_colors`` colours for the first ``cue_steps``
+    steps and then turns grey; after ``delay_steps`` more steps the go lamp lights and the arm must lift the
+    block of the cued colour.
+
+    Randomisations: cued colour uniform over ``num_colors``; block xy uniform in x [0.35, 0.6], y [-0.2, 0.2] m,
+    >= 0.09 m apart (re-drawn at the response if ``shuffle_at_response``, and during the delay if
+    ``distractor``); home joints +- noise.
+    Observations (``state``): base keys + ``object_pose`` [num_colors, 7] (row k = block of colour k, in
+        ``arm_constants.PALETTE`` order), ``cue`` [num_colors] one-hot of the cued colour *only while the cue is
+        lit* (zeros afterwards), ``phase`` [3] one-hot (cue, delay, response). ``rgbd`` withholds
+        ``object_pose`` and ``cue``: the colour is seen on the panel, the blocks in the cameras.
+    Actions: see :class:`RobotEnvConfig`.
+    Success: in the response phase, the cued block's bottom rises ``lift_height`` above the table while every
+        other block stays below half of it. Lifting a wrong block (any phase) or any block before the response
+        phase ends the episode as a failure.
+    Reward terms: ``success`` = +1 on success; ``failure`` = -1 on a wrong or early lift. (No shaping towards
+        the cued block: it would leak the cue through the reward.)
+    Measures: ``success``, ``wrong_lift``, ``early_lift``, ``cued_color`` (int), ``phase`` (str).
+    """
+
+    Config: ClassVar[type] = CueRecallPickConfig
+    reward_terms: ClassVar[tuple[str, ...]] = ("success", "failure")
+    privileged_keys: ClassVar[tuple[str, ...]] = ("object_pose", "cue")
+
+    def _build(self, spec: mujoco.MjSpec) -> None:
+        self.colours = COLOUR_NAMES[: self.cfg.num_colors]
+        for k, name in enumerate(self.colours):
+            add_block(spec, f"block_{name}", C.PALETTE[name], pos=(0.4, -0.2 + 0.1 * k, BLOCK_HALF))
+
+    def _place_blocks(self) -> None:
+        xy = sample_separated_xy(self.np_random, self.cfg.num_colors, 0.09)
+        for name, p in zip(self.colours, xy):
+            self.set_free_body_pose(f"block_{name}", np.array([*p, BLOCK_HALF]))
+
+    def _initialize_episode(self) -> None:
+        self.cued = int(self.np_random.integers(self.cfg.num_colors))
+        self._place_blocks()
+
+    @property
+    def phase(self) -> str:
+        t = self.step_count
+        if t < self.cfg.cue_steps:
+            return "cue"
+        if t < self.cfg.cue_steps + self.cfg.delay_steps:
+            return "delay"
+        return "response"
+
+    def _update_scene(self) -> None:
+        t, c = self.step_count, self.cfg
+        phase = self.phase
+        self.set_cue_rgba(C.PALETTE[self.colours[self.cued]] if phase == "cue" else C.CUE_OFF_RGBA)
+        self.set_go_lamp(phase == "response")
+        if t == c.cue_steps + c.delay_steps and c.shuffle_at_response and t > 0:
+            self._place_blocks()
+        elif phase == "delay" and c.distractor and (t - c.cue_steps) % c.distractor_period == 0:
+            self._place_blocks()
+
+    def _task_obs_spaces(self) -> dict[str, spaces.Box]:
+        n = self.cfg.num_colors
+        return {
+            "object_pose": spaces.Box(-np.inf, np.inf, (n, 7), np.float32),
+            "cue": spaces.Box(0.0, 1.0, (n,), np.float32),
+            "phase": spaces.Box(0.0, 1.0, (3,), np.float32),
+        }
+
+    def _task_obs(self) -> dict[str, np.ndarray]:
+        cue = np.zeros(self.cfg.num_colors)
+        if self.phase == "cue":
+            cue[self.cued] = 1.0
+        phase = np.zeros(3)
+        phase[PHASES.index(self.phase)] = 1.0
+        poses = np.stack([self.free_body_pose(f"block_{n}") for n in self.colours])
+        return {"object_pose": poses, "cue": cue, "phase": phase}
+
+    def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
+        bottoms = np.array([self.free_body_pose(f"block_{n}")[2] - BLOCK_HALF for n in self.colours])
+        lifted = bottoms > self.cfg.lift_height
+        others = np.delete(bottoms, self.cued)
+        response = self.phase == "response"
+        early = bool(lifted.any() and not response)
+        wrong = bool(response and np.delete(lifted, self.cued).any())
+        success = bool(response and lifted[self.cued] and np.all(others < 0.5 * self.cfg.lift_height))
+        terms = {"success": 1.0 if success else 0.0, "failure": -1.0 if (early or wrong) else 0.0}
+        measures = {
+            "success": success,
+            "wrong_lift": wrong,
+            "early_lift": early,
+            "cued_color": self.cued,
+            "phase": self.phase,
+        }
+        return success or early or wrong, terms, measures

@@ -1,0 +1,237 @@
+"""Robot env throughput: env steps/s in ``state`` and ``rgbd`` modes, and batched physics with MuJoCo Warp.
+
+Part 1 steps single ``RobotEnv`` instances with random actions (IK, physics, observations; rgbd adds 2 cameras x
+rgb/depth/segmentation through ``mujoco.Renderer``). Part 2 steps the PickPlace scene N ways, for N in
+``n_worlds``: N ``RobotEnv.step`` calls, N ``MjData`` with ``mujoco.mj_step`` (physics only), and one MuJoCo Warp
+``Data`` with N worlds on warp's CPU device (physics only). Ratios are against the N-``MjData`` baseline measured
+in the same run. Timings on a shared machine are noisy; the medians over ``repeat`` samples are reported.
+
+    python -m chronotope.scripts.bench.robot --quick
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Config:
+    """Robot benchmark options."""
+
+    quick: bool = False
+    """Small run for smoke tests: N in (1, 16), few repeats, 64 px only."""
+    task: str = "chronotope/PickPlace-v0"
+    """Task whose scene is used for the batched comparison (it has a free block and contacts)."""
+    n_worlds: tuple[int, ...] = (1, 16, 64)
+    """Batch sizes for the batched comparison."""
+    image_sizes: tuple[int, ...] = (64, 128)
+    """Camera resolutions timed in rgbd mode."""
+    env_steps: int = 100
+    """Env steps per timing sample in part 1."""
+    batch_env_steps: int = 5
+    """Env steps (of ``frame_skip`` physics steps) per timing sample in part 2."""
+    repeat: int = 5
+    """Timing samples (median reported)."""
+    warp_device: str = "cpu"
+    """Warp device for MuJoCo Warp (``cpu`` here; ``cuda:0`` where a GPU exists)."""
+    out_dir: str = "runs/bench"
+    """Where ``robot.json`` / ``robot.md`` are written."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes copied into the results file."""
+
+
+def _env_steps_per_s(env_id: str, steps: int, repeat: int, **kwargs: Any) -> tuple[float, float]:
+    import gymnasium as gym
+
+    from chronotope.scripts.bench.common import timeit
+
+    env = gym.make(env_id, **kwargs).unwrapped  # no time limit: we reset on termination ourselves
+    env.action_space.seed(0)
+    env.reset(seed=0)
+
+    def run_steps() -> None:
+        for _ in range(steps):
+            _, _, term, _, _ = env.step(env.action_space.sample())
+            if term:
+                env.reset()
+
+    t = timeit(run_steps, warmup=1, repeat=repeat)
+    env.close()
+    return steps / t.median, t.spread / t.median
+
+
+def run(cfg: Config) -> dict:
+    # Imported first: the package sets MUJOCO_GL=egl, which must precede the first ``import mujoco``.
+    from chronotope.envs.robot.registration import register_robot_envs  # isort: skip
+    import mujoco
+    import numpy as np
+
+    from chronotope.scripts.bench.common import machine_info, print_table, timeit, write_results
+
+    ids = register_robot_envs()
+    if cfg.quick:
+        cfg.n_worlds = tuple(n for n in cfg.n_worlds if n <= 16) or (1,)
+        cfg.image_sizes = (64,)
+        cfg.env_steps, cfg.repeat, cfg.batch_env_steps = 30, 3, 2
+    results: dict[str, Any] = {"config": cfg, "machine": machine_info()}
+    md = ""
+
+    # ---------------------------------------------------------------- part 1: single env steps/s
+    rows, single = [], {}
+    base = None
+    for env_id in ids:
+        sps, rel = _env_steps_per_s(env_id, cfg.env_steps, cfg.repeat)
+        base = base or sps
+        rows.append([env_id, "state", "-", sps, sps / base, rel])
+        single[f"{env_id}|state"] = sps
+    for size in cfg.image_sizes:
+        sps, rel = _env_steps_per_s(cfg.task, max(10, cfg.env_steps // 5), cfg.repeat, obs_mode="rgbd", image_size=size)
+        rows.append([cfg.task, "rgbd", size, sps, sps / base, rel])
+        single[f"{cfg.task}|rgbd{size}"] = sps
+    md += print_table(
+        "Robot env steps/s (one env, random actions, 25 Hz control = 20 physics steps)",
+        ["task", "obs", "px", "env steps/s", f"x vs {ids[0]} state", "IQR/median"],
+        rows,
+    )
+    results["single_env_steps_per_s"] = single
+
+    # ---------------------------------------------------------------- part 2: batched physics
+    import gymnasium as gym
+
+    env = gym.make(cfg.task).unwrapped
+    env.reset(seed=0)
+    mjm, frame_skip = env.model, env.cfg.frame_skip
+    rng = np.random.default_rng(0)
+    batch_rows, batch = [], {}
+    warp_error: str | None = None
+    try:
+        import mujoco_warp as mjw
+        import warp as wp
+
+        wp.config.quiet = True
+    except ImportError as e:  # pragma: no cover - reported, not hidden
+        warp_error = f"import failed: {e}"
+
+    for n in cfg.n_worlds:
+        ctrls = np.repeat(env.data.ctrl[None], n, 0)
+        ctrls[:, :6] += rng.uniform(-0.3, 0.3, size=(n, 6))  # each world swings its arm differently
+
+        # (a) N full envs (IK + physics + observations)
+        envs = [gym.make(cfg.task).unwrapped for _ in range(n)]
+        for i, e in enumerate(envs):
+            e.reset(seed=i)
+        acts = rng.uniform(-1, 1, size=(n, 4)).astype(np.float32)
+
+        def step_envs(envs=envs, acts=acts) -> None:
+            for _ in range(cfg.batch_env_steps):
+                for e, a in zip(envs, acts):
+                    _, _, term, _, _ = e.step(a)
+                    if term:
+                        e.reset()
+
+        t_env = timeit(step_envs, warmup=1, repeat=cfg.repeat)
+
+        # (b) N MjData stepped by mujoco (physics only): the baseline
+        datas = []
+        for i in range(n):
+            d = mujoco.MjData(mjm)
+            d.qpos[:], d.qvel[:], d.ctrl[:] = env.data.qpos, env.data.qvel, ctrls[i]
+            mujoco.mj_forward(mjm, d)
+            datas.append(d)
+
+        def step_mujoco(datas=datas) -> None:
+            for _ in range(cfg.batch_env_steps):
+                for d in datas:
+                    mujoco.mj_step(mjm, d, nstep=frame_skip)
+
+        t_mj = timeit(step_mujoco, warmup=1, repeat=cfg.repeat)
+        mj_sps = n * cfg.batch_env_steps / t_mj.median
+        row_env = n * cfg.batch_env_steps / t_env.median
+        entry: dict[str, Any] = {"env_loop_env_steps_per_s": row_env, "mujoco_env_steps_per_s": mj_sps}
+
+        # (c) MuJoCo Warp, N worlds in one Data
+        warp_sps = float("nan")
+        if warp_error is None:
+            try:
+                with wp.ScopedDevice(cfg.warp_device):
+                    m_w = mjw.put_model(mjm)
+                    d0 = mujoco.MjData(mjm)
+                    d0.qpos[:], d0.qvel[:] = env.data.qpos, env.data.qvel
+                    mujoco.mj_forward(mjm, d0)
+                    d_w = mjw.put_data(mjm, d0, nworld=n, nconmax=64 * n, njmax=256)
+                    d_w.ctrl.assign(wp.array(ctrls.astype(np.float32), dtype=float))
+                    t0 = time.perf_counter()
+                    mjw.step(m_w, d_w)  # compiles the kernels on first use (cached on disk afterwards)
+                    wp.synchronize()
+                    entry["warp_first_step_s"] = time.perf_counter() - t0
+
+                    def step_warp(m_w=m_w, d_w=d_w) -> None:
+                        for _ in range(cfg.batch_env_steps * frame_skip):
+                            mjw.step(m_w, d_w)
+                        wp.synchronize()
+
+                    t_w = timeit(step_warp, warmup=1, repeat=cfg.repeat)
+                    warp_sps = n * cfg.batch_env_steps / t_w.median
+                    # Agreement check: world 0 against mujoco stepping the same state and control.
+                    d_ref = mujoco.MjData(mjm)
+                    d_ref.qpos[:], d_ref.qvel[:], d_ref.ctrl[:] = env.data.qpos, env.data.qvel, ctrls[0]
+                    d_chk = mjw.put_data(mjm, d_ref, nworld=1, nconmax=64, njmax=256)
+                    for _ in range(frame_skip * 10):
+                        mjw.step(m_w, d_chk)
+                    mujoco.mj_step(mjm, d_ref, nstep=frame_skip * 10)
+                    wp.synchronize()
+                    arm = slice(0, 6)
+                    entry["warp_vs_mujoco_arm_qpos_maxdiff_after_10_env_steps"] = float(
+                        np.abs(d_chk.qpos.numpy()[0, arm] - d_ref.qpos[arm]).max()
+                    )
+            except Exception as e:  # noqa: BLE001 - the benchmark reports why the batched path did not run
+                warp_error = f"{type(e).__name__}: {e}"
+        entry["warp_env_steps_per_s"] = warp_sps
+        batch[n] = entry
+        batch_rows.append(
+            [
+                n,
+                row_env,
+                mj_sps,
+                warp_sps,
+                warp_sps / mj_sps,
+                row_env / mj_sps,
+                entry.get("warp_first_step_s", float("nan")),
+                entry.get("warp_vs_mujoco_arm_qpos_maxdiff_after_10_env_steps", float("nan")),
+            ]
+        )
+    md += print_table(
+        f"Batched {cfg.task} scene, env steps/s over all worlds (1 env step = {frame_skip} physics steps); "
+        f"MuJoCo Warp on '{cfg.warp_device}'",
+        [
+            "N",
+            "N RobotEnv.step",
+            "N mujoco MjData (baseline)",
+            "mjwarp N worlds",
+            "mjwarp / baseline",
+            "RobotEnv / baseline",
+            "mjwarp 1st step s",
+            "arm qpos diff",
+        ],
+        batch_rows,
+    )
+    if warp_error:
+        md += f"\nMuJoCo Warp did not run: {warp_error}\n"
+        print("MuJoCo Warp did not run:", warp_error)
+    results["batched"] = batch
+    results["warp_error"] = warp_error
+    results["extra"] = cfg.extra
+    md += (
+        "\nTimings were taken on a machine shared with other jobs (2 cores); medians of "
+        f"{cfg.repeat} samples. Ratios compare runs measured in this same process.\n"
+    )
+    write_results("robot", results, md, cfg.out_dir)
+    return results
+
+
+if __name__ == "__main__":
+    import tyro
+
+    run(tyro.cli(Config))
