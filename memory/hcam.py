@@ -1,0 +1,439 @@
+"""HCAM: Hierarchical Chunk Attention Memory (Lampinen et al. 2021, "Towards mental time travel").
+
+Follows ``shared/specs/hcam.md``. Each layer of a small pre-LN transformer-style stack owns a chunked memory of
+its *own past inputs* (the layer-normalised stream entering its HCAM block):
+
+* **write** (every step, after the read): append the layer input to an accumulator; once ``chunk_size`` (C)
+  steps are collected push the chunk into ``contents`` with key = mean over its C steps (no normalisation);
+  a ring buffer of ``capacity`` (M) slots evicts the oldest chunk first (FIFO). An episode start clears that
+  row's memory and accumulator before the step is read. Stored memory carries no gradient.
+* **read** (:class:`HCAMAttention`): q = x W_q, k = stopgrad(keys) W_k; logits q k^T / sqrt(F), masked
+  slots -1e6; hard top-k over the M chunk summaries; softmax over the k selected logits gives relevance w;
+  one shared multi-head attention reads each selected chunk (query = raw x, key = value = chunk contents
+  plus a sinusoidal position code over the C positions, descending C-1..0, gradient stopped); the
+  relevance-weighted sum is added to the residual stream.
+
+A query reads only chunks completed at earlier steps (the chunk in the accumulator is not yet memory), and a
+row whose memory is empty reads zeros (the spec leaves this case open; softmax over only masked slots would
+otherwise return a uniform mix of empty chunks).
+
+Whole sequences are processed in parallel: the writes of a call are fully determined by the layer inputs and
+the episode starts, so every chunk completed during the call is built up front and each query gets a mask of
+the chunks it may see (written before it, same episode, not yet evicted). A call with T = 1 runs the same code,
+so step-by-step equals whole-sequence by construction of the masks, and the test suite checks it.
+
+Hyperparameters of the paper are not public; the defaults (D = 32, H = 2, C = 8, k = 4, M = 32, 2 layers)
+are the small CPU sizes of the spec, chosen so the synthetic recall experiment trains in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from chronotope.memory.base import MemoryModule, register_memory
+
+_MASKED_LOGIT = -1e6  # the spec's value for masked slots (not -inf, so softmax stays finite)
+
+
+def _check_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def chunk_position_encoding(
+    chunk_size: int, dim: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Sinusoidal code over the C positions of a chunk, ordered descending (C-1 .. 0).
+
+    ``inv_freq_i = 1e4^(-2i/D)``, ``PE = concat[sin(pos * inv_freq), cos(pos * inv_freq)]``.
+
+    Returns:
+        ``[C, D]``.
+    """
+    if dim % 2:
+        raise ValueError(f"the chunk position code needs an even feature size, got {dim}")
+    pos = torch.arange(chunk_size - 1, -1, -1, device=device, dtype=torch.float64)  # [C]: C-1 .. 0
+    inv_freq = 1e4 ** (-torch.arange(0, dim, 2, device=device, dtype=torch.float64) / dim)  # [D/2]
+    ang = pos[:, None] * inv_freq[None, :]  # [C, D/2]
+    return torch.cat([ang.sin(), ang.cos()], dim=-1).to(dtype)
+
+
+class MultiHeadAttention(nn.Module):
+    """Plain multi-head attention: queries of size E over key/value items of size D, output size F.
+
+    Args:
+        query_size: E.
+        kv_size: D.
+        num_heads: H (must divide D).
+        output_size: F.
+    """
+
+    def __init__(self, query_size: int, kv_size: int, num_heads: int, output_size: int) -> None:
+        super().__init__()
+        if kv_size % num_heads:
+            raise ValueError(f"kv_size {kv_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = kv_size // num_heads
+        self.q = nn.Linear(query_size, kv_size)
+        self.k = nn.Linear(kv_size, kv_size)
+        self.v = nn.Linear(kv_size, kv_size)
+        self.out = nn.Linear(kv_size, output_size)
+
+    def forward(self, query: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """``query [..., Q, E]``, ``kv [..., S, D]`` -> ``[..., Q, F]``."""
+        h, dh = self.num_heads, self.head_dim
+        q = self.q(query).unflatten(-1, (h, dh)).transpose(-2, -3)  # [..., H, Q, dh]
+        k = self.k(kv).unflatten(-1, (h, dh)).transpose(-2, -3)  # [..., H, S, dh]
+        v = self.v(kv).unflatten(-1, (h, dh)).transpose(-2, -3)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh), dim=-1)  # [..., H, Q, S]
+        o = (att @ v).transpose(-2, -3).flatten(-2)  # [..., Q, D]
+        return self.out(o)
+
+
+class HCAMAttention(nn.Module):
+    """The HCAM read: hard top-k over chunk summaries, then attention inside each selected chunk.
+
+    Args:
+        query_size: E, size of the queries x.
+        memory_size: D, size of the stored step embeddings (must be even for the position code).
+        num_heads: H of the within-chunk attention.
+        topk: k, chunks read per query (``min(k, M)`` when fewer slots exist).
+        feature_size: F, size of q/k for chunk selection and of the output; defaults to D.
+    """
+
+    def __init__(
+        self, query_size: int, memory_size: int, num_heads: int, topk: int, feature_size: int | None = None
+    ) -> None:
+        super().__init__()
+        _check_positive("topk", topk)
+        self.topk = topk
+        self.memory_size = memory_size
+        self.feature_size = feature_size or memory_size
+        f = self.feature_size
+        self.query_proj = nn.Linear(query_size, f, bias=False)  # W_q: single head, no bias
+        self.key_proj = nn.Linear(memory_size, f, bias=False)  # W_k
+        self.mha = MultiHeadAttention(query_size, memory_size, num_heads, f)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        keys: torch.Tensor,
+        contents: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Reads the memory.
+
+        Args:
+            x: ``[B, Q, E]`` queries.
+            keys: ``[B, M, D]`` chunk summaries.
+            contents: ``[B, M, C, D]`` step embeddings of each chunk.
+            mask: ``[B, Q, M]`` bool, true where a query may read that slot; None means all.
+
+        Returns:
+            ``[B, Q, F]``; zero for a query with no readable slot.
+        """
+        b, nq, _ = x.shape
+        m, c = contents.shape[1], contents.shape[2]
+        f = self.feature_size
+        if m == 0:
+            return x.new_zeros(b, nq, f)
+        pe = chunk_position_encoding(c, contents.shape[-1], device=contents.device, dtype=contents.dtype)
+        keys = keys.detach()  # stop-gradient into memory
+        contents = (contents + pe).detach()  # [B, M, C, D]
+
+        q = self.query_proj(x)  # [B, Q, F]
+        k = self.key_proj(keys)  # [B, M, F]
+        logits = q @ k.transpose(-1, -2) / math.sqrt(f)  # [B, Q, M]
+        if mask is not None:
+            logits = logits.masked_fill(~mask, _MASKED_LOGIT)
+        kk = min(self.topk, m)
+        top_logits, idx = logits.topk(kk, dim=-1)  # [B, Q, k]
+        w = torch.softmax(top_logits, dim=-1)  # [B, Q, k] relevance
+
+        # One shared MHA reads each selected chunk. Computed densely: scores of every query against every stored
+        # item in one matmul, softmax inside each selected chunk, weighted by its relevance and scattered into
+        # a zero [.., M, C] weight table, then one matmul with the values. Unselected chunks get weight exactly
+        # 0, so they cannot change the output. The output projection is linear and the relevances sum to 1,
+        # so projecting the weighted sum equals the spec's weighted sum of projected per-chunk outputs. This
+        # replaces B*Q*k tiny per-chunk matmuls, several times slower on CPU.
+        mha = self.mha
+        h, dh = mha.num_heads, mha.head_dim
+        kc = mha.k(contents).unflatten(-1, (h, dh)).permute(0, 3, 1, 2, 4).flatten(2, 3)  # [B, H, M*C, dh]
+        vc = mha.v(contents).unflatten(-1, (h, dh)).permute(0, 3, 1, 2, 4).flatten(2, 3)  # [B, H, M*C, dh]
+        qh = mha.q(x).unflatten(-1, (h, dh)).transpose(1, 2) / math.sqrt(dh)  # [B, H, Q, dh]
+        scores = (qh @ kc.transpose(-1, -2)).unflatten(-1, (m, c))  # [B, H, Q, M, C]
+        idx_e = idx[:, None, :, :, None].expand(b, h, nq, kk, c)  # [B, H, Q, k, C]
+        att = torch.softmax(scores.gather(3, idx_e), dim=-1)  # within each selected chunk
+        att = att * w[:, None, :, :, None]  # times its relevance
+        dense = torch.zeros_like(scores).scatter(3, idx_e, att)  # [B, H, Q, M, C]
+        o = (dense.flatten(3) @ vc).transpose(1, 2).flatten(-2)  # [B, Q, D]
+        out = mha.out(o)  # [B, Q, F]
+        if mask is not None:
+            out = out * mask.any(dim=-1, keepdim=True).to(out.dtype)
+        return out
+
+
+class _HCAMLayer(nn.Module):
+    """Pre-LN layer: ``h += HCAM(LN(h))`` reading this layer's own past ``LN(h)``, then ``h += MLP(LN(h))``."""
+
+    def __init__(self, dim: int, num_heads: int, topk: int, mlp_ratio: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = HCAMAttention(dim, dim, num_heads, topk)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+
+@register_memory("hcam")
+class HCAMMemory(MemoryModule):
+    """Stack of layers, each with an HCAM block over its own chunked past inputs.
+
+    State (all rows share the shapes; bounded by configuration):
+        ``keys [L, B, M, D]``, ``contents [L, B, M, C, D]``, ``valid [B, M]`` (slot holds a chunk of the
+        current episode), ``accumulator [L, B, C, D]`` (chunk being filled, zero past its length),
+        ``steps_since_last_write [B]`` (its length), ``write_pos [B]`` (next ring slot).
+
+    Args:
+        input_size: F_in.
+        hidden_size: D, width of the stream and of stored embeddings (even); ``output_size``.
+        num_layers: L.
+        num_heads: heads of the within-chunk attention (must divide D).
+        chunk_size: C, steps per chunk.
+        topk: k, chunks read per query (at most ``capacity``).
+        capacity: M, chunks kept per layer (FIFO).
+        mlp_ratio: MLP width as a multiple of D.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int = 32,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        chunk_size: int = 8,
+        topk: int = 4,
+        capacity: int = 32,
+        mlp_ratio: int = 2,
+    ) -> None:
+        super().__init__()
+        for name, v in [
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            ("chunk_size", chunk_size),
+            ("topk", topk),
+            ("capacity", capacity),
+            ("mlp_ratio", mlp_ratio),
+        ]:
+            _check_positive(name, v)
+        if hidden_size % 2:
+            raise ValueError(f"hidden_size must be even (sinusoidal chunk positions), got {hidden_size}")
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        if topk > capacity:
+            raise ValueError(f"topk {topk} exceeds capacity {capacity}")
+        self.input_size = input_size
+        self.output_size = hidden_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.chunk_size = chunk_size
+        self.capacity = capacity
+        self.topk = topk
+        self.inp = nn.Linear(input_size, hidden_size)
+        self.layers = nn.ModuleList(_HCAMLayer(hidden_size, num_heads, topk, mlp_ratio) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(hidden_size)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """Empty memory for ``batch_size`` rows (see the class docstring for the fields)."""
+        _check_positive("batch_size", batch_size)
+        p = next(self.parameters())
+        device = p.device if device is None else device
+        L, B, M, C, D = self.num_layers, batch_size, self.capacity, self.chunk_size, self.hidden_size  # noqa: N806
+        return {
+            "keys": torch.zeros(L, B, M, D, device=device, dtype=p.dtype),
+            "contents": torch.zeros(L, B, M, C, D, device=device, dtype=p.dtype),
+            "valid": torch.zeros(B, M, dtype=torch.bool, device=device),
+            "accumulator": torch.zeros(L, B, C, D, device=device, dtype=p.dtype),
+            "steps_since_last_write": torch.zeros(B, dtype=torch.long, device=device),
+            "write_pos": torch.zeros(B, dtype=torch.long, device=device),
+        }
+
+    def forward(
+        self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Reads then writes each layer's memory for every step.
+
+        Args:
+            x: ``[B, T, F_in]``.
+            state: see the class docstring.
+            episode_starts: ``[B, T]`` bool; true clears that row's memory before the step is read.
+
+        Returns:
+            ``y [B, T, D]`` and the new state.
+        """
+        starts = self.check_input(x, episode_starts)
+        b, t = x.shape[:2]
+        if state["valid"].shape[0] != b:
+            raise ValueError(f"HCAMMemory: state batch size {state['valid'].shape[0]} != input batch {b}")
+        if t == 1:
+            return self._step(x, state, starts[:, 0])
+        plan = _WritePlan(starts, state["steps_since_last_write"], state["write_pos"], state["valid"], self)
+
+        h = self.inp(x)  # [B, T, D]
+        new_keys, new_contents, new_acc = [], [], []
+        for li, layer in enumerate(self.layers):
+            hin = layer.norm1(h)  # [B, T, D]: what this layer reads with and stores
+            src = torch.cat([state["accumulator"][li], hin.detach()], dim=1)  # [B, C+T, D]
+            chunks = src[plan.bi2, plan.chunk_src]  # [B, Nn, C, D] chunks completed during this call
+            chunk_keys = chunks.mean(dim=2)  # [B, Nn, D]: key = mean of the chunk, no normalisation
+            keys = torch.cat([state["keys"][li], chunk_keys], dim=1)  # [B, M+Nn, D]
+            contents = torch.cat([state["contents"][li], chunks], dim=1)  # [B, M+Nn, C, D]
+            h = h + layer.attn(hin, keys, contents, plan.visible)
+            h = h + layer.mlp(layer.norm2(h))
+            k_f, c_f = plan.final_slots(keys, contents)
+            new_keys.append(k_f)
+            new_contents.append(c_f)
+            new_acc.append(plan.final_accumulator(src))
+        y = self.norm(h)
+        new_state = {
+            "keys": torch.stack(new_keys),
+            "contents": torch.stack(new_contents),
+            "valid": plan.valid_final,
+            "accumulator": torch.stack(new_acc),
+            "steps_since_last_write": plan.acc_len_final,
+            "write_pos": plan.write_pos_final,
+        }
+        return y, new_state
+
+    def _step(
+        self, x: torch.Tensor, state: dict[str, torch.Tensor], start: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One step (``x [B, 1, F_in]``, ``start [B]``): the same read and write with a fraction of the ops.
+
+        An agent steps its memory once per environment step, where the bookkeeping of the parallel path
+        dominates; the test suite checks that both paths agree (step-by-step equals whole-sequence).
+        """
+        c, m = self.chunk_size, self.capacity
+        dev = x.device
+        keep = (~start).to(x.dtype)  # [B]: an episode start clears the row before the read
+        valid = state["valid"] & ~start[:, None]  # [B, M]
+        acc_len = torch.where(start, 0, state["steps_since_last_write"])  # [B]
+        write_pos = state["write_pos"]
+        at_pos = (torch.arange(c, device=dev) == acc_len[:, None])[:, :, None]  # [B, C, 1]
+        full = acc_len == c - 1  # [B]: this step completes the chunk
+        at_slot = ((torch.arange(m, device=dev) == write_pos[:, None]) & full[:, None])[:, :, None]  # [B, M, 1]
+        mask = valid[:, None, :]  # [B, 1, M]
+        h = self.inp(x)  # [B, 1, D]
+        new_keys, new_contents, new_acc = [], [], []
+        for li, layer in enumerate(self.layers):
+            keys = state["keys"][li] * keep[:, None, None]  # [B, M, D]
+            contents = state["contents"][li] * keep[:, None, None, None]  # [B, M, C, D]
+            hin = layer.norm1(h)  # [B, 1, D]
+            h = h + layer.attn(hin, keys, contents, mask)
+            h = h + layer.mlp(layer.norm2(h))
+            acc = torch.where(at_pos, hin.detach(), state["accumulator"][li] * keep[:, None, None])  # [B, C, D]
+            new_keys.append(torch.where(at_slot, acc.mean(dim=1, keepdim=True), keys))
+            new_contents.append(torch.where(at_slot[..., None], acc[:, None], contents))
+            new_acc.append(acc * (~full).to(x.dtype)[:, None, None])
+        new_state = {
+            "keys": torch.stack(new_keys),
+            "contents": torch.stack(new_contents),
+            "valid": valid | at_slot[:, :, 0],
+            "accumulator": torch.stack(new_acc),
+            "steps_since_last_write": torch.where(full, 0, acc_len + 1),
+            "write_pos": (write_pos + full.long()) % m,
+        }
+        return self.norm(h), new_state
+
+
+class _WritePlan:
+    """Index bookkeeping of one call, shared by all layers (they all write every step).
+
+    Chunks are ranked per row in write order: stored slot s has rank ``((s - write_pos) mod M) - M`` (oldest
+    first), the r-th chunk completed during the call has rank r. A query at step t sees a chunk iff it was
+    completed before t, belongs to t's episode and is among the M most recent (FIFO).
+    """
+
+    def __init__(
+        self,
+        starts: torch.Tensor,
+        acc_len: torch.Tensor,
+        write_pos: torch.Tensor,
+        valid: torch.Tensor,
+        mem: HCAMMemory,
+    ) -> None:
+        b, t = starts.shape
+        c, m = mem.chunk_size, mem.capacity
+        dev = starts.device
+        tt = torch.arange(t, device=dev)
+        last_start = torch.where(starts, tt, -1).cummax(dim=1).values if t else starts.long()  # [B, T]
+        # Slot in the accumulator that step t is written to.
+        pos = torch.where(last_start >= 0, (tt - last_start) % c, (tt + acc_len[:, None]) % c)  # [B, T]
+        complete = pos == c - 1  # step t completes a chunk
+        count = complete.long().cumsum(dim=1)  # [B, T]
+        n_before = count - complete.long()  # chunks completed at steps < t
+        n_total = count[:, -1] if t else torch.zeros_like(acc_len)  # [B]
+        epi = starts.long().cumsum(dim=1)  # [B, T]; 0 = the episode carried in by the state
+        epi_last = epi[:, -1] if t else torch.zeros_like(acc_len)
+        n_new = max(int(n_total.max()) if b and t else 0, 1)  # at least one (never visible) placeholder
+
+        # Completion time of the r-th new chunk of each row (t for nonexistent ones).
+        comp_time = torch.where(complete, tt, t).sort(dim=1).values if t else starts.long()
+        comp_time = torch.cat([comp_time, comp_time.new_full((b, n_new), t)], dim=1)[:, :n_new]  # [B, Nn]
+        exists = comp_time < t
+        comp_c = comp_time.clamp(max=max(t - 1, 0))
+        # Source of each chunk element in [accumulator (C) ; layer inputs (T)]: times before 0 lie in the
+        # accumulator carried in by the state.
+        tau = comp_c[:, :, None] - (c - 1) + torch.arange(c, device=dev)  # [B, Nn, C]
+        src = torch.where(tau >= 0, c + tau, acc_len[:, None, None] + tau).clamp(0, c + t - 1)
+        self.bi2 = torch.arange(b, device=dev)[:, None, None]
+        self.chunk_src = src
+        chunk_epi = epi.gather(1, comp_c) if t else torch.zeros_like(comp_c)  # [B, Nn]
+
+        # Visibility [B, T, M + Nn].
+        slots = torch.arange(m, device=dev)
+        rank_old = (slots[None, :] - write_pos[:, None]) % m - m  # [B, M]
+        oldest_kept = (n_before - m)[:, :, None]  # [B, T, 1]
+        vis_old = valid[:, None, :] & (epi[:, :, None] == 0) & (rank_old[:, None, :] >= oldest_kept)
+        r = torch.arange(n_new, device=dev)
+        vis_new = (
+            exists[:, None, :]
+            & (r[None, None, :] < n_before[:, :, None])
+            & (r[None, None, :] >= oldest_kept)
+            & (chunk_epi[:, None, :] == epi[:, :, None])
+        )
+        self.visible = torch.cat([vis_old, vis_new], dim=2)
+
+        # Final ring: slot s holds the most recent chunk whose rank is congruent to (s - write_pos) mod M.
+        off = (slots[None, :] - write_pos[:, None]) % m  # [B, M]
+        from_new = n_total[:, None] > off
+        r_last = (off + m * torch.div(n_total[:, None] - 1 - off, m, rounding_mode="floor")).clamp(0, n_new - 1)
+        valid_new = chunk_epi.gather(1, r_last) == epi_last[:, None]
+        valid_old = valid & (epi_last[:, None] == 0)
+        self.valid_final = torch.where(from_new, valid_new, valid_old)  # [B, M]
+        self.slot_index = torch.where(from_new, m + r_last, slots[None, :])  # [B, M] into [old ; new]
+        self.write_pos_final = (write_pos + n_total) % m
+        self.acc_len_final = (pos[:, -1] + 1) % c if t else acc_len.clone()
+        j = torch.arange(c, device=dev)
+        tau_acc = (t - 1) - (self.acc_len_final[:, None] - 1 - j[None, :])  # [B, C]
+        self.acc_src = torch.where(tau_acc >= 0, c + tau_acc, acc_len[:, None] + tau_acc).clamp(0, c + t - 1)
+        self.acc_used = j[None, :] < self.acc_len_final[:, None]  # [B, C]
+        self.bi1 = torch.arange(b, device=dev)[:, None]
+
+    def final_slots(self, keys: torch.Tensor, contents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``keys [B, M+Nn, D]``, ``contents [B, M+Nn, C, D]`` -> the ring after the call (cleared slots zero)."""
+        v = self.valid_final.to(keys.dtype)
+        k = keys[self.bi1, self.slot_index] * v[:, :, None]  # [B, M, D]
+        c = contents[self.bi1, self.slot_index] * v[:, :, None, None]  # [B, M, C, D]
+        return k, c
+
+    def final_accumulator(self, src: torch.Tensor) -> torch.Tensor:
+        """``src [B, C+T, D]`` -> the partial chunk after the call ``[B, C, D]`` (zero past its length)."""
+        return src[self.bi1, self.acc_src] * self.acc_used[:, :, None].to(src.dtype)
+
+
+__all__ = ["HCAMAttention", "HCAMMemory", "MultiHeadAttention", "chunk_position_encoding"]

@@ -1,0 +1,143 @@
+"""Recurrent baselines: ``lstm``, ``gru`` and ``none`` (no memory: identity or a per-step MLP).
+
+An episode start zeroes that row's hidden state before the step is read (cleanrl's ``(1 - d) * state``).
+A whole sequence is run through cuDNN-style ``nn.LSTM``/``nn.GRU`` in segments cut at the steps where any
+row starts an episode, so training on long sequences with few resets stays fast and still equals the
+step-by-step result.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from chronotope.memory.base import MemoryModule, register_memory
+
+
+def _check_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+class _RNNMemory(MemoryModule):
+    """Shared code of the LSTM and GRU memories.
+
+    Args:
+        input_size: F, the feature size of the inputs.
+        hidden_size: H, the hidden state size and ``output_size``.
+        num_layers: stacked recurrent layers.
+    """
+
+    _cell: type[nn.RNNBase]
+    _has_cell_state: bool
+
+    def __init__(self, input_size: int, hidden_size: int = 128, num_layers: int = 1) -> None:
+        super().__init__()
+        _check_positive("input_size", input_size)
+        _check_positive("hidden_size", hidden_size)
+        _check_positive("num_layers", num_layers)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.output_size = hidden_size
+        self.rnn = self._cell(input_size, hidden_size, num_layers=num_layers, batch_first=True)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """Zero hidden state: ``h`` (and ``c`` for the LSTM) of shape ``[num_layers, B, H]``."""
+        _check_positive("batch_size", batch_size)
+        p = next(self.parameters())
+        device = p.device if device is None else device
+        z = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=p.dtype)
+        return {"h": z, "c": z.clone()} if self._has_cell_state else {"h": z}
+
+    def forward(
+        self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Runs the recurrence.
+
+        Args:
+            x: ``[B, T, F]`` inputs.
+            state: from :meth:`initial_state` or a previous call; ``h``/``c`` are ``[num_layers, B, H]``.
+            episode_starts: ``[B, T]`` bool; true zeroes that row's state before the step.
+
+        Returns:
+            ``y [B, T, H]`` and the new state.
+        """
+        starts = self.check_input(x, episode_starts)
+        b, t = x.shape[:2]
+        if state["h"].shape[1] != b:
+            raise ValueError(f"{type(self).__name__}: state batch size {state['h'].shape[1]} != input batch {b}")
+        h = state["h"]
+        c = state.get("c")
+        # Cut the sequence at every step where some row starts an episode; inside a segment no reset happens.
+        cut_at = starts[:, 1:].any(dim=0).nonzero().flatten().add(1).tolist()
+        cuts = [0, *cut_at, t] if t > 0 else [0]
+        outs = []
+        for s, e in zip(cuts[:-1], cuts[1:]):
+            keep = (~starts[:, s]).to(x.dtype)[None, :, None]  # [1, B, 1]
+            h = h * keep
+            if c is not None:
+                c = c * keep
+                y, (h, c) = self.rnn(x[:, s:e], (h.contiguous(), c.contiguous()))
+            else:
+                y, h = self.rnn(x[:, s:e], h.contiguous())
+            outs.append(y)
+        y = torch.cat(outs, dim=1) if outs else x.new_zeros(b, 0, self.hidden_size)
+        new_state = {"h": h, "c": c} if c is not None else {"h": h}
+        return y, new_state
+
+
+@register_memory("lstm")
+class LSTMMemory(_RNNMemory):
+    """LSTM memory (``nn.LSTM``); state ``{"h", "c"}`` each ``[num_layers, B, H]``."""
+
+    _cell = nn.LSTM
+    _has_cell_state = True
+
+
+@register_memory("gru")
+class GRUMemory(_RNNMemory):
+    """GRU memory (``nn.GRU``); state ``{"h"}`` of shape ``[num_layers, B, H]``."""
+
+    _cell = nn.GRU
+    _has_cell_state = False
+
+
+@register_memory("none")
+class NoMemory(MemoryModule):
+    """No memory: identity (``hidden_sizes=()``) or a per-step MLP. The reactive baseline.
+
+    Args:
+        input_size: F.
+        hidden_sizes: sizes of the MLP layers (ReLU between them); empty means identity, output F.
+    """
+
+    def __init__(self, input_size: int, hidden_sizes: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        _check_positive("input_size", input_size)
+        for s in hidden_sizes:
+            _check_positive("hidden_sizes entry", s)
+        self.input_size = input_size
+        layers: list[nn.Module] = []
+        prev = input_size
+        for i, s in enumerate(hidden_sizes):
+            layers.append(nn.Linear(prev, s))
+            if i < len(hidden_sizes) - 1:
+                layers.append(nn.ReLU())
+            prev = s
+        self.net = nn.Sequential(*layers)
+        self.output_size = prev
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """An empty state; it carries only the batch size so that mismatched batches are caught."""
+        _check_positive("batch_size", batch_size)
+        return {"batch": torch.zeros(batch_size, 0, device=device)}
+
+    def forward(
+        self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``x [B, T, F] -> y [B, T, output_size]``; the state passes through unchanged."""
+        self.check_input(x, episode_starts)
+        if state["batch"].shape[0] != x.shape[0]:
+            raise ValueError(f"NoMemory: state batch size {state['batch'].shape[0]} != input batch {x.shape[0]}")
+        return self.net(x), state

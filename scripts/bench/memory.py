@@ -1,0 +1,200 @@
+"""Memory benchmark: per-step time and state bytes as the episode grows (T = 10^2 .. 10^5).
+
+Every memory runs step by step (T = 1 calls, batch 1, no grad) as an agent would. To time one step at
+history T the memory is first brought to the state it has after T steps, then a few more steps are timed
+from that same state:
+
+* bounded memories (hcam, trxl, janus, lstm, ...) are filled by running ``min(T, fill_steps)`` real steps
+  in whole-sequence blocks, where ``fill_steps`` covers the whole capacity (hcam: M*C + C, trxl: window,
+  janus: n_init + n_window, lstm/gru: 1), after which their state (and per-step work) no longer depends on T;
+  the ``filled`` column says how many steps were run;
+* ``full_attention`` gets a cache of exactly T steps with random content (``filled_state``), since running
+  T steps of it costs O(T^2); the per-step work depends only on the cache size.
+
+Ratios are against full attention at the same T, measured in the same run with the memories timed in
+round-robin (sample r of every memory, then sample r + 1 ...) so drifting load affects them alike.
+Absolute times are context only: the CI machine's 2 cores are shared and noisy.
+
+    python -m chronotope.scripts.bench.memory --quick
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Config:
+    quick: bool = False
+    """Cap the episode lengths at 10^4 and time fewer repeats."""
+    lengths: tuple[int, ...] = (100, 1_000, 10_000, 100_000)
+    """Histories T at which one step is timed."""
+    memories: tuple[str, ...] = ("hcam", "trxl", "janus", "lstm", "full_attention")
+    """Memories to compare; names that are not registered are skipped with a note."""
+    width: int = 64
+    """hidden_size of hcam, trxl, full_attention and lstm (janus keeps its own defaults)."""
+    input_size: int = 64
+    """Feature size of the per-step inputs."""
+    batch_size: int = 1
+    """Rows stepped together."""
+    fill_block: int = 256
+    """Steps per whole-sequence call while filling a bounded memory."""
+    default_fill: int = 1024
+    """Fill steps for a bounded memory whose capacity the benchmark does not know."""
+    repeat: int = 7
+    """Timed samples per point (each the mean of ``number`` steps)."""
+    number: int = 5
+    """Steps averaged per sample."""
+    threads: int = 1
+    """torch threads."""
+    device: str = "cpu"
+    """torch device."""
+    out_dir: str = "runs/bench"
+    """Where ``memory.json`` / ``memory.md`` are written."""
+
+
+def _nbytes(state) -> int:
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(_nbytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_nbytes(v) for v in state)
+    return 0
+
+
+def fill_steps(name: str, mem: torch.nn.Module, default: int) -> int:
+    """Steps after which a bounded memory's state is full (per-step cost independent of T from there)."""
+    if name == "hcam":
+        return mem.capacity * mem.chunk_size + mem.chunk_size
+    if name == "trxl":
+        return mem.window
+    if name in ("lstm", "gru", "none"):
+        return 1
+    cap = getattr(getattr(mem, "cfg", None), "capacity", None)  # janus: n_init + n_window frames
+    return int(cap) + 1 if isinstance(cap, int) else default
+
+
+def _build(name: str, cfg: Config):
+    from chronotope.memory import make_memory
+
+    kw = {"hidden_size": cfg.width} if name in ("hcam", "trxl", "full_attention", "lstm", "gru") else {}
+    torch.manual_seed(0)
+    return make_memory(name, cfg.input_size, **kw).to(cfg.device).eval()
+
+
+def _filled(name: str, mem, steps: int, cfg: Config, gen: torch.Generator):
+    b = cfg.batch_size
+    if name == "full_attention":
+        return mem.filled_state(b, steps, cfg.device), steps
+    n = min(steps, fill_steps(name, mem, cfg.default_fill))
+    state = mem.initial_state(b, cfg.device)
+    done = 0
+    while done < n:
+        k = min(cfg.fill_block, n - done)
+        x = torch.randn(b, k, cfg.input_size, generator=gen).to(cfg.device)
+        _, state = mem(x, state)
+        done += k
+    return state, n
+
+
+def run(cfg: Config) -> dict:
+    """Times every memory at every T; prints and writes the tables and the headline ratios."""
+    from chronotope.memory import available_memories
+    from chronotope.scripts.bench.common import machine_info, print_table, write_results
+
+    torch.set_num_threads(cfg.threads)
+    lengths = tuple(t for t in cfg.lengths if not cfg.quick or t <= 10_000)
+    repeat, number = (3, 3) if cfg.quick else (cfg.repeat, cfg.number)
+    registered = set(available_memories())
+    names = [n for n in cfg.memories if n in registered]
+    skipped = [n for n in cfg.memories if n not in registered]
+    gen = torch.Generator().manual_seed(0)
+    x1 = torch.randn(cfg.batch_size, 1, cfg.input_size, generator=gen).to(cfg.device)
+    results: dict[str, dict[int, dict[str, float]]] = {n: {} for n in names}
+    mems = {n: _build(n, cfg) for n in names}
+    with torch.no_grad():
+        for t in lengths:
+            filled = {n: _filled(n, mems[n], t, cfg, gen) for n in names}
+            # Round-robin over the memories so that load drifting on the shared machine hits all alike.
+            samples: dict[str, list[float]] = {n: [] for n in names}
+            for r in range(2 + repeat):  # the first two rounds are warm-up
+                for n in names:
+                    state = filled[n][0]
+                    t0 = time.perf_counter()
+                    for _ in range(number):
+                        mems[n](x1, state)
+                    if r >= 2:
+                        samples[n].append((time.perf_counter() - t0) / number)
+            for n in names:
+                q = statistics.quantiles(samples[n], n=4) if len(samples[n]) >= 2 else [samples[n][0]] * 3
+                results[n][t] = {
+                    "step_ms": statistics.median(samples[n]) * 1e3,
+                    "step_ms_iqr": (q[2] - q[0]) * 1e3,
+                    "state_bytes": _nbytes(filled[n][0]),
+                    "filled": filled[n][1],
+                }
+            del filled
+
+    cols = ["memory"] + [f"T={t:,}" for t in lengths]
+    md = print_table(
+        f"Per-step time (ms, median; step-by-step, batch {cfg.batch_size})",
+        cols,
+        [[n] + [results[n][t]["step_ms"] for t in lengths] for n in names],
+    )
+    md += print_table(
+        "State bytes at T",
+        cols,
+        [[n] + [results[n][t]["state_bytes"] for t in lengths] for n in names],
+    )
+    md += print_table(
+        "Steps actually run to fill the state (bounded memories are full after these)",
+        cols,
+        [[n] + [results[n][t]["filled"] for t in lengths] for n in names],
+    )
+    headline: dict[str, float] = {}
+    if "full_attention" in results:
+        full = results["full_attention"]
+        md += print_table(
+            "Per-step time / full attention's at the same T",
+            cols,
+            [[n] + [results[n][t]["step_ms"] / full[t]["step_ms"] for t in lengths] for n in names],
+        )
+        t_ref = 10_000 if 10_000 in lengths else lengths[-1]
+        if "hcam" in results:
+            r = results["hcam"][t_ref]["step_ms"] / full[t_ref]["step_ms"]
+            headline["hcam_over_full_at_T"] = t_ref
+            headline["hcam_over_full"] = r
+            line = f"HCAM per-step time / full attention at T={t_ref:,}: {r:.3f} (target <= 0.1)"
+            print(line)
+            md += f"\n{line}\n"
+    if "janus" in results:
+        jt = [t for t in lengths if results["janus"][t]["filled"] < t]  # T past janus's cache capacity
+        if len(jt) >= 2:
+            first, last = results["janus"][jt[0]]["step_ms"], results["janus"][jt[-1]]["step_ms"]
+            headline["janus_last_over_first_full"] = last / first
+            line = (
+                f"janus per-step time once its cache is full: {first:.2f} ms at T={jt[0]:,} vs {last:.2f} ms at "
+                f"T={jt[-1]:,} (ratio {last / first:.2f}; state bytes constant: "
+                f"{results['janus'][jt[0]]['state_bytes'] == results['janus'][jt[-1]]['state_bytes']})"
+            )
+            print(line)
+            md += f"\n{line}\n"
+    if skipped:
+        note = f"not registered, skipped: {', '.join(skipped)}"
+        print(note)
+        md += f"\n{note}\n"
+    md += "\nTimings on a shared CPU are noisy; compare ratios measured in the same run.\n"
+    out = {"config": cfg, "results": results, "headline": headline, "skipped": skipped, "machine": machine_info()}
+    write_results("memory", out, md, cfg.out_dir)
+    return out
+
+
+if __name__ == "__main__":
+    import tyro
+
+    run(tyro.cli(Config))

@@ -1,0 +1,219 @@
+"""HCAM against the oracles of shared/specs/hcam.md."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from chronotope.memory import make_memory
+from chronotope.memory.hcam import HCAMAttention, chunk_position_encoding
+
+B, Q, M, C, D = 2, 3, 6, 4, 8
+
+
+def _memory(seed: int = 0, m: int = M, c: int = C, d: int = D):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, Q, d, generator=g)
+    keys = torch.randn(B, m, d, generator=g)
+    contents = torch.randn(B, m, c, d, generator=g)
+    return x, keys, contents
+
+
+def _attn(topk: int, heads: int = 2, d: int = D, seed: int = 0) -> HCAMAttention:
+    torch.manual_seed(seed)
+    return HCAMAttention(d, d, heads, topk).double().eval()
+
+
+def test_position_code_is_descending_sinusoid():
+    pe = chunk_position_encoding(5, 6, dtype=torch.float64)
+    assert pe.shape == (5, 6)
+    # Last position of the chunk is position 0: sin 0 = 0, cos 0 = 1.
+    torch.testing.assert_close(pe[-1], torch.tensor([0, 0, 0, 1, 1, 1], dtype=torch.float64))
+    inv = torch.tensor([1.0, 1e4 ** (-2 / 6), 1e4 ** (-4 / 6)], dtype=torch.float64)
+    torch.testing.assert_close(pe[0], torch.cat([(4 * inv).sin(), (4 * inv).cos()]))
+    with pytest.raises(ValueError, match="7"):
+        chunk_position_encoding(3, 7)
+
+
+def test_k_equals_m_is_the_naive_loop():
+    """Oracle 1: k = M equals sum_i softmax(q.k_i / sqrt F)_i * MHA(x, chunk_i + PE) (not flat attention)."""
+    attn = _attn(topk=M)
+    x, keys, contents = (t.double() for t in _memory())
+    out = attn(x, keys, contents)
+    pe = chunk_position_encoding(C, D, dtype=torch.float64)
+    q = attn.query_proj(x)  # [B, Q, F]
+    w = torch.softmax(q @ attn.key_proj(keys).transpose(1, 2) / math.sqrt(D), dim=-1)  # [B, Q, M]
+    ref = torch.zeros_like(out)
+    for i in range(M):
+        ref = ref + w[:, :, i : i + 1] * attn.mha(x, contents[:, i] + pe)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    # ... and it is not flat attention over all M*C items.
+    flat = attn.mha(x, (contents + pe).flatten(1, 2))
+    assert not torch.allclose(out, flat, atol=1e-3)
+
+
+def test_chunk_size_one_is_flat_single_head_attention():
+    """Oracle 2: C = 1, k = M, H = 1 equals single-head flat attention over the M memories."""
+    attn = _attn(topk=M, heads=1)
+    x, keys, contents = (t.double() for t in _memory(c=1))
+    keys = contents[:, :, 0]  # the key of a one-step chunk is that step
+    out = attn(x, keys, contents)
+    pe = chunk_position_encoding(1, D, dtype=torch.float64)[0]
+    logits = attn.query_proj(x) @ attn.key_proj(keys).transpose(1, 2) / math.sqrt(D)  # [B, Q, M]
+    values = attn.mha.out(attn.mha.v(keys + pe))  # [B, M, F]: attention over one item returns its value
+    ref = torch.softmax(logits, dim=-1) @ values
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_single_chunk_is_mha_over_it():
+    """Oracle 3: M = 1 gives MHA(x, chunk + PE)."""
+    attn = _attn(topk=1)
+    x, keys, contents = (t.double() for t in _memory(m=1))
+    out = attn(x, keys, contents)
+    ref = attn.mha(x, contents[:, 0] + chunk_position_encoding(C, D, dtype=torch.float64))
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_permuting_memory_leaves_output_unchanged():
+    """Oracle 4: jointly permuting keys, contents and mask."""
+    attn = _attn(topk=3)
+    x, keys, contents = (t.double() for t in _memory(seed=2))
+    mask = torch.rand(B, Q, M, generator=torch.Generator().manual_seed(3)) > 0.3
+    perm = torch.randperm(M, generator=torch.Generator().manual_seed(4))
+    out = attn(x, keys, contents, mask)
+    out_p = attn(x, keys[:, perm], contents[:, perm], mask[:, :, perm])
+    torch.testing.assert_close(out, out_p, atol=1e-10, rtol=1e-10)
+
+
+def test_unselected_chunks_do_not_matter():
+    """Oracle 5: a chunk in no query's top-k is irrelevant (bit-identical); masked chunks are never read."""
+    k = 2
+    attn = _attn(topk=k)
+    x, keys, contents = (t.double() for t in _memory(seed=5))
+    out = attn(x, keys, contents)
+    logits = attn.query_proj(x) @ attn.key_proj(keys).transpose(1, 2)
+    chosen = logits.topk(k, dim=-1).indices  # [B, Q, k]
+    for b in range(B):
+        unused = sorted(set(range(M)) - set(chosen[b].flatten().tolist()))
+        assert unused, "the test needs a chunk no query selects"
+        changed = contents.clone()
+        changed[b, unused] = changed[b, unused] * 7.0 + 3.0
+        assert torch.equal(attn(x, keys, changed), out)
+    # Mask the chunks every query would pick first: with >= k valid ones left they are never read.
+    mask = torch.ones(B, Q, M, dtype=torch.bool)
+    mask[:, :, :3] = False
+    out_m = attn(x, keys, contents, mask)
+    out_removed = attn(x, keys[:, 3:], contents[:, 3:])
+    torch.testing.assert_close(out_m, out_removed, atol=1e-12, rtol=1e-12)
+    scrambled = contents.clone()
+    scrambled[:, :3] = torch.randn_like(scrambled[:, :3]) * 100
+    keys_big = keys.clone()
+    keys_big[:, :3] *= 100  # huge logits for the masked ones
+    torch.testing.assert_close(attn(x, keys_big, scrambled, mask), out_removed, atol=1e-12, rtol=1e-12)
+
+
+def test_fewer_valid_chunks_than_k_and_empty_memory():
+    attn = _attn(topk=4)
+    x, keys, contents = (t.double() for t in _memory(seed=6))
+    mask = torch.zeros(B, Q, M, dtype=torch.bool)
+    mask[:, :, 2] = True  # one readable chunk: it gets all the weight
+    ref = attn.mha(x, contents[:, 2] + chunk_position_encoding(C, D, dtype=torch.float64))
+    torch.testing.assert_close(attn(x, keys, contents, mask), ref, atol=1e-10, rtol=1e-10)
+    assert torch.equal(attn(x, keys, contents, torch.zeros_like(mask)), torch.zeros(B, Q, D, dtype=torch.float64))
+
+
+def test_no_gradient_into_memory():
+    """Oracle 6a: gradients w.r.t. stored keys/contents are zero; the query path still learns."""
+    attn = _attn(topk=2)
+    x, keys, contents = (t.double() for t in _memory(seed=7))
+    x.requires_grad_(True)
+    keys.requires_grad_(True)
+    contents.requires_grad_(True)
+    attn(x, keys, contents).sum().backward()
+    assert keys.grad is None or not keys.grad.any()
+    assert contents.grad is None or not contents.grad.any()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert attn.key_proj.weight.grad.abs().sum() > 0
+
+
+def test_memory_module_has_no_gradient_across_time():
+    """In the agent, earlier steps reach a later output only through (stop-gradient) memory."""
+    torch.manual_seed(0)
+    mem = make_memory("hcam", 5, hidden_size=16, chunk_size=2, capacity=4, topk=2)
+    x = torch.randn(1, 9, 5, requires_grad=True)
+    y, state = mem(x, mem.initial_state(1))
+    (y[0, -1] * torch.arange(16.0)).sum().backward()  # LayerNorm output: plain sum is constant
+    assert not x.grad[0, :-1].any() and x.grad[0, -1].abs().sum() > 0
+    assert not any(t.requires_grad for t in state.values())
+    # ... yet the earlier steps do change it (through what was written).
+    x2 = x.detach().clone()
+    x2[0, 0] += 1.0
+    assert not torch.allclose(mem(x2, mem.initial_state(1))[0][0, -1], y[0, -1])
+
+
+@pytest.mark.parametrize(
+    ("steps", "stepwise"), [(3, False), (8, False), (24, False), (37, False), (13, True), (37, True)]
+)
+def test_write_counts_and_chunk_means(steps, stepwise):
+    """Oracle 6b: after T writes #chunks = min(floor(T / C), M), each key is its chunk's mean (FIFO ring)."""
+    c, m = 3, 4
+    torch.manual_seed(1)
+    mem = make_memory("hcam", 5, hidden_size=8, chunk_size=c, capacity=m, topk=2).eval()
+    x = torch.randn(2, steps, 5)
+    with torch.no_grad():
+        state = mem.initial_state(2)
+        if stepwise:
+            for t in range(steps):
+                _, state = mem(x[:, t : t + 1], state)
+        else:
+            _, state = mem(x, state)
+        hin = mem.layers[0].norm1(mem.inp(x))  # what layer 0 stores, [B, T, D]
+    n_chunks = steps // c
+    assert (state["valid"].sum(1) == min(n_chunks, m)).all()
+    assert (state["steps_since_last_write"] == steps % c).all()
+    assert (state["write_pos"] == n_chunks % m).all()
+    for r in range(max(0, n_chunks - m), n_chunks):  # the kept chunks, slot r mod M
+        chunk = hin[:, r * c : (r + 1) * c]
+        torch.testing.assert_close(state["contents"][0, :, r % m], chunk, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(state["keys"][0, :, r % m], chunk.mean(1), atol=1e-6, rtol=1e-6)
+    tail = steps % c
+    torch.testing.assert_close(state["accumulator"][0, :, :tail], hin[:, steps - tail :], atol=1e-6, rtol=1e-6)
+    assert not state["accumulator"][:, :, tail:].any()
+
+
+def test_episode_start_clears_memory_and_accumulator():
+    torch.manual_seed(2)
+    mem = make_memory("hcam", 5, hidden_size=8, chunk_size=2, capacity=3, topk=2).eval()
+    x = torch.randn(2, 11, 5)
+    starts = torch.zeros(2, 11, dtype=torch.bool)
+    starts[0, 6] = True
+    with torch.no_grad():
+        _, state = mem(x, mem.initial_state(2), starts)
+    # Row 0 restarted at step 6: 5 steps since -> 2 chunks and one step in the accumulator.
+    assert state["valid"][0].sum() == 2 and state["valid"][1].sum() == 3
+    assert state["steps_since_last_write"].tolist() == [1, 1]
+    assert not state["keys"][:, 0][:, ~state["valid"][0]].any()
+
+
+def test_a_chunk_is_read_only_after_it_is_complete():
+    torch.manual_seed(3)
+    mem = make_memory("hcam", 5, hidden_size=8, chunk_size=4, capacity=2, topk=1, num_layers=1).eval()
+    x = torch.randn(1, 6, 5)
+    with torch.no_grad():
+        y, _ = mem(x, mem.initial_state(1))
+        x2 = x.clone()
+        x2[0, 1] += 5.0  # inside the first chunk, which completes at step 3 and is read from step 4
+        y2, _ = mem(x2, mem.initial_state(1))
+    assert torch.equal(y[0, [0, 2, 3]], y2[0, [0, 2, 3]])
+    assert not torch.allclose(y[0, 4:], y2[0, 4:])
+
+
+def test_config_errors_name_the_value():
+    with pytest.raises(ValueError, match="9"):
+        make_memory("hcam", 5, topk=9, capacity=4)
+    with pytest.raises(ValueError, match="15"):
+        make_memory("hcam", 5, hidden_size=15, num_heads=1)
+    with pytest.raises(ValueError, match="0"):
+        make_memory("hcam", 5, chunk_size=0)
