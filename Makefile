@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.chronotope-installed
 # Shared libraries the wheels load: Open3D needs libusb, MuJoCo's headless renderer needs EGL/GL.
-SYS_LIBS := libusb-1.0.so.0 libEGL.so.1 libGL.so.1 libgomp.so.1
-SYS_PKGS := libusb-1.0-0 libegl1 libgl1 libgomp1
+SYS_LIBS := libusb-1.0.so.0 libEGL.so.1 libEGL_mesa.so.0 libGL.so.1 libgomp.so.1
+SYS_PKGS := libusb-1.0-0 libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgomp1
 PYTEST_ARGS ?=
 
 .PHONY: all demo test test-slow lint bench sysdeps install clean

@@ -23,6 +23,26 @@ NAV_ENVS: dict[str, tuple[dict, int, str]] = {
         500,
         "reach any instance of a named object category; success within 1.0 m",
     ),
+    "chronotope/ObjectRecall-v0": (
+        {"task": "object_recall"},
+        3000,
+        "memory: a cued object is seen, a distractor delay (kwarg delay) follows, then STOP within 1 m of it",
+    ),
+    "chronotope/TargetSequence-v0": (
+        {"task": "target_sequence"},
+        1000,
+        "memory: K coloured objects, one named at a time, +1 per target reached; fixed 1000-step episodes",
+    ),
+    "chronotope/Ballet-v0": (
+        {"task": "ballet"},
+        300,
+        "memory: 2/4/8 dancers perform patterns in turn; after a delay, reach the one that did the named pattern",
+    ),
+    "chronotope/VLN-v0": (
+        {"task": "vln"},
+        500,
+        "follow a generated English route instruction (VLN-CE measures: nDTW, SPL, success within 3.0 m)",
+    ),
 }
 
 DESCRIPTIONS: dict[str, str] = {}

@@ -11,7 +11,9 @@ def _torch_threads():
     try:
         import torch
 
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        # Small tensors: one intra-op thread is fastest, and extra threads fight Embree's and the other
+        # processes' workers on small machines (measured 10-200x slowdowns of small ops with 2 threads).
+        torch.set_num_threads(1)
     except ImportError:
         pass
     yield

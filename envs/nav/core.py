@@ -72,6 +72,19 @@ class NavConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - names)
         if unknown:
+            # Keywords the task's constructor names (e.g. ``delay=500``) are task kwargs given at the top level.
+            import inspect
+
+            from chronotope.envs.tasks import TASKS
+
+            task_cls = TASKS.get(kwargs.get("task", cls.task))
+            params = inspect.signature(task_cls.__init__).parameters if task_cls is not None else {}
+            named = [k for k in unknown if k in params and params[k].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+            if named:
+                kwargs = dict(kwargs)
+                kwargs["task_kwargs"] = {**(kwargs.get("task_kwargs") or {}), **{k: kwargs.pop(k) for k in named}}
+                unknown = [k for k in unknown if k not in named]
+        if unknown:
             raise TypeError(f"unknown navigation env keyword(s) {unknown}; valid keywords: {sorted(names)}")
         if "resolution" in kwargs and kwargs["resolution"] is not None:
             res = kwargs["resolution"]
@@ -154,7 +167,15 @@ class NavCore:
             self.agent = AgentConfig(**(cfg.agent or {}))
         except TypeError as e:
             raise TypeError(f"bad agent config {cfg.agent!r}: {e}") from e
-        self.scenes = load_scene_pool(cfg)
+        # A task may pin scene-generator knobs it depends on (e.g. room count, objects per room).
+        scene_hook = getattr(self.task, "scene_overrides", None)
+        overrides = scene_hook() if scene_hook is not None else None
+        if overrides and not cfg.scene_files:
+            cfg = dataclasses.replace(cfg, scene_config={**(cfg.scene_config or {}), **overrides})
+        # A task may bring its own scenes (e.g. VLN episodes replayed from a dataset file name their scenes).
+        pool_hook = getattr(self.task, "scene_pool", None)
+        pool = pool_hook(cfg) if pool_hook is not None else None
+        self.scenes = pool if pool is not None else load_scene_pool(cfg)
         self.grids = [_navgrid(s, self.agent.radius, self.agent.nav_cell, self.agent.height) for s in self.scenes]
         self._main: dict[int, np.ndarray] = {}
         self.sim = BatchKinematics(self.grids, self.n, self.agent)
@@ -303,6 +324,10 @@ class NavCore:
     def step(self, actions, rngs: list[np.random.Generator]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """Moves every agent and updates measures; returns (reward [N], terms {name: [N]}, terminated [N])."""
         a = self.check_actions(actions)
+        # Scripted phases (observe, watch ...) replace the agent's actions before motion.
+        override = getattr(self.task, "override_actions", None)
+        if override is not None:
+            a = override(self, a)
         prev = self.distance_to_goal.copy()
         self.called_stop = a == 0
         noise = self.agent.forward_noise > 0 or self.agent.turn_noise > 0
@@ -342,6 +367,10 @@ class NavCore:
                 task_pixels(self, sel, obs, out)
         if mode == "state":
             obs.update(self._state_obs(sel))
+            # Memory tasks hide privileged vectors the agent has not seen (e.g. the remembered target's ``goal``).
+            task_state = getattr(self.task, "modify_state", None)
+            if task_state is not None:
+                task_state(self, sel, obs)
         sensors = self.task.sensors(self)
         for k, v in sensors.items():
             obs[k] = v[sel]

@@ -83,7 +83,8 @@ class SceneMesh:
         hi = np.asarray(hi, np.float32)
         corners = np.array([[(hi if (i >> k) & 1 else lo)[k] for k in range(3)] for i in range(8)], dtype=np.float32)
         # corner index bit k set -> coordinate k at hi
-        quads = [(0, 2, 6, 4), (1, 5, 7, 3), (0, 4, 5, 1), (2, 3, 7, 6), (0, 1, 3, 2), (4, 6, 7, 5)]
+        # counter-clockwise seen from outside, so (v1 - v0) x (v2 - v0) points out of the box
+        quads = [(0, 4, 6, 2), (1, 3, 7, 5), (0, 1, 5, 4), (2, 6, 7, 3), (0, 2, 3, 1), (4, 5, 7, 6)]
         faces = []
         for a, b, c, d in quads:
             faces += [(a, b, c), (a, c, d)]

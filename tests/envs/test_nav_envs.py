@@ -99,13 +99,16 @@ def test_reward_is_the_sum_of_named_terms(env_id):
     env = gym.make(env_id, obs_mode="state", **SMALL)
     env.reset(seed=0)
     expert = ShortestPathExpert()
-    for _ in range(60):
+    # Memory tasks have scripted phases (and TargetSequence never terminates): allow their registered length
+    # and accept the first rewarded success as the end of the check.
+    memory = ce.NAV_ENVS[env_id][0]["task"] in ("object_recall", "target_sequence", "ballet")
+    for _ in range(ce.NAV_ENVS[env_id][1] if memory else 60):
         a = int(expert.act(env.unwrapped.core)[0])
         _, r, term, trunc, info = env.step(a)
         terms = {k: v for k, v in info.items() if k.startswith("reward_")}
         assert {"reward_progress", "reward_success", "reward_slack"} <= set(terms)
         assert r == pytest.approx(sum(terms.values()), abs=1e-9)
-        if term:
+        if term or (memory and info["reward_success"] > 0):
             assert info["success"] == 1.0 and info["reward_success"] > 0
             break
     else:

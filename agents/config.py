@@ -1,0 +1,131 @@
+"""Training configuration (one dataclass; the ``chronotope train`` CLI is generated from it by tyro)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass
+class TrainConfig:
+    """Options of ``chronotope train``."""
+
+    env: str = "chronotope/PointNav-v0"
+    """Environment id: any id gymnasium.make accepts, including ``module:Id``."""
+    agent: str = "none"
+    """Memory core: none, lstm, gru, trxl, hcam, janus, ... (see chronotope.memory.available_memories())."""
+    algo: Literal["ppo", "sb3-ppo", "recurrent-ppo", "bc", "dagger"] = "ppo"
+    """Training algorithm."""
+    steps: int = 100_000
+    """Environment steps (all environments together)."""
+    seed: int = 0
+    """Seed of the model, the optimiser and the environments."""
+    name: str | None = None
+    """Run name: outputs go to ``out_dir/name`` (default: env-agent-algo-seed)."""
+    out_dir: Path = Path("runs")
+    """Folder holding runs."""
+    num_envs: int = 16
+    """Environments stepped in one batch."""
+    rollout_len: int = 128
+    """Steps per environment between updates (T)."""
+    bptt_len: int = 32
+    """Length of the training sequences; memory states are stored at their starts (truncated BPTT)."""
+    epochs: int = 4
+    """PPO epochs per update."""
+    minibatches: int = 4
+    """Minibatches per epoch (each a set of whole sequences)."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    anneal_lr: bool = True
+    """Linearly decay the learning rate to 0."""
+    gamma: float = 0.99
+    """Discount."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip: float = 0.2
+    """PPO ratio clip."""
+    vf_clip: float | None = 0.2
+    """Value clip (None: unclipped)."""
+    ent_coef: float = 0.01
+    """Entropy bonus."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    max_grad_norm: float = 0.5
+    """Gradient clipping."""
+    hidden: int = 128
+    """Width of the encoder output / memory input."""
+    memory_cfg: str = "{}"
+    """JSON object of memory config fields, e.g. '{"hidden_size": 64}'."""
+    env_kwargs: str = "{}"
+    """JSON object of env keyword arguments, e.g. '{"obs_mode": "state"}'."""
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    """Torch device of the policy and the batched envs' renderer."""
+    torch_threads: int = 1
+    """Torch intra-op threads on CPU (1 is fastest for these small models and leaves cores to the envs)."""
+    checkpoint_every: int = 10
+    """Updates between checkpoints."""
+    resume: Path | None = None
+    """Continue the run in this folder from its last checkpoint."""
+    progress: bool = True
+    """Show a progress bar."""
+    bc_epochs: int = 4
+    """Imitation: passes over the aggregated dataset per iteration."""
+    dagger_iters: int = 4
+    """Imitation: DAgger iterations after behaviour cloning."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form values recorded with the run."""
+
+    def run_name(self) -> str:
+        return self.name or f"{self.env.split('/')[-1]}-{self.agent}-{self.algo}-s{self.seed}"
+
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.run_name()
+
+    def env_kwargs_dict(self) -> dict[str, Any]:
+        return _json_object("env_kwargs", self.env_kwargs)
+
+    def memory_cfg_dict(self) -> dict[str, Any]:
+        return _json_object("memory_cfg", self.memory_cfg)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out_dir"] = str(self.out_dir)
+        d["resume"] = None if self.resume is None else str(self.resume)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        d["out_dir"] = Path(d["out_dir"])
+        d["resume"] = None if d.get("resume") is None else Path(d["resume"])
+        return cls(**d)
+
+    def resolved_device(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device='cuda' was asked for but torch sees no CUDA device")
+        return self.device
+
+    def validate(self) -> None:
+        for k in ("steps", "num_envs", "rollout_len", "bptt_len", "epochs", "minibatches", "hidden"):
+            if getattr(self, k) <= 0:
+                raise ValueError(f"{k} must be positive, got {getattr(self, k)!r}")
+        if self.rollout_len % self.bptt_len:
+            raise ValueError(f"rollout_len {self.rollout_len} must be a multiple of bptt_len {self.bptt_len}")
+        self.env_kwargs_dict()
+        self.memory_cfg_dict()
+
+
+def _json_object(name: str, text: str) -> dict[str, Any]:
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{name} must be a JSON object, got {text!r}: {e}") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"{name} must be a JSON object, got {text!r}")
+    return d

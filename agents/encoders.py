@@ -1,0 +1,139 @@
+"""Observation encoders chosen from a Gymnasium observation space (Box, Discrete, Dict of those).
+
+Images (Box of rank 3, channel-last [H, W, C] with C <= 4, or channel-first) get a small CNN; float vectors an
+MLP with bounds-aware scaling; integer sequences (instruction tokens) an embedding + GRU; Discrete a one-hot.
+All encoders of a Dict are concatenated into one feature vector.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+
+def _is_image(space: spaces.Box) -> bool:
+    return len(space.shape) == 3 and (space.shape[-1] <= 4 or space.shape[0] <= 4) and min(space.shape) >= 1
+
+
+class ImageEncoder(nn.Module):
+    """CNN for [H, W, C] (or [C, H, W]) images; uint8 scaled to [0, 1], floats scaled by their bound."""
+
+    def __init__(self, space: spaces.Box, out_dim: int = 128) -> None:
+        super().__init__()
+        self.channel_last = space.shape[-1] <= 4
+        c = space.shape[-1] if self.channel_last else space.shape[0]
+        h, w = (space.shape[0], space.shape[1]) if self.channel_last else (space.shape[1], space.shape[2])
+        high = np.asarray(space.high, np.float64)
+        finite = np.isfinite(high).all() and high.max() > 0
+        self.scale = 255.0 if space.dtype == np.uint8 else (float(high.max()) if finite else 1.0)
+        if min(h, w) >= 36:
+            convs = [nn.Conv2d(c, 32, 8, 4), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(), nn.Conv2d(64, 64, 3, 1)]
+        else:
+            convs = [nn.Conv2d(c, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU()]
+        self.cnn = nn.Sequential(*convs, nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            n = self.cnn(torch.zeros(1, c, h, w)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n, out_dim), nn.ReLU())
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, H, W, C] -> [B, out_dim]
+        x = x.float() / self.scale
+        if self.channel_last:
+            x = x.permute(0, 3, 1, 2)
+        return self.fc(self.cnn(x))
+
+
+class VectorEncoder(nn.Module):
+    """MLP for float Boxes; finite bounds map to [-1, 1]."""
+
+    def __init__(self, space: spaces.Box, out_dim: int = 64) -> None:
+        super().__init__()
+        lo = np.asarray(space.low, np.float64).reshape(-1)
+        hi = np.asarray(space.high, np.float64).reshape(-1)
+        finite = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+        center = np.where(finite, (hi + lo) / 2, 0.0)
+        half = np.where(finite, (hi - lo) / 2, 1.0)
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
+        self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32))
+        self.net = nn.Sequential(nn.Linear(lo.size, out_dim), nn.ReLU())
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, ...] -> [B, out_dim]
+        x = x.reshape(x.shape[0], -1).float()
+        return self.net((x - self.center) / self.halfwidth)
+
+
+class TokenEncoder(nn.Module):
+    """Embedding + GRU over integer token ids [B, L] (0 = padding); returns the last non-pad state."""
+
+    def __init__(self, space: spaces.Box, out_dim: int = 64, embed: int = 32) -> None:
+        super().__init__()
+        vocab = int(np.asarray(space.high).max()) + 1
+        self.embed = nn.Embedding(vocab, embed, padding_idx=0)
+        self.gru = nn.GRU(embed, out_dim, batch_first=True)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, L] -> [B, out_dim]
+        x = x.long()
+        lengths = (x != 0).sum(1).clamp(min=1)
+        out, _ = self.gru(self.embed(x))
+        return out[torch.arange(x.shape[0], device=x.device), lengths - 1]
+
+
+class DiscreteEncoder(nn.Module):
+    def __init__(self, space: spaces.Discrete) -> None:
+        super().__init__()
+        self.n = int(space.n)
+        self.start = int(space.start)
+        self.out_dim = self.n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B] -> [B, n]
+        return nn.functional.one_hot((x.reshape(-1).long() - self.start).clamp(0, self.n - 1), self.n).float()
+
+
+def encoder_for(space: spaces.Space, image_dim: int = 128, vector_dim: int = 64) -> nn.Module:
+    if isinstance(space, spaces.Discrete):
+        return DiscreteEncoder(space)
+    if isinstance(space, spaces.MultiBinary):
+        return VectorEncoder(spaces.Box(0.0, 1.0, (int(np.prod(space.shape)),), np.float32), vector_dim)
+    if isinstance(space, spaces.MultiDiscrete):
+        return VectorEncoder(spaces.Box(0.0, np.asarray(space.nvec, np.float32) - 1, dtype=np.float32), vector_dim)
+    if isinstance(space, spaces.Box):
+        if _is_image(space):
+            return ImageEncoder(space, image_dim)
+        if np.issubdtype(space.dtype, np.integer) and len(space.shape) == 1 and space.shape[0] > 4:
+            return TokenEncoder(space, vector_dim)
+        return VectorEncoder(space, vector_dim)
+    raise ValueError(
+        f"unsupported observation space {space!r}: use Box, Discrete, MultiBinary, MultiDiscrete or a Dict of those"
+    )
+
+
+class ObservationEncoder(nn.Module):
+    """Encodes a (Dict) observation batch into features [B, out_dim]."""
+
+    def __init__(self, space: spaces.Space, image_dim: int = 128, vector_dim: int = 64) -> None:
+        super().__init__()
+        self.is_dict = isinstance(space, spaces.Dict)
+        subspaces = dict(space.spaces) if self.is_dict else {"obs": space}
+        self.keys = sorted(subspaces)
+        self.encoders = nn.ModuleDict({k: encoder_for(subspaces[k], image_dim, vector_dim) for k in self.keys})
+        self.out_dim = sum(e.out_dim for e in self.encoders.values())
+
+    def forward(self, obs: dict[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        if not self.is_dict:
+            obs = {"obs": obs}
+        return torch.cat([self.encoders[k](obs[k]) for k in self.keys], dim=-1)
+
+
+def init_linear(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+SQRT2 = math.sqrt(2)

@@ -1,0 +1,184 @@
+"""Evaluation of a trained run: per-episode measures, a mean +- 95% CI summary, and trajectories.
+
+Writes ``<run>/eval/episodes.jsonl`` (one object per episode: every scalar measure in ``info`` and ``return``),
+``summary.json`` (measure -> {mean, std, ci95, n}), ``summary.md`` and ``trajectories.npz`` (see
+:func:`save_trajectories` for the format).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from chronotope.agents.checkpoint import load_checkpoint
+from chronotope.agents.config import TrainConfig
+from chronotope.agents.envs import make_vector_env
+from chronotope.agents.policy import ActorCritic, obs_to_torch
+
+
+@dataclass
+class EvalConfig:
+    """Options of ``chronotope eval``."""
+
+    run: Path
+    """Run folder (holds config.json and checkpoint.pt)."""
+    episodes: int = 100
+    """Episodes to evaluate."""
+    num_envs: int = 8
+    """Environments stepped together."""
+    seed: int = 10_000
+    """Seed of the evaluation episodes (kept apart from training seeds)."""
+    deterministic: bool = False
+    """Greedy actions instead of sampling from the policy."""
+    env_kwargs: str = "{}"
+    """JSON object overriding env keyword arguments (e.g. a longer delay to test extrapolation)."""
+    out: Path | None = None
+    """Output folder (default: <run>/eval)."""
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """mean, std, 95% CI half-width (normal approximation, t for small n) and n."""
+    x = np.asarray(values, float)
+    n = len(x)
+    if n == 0:
+        return {"mean": float("nan"), "std": float("nan"), "ci95": float("nan"), "n": 0}
+    std = float(x.std(ddof=1)) if n > 1 else 0.0
+    from scipy import stats
+
+    t = float(stats.t.ppf(0.975, n - 1)) if n > 1 else float("nan")
+    return {"mean": float(x.mean()), "std": std, "ci95": t * std / math.sqrt(n) if n > 1 else float("nan"), "n": n}
+
+
+def load_policy(run: Path, device: str = "cpu") -> tuple[TrainConfig, ActorCritic, Any]:
+    run = Path(run)
+    cfg_path = run / "config.json"
+    if not cfg_path.is_file():
+        raise ValueError(f"{str(run)!r} is not a run folder: no config.json")
+    cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+    data = load_checkpoint(run / "checkpoint.pt", expect={"agent": cfg.agent, "env": cfg.env})
+    return cfg, data, None
+
+
+def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
+    cfg, data, _ = load_policy(ecfg.run)
+    kw = {**cfg.env_kwargs_dict(), **json.loads(ecfg.env_kwargs)}
+    venv = make_vector_env(cfg.env, ecfg.num_envs, kw)
+    model = ActorCritic(venv.single_observation_space, venv.single_action_space, cfg.agent,
+                        cfg.memory_cfg_dict(), cfg.hidden)
+    model.load_state_dict(data["model"])
+    model.eval()
+    torch.manual_seed(ecfg.seed)
+    obs, info = venv.reset(seed=ecfg.seed)
+    n = ecfg.num_envs
+    state = model.initial_state(n, "cpu")
+    start = np.ones(n, bool)
+    ret = np.zeros(n)
+    episodes: list[dict[str, Any]] = []
+    traj: list[dict[str, list]] = [_new_traj() for _ in range(n)]
+    finished_traj: list[dict[str, np.ndarray]] = []
+    for i in range(n):
+        _record_pose(traj[i], info, i)
+    with torch.no_grad():
+        while len(episodes) < ecfg.episodes:
+            o = obs_to_torch(obs, "cpu")
+            o1 = {k: v[:, None] for k, v in o.items()} if isinstance(o, dict) else o[:, None]
+            dist, _, state = model(o1, state, torch.as_tensor(start)[:, None])
+            if ecfg.deterministic:
+                a = dist.probs.argmax(-1) if hasattr(dist, "probs") else dist.mean
+            else:
+                a = dist.sample()
+            act = a[:, 0].numpy()
+            obs, r, term, trunc, info = venv.step(act)
+            ret += r
+            done = np.asarray(term) | np.asarray(trunc)
+            for i in range(n):
+                traj[i]["actions"].append(int(act[i]) if np.ndim(act[i]) == 0 else act[i].tolist())
+                traj[i]["rewards"].append(float(r[i]))
+                if done[i]:
+                    fi = info["final_info"][i] if "final_info" in info else {}
+                    rec = {k: float(v) for k, v in fi.items() if np.ndim(v) == 0 and _num(v)}
+                    rec["return"] = float(ret[i])
+                    rec["truncated"] = bool(trunc[i] and not term[i])
+                    _record_pose(traj[i], {"agent_pose": [fi.get("agent_pose")]}, 0)
+                    if len(episodes) < ecfg.episodes:
+                        episodes.append(rec)
+                        finished_traj.append(_finish_traj(traj[i], len(episodes) - 1, fi))
+                    traj[i] = _new_traj()
+                    ret[i] = 0.0
+                    _record_pose(traj[i], info, i)
+                else:
+                    _record_pose(traj[i], info, i)
+            start = done
+    venv.close()
+    out = Path(ecfg.out or (Path(ecfg.run) / "eval"))
+    out.mkdir(parents=True, exist_ok=True)
+    keys = sorted(set().union(*episodes)) if episodes else []
+    summary = {k: summarize([e[k] for e in episodes if k in e]) for k in keys if k != "truncated"}
+    _atomic_write(out / "episodes.jsonl", "".join(json.dumps(e) + "\n" for e in episodes))
+    _atomic_write(out / "summary.json", json.dumps(summary, indent=2))
+    md = ["| measure | mean | ± 95% CI | n |", "|---|---|---|---|"]
+    md += [f"| {k} | {v['mean']:.4f} | {v['ci95']:.4f} | {v['n']} |" for k, v in summary.items()]
+    _atomic_write(out / "summary.md", "\n".join(md) + "\n")
+    save_trajectories(out / "trajectories.npz", finished_traj)
+    return summary
+
+
+def _new_traj() -> dict[str, list]:
+    return {"poses": [], "actions": [], "rewards": []}
+
+
+def _record_pose(traj: dict, info: dict, i: int) -> None:
+    pose = info.get("agent_pose") if isinstance(info, dict) else None
+    if pose is not None and pose[i] is not None:
+        traj["poses"].append(np.asarray(pose[i], float).tolist())
+
+
+def _finish_traj(traj: dict, episode: int, final_info: dict) -> dict[str, np.ndarray]:
+    return {
+        "episode": episode,
+        "poses": np.asarray(traj["poses"], float).reshape(-1, 3),
+        "actions": np.asarray(traj["actions"]),
+        "rewards": np.asarray(traj["rewards"], float),
+        "scene_id": int(final_info.get("scene_id", -1)) if final_info else -1,
+    }
+
+
+def save_trajectories(path: Path, trajs: list[dict[str, Any]]) -> Path:
+    """Trajectory file (npz): ``poses`` float [P, 3] (x, y, yaw) of all episodes concatenated, ``pose_index``
+    int [E + 1] offsets into it per episode, ``actions`` / ``rewards`` concatenated with ``step_index`` [E + 1],
+    ``scene_id`` int [E]. Written atomically."""
+    poses = [t["poses"] for t in trajs]
+    acts = [np.asarray(t["actions"]).reshape(len(t["rewards"]), -1) for t in trajs]
+    arrays = {
+        "poses": np.concatenate(poses) if poses else np.zeros((0, 3)),
+        "pose_index": np.cumsum([0] + [len(p) for p in poses]),
+        "actions": np.concatenate(acts) if acts else np.zeros((0, 1)),
+        "rewards": np.concatenate([t["rewards"] for t in trajs]) if trajs else np.zeros(0),
+        "step_index": np.cumsum([0] + [len(t["rewards"]) for t in trajs]),
+        "scene_id": np.asarray([t["scene_id"] for t in trajs], int),
+    }
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _num(v) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,150 @@
+"""Imitation learning from an oracle: behaviour cloning, then DAgger (Ross et al. 2011).
+
+The oracle is found from the environment: a batched Chronotope nav env exposes its core, and
+:func:`expert_for` returns the task's expert (shortest-path follower, or a task-specific oracle when the task
+provides ``expert()``). Data are whole sequences (``rollout_len`` steps per environment) with episode starts, so
+memory cores train on the same sequences they will act on; the memory state at each sequence start is stored
+as in sequence PPO. Iteration 0 is behaviour cloning (the expert acts); DAgger iteration i lets the learner act
+with probability ``1 - 0.5**i`` while the expert labels every visited state; the dataset aggregates.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from chronotope.agents.checkpoint import save_checkpoint
+from chronotope.agents.config import TrainConfig
+from chronotope.agents.envs import make_vector_env
+from chronotope.agents.policy import ActorCritic, obs_to_torch
+from chronotope.agents.ppo.trainer import _rng_state, _stack_time, seed_everything
+from chronotope.agents.state_utils import StateBatcher
+
+
+def expert_for(venv) -> Callable[[], np.ndarray]:
+    """The oracle of a batched Chronotope env: a callable returning expert actions [N] for the current state."""
+    core = getattr(venv.unwrapped, "core", None)
+    if core is None:
+        raise ValueError(
+            f"imitation needs an environment with an oracle; {venv.unwrapped!r} has none (use a chronotope nav id)"
+        )
+    task_expert = getattr(core.task, "expert", None)
+    if task_expert is not None:
+        expert = task_expert()
+    else:
+        from chronotope.envs.nav.expert import ShortestPathExpert
+
+        expert = ShortestPathExpert()
+    return lambda: expert.act(core)
+
+
+def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
+    cfg.validate()
+    device = torch.device(cfg.resolved_device())
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, cfg.torch_threads))
+    seed_everything(cfg.seed)
+    run = cfg.run_dir()
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict())
+    expert = expert_for(venv)
+    model = ActorCritic(venv.single_observation_space, venv.single_action_space, cfg.agent, cfg.memory_cfg_dict(),
+                        cfg.hidden).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    batcher = StateBatcher(model.memory)
+    rng = np.random.default_rng(cfg.seed)
+    obs, _ = venv.reset(seed=cfg.seed)
+    n, t_len = cfg.num_envs, cfg.rollout_len
+    state = model.initial_state(n, device)
+    start = np.ones(n, bool)
+    dataset: list[dict] = []
+    history: list[dict[str, float]] = []
+    iters = 1 + (cfg.dagger_iters if cfg.algo == "dagger" else 0)
+    steps_per_iter = max(t_len * n, cfg.steps // iters)
+    step = 0
+    for it in range(iters):
+        beta = 0.5**it  # probability that the expert acts
+        t0 = time.perf_counter()
+        episodes: list[dict] = []
+        for _ in range(max(1, steps_per_iter // (t_len * n))):
+            obs_buf, labels, starts, chunk_states = [], [], [], []
+            with torch.no_grad():
+                for t in range(t_len):
+                    if t % cfg.bptt_len == 0:
+                        chunk_states.append(StateBatcher.detach(state))
+                    label = expert()
+                    o = obs_to_torch(obs, device)
+                    o1 = {k: v[:, None] for k, v in o.items()} if isinstance(o, dict) else o[:, None]
+                    dist, _, state = model(o1, state, torch.as_tensor(start, device=device)[:, None])
+                    learner = dist.probs.argmax(-1)[:, 0].cpu().numpy()
+                    act = np.where(rng.random(n) < beta, label, learner)
+                    obs_buf.append(obs)
+                    labels.append(label)
+                    starts.append(start.copy())
+                    obs, _, term, trunc, info = venv.step(act)
+                    start = np.asarray(term) | np.asarray(trunc)
+                    if "_final_info" in info:
+                        episodes += [info["final_info"][i] for i in np.flatnonzero(info["_final_info"])]
+                    step += n
+            dataset.append({
+                "obs": _stack_time(obs_buf, "cpu"),
+                "labels": torch.as_tensor(np.stack(labels)),
+                "starts": torch.as_tensor(np.stack(starts)),
+                "states": StateBatcher.to(batcher.cat(chunk_states), "cpu"),
+            })
+        loss = _fit(model, opt, batcher, dataset, cfg, device)
+        rec = {"iteration": it, "beta": beta, "step": step, "loss": loss, "time": time.perf_counter() - t0,
+               "episodes": len(episodes)}
+        for k in ("success", "spl", "ndtw"):
+            vals = [float(e[k]) for e in episodes if k in e]
+            if vals:
+                rec[k] = float(np.mean(vals))
+        history.append(rec)
+        with open(run / "progress.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(json.dumps(rec))
+        save_checkpoint(run / "checkpoint.pt", {
+            "agent": cfg.agent, "env": cfg.env, "config": cfg.to_dict(), "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "update": it + 1, "global_step": step, "rng": _rng_state(),
+            "env_pickle": None, "history": history,
+        })
+    venv.close()
+    return history
+
+
+def _sequences(x: torch.Tensor, seq_len: int) -> torch.Tensor:
+    t, n = x.shape[:2]
+    c = t // seq_len
+    return x.reshape(c, seq_len, n, *x.shape[2:]).transpose(1, 2).reshape(c * n, seq_len, *x.shape[3:])
+
+
+def _fit(model, opt, batcher, dataset, cfg: TrainConfig, device) -> float:
+    """Cross-entropy of expert labels over whole stored sequences, ``bc_epochs`` passes over the dataset."""
+    losses = []
+    for _ in range(cfg.bc_epochs):
+        for part in np.random.permutation(len(dataset)):
+            d = dataset[part]
+            obs = {k: _sequences(v, cfg.bptt_len) for k, v in d["obs"].items()} if isinstance(d["obs"], dict) \
+                else _sequences(d["obs"], cfg.bptt_len)
+            labels = _sequences(d["labels"], cfg.bptt_len)
+            starts = _sequences(d["starts"], cfg.bptt_len)
+            n_seq = labels.shape[0]
+            mb = max(1, n_seq // cfg.minibatches)
+            perm = torch.randperm(n_seq)
+            for s in range(0, n_seq, mb):
+                idx = perm[s : s + mb]
+                o = {k: v[idx].to(device) for k, v in obs.items()} if isinstance(obs, dict) else obs[idx].to(device)
+                st = StateBatcher.to(batcher.index(d["states"], idx), device)
+                dist, _, _ = model(o, st, starts[idx].to(device))
+                loss = -model.log_prob(dist, labels[idx].to(device)).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                opt.step()
+                losses.append(float(loss.detach()))
+    return float(np.mean(losses)) if losses else float("nan")

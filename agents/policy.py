@@ -1,0 +1,85 @@
+"""``ActorCritic``: observation encoders + a memory core by name + policy and value heads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+from torch.distributions import Categorical, Normal
+
+from chronotope.agents.encoders import SQRT2, ObservationEncoder, init_linear
+from chronotope.memory.base import make_memory
+
+
+class ActorCritic(nn.Module):
+    """Works with any Box / Discrete / Dict observation space and a Discrete or Box action space.
+
+    ``forward(obs[B, T, ...], state, episode_starts[B, T]) -> (dist, value[B, T], state)``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        memory: str = "none",
+        memory_cfg: dict[str, Any] | None = None,
+        hidden: int = 128,
+    ) -> None:
+        super().__init__()
+        if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
+            raise ValueError(f"unsupported action space {action_space!r}: use Discrete or Box")
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.memory_name = memory
+        self.encoder = ObservationEncoder(observation_space)
+        self.proj = nn.Sequential(init_linear(nn.Linear(self.encoder.out_dim, hidden), SQRT2), nn.ReLU())
+        self.memory = make_memory(memory, input_size=hidden, **(memory_cfg or {}))
+        feat = self.memory.output_size
+        if isinstance(action_space, spaces.Discrete):
+            self.pi = init_linear(nn.Linear(feat, int(action_space.n)), 0.01)
+            self.log_std = None
+        else:
+            self.pi = init_linear(nn.Linear(feat, int(np.prod(action_space.shape))), 0.01)
+            self.log_std = nn.Parameter(torch.zeros(int(np.prod(action_space.shape))))
+        self.v = init_linear(nn.Linear(feat, 1), 1.0)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None):
+        return self.memory.initial_state(batch_size, device)
+
+    def forward(self, obs: dict[str, torch.Tensor] | torch.Tensor, state, episode_starts: torch.Tensor):
+        """obs leaves [B, T, ...]; episode_starts bool [B, T]."""
+        b, t = episode_starts.shape
+        flat = _map_obs(obs, lambda x: x.reshape(b * t, *x.shape[2:]))
+        z = self.proj(self.encoder(flat)).reshape(b, t, -1)  # [B, T, hidden]
+        y, state = self.memory(z, state, episode_starts)  # [B, T, F]
+        logits = self.pi(y)
+        value = self.v(y).squeeze(-1)
+        if self.log_std is None:
+            dist = Categorical(logits=logits)
+        else:
+            dist = Normal(logits, self.log_std.exp().expand_as(logits))
+        return dist, value, state
+
+    def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
+        lp = dist.log_prob(actions)
+        return lp if self.log_std is None else lp.sum(-1)
+
+    def entropy(self, dist) -> torch.Tensor:
+        e = dist.entropy()
+        return e if self.log_std is None else e.sum(-1)
+
+
+def _map_obs(obs, fn):
+    if isinstance(obs, dict):
+        return {k: fn(v) for k, v in obs.items()}
+    return fn(obs)
+
+
+def obs_to_torch(obs, device) -> dict[str, torch.Tensor] | torch.Tensor:
+    """Batched numpy observation (dict or array) -> tensors on ``device`` (no copy on CPU where possible)."""
+    if isinstance(obs, dict):
+        return {k: torch.as_tensor(np.asarray(v), device=device) for k, v in obs.items()}
+    return torch.as_tensor(np.asarray(obs), device=device)

@@ -1,0 +1,1 @@
+"""Sequence PPO for agents with memory."""

@@ -1,0 +1,344 @@
+"""Sequence PPO for memory agents.
+
+Rollouts come from one batched vector env. Every ``bptt_len`` steps the memory state of all environments is
+stored (detached); the update splits the rollout into sequences of ``bptt_len`` steps per environment, never
+shuffling single steps, and replays each sequence through the memory from its stored state with the rollout's
+episode starts, so training sees the memory the rollout saw. Truncated episodes are bootstrapped with the value
+of their final observation. Checkpoints (model, optimiser, RNG states, counters, the pickled env and the live
+memory state) are written atomically; ``resume`` continues exactly where the last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import random
+import signal
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from chronotope.agents.checkpoint import load_checkpoint, save_checkpoint
+from chronotope.agents.config import TrainConfig
+from chronotope.agents.envs import make_vector_env
+from chronotope.agents.policy import ActorCritic, obs_to_torch
+from chronotope.agents.ppo.loss import gae, policy_loss, value_loss
+from chronotope.agents.state_utils import StateBatcher
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(s: dict[str, Any]) -> None:
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+    torch.set_rng_state(s["torch"])
+
+
+def _stack_obs(items: list) -> dict[str, np.ndarray] | np.ndarray:
+    if isinstance(items[0], dict):
+        return {k: np.stack([o[k] for o in items]) for k in items[0]}
+    return np.stack(items)
+
+
+class PPOTrainer:
+    """Trains an :class:`ActorCritic` with sequence PPO; see the module docstring."""
+
+    def __init__(self, cfg: TrainConfig, writer=None) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.device = torch.device(cfg.resolved_device())
+        if self.device.type == "cpu" and cfg.torch_threads > 0:
+            torch.set_num_threads(cfg.torch_threads)
+        self.run_dir = cfg.run_dir()
+        self.writer = writer
+        env_kwargs = cfg.env_kwargs_dict()
+        if "device" in _env_kwarg_names(cfg.env) and "device" not in env_kwargs:
+            env_kwargs["device"] = str(self.device)
+        self.env_kwargs = env_kwargs
+        seed_everything(cfg.seed)
+        self.venv = make_vector_env(cfg.env, cfg.num_envs, env_kwargs)
+        self.model = ActorCritic(
+            self.venv.single_observation_space,
+            self.venv.single_action_space,
+            cfg.agent,
+            cfg.memory_cfg_dict(),
+            cfg.hidden,
+        ).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=1e-5)
+        self.batcher = StateBatcher(self.model.memory)
+        self.steps_per_update = cfg.num_envs * cfg.rollout_len
+        self.num_updates = max(1, math.ceil(cfg.steps / self.steps_per_update))
+        self.update = 0
+        self.global_step = 0
+        self.obs, _ = self.venv.reset(seed=cfg.seed)
+        self.state = self.model.initial_state(cfg.num_envs, self.device)
+        self.ep_start = np.ones(cfg.num_envs, bool)
+        self.ep_return = np.zeros(cfg.num_envs)
+        self.recent: deque[dict[str, float]] = deque(maxlen=100)
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def checkpoint_payload(self) -> dict[str, Any]:
+        try:
+            env_blob = pickle.dumps(self.venv)
+        except Exception:  # envs that do not pickle resume from a reseeded reset instead
+            env_blob = None
+        return {
+            "agent": self.cfg.agent,
+            "env": self.cfg.env,
+            "config": self.cfg.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "update": self.update,
+            "global_step": self.global_step,
+            "rng": _rng_state(),
+            "env_pickle": env_blob,
+            "obs": self.obs,
+            "state": StateBatcher.to(self.state, "cpu"),
+            "ep_start": self.ep_start.copy(),
+            "ep_return": self.ep_return.copy(),
+            "history": self.history,
+        }
+
+    def save(self) -> Path:
+        return save_checkpoint(self.run_dir / "checkpoint.pt", self.checkpoint_payload())
+
+    def restore(self, path: Path) -> None:
+        data = load_checkpoint(path, expect={"agent": self.cfg.agent, "env": self.cfg.env})
+        try:
+            self.model.load_state_dict(data["model"])
+        except RuntimeError as e:
+            raise ValueError(f"checkpoint {str(path)!r} does not fit this model: {e}") from e
+        self.opt.load_state_dict(data["optimizer"])
+        self.update = int(data["update"])
+        self.global_step = int(data["global_step"])
+        self.history = list(data.get("history", []))
+        if data.get("env_pickle") is not None:
+            self.venv.close()
+            self.venv = pickle.loads(data["env_pickle"])
+            self.obs = data["obs"]
+            self.state = StateBatcher.to(data["state"], self.device)
+            self.ep_start = data["ep_start"]
+            self.ep_return = data["ep_return"]
+        else:
+            self.obs, _ = self.venv.reset(seed=self.cfg.seed + 7919 * self.update)
+            self.state = self.model.initial_state(self.cfg.num_envs, self.device)
+            self.ep_start = np.ones(self.cfg.num_envs, bool)
+            self.ep_return = np.zeros(self.cfg.num_envs)
+        _set_rng_state(data["rng"])
+
+    # ------------------------------------------------------------------------------------------ rollout
+    @torch.no_grad()
+    def rollout(self) -> dict[str, Any]:
+        cfg, n, t_len = self.cfg, self.cfg.num_envs, self.cfg.rollout_len
+        dev = self.device
+        obs_buf: list = []
+        actions, logps, values, rewards, dones, starts = [], [], [], [], [], []
+        chunk_states = []
+        for t in range(t_len):
+            if t % cfg.bptt_len == 0:
+                chunk_states.append(StateBatcher.detach(self.state))
+            o = obs_to_torch(self.obs, dev)
+            o1 = {k: v[:, None] for k, v in o.items()} if isinstance(o, dict) else o[:, None]
+            start = torch.as_tensor(self.ep_start, device=dev)[:, None]
+            dist, v, self.state = self.model(o1, self.state, start)
+            a = dist.sample()
+            logp = self.model.log_prob(dist, a)[:, 0]
+            a = a[:, 0]
+            act = a.cpu().numpy()
+            if isinstance(self.venv.single_action_space, __import__("gymnasium").spaces.Box):
+                act = np.clip(act, self.venv.single_action_space.low, self.venv.single_action_space.high)
+            next_obs, r, term, trunc, info = self.venv.step(act)
+            r = np.asarray(r, np.float64).copy()
+            self.ep_return += r
+            boot = np.flatnonzero(np.asarray(trunc) & ~np.asarray(term))
+            if boot.size and "final_obs" in info:
+                fo = _stack_obs([info["final_obs"][i] for i in boot])
+                fo = obs_to_torch(fo, dev)
+                fo1 = {k: x[:, None] for k, x in fo.items()} if isinstance(fo, dict) else fo[:, None]
+                st = self.batcher.index(self.state, torch.as_tensor(boot, device=dev))
+                _, v_final, _ = self.model(fo1, st, torch.zeros(len(boot), 1, dtype=torch.bool, device=dev))
+                r[boot] += cfg.gamma * v_final[:, 0].cpu().numpy()
+            done = np.asarray(term) | np.asarray(trunc)
+            for i in np.flatnonzero(done):
+                rec = {"return": float(self.ep_return[i])}
+                fi = info.get("final_info")
+                if fi is not None and fi[i] is not None:
+                    rec.update({k: float(v) for k, v in fi[i].items() if np.ndim(v) == 0 and _is_number(v)})
+                self.recent.append(rec)
+                self.ep_return[i] = 0.0
+            obs_buf.append(self.obs)
+            actions.append(a)
+            logps.append(logp)
+            values.append(v[:, 0])
+            rewards.append(torch.as_tensor(r, dtype=torch.float32, device=dev))
+            dones.append(torch.as_tensor(done, device=dev))
+            starts.append(torch.as_tensor(self.ep_start, device=dev))
+            self.ep_start = done
+            self.obs = next_obs
+            self.global_step += n
+        o = obs_to_torch(self.obs, dev)
+        o1 = {k: x[:, None] for k, x in o.items()} if isinstance(o, dict) else o[:, None]
+        _, last_v, _ = self.model(o1, self.state, torch.as_tensor(self.ep_start, device=dev)[:, None])
+        rew = torch.stack(rewards)
+        val = torch.stack(values)
+        done_t = torch.stack(dones)
+        adv, ret = gae(rew, val, done_t, last_v[:, 0], cfg.gamma, cfg.gae_lambda)
+        obs_t = _stack_time(obs_buf, dev)
+        return {
+            "obs": obs_t,
+            "actions": torch.stack(actions),
+            "logp": torch.stack(logps),
+            "values": val,
+            "adv": adv,
+            "returns": ret,
+            "starts": torch.stack(starts),
+            "states": self.batcher.cat(chunk_states),
+        }
+
+    # ------------------------------------------------------------------------------------------ update
+    def _sequences(self, x: torch.Tensor) -> torch.Tensor:
+        """[T, N, ...] -> [C * N, L, ...] with sequence index c * N + n (chunk-major, as the stored states)."""
+        t, n = x.shape[:2]
+        seq_len = self.cfg.bptt_len
+        c = t // seq_len
+        x = x.reshape(c, seq_len, n, *x.shape[2:]).transpose(1, 2)
+        return x.reshape(c * n, seq_len, *x.shape[3:])
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        cfg = self.cfg
+        seq = {k: self._sequences(batch[k]) for k in ("actions", "logp", "values", "adv", "returns", "starts")}
+        obs = batch["obs"]
+        seq_obs = {k: self._sequences(v) for k, v in obs.items()} if isinstance(obs, dict) else self._sequences(obs)
+        n_seq = seq["actions"].shape[0]
+        mb = max(1, n_seq // cfg.minibatches)
+        stats: dict[str, list[float]] = {"pg": [], "vf": [], "ent": [], "kl": [], "clipfrac": []}
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(n_seq, device=self.device)
+            for s in range(0, n_seq, mb):
+                idx = perm[s : s + mb]
+                o = {k: v[idx] for k, v in seq_obs.items()} if isinstance(seq_obs, dict) else seq_obs[idx]
+                state = self.batcher.index(batch["states"], idx)
+                dist, v, _ = self.model(o, state, seq["starts"][idx])
+                new_logp = self.model.log_prob(dist, seq["actions"][idx])
+                adv = seq["adv"][idx]
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                pg = policy_loss(new_logp, seq["logp"][idx], adv, cfg.clip)
+                vf = value_loss(v, seq["values"][idx], seq["returns"][idx], cfg.vf_clip)
+                ent = self.model.entropy(dist).mean()
+                loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                self.opt.step()
+                with torch.no_grad():
+                    log_ratio = new_logp - seq["logp"][idx]
+                    stats["kl"].append(float(((log_ratio.exp() - 1) - log_ratio).mean()))
+                    stats["clipfrac"].append(float(((log_ratio.exp() - 1).abs() > cfg.clip).float().mean()))
+                stats["pg"].append(float(pg.detach()))
+                stats["vf"].append(float(vf.detach()))
+                stats["ent"].append(float(ent.detach()))
+        return {k: float(np.mean(v)) for k, v in stats.items()}
+
+    # ------------------------------------------------------------------------------------------ loop
+    def train(self, stop_after: int | None = None) -> list[dict[str, float]]:
+        """Runs updates until the budget is spent (or ``stop_after`` updates of this call, then checkpoints)."""
+        cfg = self.cfg
+        done_here = 0
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.num_updates * self.steps_per_update, initial=self.global_step, unit="step",
+                       dynamic_ncols=True)
+        interrupted = False
+
+        def _sigterm(signum, frame):  # treated like Ctrl-C: save, then stop
+            raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGTERM, _sigterm)
+        try:
+            while self.update < self.num_updates:
+                t0 = time.perf_counter()
+                if cfg.anneal_lr:
+                    for g in self.opt.param_groups:
+                        g["lr"] = cfg.lr * (1.0 - self.update / self.num_updates)
+                batch = self.rollout()
+                stats = self.train_step(batch)
+                self.update += 1
+                sps = self.steps_per_update / (time.perf_counter() - t0)
+                rec = self._log(stats, sps)
+                if bar is not None:
+                    bar.update(self.steps_per_update)
+                    bar.set_postfix(sps=f"{sps:.0f}", ret=f"{rec.get('return', float('nan')):.2f}")
+                done_here += 1
+                if self.update % cfg.checkpoint_every == 0 or self.update == self.num_updates:
+                    self.save()
+                if stop_after is not None and done_here >= stop_after:
+                    self.save()
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            self.save()
+        finally:
+            signal.signal(signal.SIGTERM, old)
+            if bar is not None:
+                bar.close()
+            if self.writer is not None:
+                self.writer.flush()
+        if interrupted:
+            raise KeyboardInterrupt(f"training interrupted; checkpoint saved in {self.run_dir}")
+        return self.history
+
+    def _log(self, stats: dict[str, float], sps: float) -> dict[str, float]:
+        rec: dict[str, float] = {"update": self.update, "step": self.global_step, "sps": sps, **stats}
+        if self.recent:
+            keys = set().union(*self.recent)
+            for k in keys:
+                vals = [r[k] for r in self.recent if k in r]
+                rec[k] = float(np.mean(vals))
+        self.history.append(rec)
+        with open(self.run_dir / "progress.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if self.writer is not None:
+            for k, v in rec.items():
+                if k not in ("update", "step"):
+                    self.writer.add_scalar(f"train/{k}", v, self.global_step)
+        return rec
+
+
+def _stack_time(obs_buf: list, dev) -> dict[str, torch.Tensor] | torch.Tensor:
+    if isinstance(obs_buf[0], dict):
+        return {k: torch.as_tensor(np.stack([o[k] for o in obs_buf]), device=dev) for k in obs_buf[0]}
+    return torch.as_tensor(np.stack(obs_buf), device=dev)
+
+
+def _is_number(v) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _env_kwarg_names(env_id: str) -> set[str]:
+    from chronotope.envs.nav.core import NavConfig
+
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(NavConfig)} if env_id.startswith("chronotope/") else set()

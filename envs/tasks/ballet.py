@@ -1,0 +1,398 @@
+"""Ballet: watch dancers perform distinct movement patterns one after another, then go to a named one (after HCAM)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from gymnasium import spaces
+
+from chronotope.envs.sim.kinematic import STOP
+from chronotope.envs.tasks.base import Episode, start_frame
+from chronotope.envs.tasks.measures import Measure, PathLength, Steps, spl
+from chronotope.envs.tasks.visibility import PALETTE, MemoryTask
+
+WATCH, DELAY, SEEK = 0, 1, 2
+PATTERNS = ("circle", "side_to_side", "back_and_forth", "zigzag", "jump", "square", "figure_eight", "pulse")
+NUM_PATTERNS = len(PATTERNS)
+DANCER_Z = 0.9  # centre height of a resting dancer (m)
+DANCER_RADIUS = 0.2  # sphere radius (m)
+AMPLITUDE = 0.3  # horizontal reach of a movement pattern (m)
+
+
+def pattern_offset(pattern: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Displacement of dancers performing ``pattern`` [M] at progress ``s`` [M] in [0, 1).
+
+    Returns (lateral [M], radial [M], vertical [M], radius scale [M]); lateral is along the circle of dancers,
+    radial away from its centre. Every pattern starts and ends at rest (offset 0, scale 1).
+    """
+    a, tau = AMPLITUDE, 2 * np.pi * s
+    lat, rad, up, scale = (np.zeros_like(s) for _ in range(4))
+    tri = 2 * np.abs(np.mod(4 * s + 1, 2) - 1) - 1  # triangle wave, 2 periods
+
+    def put(k: int, la=None, ra=None, u=None, sc=None) -> None:
+        m = pattern == k
+        for arr, v in ((lat, la), (rad, ra), (up, u), (scale, sc)):
+            if v is not None:
+                arr[m] = v[m]
+
+    put(0, la=a * np.sin(tau), ra=a * (np.cos(tau) - 1))
+    put(1, la=a * np.sin(2 * tau))
+    put(2, ra=a * np.sin(2 * tau))
+    put(3, la=a * tri * np.sin(np.pi * s), ra=a * np.sin(np.pi * s))
+    put(4, u=0.4 * np.abs(np.sin(2 * tau)))
+    side = np.floor(4 * s).astype(int)
+    f = 4 * s - side
+    sq_lat = np.choose(side % 4, [f, np.ones_like(f), 1 - f, np.zeros_like(f)]) * a
+    sq_rad = np.choose(side % 4, [np.zeros_like(f), f, np.ones_like(f), 1 - f]) * a
+    put(5, la=sq_lat, ra=sq_rad)
+    put(6, la=a * np.sin(tau), ra=0.5 * a * np.sin(2 * tau))
+    put(7, sc=1.0 + 0.6 * np.sin(2 * tau) ** 2)
+    scale[~np.isin(pattern, [7])] = 1.0
+    return lat, rad, up, scale
+
+
+class BalletTask(MemoryTask):
+    """Task sheet.
+
+    Description: ``num_dancers`` (2, 4 or 8) coloured spheres ("dancers") stand on a circle of radius 1.2 m
+    around the agent. Three phases, signalled by the ``phase`` one-hot observation:
+
+    1. **watch** (``num_dancers * dance_steps`` steps): the dancers perform one after another, ``dance_steps``
+       (16) steps each, each a distinct movement pattern among circle, side_to_side, back_and_forth, zigzag, jump,
+       square, figure_eight, pulse (random assignment and order). The task turns the agent to face the dancer
+       that performs (its actions are ignored).
+    2. **delay** (``delay`` steps, 16 or 48 in the HCAM levels): all dancers rest; actions are ignored.
+    3. **seek** (at most ``seek_steps``): ``instruction`` (one-hot over the 8 patterns) names a pattern. The
+       episode ends when the agent comes within ``reach_radius`` (0.4 m) of a dancer's resting point: success if
+       it is the dancer that performed the named pattern, failure otherwise; also failure when the seek budget
+       runs out. STOP is a no-op.
+
+    Levels: ``num_dancers`` in {2, 4, 8} x ``delay`` in {16, 48} (other values are accepted).
+    Randomisations: scene, agent position (dancers' resting points must be free, connected and in view), heading,
+    pattern assignment and order, the instructed pattern.
+    Observations (task sensors, every mode): ``phase`` [3], ``instruction`` [8] (zeros before seek), ``gps`` /
+    ``compass``. Pixel modes: dancers are composited over the static render by ray-sphere intersection (z-depth
+    test against the scene), in their own palette colour, with instance ids ``max scene id + 1 + dancer``.
+    Modes without colour (``depth``, ``state``) add ``dancers`` [8, 5]: per dancer slot (visible, x forward,
+    y left, height, radius) while the dancer is in view (walls occlude), zeros otherwise. ``state``'s ``goal`` is 0.
+    Success: reaching the instructed dancer. Reward terms: ``success`` (+1), ``progress`` and ``slack`` (0).
+    Measures: ``success``, ``spl`` (seek phase; l = geodesic to the instructed resting point minus the reach
+    radius), ``time_to_target`` (seek steps until the episode ended), ``distance_to_goal``, ``path_length``,
+    ``steps``.
+
+    Args:
+        num_dancers: 2 to 8 dancers (levels 2, 4, 8).
+        delay: steps between the last dance and the instruction.
+        dance_steps: steps of each dance.
+        seek_steps: seek-phase step budget.
+        reach_radius: distance (m) to a resting point that counts as reaching that dancer.
+        circle_radius: distance (m) of the resting points from the agent's start.
+    """
+
+    name = "ballet"
+
+    def __init__(
+        self,
+        num_dancers: int = 4,
+        delay: int = 16,
+        dance_steps: int = 16,
+        seek_steps: int = 100,
+        reach_radius: float = 0.4,
+        circle_radius: float = 1.2,
+        success_reward: float = 1.0,
+    ) -> None:
+        super().__init__(success_radius=reach_radius, success_reward=success_reward, slack_reward=0.0)
+        if not isinstance(num_dancers, (int, np.integer)) or not (2 <= num_dancers <= NUM_PATTERNS):
+            raise ValueError(
+                f"num_dancers must be an integer in 2..{NUM_PATTERNS} (levels 2, 4, 8), got {num_dancers!r}"
+            )
+        for name, v, lo in (("delay", delay, 0), ("dance_steps", dance_steps, 2), ("seek_steps", seek_steps, 1)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        spacing = 2 * circle_radius * math.sin(math.pi / num_dancers)
+        if not (0 < reach_radius < spacing / 2):
+            raise ValueError(
+                f"reach_radius {reach_radius!r} must be in (0, {spacing / 2:.2f}) for {num_dancers} dancers"
+            )
+        self.num_dancers = int(num_dancers)
+        self.delay = int(delay)
+        self.dance_steps = int(dance_steps)
+        self.seek_steps = int(seek_steps)
+        self.reach_radius = float(reach_radius)
+        self.circle_radius = float(circle_radius)
+
+    @property
+    def watch_steps(self) -> int:
+        return self.num_dancers * self.dance_steps
+
+    def allocate(self, n: int) -> None:
+        k = NUM_PATTERNS
+        self.phase = np.zeros(n, np.int64)
+        self.phase_t = np.zeros(n, np.int64)
+        self.homes = np.zeros((n, k, 2))  # resting points (slots beyond num_dancers unused)
+        self.bearing = np.zeros((n, k))  # direction centre -> dancer
+        self.patterns = np.zeros((n, k), np.int64)
+        self.order = np.zeros((n, k), np.int64)  # dancer index performing in turn t
+        self.instructed = np.zeros(n, np.int64)  # dancer index
+        self.seek_l = np.zeros(n)
+        self.seek_path = np.zeros(n)
+        self.seek_used = np.zeros(n)
+        self.succeeded = np.zeros(n, bool)
+        self.success_now = np.zeros(n, bool)
+        self.done = np.zeros(n, bool)
+        self.in_seek = np.zeros(n, bool)
+
+    # ----------------------------------------------------------------------------------------- episodes
+    def sample_episode(self, core, rng: np.random.Generator) -> Episode:
+        k = self.num_dancers
+        for _ in range(3000):  # cheap rejection sampling: no geodesic solve until accepted
+            scene = int(rng.integers(len(core.scenes)))
+            grid = core.grids[scene]
+            main = core.main_component(scene)
+            centre = grid.sample_navigable(rng, 1, main)[0]
+            yaw = float(rng.uniform(-np.pi, np.pi))
+            ang = yaw + 2 * np.pi * np.arange(k) / k
+            homes = centre + self.circle_radius * np.stack([np.cos(ang), np.sin(ang)], -1)
+            rc = grid.world_to_cell(homes)
+            h, w = grid.shape
+            if not ((rc[:, 0] >= 0) & (rc[:, 0] < h) & (rc[:, 1] >= 0) & (rc[:, 1] < w)).all():
+                continue
+            # Resting points must be free and connected to the centre, and in view from it.
+            if not main[rc[:, 0], rc[:, 1]].all():
+                continue
+            los = self.walls(core).line_of_sight(np.array([scene]), centre[None], homes[None])[0]
+            if not los.all():
+                continue
+            patterns = rng.choice(NUM_PATTERNS, size=k, replace=False)
+            order = rng.permutation(k)
+            target = int(rng.integers(k))
+            field = self.point_field(core, scene, homes[target])
+            d0 = float(grid.lookup(field[:h, :w], centre))
+            if not np.isfinite(d0):
+                continue
+            return Episode(
+                scene,
+                centre,
+                float(ang[order[0]]),  # facing the first performer
+                homes[target],
+                field,
+                d0,
+                max(d0 - self.reach_radius, 0.0),
+                extra={"homes": homes, "bearing": ang, "patterns": patterns, "order": order, "target": target},
+            )
+        raise ValueError(f"could not place {k} dancers in 3000 tries (circle radius {self.circle_radius} m)")
+
+    def on_reset(self, core, idx: np.ndarray, rngs) -> None:
+        self.ensure(core)
+        self.remember_rngs(idx, rngs)
+        k = self.num_dancers
+        for i in idx:
+            ex = core.episodes[i].extra
+            self.homes[i, :k] = ex["homes"]
+            self.bearing[i, :k] = ex["bearing"]
+            self.patterns[i, :k] = ex["patterns"]
+            self.order[i, :k] = ex["order"]
+            self.instructed[i] = ex["target"]
+        for a in (self.phase, self.phase_t, self.seek_l, self.seek_path, self.seek_used):
+            a[idx] = 0
+        for a in (self.succeeded, self.success_now, self.done, self.in_seek):
+            a[idx] = False
+
+    def override_actions(self, core, actions: np.ndarray) -> np.ndarray:
+        self.ensure(core)
+        a = actions.copy()
+        a[self.phase != SEEK] = STOP  # watching: stand still (STOP is a no-op here)
+        return a
+
+    def on_step(self, core, actions: np.ndarray) -> None:
+        self.in_seek = self.phase == SEEK
+        self.success_now[:] = False
+        self.done[:] = False
+        self.phase_t += 1
+        self.seek_path += np.where(self.in_seek, core.moved, 0.0)
+        for i in range(core.n):
+            if self.phase[i] == WATCH:
+                if self.phase_t[i] >= self.watch_steps:
+                    self.phase[i], self.phase_t[i] = DELAY, 0
+                else:  # face the dancer now performing
+                    j = self.order[i, self.phase_t[i] // self.dance_steps]
+                    self.teleport(core, i, core.sim.position[i], self.bearing[i, j])
+            if self.phase[i] == DELAY and self.phase_t[i] >= self.delay:
+                self.phase[i], self.phase_t[i] = SEEK, 0
+                self.seek_l[i] = max(core.distance_to_goal[i] - self.reach_radius, 0.0)
+                self.seek_path[i] = 0.0
+            elif self.in_seek[i]:
+                d = np.linalg.norm(self.homes[i, : self.num_dancers] - core.sim.position[i], axis=-1)
+                if d.min() <= self.reach_radius:
+                    self.done[i] = True
+                    self.success_now[i] = self.succeeded[i] = int(np.argmin(d)) == self.instructed[i]
+                elif self.phase_t[i] >= self.seek_steps:
+                    self.done[i] = True
+                if self.done[i]:
+                    self.seek_used[i] = self.phase_t[i]
+
+    def terminated(self, core) -> np.ndarray:
+        return self.done.copy()
+
+    def reward_terms(self, core, prev_distance: np.ndarray) -> dict[str, np.ndarray]:
+        zero = np.zeros(core.n)
+        return {"progress": zero, "success": self.success_reward * self.success_now.astype(float), "slack": zero.copy()}
+
+    def measure_types(self) -> tuple[type[Measure], ...]:
+        return (_DistanceToGoal, _Success, PathLength, Steps, _SPL, _TimeToTarget)
+
+    # ----------------------------------------------------------------------------------------- dancers
+    def dancer_state(self, core) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Current dancers: (xy [N, 8, 2], height [N, 8], radius [N, 8]); slots >= num_dancers are unused."""
+        self.ensure(core)
+        n, k = core.n, NUM_PATTERNS
+        xy = self.homes.copy()
+        z = np.full((n, k), DANCER_Z)
+        r = np.full((n, k), DANCER_RADIUS)
+        act = np.flatnonzero(self.phase == WATCH)
+        if act.size:
+            turn = self.phase_t[act] // self.dance_steps
+            j = self.order[act, turn]
+            s = (self.phase_t[act] % self.dance_steps) / self.dance_steps
+            lat, rad, up, scale = pattern_offset(self.patterns[act, j], s)
+            b = self.bearing[act, j]
+            radial = np.stack([np.cos(b), np.sin(b)], -1)
+            tangent = np.stack([-np.sin(b), np.cos(b)], -1)
+            xy[act, j] += lat[:, None] * tangent + rad[:, None] * radial
+            z[act, j] += up
+            r[act, j] *= scale
+        return xy, z, r
+
+    def dancer_obs(self, core) -> np.ndarray:
+        """float32 [N, 8, 5]: (visible, x forward, y left, height, radius) of dancers in view, zeros otherwise."""
+        xy, z, r = self.dancer_state(core)
+        n = core.n
+        vis = self.visible(core, xy)
+        vis[:, self.num_dancers :] = False
+        rel = xy - core.sim.position[:, None, :]
+        c, s = np.cos(core.sim.yaw)[:, None], np.sin(core.sim.yaw)[:, None]
+        out = np.zeros((n, NUM_PATTERNS, 5), np.float32)
+        out[..., 0] = vis
+        out[..., 1] = np.where(vis, c * rel[..., 0] + s * rel[..., 1], 0.0)
+        out[..., 2] = np.where(vis, -s * rel[..., 0] + c * rel[..., 1], 0.0)
+        out[..., 3] = np.where(vis, z, 0.0)
+        out[..., 4] = np.where(vis, r, 0.0)
+        return out
+
+    # ----------------------------------------------------------------------------------------- observations
+    def sensor_spaces(self, core) -> dict[str, spaces.Space]:
+        d = core.max_extent
+        out: dict[str, spaces.Space] = {
+            "phase": spaces.Box(0.0, 1.0, (3,), np.float32),
+            "instruction": spaces.Box(0.0, 1.0, (NUM_PATTERNS,), np.float32),
+            "gps": spaces.Box(-d, d, (2,), np.float32),
+            "compass": spaces.Box(-np.pi, np.pi, (1,), np.float32),
+        }
+        if core.cfg.obs_mode != "rgbd":
+            lo = np.tile(np.array([0.0, -d, -d, 0.0, 0.0], np.float32), (NUM_PATTERNS, 1))
+            hi = np.tile(np.array([1.0, d, d, 3.0, 1.0], np.float32), (NUM_PATTERNS, 1))
+            out["dancers"] = spaces.Box(lo, hi, dtype=np.float32)
+        if core.cfg.obs_mode != "state" and core.cfg.semantic:
+            h, w = core.intrinsics.height, core.intrinsics.width
+            out["semantic"] = spaces.Box(0, core.max_instance + NUM_PATTERNS, (h, w, 1), np.int32)
+        return out
+
+    def sensors(self, core) -> dict[str, np.ndarray]:
+        self.ensure(core)
+        gps, compass = start_frame(core.sim.position, core.sim.yaw, core.start_position, core.start_yaw)
+        instr = np.eye(NUM_PATTERNS, dtype=np.float32)[self.patterns[np.arange(core.n), self.instructed]]
+        instr[self.phase != SEEK] = 0.0
+        out = {
+            "phase": np.eye(3, dtype=np.float32)[self.phase],
+            "instruction": instr,
+            "gps": np.clip(gps, -core.max_extent, core.max_extent).astype(np.float32),
+            "compass": compass[:, None].astype(np.float32),
+        }
+        if core.cfg.obs_mode != "rgbd":
+            out["dancers"] = self.dancer_obs(core)
+        return out
+
+    def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
+        obs["goal"] = np.zeros((len(sel), 2), np.float32)
+
+    def modify_pixels(self, core, sel: np.ndarray, obs: dict[str, np.ndarray], out) -> None:
+        """Composites the dancers (spheres) over the static render with a z-depth test."""
+        xy, z, rad = self.dancer_state(core)
+        rays = core.intrinsics.camera_rays().astype(np.float64)  # [H, W, 3], z = 1 so t is z-depth
+        poses = core.camera_poses()[sel]  # [n, 4, 4]
+        depth = obs["depth"][..., 0]  # [n, H, W] (views)
+        sem = obs.get("semantic")
+        light = np.array([0.3, 0.5, 0.8])
+        light /= np.linalg.norm(light)
+        for r, i in enumerate(sel):
+            d = rays @ poses[r, :3, :3].T  # [H, W, 3] world directions
+            o = poses[r, :3, 3]
+            a = (d * d).sum(-1)
+            best = np.full(d.shape[:2], np.inf)
+            who = np.full(d.shape[:2], -1)
+            for j in range(self.num_dancers):
+                c = np.array([xy[i, j, 0], xy[i, j, 1], z[i, j]])
+                oc = o - c
+                b = 2 * (d @ oc)
+                cc = oc @ oc - rad[i, j] ** 2
+                disc = b * b - 4 * a * cc
+                hit = disc >= 0
+                t = np.where(hit, (-b - np.sqrt(np.where(hit, disc, 0.0))) / (2 * a), np.inf)
+                t = np.where(t > 0, t, np.inf)
+                closer = t < best
+                best = np.where(closer, t, best)
+                who = np.where(closer, j, who)
+            # Nothing hit within range renders max_depth, so dancers in front of empty space are kept.
+            m = (who >= 0) & (best <= core.max_depth) & ((best < depth[r]) | (depth[r] >= core.max_depth))
+            if not m.any():
+                continue
+            depth[r][m] = best[m].astype(np.float32)
+            if "rgb" in obs:
+                p = o + best[m][:, None] * d[m]
+                cen = np.stack([xy[i, who[m], 0], xy[i, who[m], 1], z[i, who[m]]], -1)
+                nrm = (p - cen) / rad[i, who[m]][:, None]
+                shade = 0.45 + 0.55 * np.clip(nrm @ light, 0.0, 1.0)
+                obs["rgb"][r][m] = np.clip(PALETTE[who[m]] * shade[:, None], 0, 255).astype(np.uint8)
+            if sem is not None:
+                sem[r, ..., 0][m] = core.max_instance + 1 + who[m]
+
+    def info(self, core) -> dict[str, np.ndarray]:
+        self.ensure(core)
+        return {"phase": self.phase.astype(float), "instructed_dancer": self.instructed.astype(float)}
+
+
+class _DistanceToGoal(Measure):
+    uuid = "distance_to_goal"
+
+    def reset_metric(self, idx, ctx) -> None:
+        self.value[idx] = ctx.distance_to_goal[idx]
+
+    def update_metric(self, ctx) -> None:
+        self.value[:] = ctx.distance_to_goal
+
+
+class _Success(Measure):
+    """1 iff the instructed dancer was reached in the seek phase."""
+
+    uuid = "success"
+
+    def update_metric(self, ctx) -> None:
+        self.value[:] = ctx.task.succeeded
+
+
+class _SPL(Measure):
+    uuid = "spl"
+
+    def update_metric(self, ctx) -> None:
+        t = ctx.task
+        self.value[:] = spl(t.succeeded, t.seek_l, t.seek_path)
+
+
+class _TimeToTarget(Measure):
+    """Seek steps until the episode ended (reaching a dancer or running out of steps)."""
+
+    uuid = "time_to_target"
+
+    def update_metric(self, ctx) -> None:
+        self.value[:] = ctx.task.seek_used

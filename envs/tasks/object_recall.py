@@ -1,0 +1,411 @@
+"""ObjectRecall: remember which object was cued, survive a distracting delay, go back to it (after HCAM)."""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from chronotope.envs.sim.kinematic import TURN_LEFT
+from chronotope.envs.tasks.base import Episode, polar, start_frame
+from chronotope.envs.tasks.measures import Measure, PathLength, Steps, spl
+from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
+
+OBSERVE, DELAY, RECALL = 0, 1, 2
+PHASE_NAMES = ("observe", "delay", "recall")
+CUE_COLOUR = PALETTE[4]  # magenta: rare among the furniture colours
+
+
+class ObjectRecallTask(MemoryTask):
+    """Task sheet.
+
+    Description: recall where a cued object is, after a delay spent on a distractor task (after HCAM's
+    "recall where an object is hidden"). Three phases, signalled by the ``phase`` one-hot observation:
+
+    1. **observe** (``observe_steps`` steps, default 24 = one full turn): the agent stands in a room and is
+       *turned in place* by the task (its actions are ignored; each step is a TURN_LEFT). The target, an existing
+       piece of furniture in that room with at least ``num_distractors`` other objects in the same room, is
+       highlighted: in ``rgb`` its pixels (by instance id) are tinted magenta, and the ``cue`` channel is 1. The
+       first ``observe_steps`` observations (the reset observation included) carry the cue.
+    2. **delay** (``delay`` steps, may be 0): the cue is off and the agent is teleported to a random pose in
+       another room. A distractor PointNav pays small rewards: ``distractor_goal`` gives a random point (distance,
+       angle relative to the agent); coming within 1 m (geodesic) pays ``distractor_bonus`` and draws a new point;
+       progress towards it pays ``distractor_progress`` per metre. STOP does nothing in this phase.
+       With ``delay=0`` the teleport still happens, straight into the recall phase.
+    3. **recall** (at most ``recall_steps`` steps): ``phase`` says "go back to the target". STOP ends the
+       episode; it succeeds when the agent is within ``success_radius`` = 1 m (geodesic) of the target's
+       navigable surroundings (ObjectNav's goal region, for this one instance). Running out of recall steps ends
+       the episode as a failure. No shaping reward leaks the target's position.
+
+    Randomisations: scene, target room and object, start pose in the target room (1 m to ``max_depth`` from
+    the target), teleport room and pose, distractor goals.
+    Observations (task sensors, every mode): ``phase`` one-hot [3], ``cue`` [1], ``gps`` / ``compass`` (start
+    frame, available throughout, so remembering the target's position suffices), ``distractor_goal`` [2]
+    (zeros outside the delay). Modes without colour (``depth``, ``state``) add ``target_cue`` [3] = (visible,
+    distance, angle) of the target, non-zero only while cued and visible (walls occlude, see ``visibility``).
+    In ``state`` mode ``goal`` equals ``distractor_goal`` (the target is never given there).
+    Success: STOP in the recall phase within 1 m of the target region.
+    Reward terms: ``success`` (+1), ``distractor`` (+0.1 per distractor point reached), ``progress`` (0.02 per
+    metre of geodesic progress to the distractor point during the delay), ``slack`` (-0.01 per recall step).
+    Measures: ``success``, ``spl`` (l = geodesic from the recall start to the target region minus 1 m, p = the
+    recall-phase path length), ``time_to_target`` (recall steps until the successful STOP; the recall steps used
+    on failure), ``distance_to_goal`` (geodesic distance to the current goal: the distractor point during the
+    delay, the target region otherwise), ``distractor_reward``, ``path_length``, ``steps``.
+
+    Args:
+        delay: delay-phase length in steps (0 to any number; >= 1000 works, the task ends its own episodes).
+        num_distractors: minimum number of other objects in the target's room.
+        num_rooms: rooms per generated apartment (passed to the scene generator); None keeps the pool's config.
+        observe_steps: observe-phase length.
+        recall_steps: recall-phase step budget.
+        success_radius: STOP distance (m) to the target region that counts as success.
+        distractor_bonus: reward per distractor point reached.
+        distractor_progress: reward per metre of progress towards the distractor point.
+    """
+
+    name = "object_recall"
+
+    def __init__(
+        self,
+        delay: int = 100,
+        num_distractors: int = 2,
+        num_rooms: int | None = None,
+        observe_steps: int = 24,
+        recall_steps: int = 200,
+        success_radius: float = 1.0,
+        distractor_bonus: float = 0.1,
+        distractor_progress: float = 0.02,
+        success_reward: float = 1.0,
+        slack_reward: float = -0.01,
+    ) -> None:
+        super().__init__(success_radius=success_radius, success_reward=success_reward, slack_reward=slack_reward)
+        for name, v, lo in (
+            ("delay", delay, 0),
+            ("num_distractors", num_distractors, 0),
+            ("observe_steps", observe_steps, 1),
+            ("recall_steps", recall_steps, 1),
+        ):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        if num_rooms is not None and (not isinstance(num_rooms, (int, np.integer)) or num_rooms < 2):
+            raise ValueError(
+                f"num_rooms must be an integer >= 2 (the agent is taken to another room), got {num_rooms!r}"
+            )
+        self.delay = int(delay)
+        self.num_distractors = int(num_distractors)
+        self.num_rooms = None if num_rooms is None else int(num_rooms)
+        self.observe_steps = int(observe_steps)
+        self.recall_steps = int(recall_steps)
+        self.distractor_bonus = float(distractor_bonus)
+        self.distractor_progress = float(distractor_progress)
+
+    def scene_overrides(self) -> dict:
+        out: dict = {}
+        if self.num_rooms is not None:
+            out["num_rooms"] = self.num_rooms
+        if self.num_distractors + 1 > 2:  # the generator's default gives rooms 2..5 objects
+            out["objects_per_room"] = [self.num_distractors + 1, max(5, self.num_distractors + 1)]
+        return out
+
+    def allocate(self, n: int) -> None:
+        self.phase = np.zeros(n, np.int64)
+        self.phase_t = np.zeros(n, np.int64)
+        self.target = np.zeros(n, np.int64)  # instance id
+        self.target_xy = np.zeros((n, 2))
+        self.target_room = np.zeros(n, np.int64)
+        self.distractor_xy = np.zeros((n, 2))
+        self.recall_l = np.zeros(n)
+        self.recall_path = np.zeros(n)
+        self.recall_used = np.zeros(n)
+        self.succeeded = np.zeros(n, bool)
+        self.distractor_total = np.zeros(n)
+        # per-step flags
+        self.in_recall = np.zeros(n, bool)  # the step just taken was a recall step
+        self.in_delay = np.zeros(n, bool)
+        self.goal_changed = np.zeros(n, bool)
+        self.reached = np.zeros(n, bool)
+        self.success_now = np.zeros(n, bool)
+        self.done = np.zeros(n, bool)
+        self.progress = np.zeros(n)
+        self._prev_distance = np.zeros(n)
+
+    # ----------------------------------------------------------------------------------------- episodes
+    def sample_episode(self, core, rng: np.random.Generator) -> Episode:
+        for _ in range(200):
+            scene = int(rng.integers(len(core.scenes)))
+            spec = core.scenes[scene]
+            main = core.main_component(scene)
+            rooms = self.room_map(core, scene)
+            open_rooms = [r.id for r in spec.rooms if (main & (rooms == r.id)).any()]
+            if len(open_rooms) < 2:
+                continue
+            by_room: dict[int, list] = {}
+            for o in spec.objects:
+                by_room.setdefault(o.room_id, []).append(o)
+            cands = [r for r in open_rooms if len(by_room.get(r, [])) >= self.num_distractors + 1]
+            if not cands:
+                continue
+            room = cands[int(rng.integers(len(cands)))]
+            objs = by_room[room]
+            target = objs[int(rng.integers(len(objs)))]
+            field = self.object_field(core, scene, target.instance_id)
+            if field is None:
+                continue
+            grid = core.grids[scene]
+            h, w = grid.shape
+            txy = np.asarray(target.center, float)
+            cx = grid.origin[0] + (np.arange(w) + 0.5) * grid.cell_size
+            cy = grid.origin[1] + (np.arange(h) + 0.5) * grid.cell_size
+            eu = np.hypot(cx[None, :] - txy[0], cy[:, None] - txy[1])
+            ok = main & (rooms == room) & (eu >= 1.0) & (eu <= core.max_depth)
+            if not ok.any():
+                continue
+            start = grid.sample_navigable(rng, 1, ok)[0]
+            d0 = float(grid.lookup(field[:h, :w], start))
+            return Episode(
+                scene,
+                start,
+                float(rng.uniform(-np.pi, np.pi)),
+                txy,
+                field,
+                d0,
+                max(d0 - self.success_radius, 0.0),
+                extra={"target": target.instance_id, "room": room},
+            )
+        raise ValueError(
+            f"could not sample an ObjectRecall episode in 200 tries: no room with >= {self.num_distractors + 1} "
+            f"objects (num_distractors={self.num_distractors}) in a scene with >= 2 rooms"
+        )
+
+    def on_reset(self, core, idx: np.ndarray, rngs) -> None:
+        self.ensure(core)
+        self.remember_rngs(idx, rngs)
+        for i in idx:
+            ep = core.episodes[i]
+            self.target[i] = ep.extra["target"]
+            self.target_room[i] = ep.extra["room"]
+            self.target_xy[i] = ep.goal_position
+        for a in (self.phase, self.phase_t, self.recall_l, self.recall_path, self.recall_used, self.distractor_total):
+            a[idx] = 0
+        self.distractor_xy[idx] = 0.0
+        for a in (self.succeeded, self.in_recall, self.in_delay, self.goal_changed, self.reached):
+            a[idx] = False
+        self.success_now[idx] = False
+        self.done[idx] = False
+
+    def override_actions(self, core, actions: np.ndarray) -> np.ndarray:
+        self.ensure(core)
+        self._prev_distance = core.distance_to_goal.copy()  # before motion: for the distractor progress
+        a = actions.copy()
+        a[self.phase == OBSERVE] = TURN_LEFT  # scripted look-around
+        return a
+
+    def on_step(self, core, actions: np.ndarray) -> None:
+        n = core.n
+        self.in_recall = self.phase == RECALL
+        self.in_delay = self.phase == DELAY
+        self.goal_changed[:] = False
+        self.reached[:] = False
+        self.success_now[:] = False
+        self.done[:] = False
+        self.phase_t += 1
+        self.recall_path += np.where(self.in_recall, core.moved, 0.0)
+        prev, d = self._prev_distance, core.distance_to_goal
+        ok = self.in_delay & np.isfinite(prev) & np.isfinite(d)
+        self.progress = self.distractor_progress * np.where(ok, prev - np.where(ok, d, 0.0), 0.0)
+        r = self.success_radius
+        for i in range(n):
+            if self.phase[i] == OBSERVE and self.phase_t[i] >= self.observe_steps:
+                self._leave_target_room(core, i)
+            elif self.phase[i] == DELAY:
+                if core.distance_to_goal[i] <= r:
+                    self.reached[i] = True
+                    self._new_distractor(core, i)
+                if self.phase_t[i] >= self.delay:
+                    self._start_recall(core, i)
+            elif self.phase[i] == RECALL:
+                if core.called_stop[i]:
+                    self.done[i] = True
+                    self.success_now[i] = core.distance_to_goal[i] <= r
+                    self.succeeded[i] = self.success_now[i]
+                    self.recall_used[i] = self.phase_t[i]
+                elif self.phase_t[i] >= self.recall_steps:
+                    self.done[i] = True
+                    self.recall_used[i] = self.phase_t[i]
+        if self.goal_changed.any():
+            core._update_distance()
+        self.distractor_total += self.progress + self.distractor_bonus * self.reached
+
+    def _leave_target_room(self, core, i: int) -> None:
+        rng = self._rngs[i]
+        scene = int(core.sim.scene[i])
+        main = core.main_component(scene)
+        rooms = self.room_map(core, scene)
+        others = [
+            r.id for r in core.scenes[scene].rooms if r.id != self.target_room[i] and (main & (rooms == r.id)).any()
+        ]
+        xy = self.sample_in_rooms(core, scene, rng, [others[int(rng.integers(len(others)))]])
+        self.teleport(core, i, xy, float(rng.uniform(-np.pi, np.pi)))
+        if self.delay > 0:
+            self.phase[i], self.phase_t[i] = DELAY, 0
+            self._new_distractor(core, i)
+        else:
+            self._start_recall(core, i)
+
+    def _new_distractor(self, core, i: int) -> None:
+        rng = self._rngs[i]
+        scene = int(core.sim.scene[i])
+        grid = core.grids[scene]
+        h, w = grid.shape
+        p = core.sim.position[i]
+        cx = grid.origin[0] + (np.arange(w) + 0.5) * grid.cell_size
+        cy = grid.origin[1] + (np.arange(h) + 0.5) * grid.cell_size
+        eu = np.hypot(cx[None, :] - p[0], cy[:, None] - p[1])
+        main = core.main_component(scene)
+        ok = main & (eu >= 1.5) & (eu <= 5.0)
+        goal = grid.sample_navigable(rng, 1, ok if ok.any() else main)[0]
+        self.distractor_xy[i] = goal
+        self.set_goal_field(core, i, self.point_field(core, scene, goal), goal)
+        self.goal_changed[i] = True
+
+    def _start_recall(self, core, i: int) -> None:
+        self.phase[i], self.phase_t[i] = RECALL, 0
+        self.distractor_xy[i] = 0.0
+        field = self.object_field(core, int(core.sim.scene[i]), int(self.target[i]))
+        self.set_goal_field(core, i, field, self.target_xy[i])
+        self.goal_changed[i] = True
+        row, col, _ = core.sim.stack.cells(core.sim.scene[i : i + 1], core.sim.position[i : i + 1])
+        self.recall_l[i] = max(float(field[row[0], col[0]]) - self.success_radius, 0.0)
+        self.recall_path[i] = 0.0
+
+    def terminated(self, core) -> np.ndarray:
+        return self.done.copy()
+
+    # ----------------------------------------------------------------------------------------- rewards
+    def reward_terms(self, core, prev_distance: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "progress": self.progress.copy(),
+            "distractor": self.distractor_bonus * self.reached.astype(float),
+            "success": self.success_reward * self.success_now.astype(float),
+            "slack": np.where(self.in_recall, self.slack_reward, 0.0),
+        }
+
+    def measure_types(self) -> tuple[type[Measure], ...]:
+        return (_DistanceToGoal, _RecallSuccess, PathLength, Steps, _RecallSPL, _TimeToTarget, _DistractorReward)
+
+    # ----------------------------------------------------------------------------------------- observations
+    def target_cue(self, core) -> np.ndarray:
+        """(visible, distance, angle) float32 [N, 3] of the target while cued and visible, zeros otherwise."""
+        self.ensure(core)
+        out = np.zeros((core.n, 3), np.float32)
+        cued = self.phase == OBSERVE
+        if cued.any():
+            vis = self.visible(core, self.target_xy[:, None, :])[:, 0] & cued
+            pol = polar(core.sim.position, core.sim.yaw, self.target_xy)
+            out[vis, 0] = 1.0
+            out[vis, 1:] = pol[vis]
+        return out
+
+    def sensor_spaces(self, core) -> dict[str, spaces.Space]:
+        d = core.max_extent
+        out: dict[str, spaces.Space] = {
+            "phase": spaces.Box(0.0, 1.0, (3,), np.float32),
+            "cue": spaces.Box(0.0, 1.0, (1,), np.float32),
+            "gps": spaces.Box(-d, d, (2,), np.float32),
+            "compass": spaces.Box(-np.pi, np.pi, (1,), np.float32),
+            "distractor_goal": spaces.Box(
+                np.array([0.0, -np.pi], np.float32), np.array([d, np.pi], np.float32), dtype=np.float32
+            ),
+        }
+        if core.cfg.obs_mode != "rgbd":
+            out["target_cue"] = spaces.Box(
+                np.array([0.0, 0.0, -np.pi], np.float32), np.array([1.0, d, np.pi], np.float32), dtype=np.float32
+            )
+        return out
+
+    def sensors(self, core) -> dict[str, np.ndarray]:
+        self.ensure(core)
+        gps, compass = start_frame(core.sim.position, core.sim.yaw, core.start_position, core.start_yaw)
+        phase = np.eye(3, dtype=np.float32)[self.phase]
+        dg = polar(core.sim.position, core.sim.yaw, self.distractor_xy)
+        dg[:, 0] = np.minimum(dg[:, 0], core.max_extent)
+        dg[self.phase != DELAY] = 0.0
+        out = {
+            "phase": phase,
+            "cue": (self.phase == OBSERVE).astype(np.float32)[:, None],
+            "gps": np.clip(gps, -core.max_extent, core.max_extent).astype(np.float32),
+            "compass": compass[:, None].astype(np.float32),
+            "distractor_goal": dg.astype(np.float32),
+        }
+        if core.cfg.obs_mode != "rgbd":
+            cue = self.target_cue(core)
+            cue[:, 1] = np.minimum(cue[:, 1], core.max_extent)
+            out["target_cue"] = cue
+        return out
+
+    def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
+        dg = polar(core.sim.position[sel], core.sim.yaw[sel], self.distractor_xy[sel])
+        dg[:, 0] = np.minimum(dg[:, 0], core.max_extent)
+        dg[self.phase[sel] != DELAY] = 0.0
+        obs["goal"] = dg.astype(np.float32)
+
+    def modify_pixels(self, core, sel: np.ndarray, obs: dict[str, np.ndarray], out) -> None:
+        if "rgb" not in obs:
+            return
+        rows = [r for r, i in enumerate(sel) if self.phase[i] == OBSERVE]
+        if not rows:
+            return
+        sem = out.semantic.cpu().numpy()
+        for r in rows:
+            paint(obs["rgb"][r], sem[r] == self.target[sel[r]], CUE_COLOUR, strength=0.9)
+
+    def info(self, core) -> dict[str, np.ndarray]:
+        return {"phase": self.phase.astype(float), "target_instance": self.target.astype(float)}
+
+
+class _DistanceToGoal(Measure):
+    """Geodesic distance to the current goal (distractor point in the delay, target region otherwise)."""
+
+    uuid = "distance_to_goal"
+
+    def reset_metric(self, idx, ctx) -> None:
+        self.value[idx] = ctx.distance_to_goal[idx]
+
+    def update_metric(self, ctx) -> None:
+        self.value[:] = ctx.distance_to_goal
+
+
+class _RecallSuccess(Measure):
+    """1 iff the episode ended with STOP in the recall phase within the success radius of the target."""
+
+    uuid = "success"
+
+    def update_metric(self, ctx) -> None:
+        self.value[:] = ctx.task.succeeded
+
+
+class _RecallSPL(Measure):
+    """S * l / max(p, l) over the recall phase only."""
+
+    uuid = "spl"
+
+    def update_metric(self, ctx) -> None:
+        t = ctx.task
+        self.value[:] = spl(t.succeeded, t.recall_l, t.recall_path)
+
+
+class _TimeToTarget(Measure):
+    """Recall steps until the successful STOP (the recall steps used when the episode failed)."""
+
+    uuid = "time_to_target"
+
+    def update_metric(self, ctx) -> None:
+        self.value[:] = ctx.task.recall_used
+
+
+class _DistractorReward(Measure):
+    """Sum of the delay phase's distractor rewards (progress + bonuses)."""
+
+    uuid = "distractor_reward"
+
+    def update_metric(self, ctx) -> None:
+        self.value[:] = ctx.task.distractor_total
