@@ -25,6 +25,8 @@ from chronotope.envs.sim.kinematic import ACTION_NAMES, AgentConfig, BatchKinema
 from chronotope.envs.tasks.base import Episode, Task, polar
 
 OBS_MODES = ("rgbd", "depth", "state")
+# ``state`` mode's rangefinder: distances to walls / furniture along evenly spread headings (first = ahead).
+RANGE_RAYS, RANGE_MAX = 16, 5.0
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,7 @@ class NavCore:
             lo = np.tile(np.array([-e, -e, 0.0, 0.0], np.float32), (k, 1))
             hi = np.tile(np.array([e, e, cat.NUM_CATEGORIES - 1, e], np.float32), (k, 1))
             d["objects"] = spaces.Box(lo, hi, dtype=np.float32)
+            d["range"] = spaces.Box(0.0, RANGE_MAX, (RANGE_RAYS,), np.float32)
         d.update(self.task.sensor_spaces(self))
         return spaces.Dict(d)
 
@@ -402,6 +405,7 @@ class NavCore:
             "pose": np.concatenate([np.clip(pos, -e, e), yaw[:, None]], -1).astype(np.float32),
             "goal": goal.astype(np.float32),
             "objects": objects,
+            "range": self.sim.stack.ranges(self.sim.scene[sel], pos, yaw, RANGE_RAYS, RANGE_MAX).astype(np.float32),
         }
 
     def info(self, terms: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:

@@ -22,7 +22,8 @@ class NavEnv(gym.Env):
     - Observations (``obs_mode``): ``rgbd`` -> ``rgb`` uint8 [H, W, 3], ``depth`` float32 [H, W, 1] metres in
       [0, max_depth] (+ ``semantic`` int32 [H, W, 1] instance ids with ``semantic=True``); ``depth`` -> depth only;
       ``state`` -> ``pose`` (x, y, yaw), ``goal`` (distance, angle to the goal from the agent), ``objects``
-      (K nearest objects: x forward, y left, category id, distance). Task sensors are added in every mode.
+      (K nearest objects: x forward, y left, category id, distance), ``range`` (16 rangefinder distances to walls
+      and furniture, first straight ahead, counter-clockwise, capped at 5 m). Task sensors are added in every mode.
     - Info: every measure (distance_to_goal, success, oracle_success, spl, soft_spl, path_length, collisions,
       steps), ``reward_<term>`` for each reward term (they sum to the reward), ``camera_pose`` (cam-to-world 4x4
       of the observed frame), ``agent_pose`` (x, y, yaw), ``scene_id``.

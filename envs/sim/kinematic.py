@@ -70,8 +70,10 @@ class StackedGrids:
         h = max(g.shape[0] for g in grids)
         w = max(g.shape[1] for g in grids)
         self.navigable = np.zeros((len(grids), h, w), bool)
+        self.obstacle = np.ones((len(grids), h, w), bool)
         for i, g in enumerate(grids):
             self.navigable[i, : g.shape[0], : g.shape[1]] = g.navigable
+            self.obstacle[i, : g.shape[0], : g.shape[1]] = g.obstacle
         self.origin = np.stack([g.origin for g in grids])  # [S, 2]
         self.shape = (h, w)
 
@@ -82,6 +84,19 @@ class StackedGrids:
         row = np.floor((xy[..., 1] - o[..., 1]) / self.cell).astype(np.int64)
         inside = (row >= 0) & (row < self.shape[0]) & (col >= 0) & (col < self.shape[1])
         return np.clip(row, 0, self.shape[0] - 1), np.clip(col, 0, self.shape[1] - 1), inside
+
+    def ranges(self, scene: np.ndarray, xy: np.ndarray, yaw: np.ndarray, num_rays: int, max_range: float,
+               step: float = 0.05) -> np.ndarray:
+        """Distances (m) [N, num_rays] from points xy [N, 2] to the nearest obstacle along ``num_rays`` headings
+        spread evenly around ``yaw`` (the first straight ahead, counter-clockwise), capped at ``max_range``."""
+        angles = yaw[:, None] + np.arange(num_rays) * (2 * np.pi / num_rays)  # [N, R]
+        dist = np.arange(1, int(np.ceil(max_range / step)) + 1) * step  # [S]
+        d = np.stack([np.cos(angles), np.sin(angles)], -1)  # [N, R, 2]
+        pts = xy[:, None, None, :] + dist[None, None, :, None] * d[:, :, None, :]  # [N, R, S, 2]
+        row, col, inside = self.cells(scene[:, None, None], pts)
+        hit = self.obstacle[np.broadcast_to(scene[:, None, None], row.shape), row, col] | ~inside
+        first = np.where(hit.any(-1), np.argmax(hit, -1), len(dist))
+        return np.minimum(np.concatenate([dist, [max_range]])[first], max_range)
 
     def navigable_at(self, scene: np.ndarray, xy: np.ndarray) -> np.ndarray:
         row, col, inside = self.cells(scene, xy)

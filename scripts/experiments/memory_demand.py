@@ -47,8 +47,9 @@ class Config:
 def recall_chance(episodes: int = 100, seed: int = 0, **env_kwargs) -> float:
     """Success of guessing one object of the apartment uniformly at random in ObjectRecall (chance level).
 
-    For sampled episodes: the fraction of the scene's reachable objects whose goal region lies within the
-    success radius of the target's region (STOPping there would count), averaged over episodes.
+    For sampled episodes: over the scene's reachable objects, the mean fraction of each object's goal region
+    (its navigable surroundings, where a guesser would STOP) that lies within the success radius of the target's
+    region, averaged over episodes.
     """
     import gymnasium as gym
 
@@ -62,14 +63,12 @@ def recall_chance(episodes: int = 100, seed: int = 0, **env_kwargs) -> float:
         env.reset(seed=seed + k)
         scene = int(core.sim.scene[0])
         target = task.object_field(core, scene, int(task.target[0]))
-        hits, total = 0, 0
+        fracs = []
         for o in core.scenes[scene].objects:
             f = task.object_field(core, scene, o.instance_id)
-            if f is None:
-                continue
-            total += 1
-            hits += bool(np.any(target[f <= task.success_radius - 0.05] <= task.success_radius))
-        vals.append(hits / max(total, 1))
+            if f is not None:
+                fracs.append(float(np.mean(target[f == 0] <= task.success_radius)))
+        vals.append(float(np.mean(fracs)) if fracs else 0.0)
     env.close()
     return float(np.mean(vals))
 

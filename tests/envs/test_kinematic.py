@@ -101,3 +101,14 @@ def test_actuation_noise_is_seeded():
     assert np.array_equal(runs[0], runs[1])
     nominal = [1.0 + 1.25 * math.cos(0.3), 1.0 + 1.25 * math.sin(0.3)]
     assert not np.allclose(runs[0][:2], nominal, atol=1e-3)  # the noise did perturb the motion
+
+
+def test_rangefinder_measures_wall_distances():
+    sim = BatchKinematics([_box_room().navgrid()], 1)
+    # at (1, 2) facing +x in a 4 m box room with 0.1 m walls: east face at 3.95, west face at 0.05
+    r = sim.stack.ranges(np.array([0]), np.array([[1.0, 2.0]]), np.array([0.0]), 4, 5.0)[0]
+    assert r[0] == pytest.approx(2.95, abs=0.06)  # ahead
+    assert r[1] == pytest.approx(1.95, abs=0.06)  # left (north face at 3.95)
+    assert r[2] == pytest.approx(0.95, abs=0.06)  # behind
+    assert r[3] == pytest.approx(1.95, abs=0.06)  # right
+    assert sim.stack.ranges(np.array([0]), np.array([[2.0, 2.0]]), np.array([0.0]), 4, 1.0)[0].max() == 1.0
