@@ -70,8 +70,9 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     cfg, data, _ = load_policy(ecfg.run)
     kw = {**cfg.env_kwargs_dict(), **json.loads(ecfg.env_kwargs)}
     venv = make_vector_env(cfg.env, ecfg.num_envs, kw)
-    model = ActorCritic(venv.single_observation_space, venv.single_action_space, cfg.agent,
-                        cfg.memory_cfg_dict(), cfg.hidden)
+    model = ActorCritic(
+        venv.single_observation_space, venv.single_action_space, cfg.agent, cfg.memory_cfg_dict(), cfg.hidden
+    )
     model.load_state_dict(data["model"])
     model.eval()
     torch.manual_seed(ecfg.seed)

@@ -32,14 +32,28 @@ def expert_for(venv) -> Callable[[], np.ndarray]:
         raise ValueError(
             f"imitation needs an environment with an oracle; {venv.unwrapped!r} has none (use a chronotope nav id)"
         )
+    from chronotope.envs.nav import oracles
+
     task_expert = getattr(core.task, "expert", None)
     if task_expert is not None:
         expert = task_expert()
+    elif core.task.name in ("object_recall", "target_sequence", "ballet"):
+        expert = oracles.make_oracle(core.task.name, "perfect")  # perfect memory of what the agent has seen
     else:
         from chronotope.envs.nav.expert import ShortestPathExpert
 
         expert = ShortestPathExpert()
     return lambda: expert.act(core)
+
+
+def controllable_for(venv) -> Callable[[], np.ndarray]:
+    """bool [N] per step: whether the agent's action is used (tasks with scripted phases say when it is not;
+    labels of scripted steps would only teach noise)."""
+    core = venv.unwrapped.core
+    hook = getattr(core.task, "controllable", None)
+    if hook is None:
+        return lambda: np.ones(core.n, bool)
+    return lambda: np.asarray(hook(core), bool)
 
 
 def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
@@ -53,8 +67,10 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
     (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict())
     expert = expert_for(venv)
-    model = ActorCritic(venv.single_observation_space, venv.single_action_space, cfg.agent, cfg.memory_cfg_dict(),
-                        cfg.hidden).to(device)
+    controllable = controllable_for(venv)
+    model = ActorCritic(
+        venv.single_observation_space, venv.single_action_space, cfg.agent, cfg.memory_cfg_dict(), cfg.hidden
+    ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batcher = StateBatcher(model.memory)
     rng = np.random.default_rng(cfg.seed)
@@ -72,12 +88,13 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
         t0 = time.perf_counter()
         episodes: list[dict] = []
         for _ in range(max(1, steps_per_iter // (t_len * n))):
-            obs_buf, labels, starts, chunk_states = [], [], [], []
+            obs_buf, labels, starts, masks, chunk_states = [], [], [], [], []
             with torch.no_grad():
                 for t in range(t_len):
                     if t % cfg.bptt_len == 0:
                         chunk_states.append(StateBatcher.detach(state))
                     label = expert()
+                    masks.append(controllable())
                     o = obs_to_torch(obs, device)
                     o1 = {k: v[:, None] for k, v in o.items()} if isinstance(o, dict) else o[:, None]
                     dist, _, state = model(o1, state, torch.as_tensor(start, device=device)[:, None])
@@ -91,15 +108,24 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
                     if "_final_info" in info:
                         episodes += [info["final_info"][i] for i in np.flatnonzero(info["_final_info"])]
                     step += n
-            dataset.append({
-                "obs": _stack_time(obs_buf, "cpu"),
-                "labels": torch.as_tensor(np.stack(labels)),
-                "starts": torch.as_tensor(np.stack(starts)),
-                "states": StateBatcher.to(batcher.cat(chunk_states), "cpu"),
-            })
+            dataset.append(
+                {
+                    "obs": _stack_time(obs_buf, "cpu"),
+                    "labels": torch.as_tensor(np.stack(labels)),
+                    "starts": torch.as_tensor(np.stack(starts)),
+                    "mask": torch.as_tensor(np.stack(masks)),
+                    "states": StateBatcher.to(batcher.cat(chunk_states), "cpu"),
+                }
+            )
         loss = _fit(model, opt, batcher, dataset, cfg, device)
-        rec = {"iteration": it, "beta": beta, "step": step, "loss": loss, "time": time.perf_counter() - t0,
-               "episodes": len(episodes)}
+        rec = {
+            "iteration": it,
+            "beta": beta,
+            "step": step,
+            "loss": loss,
+            "time": time.perf_counter() - t0,
+            "episodes": len(episodes),
+        }
         for k in ("success", "spl", "ndtw"):
             vals = [float(e[k]) for e in episodes if k in e]
             if vals:
@@ -108,11 +134,21 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
         with open(run / "progress.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
         print(json.dumps(rec))
-        save_checkpoint(run / "checkpoint.pt", {
-            "agent": cfg.agent, "env": cfg.env, "config": cfg.to_dict(), "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "update": it + 1, "global_step": step, "rng": _rng_state(),
-            "env_pickle": None, "history": history,
-        })
+        save_checkpoint(
+            run / "checkpoint.pt",
+            {
+                "agent": cfg.agent,
+                "env": cfg.env,
+                "config": cfg.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "update": it + 1,
+                "global_step": step,
+                "rng": _rng_state(),
+                "env_pickle": None,
+                "history": history,
+            },
+        )
     venv.close()
     return history
 
@@ -120,19 +156,24 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
 def _sequences(x: torch.Tensor, seq_len: int) -> torch.Tensor:
     t, n = x.shape[:2]
     c = t // seq_len
-    return x.reshape(c, seq_len, n, *x.shape[2:]).transpose(1, 2).reshape(c * n, seq_len, *x.shape[3:])
+    rest = x.shape[2:]
+    return x.reshape(c, seq_len, n, *rest).transpose(1, 2).reshape(c * n, seq_len, *rest)
 
 
 def _fit(model, opt, batcher, dataset, cfg: TrainConfig, device) -> float:
     """Cross-entropy of expert labels over whole stored sequences, ``bc_epochs`` passes over the dataset."""
     losses = []
     for _ in range(cfg.bc_epochs):
-        for part in np.random.permutation(len(dataset)):
+        for part in torch.randperm(len(dataset)).tolist():
             d = dataset[part]
-            obs = {k: _sequences(v, cfg.bptt_len) for k, v in d["obs"].items()} if isinstance(d["obs"], dict) \
+            obs = (
+                {k: _sequences(v, cfg.bptt_len) for k, v in d["obs"].items()}
+                if isinstance(d["obs"], dict)
                 else _sequences(d["obs"], cfg.bptt_len)
+            )
             labels = _sequences(d["labels"], cfg.bptt_len)
             starts = _sequences(d["starts"], cfg.bptt_len)
+            mask = _sequences(d["mask"], cfg.bptt_len).float()
             n_seq = labels.shape[0]
             mb = max(1, n_seq // cfg.minibatches)
             perm = torch.randperm(n_seq)
@@ -141,7 +182,10 @@ def _fit(model, opt, batcher, dataset, cfg: TrainConfig, device) -> float:
                 o = {k: v[idx].to(device) for k, v in obs.items()} if isinstance(obs, dict) else obs[idx].to(device)
                 st = StateBatcher.to(batcher.index(d["states"], idx), device)
                 dist, _, _ = model(o, st, starts[idx].to(device))
-                loss = -model.log_prob(dist, labels[idx].to(device)).mean()
+                m = mask[idx].to(device)
+                if m.sum() == 0:
+                    continue
+                loss = -(model.log_prob(dist, labels[idx].to(device)) * m).sum() / m.sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

@@ -93,10 +93,22 @@ def train_sb3(cfg) -> None:
     venv = SB3VecEnv(make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict()))
     venv.seed(cfg.seed)
     policy = "MultiInputPolicy" if isinstance(venv.observation_space, gym.spaces.Dict) else "MlpPolicy"
-    common = dict(n_steps=cfg.rollout_len, learning_rate=cfg.lr, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
-                  clip_range=cfg.clip, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
-                  n_epochs=cfg.epochs, seed=cfg.seed, device=cfg.resolved_device(), tensorboard_log=str(run / "tb"),
-                  batch_size=max(1, cfg.num_envs * cfg.rollout_len // cfg.minibatches), verbose=0)
+    common = dict(
+        n_steps=cfg.rollout_len,
+        learning_rate=cfg.lr,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip,
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        n_epochs=cfg.epochs,
+        seed=cfg.seed,
+        device=cfg.resolved_device(),
+        tensorboard_log=str(run / "tb"),
+        batch_size=max(1, cfg.num_envs * cfg.rollout_len // cfg.minibatches),
+        verbose=0,
+    )
     if cfg.algo == "recurrent-ppo":
         from sb3_contrib import RecurrentPPO
 

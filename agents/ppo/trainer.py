@@ -6,6 +6,12 @@ shuffling single steps, and replays each sequence through the memory from its st
 episode starts, so training sees the memory the rollout saw. Truncated episodes are bootstrapped with the value
 of their final observation. Checkpoints (model, optimiser, RNG states, counters, the pickled env and the live
 memory state) are written atomically; ``resume`` continues exactly where the last checkpoint left off.
+
+Under ``torchrun`` (a :class:`~chronotope.agents.distributed.DistContext` with ``world_size > 1``) every rank
+steps its own ``num_envs`` envs seeded ``seed + 1000 * rank``, gradients are averaged over ranks after each
+backward pass, advantages are normalised with global statistics, and only rank 0 writes config, logs and
+checkpoints. ``steps`` counts the env steps of all ranks together. A resumed multi-process run is exact on rank 0;
+the other ranks restart their envs from reseeded resets (their env states are not checkpointed).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 
 from chronotope.agents.checkpoint import load_checkpoint, save_checkpoint
 from chronotope.agents.config import TrainConfig
+from chronotope.agents.distributed import DistContext, all_reduce_gradients, broadcast_module, global_mean_std
 from chronotope.agents.envs import make_vector_env
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.loss import gae, policy_loss, value_loss
@@ -33,17 +40,21 @@ from chronotope.agents.state_utils import StateBatcher
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - the global generator user code may rely on
     torch.manual_seed(seed)
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),  # noqa: NPY002
+        "torch": torch.get_rng_state(),
+    }
 
 
 def _set_rng_state(s: dict[str, Any]) -> None:
     random.setstate(s["python"])
-    np.random.set_state(s["numpy"])
+    np.random.set_state(s["numpy"])  # noqa: NPY002
     torch.set_rng_state(s["torch"])
 
 
@@ -56,10 +67,13 @@ def _stack_obs(items: list) -> dict[str, np.ndarray] | np.ndarray:
 class PPOTrainer:
     """Trains an :class:`ActorCritic` with sequence PPO; see the module docstring."""
 
-    def __init__(self, cfg: TrainConfig, writer=None) -> None:
+    def __init__(self, cfg: TrainConfig, writer=None, dist: DistContext | None = None) -> None:
         cfg.validate()
         self.cfg = cfg
+        self.dist = dist or DistContext()
         self.device = torch.device(cfg.resolved_device())
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         if self.device.type == "cpu" and cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
         self.run_dir = cfg.run_dir()
@@ -77,13 +91,16 @@ class PPOTrainer:
             cfg.memory_cfg_dict(),
             cfg.hidden,
         ).to(self.device)
+        if self.dist.enabled:
+            broadcast_module(self.model, self.dist)  # identical start on every rank
+            seed_everything(self.dist.seed(cfg.seed))  # but each rank samples its own actions
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=1e-5)
         self.batcher = StateBatcher(self.model.memory)
-        self.steps_per_update = cfg.num_envs * cfg.rollout_len
+        self.steps_per_update = cfg.num_envs * cfg.rollout_len * self.dist.world_size
         self.num_updates = max(1, math.ceil(cfg.steps / self.steps_per_update))
         self.update = 0
         self.global_step = 0
-        self.obs, _ = self.venv.reset(seed=cfg.seed)
+        self.obs, _ = self.venv.reset(seed=self.dist.seed(cfg.seed))
         self.state = self.model.initial_state(cfg.num_envs, self.device)
         self.ep_start = np.ones(cfg.num_envs, bool)
         self.ep_return = np.zeros(cfg.num_envs)
@@ -114,6 +131,9 @@ class PPOTrainer:
         }
 
     def save(self) -> Path:
+        """Writes ``run_dir/checkpoint.pt`` (rank 0 only; other ranks return the path and write nothing)."""
+        if not self.dist.is_main:
+            return self.run_dir / "checkpoint.pt"
         return save_checkpoint(self.run_dir / "checkpoint.pt", self.checkpoint_payload())
 
     def restore(self, path: Path) -> None:
@@ -126,7 +146,7 @@ class PPOTrainer:
         self.update = int(data["update"])
         self.global_step = int(data["global_step"])
         self.history = list(data.get("history", []))
-        if data.get("env_pickle") is not None:
+        if data.get("env_pickle") is not None and self.dist.is_main:
             self.venv.close()
             self.venv = pickle.loads(data["env_pickle"])
             self.obs = data["obs"]
@@ -134,11 +154,14 @@ class PPOTrainer:
             self.ep_start = data["ep_start"]
             self.ep_return = data["ep_return"]
         else:
-            self.obs, _ = self.venv.reset(seed=self.cfg.seed + 7919 * self.update)
+            self.obs, _ = self.venv.reset(seed=self.dist.seed(self.cfg.seed) + 7919 * self.update)
             self.state = self.model.initial_state(self.cfg.num_envs, self.device)
             self.ep_start = np.ones(self.cfg.num_envs, bool)
             self.ep_return = np.zeros(self.cfg.num_envs)
-        _set_rng_state(data["rng"])
+        if self.dist.is_main:
+            _set_rng_state(data["rng"])
+        else:  # the saved RNG is rank 0's; this rank draws its own stream
+            seed_everything(self.dist.seed(self.cfg.seed) + 7919 * self.update)
 
     # ------------------------------------------------------------------------------------------ rollout
     @torch.no_grad()
@@ -148,19 +171,21 @@ class PPOTrainer:
         obs_buf: list = []
         actions, logps, values, rewards, dones, starts = [], [], [], [], [], []
         chunk_states = []
+        act_space = self.venv.single_action_space
+        is_box = isinstance(act_space, __import__("gymnasium").spaces.Box)
         for t in range(t_len):
             if t % cfg.bptt_len == 0:
                 chunk_states.append(StateBatcher.detach(self.state))
             o = obs_to_torch(self.obs, dev)
             o1 = {k: v[:, None] for k, v in o.items()} if isinstance(o, dict) else o[:, None]
-            start = torch.as_tensor(self.ep_start, device=dev)[:, None]
-            dist, v, self.state = self.model(o1, self.state, start)
+            start_t = torch.as_tensor(self.ep_start, device=dev)  # [N]; ep_start is replaced, never mutated
+            dist, v, self.state = self.model(o1, self.state, start_t[:, None])
             a = dist.sample()
             logp = self.model.log_prob(dist, a)[:, 0]
             a = a[:, 0]
             act = a.cpu().numpy()
-            if isinstance(self.venv.single_action_space, __import__("gymnasium").spaces.Box):
-                act = np.clip(act, self.venv.single_action_space.low, self.venv.single_action_space.high)
+            if is_box:
+                act = np.clip(act, act_space.low, act_space.high)
             next_obs, r, term, trunc, info = self.venv.step(act)
             r = np.asarray(r, np.float64).copy()
             self.ep_return += r
@@ -186,10 +211,10 @@ class PPOTrainer:
             values.append(v[:, 0])
             rewards.append(torch.as_tensor(r, dtype=torch.float32, device=dev))
             dones.append(torch.as_tensor(done, device=dev))
-            starts.append(torch.as_tensor(self.ep_start, device=dev))
+            starts.append(start_t)
             self.ep_start = done
             self.obs = next_obs
-            self.global_step += n
+            self.global_step += n * self.dist.world_size
         o = obs_to_torch(self.obs, dev)
         o1 = {k: x[:, None] for k, x in o.items()} if isinstance(o, dict) else o[:, None]
         _, last_v, _ = self.model(o1, self.state, torch.as_tensor(self.ep_start, device=dev)[:, None])
@@ -235,13 +260,18 @@ class PPOTrainer:
                 dist, v, _ = self.model(o, state, seq["starts"][idx])
                 new_logp = self.model.log_prob(dist, seq["actions"][idx])
                 adv = seq["adv"][idx]
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if self.dist.enabled:  # statistics of the global minibatch, as one process would see it
+                    mean, std = global_mean_std(adv, self.dist)
+                    adv = (adv - mean) / (std + 1e-8)
+                else:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 pg = policy_loss(new_logp, seq["logp"][idx], adv, cfg.clip)
                 vf = value_loss(v, seq["values"][idx], seq["returns"][idx], cfg.vf_clip)
                 ent = self.model.entropy(dist).mean()
                 loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
+                all_reduce_gradients(self.model.parameters(), self.dist)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
                 self.opt.step()
                 with torch.no_grad():
@@ -258,14 +288,20 @@ class PPOTrainer:
         """Runs updates until the budget is spent (or ``stop_after`` updates of this call, then checkpoints)."""
         cfg = self.cfg
         done_here = 0
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         bar = None
-        if cfg.progress:
+        if cfg.progress and main:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.num_updates * self.steps_per_update, initial=self.global_step, unit="step",
-                       dynamic_ncols=True)
+            bar = tqdm(
+                total=self.num_updates * self.steps_per_update,
+                initial=self.global_step,
+                unit="step",
+                dynamic_ncols=True,
+            )
         interrupted = False
 
         def _sigterm(signum, frame):  # treated like Ctrl-C: save, then stop
@@ -313,6 +349,8 @@ class PPOTrainer:
                 vals = [r[k] for r in self.recent if k in r]
                 rec[k] = float(np.mean(vals))
         self.history.append(rec)
+        if not self.dist.is_main:
+            return rec
         with open(self.run_dir / "progress.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
         if self.writer is not None:
@@ -337,8 +375,8 @@ def _is_number(v) -> bool:
 
 
 def _env_kwarg_names(env_id: str) -> set[str]:
-    from chronotope.envs.nav.core import NavConfig
-
     import dataclasses
+
+    from chronotope.envs.nav.core import NavConfig
 
     return {f.name for f in dataclasses.fields(NavConfig)} if env_id.startswith("chronotope/") else set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.sim.kinematic import TURN_LEFT
+from chronotope.envs.sim.kinematic import STOP, TURN_LEFT
 from chronotope.envs.tasks.base import Episode, polar, start_frame
 from chronotope.envs.tasks.measures import Measure, PathLength, Steps, spl
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
@@ -60,6 +60,11 @@ class ObjectRecallTask(MemoryTask):
         success_radius: STOP distance (m) to the target region that counts as success.
         distractor_bonus: reward per distractor point reached.
         distractor_progress: reward per metre of progress towards the distractor point.
+        teleport: take the agent to another room after the observe phase (False: it stays in the target's
+            room, where the delay's distractor points are drawn too; an easier, purely "which object" recall).
+        delay_task: "pointnav" (the distractor task above) or "wait" (actions are ignored during the delay:
+            pure retention, the agent stays where it is).
+        min_start_distance: smallest distance (m) of the observe position from the target's centre.
     """
 
     name = "object_recall"
@@ -76,8 +81,18 @@ class ObjectRecallTask(MemoryTask):
         distractor_progress: float = 0.02,
         success_reward: float = 1.0,
         slack_reward: float = -0.01,
+        teleport: bool = True,
+        delay_task: str = "pointnav",
+        min_start_distance: float = 1.0,
     ) -> None:
         super().__init__(success_radius=success_radius, success_reward=success_reward, slack_reward=slack_reward)
+        if delay_task not in ("pointnav", "wait"):
+            raise ValueError(f"delay_task must be 'pointnav' or 'wait', got {delay_task!r}")
+        if not min_start_distance >= 0:
+            raise ValueError(f"min_start_distance must be >= 0, got {min_start_distance!r}")
+        self.min_start_distance = float(min_start_distance)
+        self.teleport_away = bool(teleport)
+        self.delay_task = delay_task
         for name, v, lo in (
             ("delay", delay, 0),
             ("num_distractors", num_distractors, 0),
@@ -156,7 +171,7 @@ class ObjectRecallTask(MemoryTask):
             cx = grid.origin[0] + (np.arange(w) + 0.5) * grid.cell_size
             cy = grid.origin[1] + (np.arange(h) + 0.5) * grid.cell_size
             eu = np.hypot(cx[None, :] - txy[0], cy[:, None] - txy[1])
-            ok = main & (rooms == room) & (eu >= 1.0) & (eu <= core.max_depth)
+            ok = main & (rooms == room) & (eu >= self.min_start_distance) & (eu <= core.max_depth)
             if not ok.any():
                 continue
             start = grid.sample_navigable(rng, 1, ok)[0]
@@ -192,11 +207,21 @@ class ObjectRecallTask(MemoryTask):
         self.success_now[idx] = False
         self.done[idx] = False
 
+    def controllable(self, core) -> np.ndarray:
+        """bool [N]: environments whose next action is the agent's own (not replaced by a scripted phase)."""
+        self.ensure(core)
+        ok = self.phase == RECALL
+        if self.delay_task == "pointnav":
+            ok = ok | (self.phase == DELAY)
+        return ok
+
     def override_actions(self, core, actions: np.ndarray) -> np.ndarray:
         self.ensure(core)
         self._prev_distance = core.distance_to_goal.copy()  # before motion: for the distractor progress
         a = actions.copy()
         a[self.phase == OBSERVE] = TURN_LEFT  # scripted look-around
+        if self.delay_task == "wait":
+            a[self.phase == DELAY] = STOP  # STOP is a no-op outside the recall phase: the agent stays put
         return a
 
     def on_step(self, core, actions: np.ndarray) -> None:
@@ -243,8 +268,9 @@ class ObjectRecallTask(MemoryTask):
         others = [
             r.id for r in core.scenes[scene].rooms if r.id != self.target_room[i] and (main & (rooms == r.id)).any()
         ]
-        xy = self.sample_in_rooms(core, scene, rng, [others[int(rng.integers(len(others)))]])
-        self.teleport(core, i, xy, float(rng.uniform(-np.pi, np.pi)))
+        if self.teleport_away:
+            xy = self.sample_in_rooms(core, scene, rng, [others[int(rng.integers(len(others)))]])
+            self.teleport(core, i, xy, float(rng.uniform(-np.pi, np.pi)))
         if self.delay > 0:
             self.phase[i], self.phase_t[i] = DELAY, 0
             self._new_distractor(core, i)
@@ -261,6 +287,8 @@ class ObjectRecallTask(MemoryTask):
         cy = grid.origin[1] + (np.arange(h) + 0.5) * grid.cell_size
         eu = np.hypot(cx[None, :] - p[0], cy[:, None] - p[1])
         main = core.main_component(scene)
+        if not self.teleport_away:  # the delay stays in the target's room
+            main = main & (self.room_map(core, scene) == self.target_room[i])
         ok = main & (eu >= 1.5) & (eu <= 5.0)
         goal = grid.sample_navigable(rng, 1, ok if ok.any() else main)[0]
         self.distractor_xy[i] = goal

@@ -257,3 +257,25 @@ def test_num_rooms_and_distractors_shape_the_scene_pool():
         env.reset(seed=seed)
         room = task.target_room[0]
         assert sum(o.room_id == room for o in core.scenes[core.sim.scene[0]].objects) >= 4
+
+
+def test_object_recall_without_teleport_waits_in_the_target_room():
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make("chronotope/ObjectRecall-v0", obs_mode="state", delay=5, teleport=False, delay_task="wait",
+                   num_scenes=2)
+    obs, info = env.reset(seed=3)
+    task = env.unwrapped.core.task
+    room = task.target_room[0]
+    for _ in range(24):  # observe: turned in place
+        obs, *_ = env.step(1)
+    pos = env.unwrapped.core.sim.position[0].copy()
+    for _ in range(5):  # delay: "wait" ignores the agent's actions
+        obs, *_ = env.step(1)
+        assert np.array_equal(env.unwrapped.core.sim.position[0], pos)
+    assert obs["phase"].tolist() == [0.0, 0.0, 1.0]
+    spec = env.unwrapped.scene
+    assert spec.room_at(*pos).id == room
+    with pytest.raises(ValueError, match="delay_task"):
+        gym.make("chronotope/ObjectRecall-v0", delay_task="nap")
