@@ -74,6 +74,8 @@ class TrainConfig:
     """Imitation: passes over the aggregated dataset per iteration."""
     dagger_iters: int = 4
     """Imitation: DAgger iterations after behaviour cloning."""
+    learner_eval_episodes: int = 0
+    """Imitation: episodes of a learner-only evaluation after each iteration (0: none), logged as learner_*."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form values recorded with the run."""
 

@@ -130,6 +130,8 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
             vals = [float(e[k]) for e in episodes if k in e]
             if vals:
                 rec[k] = float(np.mean(vals))
+        if cfg.learner_eval_episodes > 0:
+            rec.update({f"learner_{k}": v for k, v in _learner_eval(model, cfg, device, it).items()})
         history.append(rec)
         with open(run / "progress.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -151,6 +153,32 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
         )
     venv.close()
     return history
+
+
+@torch.no_grad()
+def _learner_eval(model, cfg: TrainConfig, device, it: int) -> dict[str, float]:
+    """The learner alone (sampled actions) on fresh episodes: the imitation learning curve."""
+    venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict())
+    obs, _ = venv.reset(seed=cfg.seed + 100_000 + it)
+    n = cfg.num_envs
+    state = model.initial_state(n, device)
+    start = np.ones(n, bool)
+    ret = np.zeros(n)
+    done_eps: list[dict[str, float]] = []
+    while len(done_eps) < cfg.learner_eval_episodes:
+        o = obs_to_torch(obs, device)
+        o1 = {k: v[:, None] for k, v in o.items()} if isinstance(o, dict) else o[:, None]
+        dist, _, state = model(o1, state, torch.as_tensor(start, device=device)[:, None])
+        obs, r, term, trunc, info = venv.step(dist.sample()[:, 0].cpu().numpy())
+        ret += r
+        start = np.asarray(term) | np.asarray(trunc)
+        for i in np.flatnonzero(start):
+            fi = info["final_info"][i]
+            done_eps.append({"return": float(ret[i]), **{k: float(fi[k]) for k in ("success", "spl") if k in fi}})
+            ret[i] = 0.0
+    venv.close()
+    keys = set().union(*done_eps)
+    return {k: float(np.mean([e[k] for e in done_eps if k in e])) for k in keys}
 
 
 def _sequences(x: torch.Tensor, seq_len: int) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import tyro
@@ -13,6 +14,7 @@ from chronotope.agents.config import TrainConfig
 from chronotope.agents.evaluate import EvalConfig
 from chronotope.scripts.demo import DemoConfig
 from chronotope.scripts.robot_oracles import Config as RobotOraclesConfig
+from chronotope.scripts.viz import VizConfig
 from chronotope.scripts.vln_dataset import VLNDatasetConfig
 
 # "sim" is the simulator benchmark: renderer backends, then the full nav env step.
@@ -96,6 +98,15 @@ def robot_oracles(cfg: RobotOraclesConfig) -> None:
     run(cfg)
 
 
+def viz(cfg: VizConfig) -> None:
+    """Open3D episode scene (window or headless PNG), top-down map, episode video, learning curves, metric bars."""
+    from chronotope.scripts.viz import viz as run_viz
+
+    out = run_viz(cfg)
+    if out is not None:
+        print(f"wrote {Path(out).resolve()}")
+
+
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
@@ -106,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
             "train": train,
             "eval": evaluate,
             "bench": bench,
+            "viz": viz,
             "vln-dataset": vln_dataset,
             "robot-oracles": robot_oracles,
         },
