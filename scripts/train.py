@@ -1,4 +1,8 @@
-"""``chronotope train`` / ``python -m chronotope.scripts.train`` (also under torchrun): parse config, train."""
+"""``chronotope train`` / ``python -m chronotope.scripts.train``: parse config, train.
+
+Multi-process: ``torchrun --nproc_per_node=P -m chronotope.scripts.train --algo ppo ...`` (gloo on CPU, nccl on
+CUDA); each rank runs ``num_envs`` envs of its own and ``steps`` counts all ranks together.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from chronotope.agents.config import TrainConfig
 def train(cfg: TrainConfig) -> None:
     """Trains an agent and writes config, TensorBoard logs and atomic checkpoints under ``runs/<name>``."""
     import json
+    import os
     from pathlib import Path
 
     if cfg.resume is not None:
@@ -20,6 +25,9 @@ def train(cfg: TrainConfig) -> None:
         saved.resume = run
         saved.progress = cfg.progress
         cfg = saved
+    world = os.environ.get("WORLD_SIZE", "1")
+    if world not in ("", "1") and cfg.algo != "ppo":
+        raise ValueError(f"multi-process training (WORLD_SIZE={world}) supports --algo ppo only, got {cfg.algo!r}")
     if cfg.algo in ("sb3-ppo", "recurrent-ppo"):
         from chronotope.agents.sb3 import train_sb3
 
@@ -32,20 +40,25 @@ def train(cfg: TrainConfig) -> None:
         return
     from torch.utils.tensorboard import SummaryWriter
 
+    from chronotope.agents.distributed import destroy_distributed, init_distributed
     from chronotope.agents.ppo.trainer import PPOTrainer
 
-    writer = SummaryWriter(str(cfg.run_dir() / "tb"))
-    trainer = PPOTrainer(cfg, writer=writer)
-    if cfg.resume is not None:
-        trainer.restore(Path(cfg.resume) / "checkpoint.pt")
+    dist = init_distributed(cfg.resolved_device())
+    writer = SummaryWriter(str(cfg.run_dir() / "tb")) if dist.is_main else None
     try:
+        trainer = PPOTrainer(cfg, writer=writer, dist=dist)
+        if cfg.resume is not None:
+            trainer.restore(Path(cfg.resume) / "checkpoint.pt")
         trainer.train()
     except KeyboardInterrupt as e:
         print(f"\n{e}", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
-        writer.close()
-    print(f"run written to {cfg.run_dir().resolve()}")
+        if writer is not None:
+            writer.close()
+        destroy_distributed(dist)
+    if dist.is_main:
+        print(f"run written to {cfg.run_dir().resolve()}")
 
 
 if __name__ == "__main__":

@@ -60,11 +60,14 @@ class ObjectRecallTask(MemoryTask):
         success_radius: STOP distance (m) to the target region that counts as success.
         distractor_bonus: reward per distractor point reached.
         distractor_progress: reward per metre of progress towards the distractor point.
-        teleport: take the agent to another room after the observe phase (False: it stays in the target's
-            room, where the delay's distractor points are drawn too; an easier, purely "which object" recall).
+        teleport: take the agent to another room after the observe phase (False: it stays where it is, turned
+            to a random heading, and the delay's distractor points are drawn in the target's room; an easier,
+            purely "which object, which direction" recall).
         delay_task: "pointnav" (the distractor task above) or "wait" (actions are ignored during the delay:
             pure retention, the agent stays where it is).
         min_start_distance: smallest distance (m) of the observe position from the target's centre.
+        observe_motion: "spin" (the agent is turned in place, a full turn by default) or "still" (it stands
+            facing the target, within 30 degrees, while the cue is on; the easiest setting).
     """
 
     name = "object_recall"
@@ -84,6 +87,7 @@ class ObjectRecallTask(MemoryTask):
         teleport: bool = True,
         delay_task: str = "pointnav",
         min_start_distance: float = 1.0,
+        observe_motion: str = "spin",
     ) -> None:
         super().__init__(success_radius=success_radius, success_reward=success_reward, slack_reward=slack_reward)
         if delay_task not in ("pointnav", "wait"):
@@ -91,6 +95,9 @@ class ObjectRecallTask(MemoryTask):
         if not min_start_distance >= 0:
             raise ValueError(f"min_start_distance must be >= 0, got {min_start_distance!r}")
         self.min_start_distance = float(min_start_distance)
+        if observe_motion not in ("spin", "still"):
+            raise ValueError(f"observe_motion must be 'spin' or 'still', got {observe_motion!r}")
+        self.observe_motion = observe_motion
         self.teleport_away = bool(teleport)
         self.delay_task = delay_task
         for name, v, lo in (
@@ -176,10 +183,15 @@ class ObjectRecallTask(MemoryTask):
                 continue
             start = grid.sample_navigable(rng, 1, ok)[0]
             d0 = float(grid.lookup(field[:h, :w], start))
+            if self.observe_motion == "still":  # facing the target, so it is in view while cued
+                to_target = np.arctan2(txy[1] - start[1], txy[0] - start[0])
+                yaw = float(to_target + rng.uniform(-np.pi / 6, np.pi / 6))
+            else:
+                yaw = float(rng.uniform(-np.pi, np.pi))
             return Episode(
                 scene,
                 start,
-                float(rng.uniform(-np.pi, np.pi)),
+                yaw,
                 txy,
                 field,
                 d0,
@@ -219,7 +231,8 @@ class ObjectRecallTask(MemoryTask):
         self.ensure(core)
         self._prev_distance = core.distance_to_goal.copy()  # before motion: for the distractor progress
         a = actions.copy()
-        a[self.phase == OBSERVE] = TURN_LEFT  # scripted look-around
+        # scripted observation: a look-around, or standing still (STOP is a no-op outside the recall phase)
+        a[self.phase == OBSERVE] = TURN_LEFT if self.observe_motion == "spin" else STOP
         if self.delay_task == "wait":
             a[self.phase == DELAY] = STOP  # STOP is a no-op outside the recall phase: the agent stays put
         return a
@@ -271,6 +284,8 @@ class ObjectRecallTask(MemoryTask):
         if self.teleport_away:
             xy = self.sample_in_rooms(core, scene, rng, [others[int(rng.integers(len(others)))]])
             self.teleport(core, i, xy, float(rng.uniform(-np.pi, np.pi)))
+        else:  # turned to a random heading where it stands: the view at recall does not point at the target
+            self.teleport(core, i, core.sim.position[i].copy(), float(rng.uniform(-np.pi, np.pi)))
         if self.delay > 0:
             self.phase[i], self.phase_t[i] = DELAY, 0
             self._new_distractor(core, i)

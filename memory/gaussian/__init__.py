@@ -24,3 +24,12 @@ __all__ = [
     "rasterize",
     "sample_maps",
 ]
+
+
+def __getattr__(name: str):
+    # The wrapper imports gymnasium and the nav stack: loaded on first use only.
+    if name == "GaussianMemoryWrapper":
+        from chronotope.memory.gaussian.wrapper import GaussianMemoryWrapper
+
+        return GaussianMemoryWrapper
+    raise AttributeError(name)

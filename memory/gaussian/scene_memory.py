@@ -273,6 +273,65 @@ class GaussianSceneMemory:
         w = op[idx] / op[idx].sum()
         return LocateResult((w[:, None] * pts).sum(0), float(cos[idx[0]]), idx, pts)
 
+    @torch.no_grad()
+    def locate_in_views(
+        self, query_features: torch.Tensor, cam_to_world: np.ndarray | torch.Tensor, min_alpha: float = 0.5
+    ) -> list[LocateResult]:
+        """ "Where did I see this?" answered by re-rendering, for queries [Q, D] (or one [D]) at once.
+
+        The decoded feature maps at ``cam_to_world`` [V, 4, 4] (e.g. the keyframe poses,
+        :meth:`keyframe_poses`) are compared with each query; the best-matching pixel with alpha >= ``min_alpha``
+        over all views is back-projected with its rendered depth. Decoded features are trained on alpha-blended
+        renders, not per Gaussian, so the blend at a pixel is more faithful than one Gaussian's own decoded query
+        (on the apartment walk of ``scripts/experiments/m3_eval.py`` this finds objects :meth:`locate` misses).
+
+        Returns:
+            one :class:`LocateResult` per query: ``position`` [3], cosine ``score``, ``indices`` = [view index],
+            ``points`` = the position [1, 3].
+        """
+        q = query_features[None] if query_features.dim() == 1 else query_features
+        if q.dim() != 2 or q.shape[1] != self.feature_dim or q.shape[0] == 0:
+            raise ValueError(f"query_features must be [Q, {self.feature_dim}] or [{self.feature_dim}], got "
+                             f"{tuple(query_features.shape)}")  # fmt: skip
+        if not torch.isfinite(q).all():
+            raise ValueError("query_features contain NaN or inf")
+        poses = _as_tensor(cam_to_world, torch.float32, self.device).float().reshape(-1, 4, 4)
+        if poses.shape[0] == 0:
+            raise ValueError("locate_in_views needs at least one pose")
+        intr = self.intrinsics
+        nq = q.shape[0]
+        best = torch.full((nq,), -2.0, device=self.device)
+        points = torch.zeros(nq, 3, device=self.device)
+        views = torch.full((nq,), -1, dtype=torch.long)
+        qn = F.normalize(q.float().to(self.device), dim=-1)  # [Q, D]
+        for i, pose in enumerate(poses):
+            r = self.render_view(pose)
+            if "features" not in r:
+                raise ValueError("no feature bank: build the memory with an encoder and add frames first")
+            fn = F.normalize(r["features"].reshape(-1, self.feature_dim), dim=-1)  # [HW, D]
+            cos = qn @ fn.T  # [Q, HW]
+            cos[:, (r["alpha"] < min_alpha).reshape(-1)] = -2.0
+            score, flat = cos.max(dim=1)  # [Q]
+            better = score > best
+            if not better.any():
+                continue
+            v, u = flat // intr.width, flat % intr.width
+            z = r["depth"].reshape(-1)[flat]
+            p_cam = torch.stack([(u + 0.5 - intr.cx) / intr.fx * z, (v + 0.5 - intr.cy) / intr.fy * z, z], -1)
+            p_world = p_cam @ pose[:3, :3].T + pose[:3, 3]  # [Q, 3]
+            best = torch.where(better, score, best)
+            points[better] = p_world[better]
+            views[better] = i
+        if (views < 0).any():
+            raise ValueError(f"no pixel with alpha >= {min_alpha} in any of the {poses.shape[0]} views")
+        return [LocateResult(points[j], float(best[j]), views[j : j + 1], points[j : j + 1]) for j in range(nq)]
+
+    def keyframe_poses(self) -> torch.Tensor:
+        """Poses [K, 4, 4] of the keyframes kept for replay (the places the memory was built from)."""
+        if not self.keyframes:
+            return torch.zeros(0, 4, 4, device=self.device)
+        return torch.stack([k["pose"] for k in self.keyframes])
+
     def summary_size(self, grid: int = 8) -> int:
         """Length of :meth:`summary`'s vector."""
         return 8 + self.feature_dim + 2 * grid * grid
