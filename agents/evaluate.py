@@ -156,8 +156,10 @@ def save_trajectories(path: Path, trajs: list[dict[str, Any]]) -> Path:
     int [E + 1] offsets into it per episode, ``actions`` / ``rewards`` concatenated with ``step_index`` [E + 1],
     ``scene_id`` int [E]. Written atomically."""
     poses = [t["poses"] for t in trajs]
-    acts = [np.asarray(t["actions"]).reshape(len(t["rewards"]), -1) if len(t["rewards"]) else np.zeros((0, 1))
-            for t in trajs]
+    acts = [
+        np.asarray(t["actions"]).reshape(len(t["rewards"]), -1) if len(t["rewards"]) else np.zeros((0, 1))
+        for t in trajs
+    ]
     arrays = {
         "poses": np.concatenate(poses) if poses else np.zeros((0, 3)),
         "pose_index": np.cumsum([0] + [len(p) for p in poses]),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,9 @@ BENCH_SUITES = {
     "maps": ("maps",),
     "splat": ("splat",),
     "robot": ("robot",),
-    "all": ("render", "nav", "memory", "maps", "splat", "robot"),
+    "train": ("train",),
+    "peers": ("peers",),  # Memory Maze in its own venv vs our TargetSequence-v0
+    "all": ("render", "nav", "memory", "maps", "splat", "robot", "train"),
 }
 
 
@@ -47,20 +48,33 @@ def envs() -> None:
 class BenchArgs:
     """Runs benchmarks and prints their tables (JSON + Markdown under runs/bench/)."""
 
-    suite: tyro.conf.Positional[Literal["sim", "render", "nav", "memory", "maps", "splat", "robot", "all"]] = "all"
+    suite: tyro.conf.Positional[
+        Literal["sim", "render", "nav", "memory", "maps", "splat", "robot", "train", "peers", "all"]
+    ] = "all"
     """Which benchmark to run ("sim" = render + nav)."""
     quick: bool = False
-    """Smaller sizes and fewer repeats."""
+    """Smaller sizes and fewer repeats (``all --quick`` fits in 10 minutes on 2 idle cores)."""
+    peers: bool = False
+    """Also measure peers side by side (Memory Maze, in a venv created under runs/peers/ on first use)."""
+    out: str | None = None
+    """Also write the Markdown results page here (docs/BENCHMARKS.md is made by ``all --quick --peers --out``)."""
 
 
 def bench(args: BenchArgs) -> None:
-    import tyro
+    """Runs benchmarks through the suite: tables, runs/bench/<name>.json + suite.json, optionally the page."""
+    from chronotope.scripts.bench.suite import Config as SuiteConfig
+    from chronotope.scripts.bench.suite import run as run_suite
 
-    for name in BENCH_SUITES[args.suite]:
-        mod = importlib.import_module(f"chronotope.scripts.bench.{name}")
-        cfg = tyro.cli(mod.Config, args=["--quick"] if args.quick else [])
-        print(f"\n=== bench {name} ===")
-        mod.run(cfg)
+    flags = [args.suite] + ["--quick"] * args.quick + ["--peers"] * args.peers + ["--out", args.out] * bool(args.out)
+    run_suite(
+        SuiteConfig(
+            modules=BENCH_SUITES[args.suite],
+            quick=args.quick,
+            peers=args.peers,
+            out=args.out,
+            command="chronotope bench " + " ".join(flags),
+        )  # fmt: skip
+    )
 
 
 def demo(cfg: DemoConfig) -> None:

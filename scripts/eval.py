@@ -1,4 +1,4 @@
-"""``chronotope eval``: evaluate a run's last checkpoint; writes eval/summary.json, summary.md, episodes, trajectories."""
+"""``chronotope eval``: evaluates a run's last checkpoint (summary.json / .md, episodes, trajectories)."""
 
 from __future__ import annotations
 

@@ -85,8 +85,9 @@ class StackedGrids:
         inside = (row >= 0) & (row < self.shape[0]) & (col >= 0) & (col < self.shape[1])
         return np.clip(row, 0, self.shape[0] - 1), np.clip(col, 0, self.shape[1] - 1), inside
 
-    def ranges(self, scene: np.ndarray, xy: np.ndarray, yaw: np.ndarray, num_rays: int, max_range: float,
-               step: float = 0.05) -> np.ndarray:
+    def ranges(
+        self, scene: np.ndarray, xy: np.ndarray, yaw: np.ndarray, num_rays: int, max_range: float, step: float = 0.05
+    ) -> np.ndarray:
         """Distances (m) [N, num_rays] from points xy [N, 2] to the nearest obstacle along ``num_rays`` headings
         spread evenly around ``yaw`` (the first straight ahead, counter-clockwise), capped at ``max_range``."""
         angles = yaw[:, None] + np.arange(num_rays) * (2 * np.pi / num_rays)  # [N, R]

@@ -93,7 +93,7 @@ def run(cfg: Config) -> dict:
                     row["mjwarp_error"] = f"{type(e).__name__}: {e}"[:200]
             if cfg.sync and n > 1:
                 senv = gym.vector.SyncVectorEnv(
-                    [lambda: gym.make(cfg.env_id, backend="open3d", **kw) for _ in range(n)]
+                    [lambda kw=kw: gym.make(cfg.env_id, backend="open3d", **kw) for _ in range(n)]
                 )
                 row["sync_open3d"] = _time_env(senv, n, cfg)
                 senv.close()

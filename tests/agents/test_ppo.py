@@ -40,9 +40,21 @@ def test_ppo_loss_pieces():
 
 def _cfg(tmp_path, name, agent="lstm", updates=2, **kw):
     return TrainConfig(
-        env="chronotope/PointNav-v0", agent=agent, steps=4 * 16 * updates, num_envs=4, rollout_len=16, bptt_len=8,
-        epochs=2, minibatches=2, env_kwargs=json.dumps({"obs_mode": "state", "num_scenes": 1}), name=name,
-        out_dir=tmp_path, progress=False, checkpoint_every=1, memory_cfg="{}", **kw,
+        env="chronotope/PointNav-v0",
+        agent=agent,
+        steps=4 * 16 * updates,
+        num_envs=4,
+        rollout_len=16,
+        bptt_len=8,
+        epochs=2,
+        minibatches=2,
+        env_kwargs=json.dumps({"obs_mode": "state", "num_scenes": 1}),
+        name=name,
+        out_dir=tmp_path,
+        progress=False,
+        checkpoint_every=1,
+        memory_cfg="{}",
+        **kw,
     )
 
 
@@ -108,9 +120,32 @@ def test_unknown_names_list_valid_ones(tmp_path):
 def test_cli_train_then_eval(tmp_path):
     cmd = [sys.executable, "-m", "chronotope.scripts.cli"]
     env_kw = json.dumps({"obs_mode": "state", "num_scenes": 1})
-    subprocess.run(cmd + ["train", "--env", "chronotope/PointNav-v0", "--agent", "gru", "--steps", "128",
-                          "--num-envs", "4", "--rollout-len", "16", "--bptt-len", "8", "--name", "smoke",
-                          "--out-dir", str(tmp_path), "--env-kwargs", env_kw, "--no-progress"], check=True)
+    subprocess.run(
+        cmd
+        + [
+            "train",
+            "--env",
+            "chronotope/PointNav-v0",
+            "--agent",
+            "gru",
+            "--steps",
+            "128",
+            "--num-envs",
+            "4",
+            "--rollout-len",
+            "16",
+            "--bptt-len",
+            "8",
+            "--name",
+            "smoke",
+            "--out-dir",
+            str(tmp_path),
+            "--env-kwargs",
+            env_kw,
+            "--no-progress",
+        ],
+        check=True,
+    )
     subprocess.run(cmd + ["eval", "--run", str(tmp_path / "smoke"), "--episodes", "4", "--num-envs", "2"], check=True)
     summary = json.loads((tmp_path / "smoke" / "eval" / "summary.json").read_text())
     assert summary["success"]["n"] == 4 and {"mean", "std", "ci95", "n"} <= set(summary["return"])

@@ -263,8 +263,9 @@ def test_object_recall_without_teleport_waits_in_the_target_room():
     import gymnasium as gym
     import numpy as np
 
-    env = gym.make("chronotope/ObjectRecall-v0", obs_mode="state", delay=5, teleport=False, delay_task="wait",
-                   num_scenes=2)
+    env = gym.make(
+        "chronotope/ObjectRecall-v0", obs_mode="state", delay=5, teleport=False, delay_task="wait", num_scenes=2
+    )
     obs, info = env.reset(seed=3)
     task = env.unwrapped.core.task
     room = task.target_room[0]
