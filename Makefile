@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml setup.py | sysdeps
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned to the CPU build (2.13.0): installing it first keeps pip from pulling a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,mjwarp]'
+	$(PY) -m pip install -q -e '.[dev,mjwarp,m3]'
 	touch $(STAMP)
 
 install: sysdeps $(STAMP)

@@ -44,9 +44,9 @@ class DemoConfig:
     """Output folder."""
     agents: tuple[str, ...] = ("none", "lstm", "hcam")
     """Memory cores to train and compare."""
-    steps: int = 60_000
+    steps: int = 80_000
     """Environment steps of training per agent (the same budget for every agent)."""
-    dagger_iters: int = 3
+    dagger_iters: int = 4
     """DAgger iterations after behaviour cloning."""
     eval_episodes: int = 100
     """Evaluation episodes per agent and per reference policy."""
@@ -169,7 +169,7 @@ def main(cfg: DemoConfig) -> dict:
             rollout_len=32 if cfg.quick else 64,
             bptt_len=32 if cfg.quick else 64,
             dagger_iters=cfg.dagger_iters,
-            bc_epochs=4,
+            bc_epochs=8,
             lr=1e-3,
             env_kwargs=json.dumps(cfg.env_kwargs),
             progress=False,
