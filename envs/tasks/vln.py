@@ -317,6 +317,10 @@ class VLNTask(Task):
             "instruction": spaces.Box(0, len(self.tokenizer) - 1, (self.max_instruction_length,), np.int64),
         }
 
+    def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
+        """In ``state`` mode the generic ``goal`` vector would give the goal away: the instruction must."""
+        obs["goal"] = np.zeros_like(obs["goal"])
+
     def sensors(self, core) -> dict[str, np.ndarray]:
         out = np.zeros((core.n, self.max_instruction_length), np.int64)
         for i, ep in enumerate(core.episodes):

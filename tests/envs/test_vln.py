@@ -424,3 +424,14 @@ def test_vln_baselines_quick(tmp_path):
     assert res["expert"]["success"] >= 0.95 and res["expert"]["ndtw"] >= 0.9
     assert res["random_landmark"]["success"] < 0.6 and res["random"]["success"] < 0.2
     assert (tmp_path / "vln_baselines.json").is_file()
+
+
+def test_state_mode_does_not_reveal_the_goal():
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make("chronotope/VLN-v0", obs_mode="state", num_scenes=2)
+    obs, _ = env.reset(seed=0)
+    assert np.all(obs["goal"] == 0)
+    obs, *_ = env.step(1)
+    assert np.all(obs["goal"] == 0)
