@@ -48,6 +48,10 @@ class DemoConfig:
     """Environment steps of training per agent (the same budget for every agent)."""
     dagger_iters: int = 4
     """DAgger iterations after behaviour cloning."""
+    memory_cfgs: dict = field(
+        default_factory=lambda: {"hcam": {"hidden_size": 128, "num_heads": 4, "chunk_size": 4}}
+    )
+    """Memory config per agent (HCAM at the LSTM's width of 128; chunks of 4 steps)."""
     eval_episodes: int = 100
     """Evaluation episodes per agent and per reference policy."""
     seed: int = 0
@@ -174,6 +178,7 @@ def main(cfg: DemoConfig) -> dict:
             env_kwargs=json.dumps(cfg.env_kwargs),
             progress=False,
             learner_eval_episodes=8 if cfg.quick else 32,
+            memory_cfg=json.dumps(cfg.memory_cfgs.get(agent, {})),
         )
         run = tcfg.run_dir()
         if run.exists():  # a fresh run each time: the demo compares equal budgets

@@ -31,6 +31,10 @@ class Config:
     """Success bonus (habitat uses 2.5; a larger one makes STOP-at-once a worse local optimum on short budgets)."""
     ent_coef: float = 0.02
     """PPO entropy bonus."""
+    n_steps: int = 64
+    """Steps per environment between PPO updates (short rollouts: more updates in a small budget)."""
+    batch_size: int = 256
+    """PPO minibatch size."""
     success_radius: float = 0.5
     """STOP distance counted as success (habitat: 0.2 m; 0.5 m lets a few-minute budget find STOP)."""
     out: Path = Path("runs/sb3_pointnav")
@@ -96,8 +100,8 @@ def main(cfg: Config) -> dict:
     model = PPO(
         "MultiInputPolicy",
         venv,
-        n_steps=256,
-        batch_size=512,
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
         learning_rate=3e-4,
         ent_coef=cfg.ent_coef,
         seed=cfg.seed,
@@ -106,7 +110,10 @@ def main(cfg: Config) -> dict:
     )
     model.learn(cfg.steps, callback=Curve(), progress_bar=False)
 
-    def trained(obs):
+    def trained(obs):  # the stochastic policy PPO trained (greedy actions can loop: reported separately)
+        return model.predict(obs, deterministic=False)[0]
+
+    def greedy(obs):
         return model.predict(obs, deterministic=True)[0]
 
     rng = np.random.default_rng(cfg.seed)
@@ -118,6 +125,7 @@ def main(cfg: Config) -> dict:
     eval_kwargs.pop("max_episode_steps")
     result = {
         "ppo": evaluate(trained, eval_kwargs, cfg.eval_episodes, cfg.seed + 1000),
+        "ppo_greedy": evaluate(greedy, eval_kwargs, cfg.eval_episodes, cfg.seed + 1000),
         "random": evaluate(random_policy, eval_kwargs, cfg.eval_episodes, cfg.seed + 1000),
         "curve": curve,
         "steps": cfg.steps,
