@@ -48,9 +48,7 @@ class DemoConfig:
     """Environment steps of training per agent (the same budget for every agent)."""
     dagger_iters: int = 4
     """DAgger iterations after behaviour cloning."""
-    memory_cfgs: dict = field(
-        default_factory=lambda: {"hcam": {"hidden_size": 128, "num_heads": 4, "chunk_size": 4}}
-    )
+    memory_cfgs: dict = field(default_factory=lambda: {"hcam": {"hidden_size": 128, "num_heads": 4, "chunk_size": 4}})
     """Memory config per agent (HCAM at the LSTM's width of 128; chunks of 4 steps)."""
     eval_episodes: int = 100
     """Evaluation episodes per agent and per reference policy."""

@@ -57,13 +57,12 @@ def evaluate(policy, env_kwargs: dict, episodes: int, seed: int) -> dict[str, fl
 
 def main(cfg: Config) -> dict:
     import gymnasium as gym
+    import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
 
     import chronotope.envs  # noqa: F401
     from chronotope.agents.sb3 import SB3VecEnv
-
-    import torch
 
     torch.set_num_threads(1)
     env_kwargs = {
