@@ -31,6 +31,15 @@ class RenderOutput:
     depth: torch.Tensor
     semantic: torch.Tensor
 
+    @staticmethod
+    def empty(height: int, width: int, device: torch.device | str) -> RenderOutput:
+        """The output of zero cameras."""
+        return RenderOutput(
+            rgb=torch.zeros((0, height, width, 3), dtype=torch.uint8, device=device),
+            depth=torch.zeros((0, height, width), dtype=torch.float32, device=device),
+            semantic=torch.zeros((0, height, width), dtype=torch.int32, device=device),
+        )
+
 
 class Renderer:
     """Base class of every backend.

@@ -123,11 +123,7 @@ class MJWarpRenderer(Renderer):
         poses, ids = self.check_poses(cam_to_world, scene_ids)
         n, h, w = poses.shape[0], self.intrinsics.height, self.intrinsics.width
         if n == 0:
-            return RenderOutput(
-                rgb=torch.zeros((0, h, w, 3), dtype=torch.uint8, device=self.device),
-                depth=torch.zeros((0, h, w), dtype=torch.float32, device=self.device),
-                semantic=torch.zeros((0, h, w), dtype=torch.int32, device=self.device),
-            )
+            return RenderOutput.empty(h, w, self.device)
         self._context(n)
         wp = self._wp
         pos, rot = cv_to_mujoco_cam(poses)

@@ -137,7 +137,7 @@ class Open3DRenderer(Renderer):
         poses, ids = self.check_poses(cam_to_world, scene_ids)
         n, h, w = poses.shape[0], self.intrinsics.height, self.intrinsics.width
         if n == 0:
-            return _empty(h, w, self.device)
+            return RenderOutput.empty(h, w, self.device)
         self.world_rays(poses, ids)
         ans = self.cast()
         t_hit = ans["t_hit"].numpy().reshape(n, h, w)  # zero-copy view of Open3D's result
@@ -166,11 +166,3 @@ def single_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _empty(h: int, w: int, device: torch.device) -> RenderOutput:
-    return RenderOutput(
-        rgb=torch.zeros((0, h, w, 3), dtype=torch.uint8, device=device),
-        depth=torch.zeros((0, h, w), dtype=torch.float32, device=device),
-        semantic=torch.zeros((0, h, w), dtype=torch.int32, device=device),
-    )

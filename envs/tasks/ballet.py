@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from chronotope.envs.sim.kinematic import STOP
 from chronotope.envs.tasks.base import Episode, start_frame
-from chronotope.envs.tasks.measures import Measure, PathLength, Steps, spl
+from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps, spl
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask
 
 WATCH, DELAY, SEEK = 0, 1, 2
@@ -240,7 +240,7 @@ class BalletTask(MemoryTask):
         return {"progress": zero, "success": self.success_reward * self.success_now.astype(float), "slack": zero.copy()}
 
     def measure_types(self) -> tuple[type[Measure], ...]:
-        return (_DistanceToGoal, _Success, PathLength, Steps, _SPL, _TimeToTarget)
+        return (DistanceToGoal, _Success, PathLength, Steps, _SPL, _TimeToTarget)
 
     # ----------------------------------------------------------------------------------------- dancers
     def dancer_state(self, core) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -360,16 +360,6 @@ class BalletTask(MemoryTask):
     def info(self, core) -> dict[str, np.ndarray]:
         self.ensure(core)
         return {"phase": self.phase.astype(float), "instructed_dancer": self.instructed.astype(float)}
-
-
-class _DistanceToGoal(Measure):
-    uuid = "distance_to_goal"
-
-    def reset_metric(self, idx, ctx) -> None:
-        self.value[idx] = ctx.distance_to_goal[idx]
-
-    def update_metric(self, ctx) -> None:
-        self.value[:] = ctx.distance_to_goal
 
 
 class _Success(Measure):

@@ -7,7 +7,7 @@ from gymnasium import spaces
 
 from chronotope.envs.sim.kinematic import STOP, TURN_LEFT
 from chronotope.envs.tasks.base import Episode, polar, start_frame
-from chronotope.envs.tasks.measures import Measure, PathLength, Steps, spl
+from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps, spl
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 
 OBSERVE, DELAY, RECALL = 0, 1, 2
@@ -333,7 +333,7 @@ class ObjectRecallTask(MemoryTask):
         }
 
     def measure_types(self) -> tuple[type[Measure], ...]:
-        return (_DistanceToGoal, _RecallSuccess, PathLength, Steps, _RecallSPL, _TimeToTarget, _DistractorReward)
+        return (DistanceToGoal, _RecallSuccess, PathLength, Steps, _RecallSPL, _TimeToTarget, _DistractorReward)
 
     # ----------------------------------------------------------------------------------------- observations
     def target_cue(self, core) -> np.ndarray:
@@ -403,18 +403,6 @@ class ObjectRecallTask(MemoryTask):
 
     def info(self, core) -> dict[str, np.ndarray]:
         return {"phase": self.phase.astype(float), "target_instance": self.target.astype(float)}
-
-
-class _DistanceToGoal(Measure):
-    """Geodesic distance to the current goal (distractor point in the delay, target region otherwise)."""
-
-    uuid = "distance_to_goal"
-
-    def reset_metric(self, idx, ctx) -> None:
-        self.value[idx] = ctx.distance_to_goal[idx]
-
-    def update_metric(self, ctx) -> None:
-        self.value[:] = ctx.distance_to_goal
 
 
 class _RecallSuccess(Measure):

@@ -6,7 +6,7 @@ import numpy as np
 from gymnasium import spaces
 
 from chronotope.envs.tasks.base import Episode, polar, start_frame
-from chronotope.envs.tasks.measures import Measure, PathLength, Steps
+from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 
 NUM_COLOURS = len(PALETTE)
@@ -145,7 +145,7 @@ class TargetSequenceTask(MemoryTask):
         return {"progress": zero, "success": self.success_reward * self.reached.astype(float), "slack": zero.copy()}
 
     def measure_types(self) -> tuple[type[Measure], ...]:
-        return (_DistanceToGoal, _Score, _Reached, _MeanTimeToTarget, PathLength, Steps)
+        return (DistanceToGoal, _Score, _Reached, _MeanTimeToTarget, PathLength, Steps)
 
     # ----------------------------------------------------------------------------------------- observations
     def visible_targets(self, core) -> np.ndarray:
@@ -206,16 +206,6 @@ class TargetSequenceTask(MemoryTask):
 
     def info(self, core) -> dict[str, np.ndarray]:
         return {"target_index": self.current.astype(float)}
-
-
-class _DistanceToGoal(Measure):
-    uuid = "distance_to_goal"
-
-    def reset_metric(self, idx, ctx) -> None:
-        self.value[idx] = ctx.distance_to_goal[idx]
-
-    def update_metric(self, ctx) -> None:
-        self.value[:] = ctx.distance_to_goal
 
 
 class _Score(Measure):
