@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.vector import AutoresetMode
 
 
@@ -32,3 +33,16 @@ def make_vector_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any] | Non
     return gym.vector.SyncVectorEnv(
         [lambda: gym.make(env_id, **kw) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP
     )
+
+
+def scalar_info(info: dict[str, Any] | None) -> dict[str, float]:
+    """The numeric scalar entries of one environment's info (its measures), as floats."""
+    out: dict[str, float] = {}
+    for k, v in (info or {}).items():
+        if np.ndim(v) != 0:
+            continue
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            pass
+    return out

@@ -19,7 +19,7 @@ import torch
 
 from chronotope.agents.checkpoint import load_checkpoint
 from chronotope.agents.config import TrainConfig
-from chronotope.agents.envs import make_vector_env
+from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 
 
@@ -88,8 +88,7 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
         _record_pose(traj[i], info, i)
     with torch.no_grad():
         while len(episodes) < ecfg.episodes:
-            o = obs_to_torch(obs, "cpu")
-            o1 = {k: v[:, None] for k, v in o.items()} if isinstance(o, dict) else o[:, None]
+            o1 = obs_to_torch(obs, "cpu", time_dim=True)
             dist, _, state = model(o1, state, torch.as_tensor(start)[:, None])
             if ecfg.deterministic:
                 a = dist.probs.argmax(-1) if hasattr(dist, "probs") else dist.mean
@@ -104,7 +103,7 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
                 traj[i]["rewards"].append(float(r[i]))
                 if done[i]:
                     fi = info["final_info"][i] if "final_info" in info else {}
-                    rec = {k: float(v) for k, v in fi.items() if np.ndim(v) == 0 and _num(v)}
+                    rec = scalar_info(fi)
                     rec["return"] = float(ret[i])
                     rec["truncated"] = bool(trunc[i] and not term[i])
                     _record_pose(traj[i], {"agent_pose": [fi.get("agent_pose")]}, 0)
@@ -178,11 +177,3 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def _num(v) -> bool:
-    try:
-        float(v)
-        return True
-    except (TypeError, ValueError):
-        return False

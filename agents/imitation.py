@@ -22,7 +22,7 @@ from chronotope.agents.config import TrainConfig
 from chronotope.agents.envs import make_vector_env
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.trainer import _rng_state, _stack_time, seed_everything
-from chronotope.agents.state_utils import StateBatcher
+from chronotope.agents.state_utils import StateBatcher, split_sequences
 
 
 def expert_for(venv) -> Callable[[], np.ndarray]:
@@ -95,8 +95,7 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
                         chunk_states.append(StateBatcher.detach(state))
                     label = expert()
                     masks.append(controllable())
-                    o = obs_to_torch(obs, device)
-                    o1 = {k: v[:, None] for k, v in o.items()} if isinstance(o, dict) else o[:, None]
+                    o1 = obs_to_torch(obs, device, time_dim=True)
                     dist, _, state = model(o1, state, torch.as_tensor(start, device=device)[:, None])
                     learner = dist.probs.argmax(-1)[:, 0].cpu().numpy()
                     act = np.where(rng.random(n) < beta, label, learner)
@@ -166,8 +165,7 @@ def _learner_eval(model, cfg: TrainConfig, device, it: int) -> dict[str, float]:
     ret = np.zeros(n)
     done_eps: list[dict[str, float]] = []
     while len(done_eps) < cfg.learner_eval_episodes:
-        o = obs_to_torch(obs, device)
-        o1 = {k: v[:, None] for k, v in o.items()} if isinstance(o, dict) else o[:, None]
+        o1 = obs_to_torch(obs, device, time_dim=True)
         dist, _, state = model(o1, state, torch.as_tensor(start, device=device)[:, None])
         obs, r, term, trunc, info = venv.step(dist.sample()[:, 0].cpu().numpy())
         ret += r
@@ -181,13 +179,6 @@ def _learner_eval(model, cfg: TrainConfig, device, it: int) -> dict[str, float]:
     return {k: float(np.mean([e[k] for e in done_eps if k in e])) for k in keys}
 
 
-def _sequences(x: torch.Tensor, seq_len: int) -> torch.Tensor:
-    t, n = x.shape[:2]
-    c = t // seq_len
-    rest = x.shape[2:]
-    return x.reshape(c, seq_len, n, *rest).transpose(1, 2).reshape(c * n, seq_len, *rest)
-
-
 def _fit(model, opt, batcher, dataset, cfg: TrainConfig, device) -> float:
     """Cross-entropy of expert labels over whole stored sequences, ``bc_epochs`` passes over the dataset."""
     losses = []
@@ -195,13 +186,13 @@ def _fit(model, opt, batcher, dataset, cfg: TrainConfig, device) -> float:
         for part in torch.randperm(len(dataset)).tolist():
             d = dataset[part]
             obs = (
-                {k: _sequences(v, cfg.bptt_len) for k, v in d["obs"].items()}
+                {k: split_sequences(v, cfg.bptt_len) for k, v in d["obs"].items()}
                 if isinstance(d["obs"], dict)
-                else _sequences(d["obs"], cfg.bptt_len)
+                else split_sequences(d["obs"], cfg.bptt_len)
             )
-            labels = _sequences(d["labels"], cfg.bptt_len)
-            starts = _sequences(d["starts"], cfg.bptt_len)
-            mask = _sequences(d["mask"], cfg.bptt_len).float()
+            labels = split_sequences(d["labels"], cfg.bptt_len)
+            starts = split_sequences(d["starts"], cfg.bptt_len)
+            mask = split_sequences(d["mask"], cfg.bptt_len).float()
             n_seq = labels.shape[0]
             mb = max(1, n_seq // cfg.minibatches)
             perm = torch.randperm(n_seq)

@@ -78,8 +78,14 @@ def _map_obs(obs, fn):
     return fn(obs)
 
 
-def obs_to_torch(obs, device) -> dict[str, torch.Tensor] | torch.Tensor:
-    """Batched numpy observation (dict or array) -> tensors on ``device`` (no copy on CPU where possible)."""
+def obs_to_torch(obs, device, time_dim: bool = False) -> dict[str, torch.Tensor] | torch.Tensor:
+    """Batched numpy observation (dict or array) -> tensors on ``device`` (no copy on CPU where possible).
+
+    With ``time_dim`` each leaf gets a length-1 time axis after the batch: [B, ...] -> [B, 1, ...], the shape
+    :meth:`ActorCritic.forward` reads when acting one step at a time.
+    """
     if isinstance(obs, dict):
-        return {k: torch.as_tensor(np.asarray(v), device=device) for k, v in obs.items()}
-    return torch.as_tensor(np.asarray(obs), device=device)
+        out = {k: torch.as_tensor(np.asarray(v), device=device) for k, v in obs.items()}
+        return {k: v[:, None] for k, v in out.items()} if time_dim else out
+    t = torch.as_tensor(np.asarray(obs), device=device)
+    return t[:, None] if time_dim else t

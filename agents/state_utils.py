@@ -69,3 +69,14 @@ class StateBatcher:
     @staticmethod
     def to(state: Any, device) -> Any:
         return _map(state, lambda p, t: t.to(device))
+
+
+def split_sequences(x: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """[T, N, ...] -> [C * N, L, ...] with C = T // L; sequence c * N + n holds env n's steps c*L .. c*L + L - 1.
+
+    Chunk-major order, as the memory states stored at chunk starts (``StateBatcher.cat`` of per-chunk states).
+    """
+    t, n = x.shape[:2]
+    c = t // seq_len
+    rest = x.shape[2:]
+    return x.reshape(c, seq_len, n, *rest).transpose(1, 2).reshape(c * n, seq_len, *rest)

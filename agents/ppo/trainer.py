@@ -32,10 +32,10 @@ import torch
 from chronotope.agents.checkpoint import load_checkpoint, save_checkpoint
 from chronotope.agents.config import TrainConfig
 from chronotope.agents.distributed import DistContext, all_reduce_gradients, broadcast_module, global_mean_std
-from chronotope.agents.envs import make_vector_env
+from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.loss import gae, policy_loss, value_loss
-from chronotope.agents.state_utils import StateBatcher
+from chronotope.agents.state_utils import StateBatcher, split_sequences
 
 
 def seed_everything(seed: int) -> None:
@@ -176,8 +176,7 @@ class PPOTrainer:
         for t in range(t_len):
             if t % cfg.bptt_len == 0:
                 chunk_states.append(StateBatcher.detach(self.state))
-            o = obs_to_torch(self.obs, dev)
-            o1 = {k: v[:, None] for k, v in o.items()} if isinstance(o, dict) else o[:, None]
+            o1 = obs_to_torch(self.obs, dev, time_dim=True)
             start_t = torch.as_tensor(self.ep_start, device=dev)  # [N]; ep_start is replaced, never mutated
             dist, v, self.state = self.model(o1, self.state, start_t[:, None])
             a = dist.sample()
@@ -192,8 +191,7 @@ class PPOTrainer:
             boot = np.flatnonzero(np.asarray(trunc) & ~np.asarray(term))
             if boot.size and "final_obs" in info:
                 fo = _stack_obs([info["final_obs"][i] for i in boot])
-                fo = obs_to_torch(fo, dev)
-                fo1 = {k: x[:, None] for k, x in fo.items()} if isinstance(fo, dict) else fo[:, None]
+                fo1 = obs_to_torch(fo, dev, time_dim=True)
                 st = self.batcher.index(self.state, torch.as_tensor(boot, device=dev))
                 _, v_final, _ = self.model(fo1, st, torch.zeros(len(boot), 1, dtype=torch.bool, device=dev))
                 r[boot] += cfg.gamma * v_final[:, 0].cpu().numpy()
@@ -201,8 +199,8 @@ class PPOTrainer:
             for i in np.flatnonzero(done):
                 rec = {"return": float(self.ep_return[i])}
                 fi = info.get("final_info")
-                if fi is not None and fi[i] is not None:
-                    rec.update({k: float(v) for k, v in fi[i].items() if np.ndim(v) == 0 and _is_number(v)})
+                if fi is not None:
+                    rec.update(scalar_info(fi[i]))
                 self.recent.append(rec)
                 self.ep_return[i] = 0.0
             obs_buf.append(self.obs)
@@ -215,8 +213,7 @@ class PPOTrainer:
             self.ep_start = done
             self.obs = next_obs
             self.global_step += n * self.dist.world_size
-        o = obs_to_torch(self.obs, dev)
-        o1 = {k: x[:, None] for k, x in o.items()} if isinstance(o, dict) else o[:, None]
+        o1 = obs_to_torch(self.obs, dev, time_dim=True)
         _, last_v, _ = self.model(o1, self.state, torch.as_tensor(self.ep_start, device=dev)[:, None])
         rew = torch.stack(rewards)
         val = torch.stack(values)
@@ -236,12 +233,8 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------------------------------ update
     def _sequences(self, x: torch.Tensor) -> torch.Tensor:
-        """[T, N, ...] -> [C * N, L, ...] with sequence index c * N + n (chunk-major, as the stored states)."""
-        t, n = x.shape[:2]
-        seq_len = self.cfg.bptt_len
-        c = t // seq_len
-        x = x.reshape(c, seq_len, n, *x.shape[2:]).transpose(1, 2)
-        return x.reshape(c * n, seq_len, *x.shape[3:])
+        """[T, N, ...] -> [C * N, L, ...] (see :func:`split_sequences`)."""
+        return split_sequences(x, self.cfg.bptt_len)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         cfg = self.cfg
@@ -364,14 +357,6 @@ def _stack_time(obs_buf: list, dev) -> dict[str, torch.Tensor] | torch.Tensor:
     if isinstance(obs_buf[0], dict):
         return {k: torch.as_tensor(np.stack([o[k] for o in obs_buf]), device=dev) for k in obs_buf[0]}
     return torch.as_tensor(np.stack(obs_buf), device=dev)
-
-
-def _is_number(v) -> bool:
-    try:
-        float(v)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 def _env_kwarg_names(env_id: str) -> set[str]:
