@@ -12,6 +12,7 @@ from torch.distributions import Categorical, Normal
 
 from chronotope.agents.encoders import SQRT2, ObservationEncoder, init_linear
 from chronotope.memory.base import make_memory
+from chronotope.memory.recurrent import NoMemory
 
 
 class ActorCritic(nn.Module):
@@ -45,23 +46,62 @@ class ActorCritic(nn.Module):
             self.pi = init_linear(nn.Linear(feat, int(np.prod(action_space.shape))), 0.01)
             self.log_std = nn.Parameter(torch.zeros(int(np.prod(action_space.shape))))
         self.v = init_linear(nn.Linear(feat, 1), 1.0)
+        self._identity_memory = isinstance(self.memory, NoMemory) and len(self.memory.net) == 0
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
         return self.memory.initial_state(batch_size, device)
 
     def forward(self, obs: dict[str, torch.Tensor] | torch.Tensor, state, episode_starts: torch.Tensor):
         """obs leaves [B, T, ...]; episode_starts bool [B, T]."""
+        logits, value, state = self._heads(obs, state, episode_starts)
+        # No argument validation: logits come from our own layers (validation re-checks them on every call and
+        # every log_prob, several small ops each, on the rollout's per-step path); a non-finite value still
+        # surfaces in the losses.
+        if self.log_std is None:
+            dist = Categorical(logits=logits, validate_args=False)
+        else:
+            dist = Normal(logits, self.log_std.exp().expand_as(logits), validate_args=False)
+        return dist, value, state
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, torch.Tensor] | torch.Tensor, state, episode_starts: torch.Tensor):
+        """Samples actions for acting (no gradient): the rollout's per-step call.
+
+        Draws exactly what ``forward`` + ``dist.sample()`` + :meth:`log_prob` draw (same normalisation, same
+        ``multinomial`` / ``normal`` call on the global RNG), without building a distribution object.
+
+        Args:
+            obs: leaves ``[B, T, ...]``.
+            state: memory state.
+            episode_starts: bool ``[B, T]``.
+
+        Returns:
+            ``(actions [B, T] (Discrete) or [B, T, A] (Box), log_prob [B, T], value [B, T], state)``.
+        """
+        logits, value, state = self._heads(obs, state, episode_starts)
+        if self.log_std is None:
+            logits = logits - logits.logsumexp(dim=-1, keepdim=True)  # [B, T, n]: Categorical's normalisation
+            probs = torch.softmax(logits, dim=-1)
+            a = torch.multinomial(probs.reshape(-1, logits.shape[-1]), 1, True).reshape(logits.shape[:-1])
+            logp = logits.gather(-1, a[..., None]).squeeze(-1)  # [B, T]
+        else:
+            dist = Normal(logits, self.log_std.exp().expand_as(logits), validate_args=False)
+            a = dist.sample()
+            logp = dist.log_prob(a).sum(-1)
+        return a, logp, value, state
+
+    def _heads(self, obs, state, episode_starts: torch.Tensor):
+        """-> (policy logits or mean [B, T, A], value [B, T], state)."""
         b, t = episode_starts.shape
         flat = _map_obs(obs, lambda x: x.reshape(b * t, *x.shape[2:]))
         z = self.proj(self.encoder(flat)).reshape(b, t, -1)  # [B, T, hidden]
-        y, state = self.memory(z, state, episode_starts)  # [B, T, F]
-        logits = self.pi(y)
-        value = self.v(y).squeeze(-1)
-        if self.log_std is None:
-            dist = Categorical(logits=logits)
+        if self._identity_memory:
+            # The ``none`` core without layers returns its input; calling it would only re-validate our own
+            # features (an isfinite pass and a host sync on every rollout step).
+            y = z
         else:
-            dist = Normal(logits, self.log_std.exp().expand_as(logits))
-        return dist, value, state
+            y, state = self.memory(z, state, episode_starts)  # [B, T, F]
+        return self.pi(y), self.v(y).squeeze(-1), state
 
     def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
         lp = dist.log_prob(actions)

@@ -53,6 +53,15 @@ class StateBatcher:
 
         return _map(state, f)
 
+    def narrow(self, state: Any, start: int, length: int) -> Any:
+        """Rows ``start .. start + length - 1`` of every batched leaf, as views (leaves without a batch dim as is)."""
+
+        def f(path, t):
+            d = self.batch_dim.get(path)
+            return t if d is None else t.narrow(d, start, length)
+
+        return _map(state, f)
+
     def cat(self, states: list[Any]) -> Any:
         flat = [dict(_leaves(s)) for s in states]
 

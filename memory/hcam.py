@@ -19,8 +19,13 @@ otherwise return a uniform mix of empty chunks).
 
 Whole sequences are processed in parallel: the writes of a call are fully determined by the layer inputs and
 the episode starts, so every chunk completed during the call is built up front and each query gets a mask of
-the chunks it may see (written before it, same episode, not yet evicted). A call with T = 1 runs the same code,
-so step-by-step equals whole-sequence by construction of the masks, and the test suite checks it.
+the chunks it may see (written before it, same episode, not yet evicted).
+
+A call with T = 1 (an agent acting) takes a one-step path instead, where fixed per-op costs dominate: it
+gathers only the top-k chunks and folds the within-chunk attention's key and value projections into the query
+and the output (:meth:`HCAMAttention.read_topk`), writes all layers at once, and on CPU skips ops that are
+identities for the step at hand (no restart, no completed chunk, nothing masked). The test suite checks it
+against the sequence path, output and state, to float rounding.
 
 Hyperparameters of the paper are not public; the defaults (D = 32, H = 2, C = 8, k = 4, M = 32, 2 layers)
 are the small CPU sizes of the spec, chosen so the synthetic recall experiment trains in seconds.
@@ -28,14 +33,17 @@ are the small CPU sizes of the spec, chosen so the synthetic recall experiment t
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from chronotope.memory.base import MemoryModule, register_memory
 
 _MASKED_LOGIT = -1e6  # the spec's value for masked slots (not -inf, so softmax stays finite)
+_BRANCH_ON_HOST = True  # CPU one-step path may skip identity ops after reading flags (tests turn it off)
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -59,6 +67,14 @@ def chunk_position_encoding(
     inv_freq = 1e4 ** (-torch.arange(0, dim, 2, device=device, dtype=torch.float64) / dim)  # [D/2]
     ang = pos[:, None] * inv_freq[None, :]  # [C, D/2]
     return torch.cat([ang.sin(), ang.cos()], dim=-1).to(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_position_encoding(chunk_size: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`chunk_position_encoding`, computed once per (C, D, device, dtype): it is a constant, and building
+    it costs ~10 small ops per read. Callers must not modify the returned ``[C, D]`` tensor in place."""
+    with torch.inference_mode(False):  # a cached constant must also serve calls outside inference mode
+        return chunk_position_encoding(chunk_size, dim, device=device, dtype=dtype)
 
 
 class MultiHeadAttention(nn.Module):
@@ -140,7 +156,7 @@ class HCAMAttention(nn.Module):
         f = self.feature_size
         if m == 0:
             return x.new_zeros(b, nq, f)
-        pe = chunk_position_encoding(c, contents.shape[-1], device=contents.device, dtype=contents.dtype)
+        pe = _cached_position_encoding(c, contents.shape[-1], contents.device, contents.dtype)
         keys = keys.detach()  # stop-gradient into memory
         contents = (contents + pe).detach()  # [B, M, C, D]
 
@@ -174,6 +190,85 @@ class HCAMAttention(nn.Module):
         if mask is not None:
             out = out * mask.any(dim=-1, keepdim=True).to(out.dtype)
         return out
+
+    def read_topk(
+        self,
+        x: torch.Tensor,
+        keys: torch.Tensor,
+        contents: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The same read as :meth:`forward` (equal to float rounding), touching only the selected chunks.
+
+        For few queries (an agent's single step: Q = 1) the dense form of :meth:`forward` projects all M*C
+        stored items through the keys and values of the MHA to use k*C of them. Here the k chosen chunks are
+        gathered first, and the MHA's key and value projections are folded into the query and the output:
+        per head, ``q_h . (W_k,h s + b_k,h) = (W_k,h^T q_h) . s + const`` (the constant is shared by every item
+        of a chunk, so the within-chunk softmax ignores it) and ``sum_j a_j (W_v,h s_j + b_v,h) =
+        W_v,h (sum_j a_j s_j) + b_v,h`` (the weights of a query sum to one per head). No stored item is
+        projected at all, and the 1/sqrt scalings run inside the matmuls (``baddbmm``). Selection logits equal
+        those of :meth:`forward` up to rounding, so only chunks tied to rounding precision could be picked
+        differently.
+
+        Args:
+            x: ``[B, Q, E]`` queries.
+            keys: ``[B, M, D]`` chunk summaries.
+            contents: ``[B, M, C, D]`` step embeddings of each chunk.
+            mask: ``[B, Q, M]`` bool, true where a query may read that slot; None means all.
+
+        Returns:
+            ``[B, Q, F]``; zero for a query with no readable slot.
+        """
+        b, nq, _ = x.shape
+        if contents.shape[1] == 0:
+            return x.new_zeros(b, nq, self.feature_size)
+        if mask is None:
+            return self._read_topk(x, keys, contents, None, None)
+        return self._read_topk(x, keys, contents, ~mask, mask.any(dim=-1, keepdim=True).to(x.dtype))
+
+    def _read_topk(
+        self,
+        x: torch.Tensor,
+        keys: torch.Tensor,
+        contents: torch.Tensor,
+        blocked: torch.Tensor | None,
+        gate: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """:meth:`read_topk` with the mask given as ``blocked = ~mask [B, Q, M]`` and ``gate [B, Q, 1]`` (1.0 where
+        a query has a readable slot), so that a stack of layers sharing one mask derives them once."""
+        b, nq, _ = x.shape
+        m, c, d = contents.shape[1], contents.shape[2], contents.shape[3]
+        bq, dev, dt = b * nq, x.device, x.dtype
+        zero = _zero(dev, dt)  # baddbmm's ignored input (beta = 0): scaling inside the matmul saves an op
+        q = F.linear(x, self.query_proj.weight)  # [B, Q, F]
+        k = F.linear(keys.detach(), self.key_proj.weight)  # [B, M, F]
+        logits = torch.baddbmm(zero, q, k.transpose(1, 2), beta=0.0, alpha=1.0 / math.sqrt(self.feature_size))
+        if blocked is not None:
+            logits = logits.masked_fill(blocked, _MASKED_LOGIT)  # [B, Q, M]
+        kk = min(self.topk, m)
+        top_logits, idx = logits.topk(kk, dim=-1)  # [B, Q, k]
+        w = torch.softmax(top_logits, dim=-1)  # [B, Q, k] relevance
+
+        mha = self.mha
+        h, dh = mha.num_heads, mha.head_dim
+        pe = _cached_position_encoding(c, d, dev, contents.dtype)  # [C, D]
+        sel = contents.detach().gather(1, idx.view(b, nq * kk, 1, 1).expand(b, nq * kk, c, d))  # [B, Q*k, C, D]
+        sel = (sel + pe).view(bq, kk * c, d)  # [BQ, k*C, D]: the chosen chunks, stop-gradient into memory
+        qh = F.linear(x, mha.q.weight, mha.q.bias).view(bq, h, dh).transpose(0, 1)  # [H, BQ, dh]
+        qk = torch.baddbmm(zero, qh, mha.k.weight.view(h, dh, d), beta=0.0, alpha=1.0 / math.sqrt(dh))  # [H, BQ, D]
+        scores = torch.bmm(sel, qk.permute(1, 2, 0)).view(bq, kk, c, h)  # [BQ, k, C, H]
+        if torch.is_grad_enabled() and mha.k.bias.requires_grad:
+            # q_h . b_k,h is shared by every item of a chunk, so the softmax ignores it; adding it when training
+            # keeps the key bias in the graph, with the (zero up to rounding) gradient the dense read gives it.
+            qb = (qh * mha.k.bias.view(h, 1, dh)).sum(-1) / math.sqrt(dh)  # [H, BQ]
+            scores = scores + qb.t()[:, None, None, :]
+        att = torch.softmax(scores, dim=2) * w.view(bq, kk, 1, 1)  # within each chunk, times its relevance
+        ws = torch.bmm(att.view(bq, kk * c, h).transpose(1, 2), sel)  # [BQ, H, D]: weighted sum of items per head
+        wv = mha.v.weight.view(h, dh, d).transpose(1, 2)  # [H, D, dh]
+        o = torch.baddbmm(mha.v.bias.view(h, 1, dh), ws.transpose(0, 1), wv)  # [H, BQ, dh]
+        o = o.transpose(0, 1).reshape(b, nq, h * dh)  # [B, Q, H*dh]
+        out = F.linear(o, mha.out.weight, mha.out.bias)  # [B, Q, F]
+        return out if gate is None else out * gate
 
 
 class _HCAMLayer(nn.Module):
@@ -281,6 +376,12 @@ class HCAMMemory(MemoryModule):
             raise ValueError(f"HCAMMemory: state batch size {state['valid'].shape[0]} != input batch {b}")
         if t == 1:
             return self._step(x, state, starts[:, 0])
+        return self._sequence(x, state, starts)
+
+    def _sequence(
+        self, x: torch.Tensor, state: dict[str, torch.Tensor], starts: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Whole-sequence path (``x [B, T, F_in]``, ``starts [B, T]`` bool); the reference for :meth:`_step`."""
         plan = _WritePlan(starts, state["steps_since_last_write"], state["write_pos"], state["valid"], self)
 
         h = self.inp(x)  # [B, T, D]
@@ -292,7 +393,9 @@ class HCAMMemory(MemoryModule):
             chunk_keys = chunks.mean(dim=2)  # [B, Nn, D]: key = mean of the chunk, no normalisation
             keys = torch.cat([state["keys"][li], chunk_keys], dim=1)  # [B, M+Nn, D]
             contents = torch.cat([state["contents"][li], chunks], dim=1)  # [B, M+Nn, C, D]
-            h = h + layer.attn(hin, keys, contents, plan.visible)
+            # Top-k gather read: [B, T, k, C, D] selected items instead of projecting all (M + Nn) * C items
+            # for every query (equal to the dense read to rounding; ~15% faster training updates here).
+            h = h + layer.attn.read_topk(hin, keys, contents, plan.visible)
             h = h + layer.mlp(layer.norm2(h))
             k_f, c_f = plan.final_slots(keys, contents)
             new_keys.append(k_f)
@@ -312,42 +415,99 @@ class HCAMMemory(MemoryModule):
     def _step(
         self, x: torch.Tensor, state: dict[str, torch.Tensor], start: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One step (``x [B, 1, F_in]``, ``start [B]``): the same read and write with a fraction of the ops.
+        """One step (``x [B, 1, F_in]``, ``start [B]``): the read and write of :meth:`_sequence` with few ops.
 
-        An agent steps its memory once per environment step, where the bookkeeping of the parallel path
-        dominates; the test suite checks that both paths agree (step-by-step equals whole-sequence).
+        An agent steps its memory once per environment step, where fixed per-op costs dominate: this path
+        reads only the top-k chunks (:meth:`HCAMAttention.read_topk`), does not clear the stored slots of
+        restarting rows before the read (they are masked: their weight is exactly zero, or the whole read is
+        zeroed when no slot is valid), and writes all layers at once after the stack. The test suite checks it
+        against :meth:`_sequence` (step-by-step equals whole-sequence).
         """
         c, m = self.chunk_size, self.capacity
         dev = x.device
-        keep = (~start).to(x.dtype)  # [B]: an episode start clears the row before the read
-        valid = state["valid"] & ~start[:, None]  # [B, M]
-        acc_len = torch.where(start, 0, state["steps_since_last_write"])  # [B]
+        # On CPU, reading three flags costs less than the ops they let us skip: most steps neither restart a
+        # row nor complete a chunk, and once the ring is full nothing is masked. Every skipped op is an identity
+        # in that case (mask of all false, gate of ones, ring unchanged), so both branches give the same values.
+        # On an accelerator a host read would stall the stream: there every step takes the general branch.
+        host = dev.type == "cpu" and _BRANCH_ON_HOST
+        any_start = bool(start.any()) if host else True
+        valid = state["valid"] & ~start[:, None] if any_start else state["valid"]  # [B, M]: restart clears
+        acc_len = state["steps_since_last_write"]  # [B]
+        acc_len = acc_len.masked_fill(start, 0) if any_start else acc_len
         write_pos = state["write_pos"]
-        at_pos = (torch.arange(c, device=dev) == acc_len[:, None])[:, :, None]  # [B, C, 1]
         full = acc_len == c - 1  # [B]: this step completes the chunk
-        at_slot = ((torch.arange(m, device=dev) == write_pos[:, None]) & full[:, None])[:, :, None]  # [B, M, 1]
-        mask = valid[:, None, :]  # [B, 1, M]
-        h = self.inp(x)  # [B, 1, D]
-        new_keys, new_contents, new_acc = [], [], []
+        any_full = bool(full.any()) if host else True
+        if host and bool(valid.all()):
+            blocked = gate = None  # nothing masked, every row reads
+        else:
+            blocked = ~valid[:, None, :]  # [B, 1, M]: shared by all layers
+            gate = valid.any(dim=-1).to(x.dtype)[:, None, None]  # [B, 1, 1]: 0 reads nothing (empty memory)
+        # Functional calls instead of submodule calls: the same parameters and ops, without ~5 us of module
+        # dispatch each (14 per step), which is a tenth of a step at batch 1.
+        h = F.linear(x, self.inp.weight, self.inp.bias)  # [B, 1, D]
+        hins = []
         for li, layer in enumerate(self.layers):
-            keys = state["keys"][li] * keep[:, None, None]  # [B, M, D]
-            contents = state["contents"][li] * keep[:, None, None, None]  # [B, M, C, D]
-            hin = layer.norm1(h)  # [B, 1, D]
-            h = h + layer.attn(hin, keys, contents, mask)
-            h = h + layer.mlp(layer.norm2(h))
-            acc = torch.where(at_pos, hin.detach(), state["accumulator"][li] * keep[:, None, None])  # [B, C, D]
-            new_keys.append(torch.where(at_slot, acc.mean(dim=1, keepdim=True), keys))
-            new_contents.append(torch.where(at_slot[..., None], acc[:, None], contents))
-            new_acc.append(acc * (~full).to(x.dtype)[:, None, None])
+            hin = _layer_norm(layer.norm1, h)  # [B, 1, D]
+            h = h + layer.attn._read_topk(hin, state["keys"][li], state["contents"][li], blocked, gate)
+            fc1, act, fc2 = layer.mlp
+            u = F.linear(_layer_norm(layer.norm2, h), fc1.weight, fc1.bias)
+            h = h + F.linear(F.gelu(u, approximate=act.approximate), fc2.weight, fc2.bias)
+            hins.append(hin)
+        # Writes of all layers together, on [L, B, ...] tensors.
+        hin_all = torch.stack(hins).detach()  # [L, B, 1, D]
+        at_pos = (_arange(c, dev) == acc_len[:, None])[None, :, :, None]  # [1, B, C, 1]
+        keep = (~start).to(x.dtype)[None, :, None, None] if any_start else None  # [1, B, 1, 1]
+        acc = state["accumulator"] if keep is None else state["accumulator"] * keep  # [L, B, C, D]
+        acc = torch.where(at_pos, hin_all, acc)
+        steps = (acc_len + 1).masked_fill(full, 0) if any_full else acc_len + 1
+        if not (any_start or any_full):  # the ring is unchanged: hand the same tensors on
+            new_state = {
+                "keys": state["keys"],
+                "contents": state["contents"],
+                "valid": valid,
+                "accumulator": acc,
+                "steps_since_last_write": steps,
+                "write_pos": write_pos,
+            }
+            return _layer_norm(self.norm, h), new_state
+        # The ring gets its one possible new chunk by rewriting slot write_pos of every row (with its old content
+        # where no chunk completes) on fresh copies: a broadcast where() over the whole ring costs several times
+        # more.
+        rows = _arange(x.shape[0], dev)  # [B]
+        full_l = full[None, :, None]  # [1, B, 1]
+        at_slot = (_arange(m, dev) == write_pos[:, None]) & full[:, None]  # [B, M]
+        # Fresh copies (the input state stays untouched); a restart clears its row.
+        keys = state["keys"].clone() if keep is None else state["keys"] * keep  # [L, B, M, D]
+        contents = state["contents"].clone() if keep is None else state["contents"] * keep[..., None]  # [L,B,M,C,D]
+        keys[:, rows, write_pos] = torch.where(full_l, acc.mean(dim=2), keys[:, rows, write_pos])  # [L, B, D]
+        contents[:, rows, write_pos] = torch.where(full_l[..., None], acc, contents[:, rows, write_pos])
         new_state = {
-            "keys": torch.stack(new_keys),
-            "contents": torch.stack(new_contents),
-            "valid": valid | at_slot[:, :, 0],
-            "accumulator": torch.stack(new_acc),
-            "steps_since_last_write": torch.where(full, 0, acc_len + 1),
+            "keys": keys,
+            "contents": contents,
+            "valid": valid | at_slot,
+            "accumulator": acc.masked_fill(full_l[..., None], 0.0),  # a completed chunk leaves the accumulator
+            "steps_since_last_write": steps,
             "write_pos": (write_pos + full.long()) % m,
         }
-        return self.norm(h), new_state
+        return _layer_norm(self.norm, h), new_state
+
+
+@functools.lru_cache(maxsize=64)
+def _zero(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A cached scalar zero (the ignored ``input`` of ``baddbmm`` with ``beta = 0``)."""
+    with torch.inference_mode(False):
+        return torch.zeros((), device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _arange(n: int, device: torch.device) -> torch.Tensor:
+    """``torch.arange(n)`` built once per (n, device): index constants of the one-step path (not to be modified)."""
+    with torch.inference_mode(False):
+        return torch.arange(n, device=device)
+
+
+def _layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
 
 class _WritePlan:

@@ -11,8 +11,15 @@ from that same state:
 * ``full_attention`` gets a cache of exactly T steps with random content (``filled_state``), since running
   T steps of it costs O(T^2); the per-step work depends only on the cache size.
 
+A sample is the mean of ``number`` consecutive steps from that state, threading the state as an agent does,
+so work a memory does only every few steps (HCAM completes and stores a chunk every ``chunk_size`` steps) is
+in every sample at its real frequency.
+
 Ratios are against full attention at the same T, measured in the same run with the memories timed in
-round-robin (sample r of every memory, then sample r + 1 ...) so drifting load affects them alike.
+round-robin (sample r of every memory, then sample r + 1 ...) so drifting load affects them alike. The
+attention memories (hcam, trxl, full_attention) share width and head count (``width``, ``heads``) and have two
+layers with MLP ratio 2 each (their defaults); every memory runs at batch ``batch_size`` (1) under
+``torch.no_grad`` with ``threads`` (1) torch threads.
 Absolute times are context only: the CI machine's 2 cores are shared and noisy.
 
     python -m chronotope.scripts.bench.memory --quick
@@ -30,13 +37,15 @@ import torch
 @dataclass
 class Config:
     quick: bool = False
-    """Cap the episode lengths at 10^4 and time fewer repeats."""
+    """Cap the episode lengths at 10^4 and take 3 samples per point."""
     lengths: tuple[int, ...] = (100, 1_000, 10_000, 100_000)
     """Histories T at which one step is timed."""
     memories: tuple[str, ...] = ("hcam", "trxl", "janus", "lstm", "full_attention")
     """Memories to compare; names that are not registered are skipped with a note."""
     width: int = 64
     """hidden_size of hcam, trxl, full_attention and lstm (janus keeps its own defaults)."""
+    heads: int = 4
+    """num_heads of hcam, trxl and full_attention, so the attention memories compare at one width and head count."""
     input_size: int = 64
     """Feature size of the per-step inputs."""
     batch_size: int = 1
@@ -47,8 +56,8 @@ class Config:
     """Fill steps for a bounded memory whose capacity the benchmark does not know."""
     repeat: int = 7
     """Timed samples per point (each the mean of ``number`` steps)."""
-    number: int = 5
-    """Steps averaged per sample."""
+    number: int = 8
+    """Consecutive steps averaged per sample (8 = one HCAM chunk cycle, so its chunk write is in every sample)."""
     threads: int = 1
     """torch threads."""
     device: str = "cpu"
@@ -83,6 +92,8 @@ def _build(name: str, cfg: Config):
     from chronotope.memory import make_memory
 
     kw = {"hidden_size": cfg.width} if name in ("hcam", "trxl", "full_attention", "lstm", "gru") else {}
+    if name in ("hcam", "trxl", "full_attention"):
+        kw["num_heads"] = cfg.heads
     torch.manual_seed(0)
     return make_memory(name, cfg.input_size, **kw).to(cfg.device).eval()
 
@@ -109,7 +120,7 @@ def run(cfg: Config) -> dict:
 
     torch.set_num_threads(cfg.threads)
     lengths = tuple(t for t in cfg.lengths if not cfg.quick or t <= 10_000)
-    repeat, number = (3, 3) if cfg.quick else (cfg.repeat, cfg.number)
+    repeat, number = (3, cfg.number) if cfg.quick else (cfg.repeat, cfg.number)
     registered = set(available_memories())
     names = [n for n in cfg.memories if n in registered]
     skipped = [n for n in cfg.memories if n not in registered]
@@ -126,8 +137,8 @@ def run(cfg: Config) -> dict:
                 for n in names:
                     state = filled[n][0]
                     t0 = time.perf_counter()
-                    for _ in range(number):
-                        mems[n](x1, state)
+                    for _ in range(number):  # consecutive steps: periodic work (chunk writes) is timed too
+                        _, state = mems[n](x1, state)
                     if r >= 2:
                         samples[n].append((time.perf_counter() - t0) / number)
             for n in names:

@@ -1,6 +1,6 @@
 """Training benchmark: env steps per second of our sequence PPO against stable-baselines3 on the same env.
 
-Cases, all on the same batched vector env (``PointNav-v0`` in ``state`` mode by default), with the same
+Cases, all on the same batched vector env (``TargetSequence-v0`` in ``state`` mode by default), with the same
 ``num_envs``, rollout length (SB3 ``n_steps``), epochs and minibatch size (in samples):
 
 * ``ours-none`` (our PPO, memory core ``none``) vs ``sb3-ppo`` (PPO, ``MultiInputPolicy``): the baseline of
@@ -14,10 +14,16 @@ and one shared trunk, so PPO and ``ours-none`` have exactly the same parameters;
 LSTM of ``hidden`` units (``shared_lstm=True, enable_critic_lstm=False``), the same as our ``lstm`` core. What
 still differs is the algorithms' own work: SB3 PPO shuffles single steps into minibatches, ours whole
 ``bptt_len`` sequences; RecurrentPPO cuts and pads sequences at episode starts, ours replays stored chunk
-states; SB3's ``learn`` also runs its callbacks and logger. The ``env s`` column is the
-time spent inside the vector env (shared by both sides and, for PointNav, dominated by the geodesic distance
-field computed at each episode reset); ``learner s`` is the rest of an update, the part the trainers control, and
-``update s`` the gradient phase alone.
+states; SB3's ``learn`` also runs its callbacks and logger.
+
+Why ``TargetSequence-v0``: its episodes never end early (they last ``max_episode_steps``), so every case pays
+the same env work per step whatever its policy does. In ``PointNav-v0`` a STOP action ends the episode and
+the reset solves a geodesic distance field (fast marching, ~8 ms: some 20 agent-steps' worth), so the env cost of
+an update follows how often each learner's current policy happens to stop -- it measures policy behaviour,
+not trainer speed (the ``episodes`` column shows it; pass ``--env chronotope/PointNav-v0`` to see).
+
+The ``env s`` column is the time spent inside the vector env (auto-resets included); ``learner s`` is the
+rest of an update, the part the trainers control, and ``update s`` the gradient phase alone.
 
 Every case is built and warmed up once, then the cases are timed round-robin, one update each per round, so
 drifting load on the shared cores hits them alike. Absolute rates are context only (2 shared, noisy cores).
@@ -47,8 +53,8 @@ class Config:
     """Fewer envs, shorter rollouts and fewer rounds (a smoke run; ratios are noisier)."""
     cases: tuple[str, ...] = ("ours-none", "sb3-ppo", "ours-lstm", "ours-hcam", "sb3-recurrent-ppo")
     """Cases to time (see the module docstring); an ``ours-*`` case is compared with its SB3 case when present."""
-    env: str = "chronotope/PointNav-v0"
-    """Environment id."""
+    env: str = "chronotope/TargetSequence-v0"
+    """Environment id (the default's per-step cost does not depend on the policy; see the module docstring)."""
     env_kwargs: str = '{"obs_mode": "state", "num_scenes": 1}'
     """JSON object of env keyword arguments."""
     num_envs: int = 16
@@ -64,7 +70,7 @@ class Config:
     hidden: int = 128
     """Encoder output width = LSTM size = SB3 features_dim / lstm_hidden_size."""
     rounds: int = 5
-    """Timed updates per case, round-robin (quick: 2)."""
+    """Timed updates per case, round-robin (quick: 3)."""
     threads: int = 1
     """torch threads (1: the trainers' CPU default)."""
     seed: int = 0
@@ -82,7 +88,7 @@ class Config:
 
         d = Config()
         pick = {
-            "num_envs": 4, "n_steps": 16, "epochs": 2, "bptt_len": 8, "rounds": 2,
+            "num_envs": 4, "n_steps": 16, "epochs": 2, "bptt_len": 8, "rounds": 3,
         }  # fmt: skip
         return replace(
             self, **{k: v if getattr(self, k) == getattr(d, k) else getattr(self, k) for k, v in pick.items()}
@@ -111,16 +117,18 @@ def _sb3_extractor_class():
 
 
 class _EnvTimer:
-    """Accumulates the seconds spent in a vector env's ``step`` (auto-resets included): the shared env cost."""
+    """Accumulates the seconds spent in a vector env's ``step`` (auto-resets included) and the episodes ended."""
 
     def __init__(self, venv) -> None:
         self.seconds = 0.0
+        self.episodes = 0
         inner = venv.step
 
         def timed_step(actions):
             t0 = time.perf_counter()
             out = inner(actions)
             self.seconds += time.perf_counter() - t0
+            self.episodes += int((out[2] | out[3]).sum())
             return out
 
         venv.step = timed_step
@@ -145,6 +153,7 @@ class _OursCase:
     def update(self) -> None:
         tr = self.trainer
         self.env_timer.seconds = 0.0
+        self.env_timer.episodes = 0
         batch = tr.rollout()
         t0 = time.perf_counter()
         tr.train_step(batch)
@@ -193,6 +202,7 @@ class _SB3Case:
 
     def update(self) -> None:
         self.env_timer.seconds = 0.0
+        self.env_timer.episodes = 0
         self.model_obj.learn(self.steps, reset_num_timesteps=self._first)
         self._first = False
 
@@ -226,6 +236,7 @@ def run(cfg: Config) -> dict:
     wall: dict[str, list[float]] = {n: [] for n in cfg.cases}
     upd: dict[str, list[float]] = {n: [] for n in cfg.cases}
     env: dict[str, list[float]] = {n: [] for n in cfg.cases}
+    episodes: dict[str, list[int]] = {n: [] for n in cfg.cases}
     for _ in range(cfg.rounds):
         for name, case in built.items():
             t0 = time.perf_counter()
@@ -233,6 +244,7 @@ def run(cfg: Config) -> dict:
             wall[name].append(time.perf_counter() - t0)
             upd[name].append(case.update_s)
             env[name].append(case.env_timer.seconds)
+            episodes[name].append(case.env_timer.episodes)
     results: dict[str, Any] = {"config": cfg, "steps_per_update": steps, "cases": {}}
     for name in cfg.cases:
         w, u = statistics.median(wall[name]), statistics.median(upd[name])
@@ -242,6 +254,7 @@ def run(cfg: Config) -> dict:
         results["cases"][name] = {
             "sps": steps / w, "update_s": u, "rollout_s": w - u, "env_s": statistics.median(env[name]),
             "learner_s": own, "params": n_params, "samples_s": wall[name],
+            "episodes": statistics.median(episodes[name]),
         }  # fmt: skip
     rows = []
     for name in cfg.cases:
@@ -253,21 +266,23 @@ def run(cfg: Config) -> dict:
             r["ratio"] = r["sps"] / b["sps"]
             r["update_ratio"] = b["update_s"] / r["update_s"]
             r["learner_ratio"] = b["learner_s"] / r["learner_s"]
-        rows.append([name, r["params"], r["sps"], r["env_s"], r["learner_s"], r["update_s"], r.get("vs", "-"),
-                     r.get("ratio", "-"), r.get("learner_ratio", "-"), r.get("update_ratio", "-")])  # fmt: skip
+        rows.append([name, r["params"], r["sps"], r["episodes"], r["env_s"], r["learner_s"], r["update_s"],
+                     r.get("vs", "-"), r.get("ratio", "-"), r.get("learner_ratio", "-"),
+                     r.get("update_ratio", "-")])  # fmt: skip
     info = machine_info()
     title = (
         f"Training throughput, {cfg.env} {cfg.env_kwargs}, {cfg.num_envs} envs x {cfg.n_steps} steps, "
         f"{cfg.epochs} epochs x {cfg.minibatches} minibatches ({info['cpu']}, {cfg.threads} torch thread(s))"
     )
-    cols = ["case", "params", "env steps/s", "env s", "learner s", "update s", "vs", "ratio steps/s",
+    cols = ["case", "params", "env steps/s", "episodes", "env s", "learner s", "update s", "vs", "ratio steps/s",
             "ratio learner", "ratio update"]  # fmt: skip
     md = print_table(title, cols, rows)
     md += (
-        f"\nMedians of {cfg.rounds} round-robin updates, seconds per update. env s: time inside the vector env's step "
-        "(auto-resets included), the same work for both sides; learner s: the rest of an update (policy in the "
-        "rollout, buffers, GAE, gradient phase); update s: the gradient phase alone. Ratios are ours over SB3 "
-        "as speed (>1: ours faster): steps/s, SB3 learner s / ours, SB3 update s / ours. "
+        f"\nMedians of {cfg.rounds} round-robin updates, seconds per update. episodes: episodes ended per update "
+        "(each one costs a reset); env s: time inside the vector env's step (auto-resets included); learner s: the "
+        "rest of an update (policy in the rollout, buffers, GAE, gradient phase); update s: the gradient phase "
+        "alone. Ratios are ours over SB3 as speed (>1: ours faster): steps/s, SB3 learner s / ours, SB3 update s / "
+        "ours. "
         "Shared, noisy CPU: absolute numbers are context only.\n"
     )
     print(md.splitlines()[-1])

@@ -17,10 +17,13 @@ def test_quick_smallest_case_runs_and_writes_results(tmp_path):
     assert ours["params"] == sb3["params"]
     for r in (ours, sb3):
         assert r["sps"] > 0 and r["update_s"] > 0 and 0 < r["env_s"] < r["samples_s"][0]
+        # the default env's episodes never end early, so both sides pay the same env work per step
+        assert r["episodes"] == 0
     assert ours["vs"] == "sb3-ppo" and ours["ratio"] == pytest.approx(ours["sps"] / sb3["sps"])
     saved = json.loads((tmp_path / "train.json").read_text())
     assert set(saved["cases"]) == {"ours-none", "sb3-ppo"}
-    assert "ratio steps/s" in (tmp_path / "train.md").read_text()
+    md = (tmp_path / "train.md").read_text()
+    assert "ratio steps/s" in md and "episodes" in md and "TargetSequence-v0" in md
 
 
 def test_bad_settings_name_the_value(tmp_path):

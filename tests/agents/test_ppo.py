@@ -151,3 +151,78 @@ def test_cli_train_then_eval(tmp_path):
     assert summary["success"]["n"] == 4 and {"mean", "std", "ci95", "n"} <= set(summary["return"])
     traj = np.load(tmp_path / "smoke" / "eval" / "trajectories.npz")
     assert len(traj["pose_index"]) == 5 and traj["poses"].shape[1] == 3
+
+
+@pytest.mark.parametrize("action_space", ["discrete", "box"])
+def test_act_draws_what_the_distribution_draws(action_space):
+    """``ActorCritic.act`` (the rollout's per-step call) = ``forward`` + ``dist.sample()`` + ``log_prob``, draw
+    for draw from the same RNG state, for the identity ``none`` core (which ``act`` does not call) and a real one."""
+    from gymnasium import spaces
+
+    from chronotope.agents.policy import ActorCritic
+
+    obs_space = spaces.Dict({"a": spaces.Box(-1, 1, (3,), np.float32), "b": spaces.Box(0, 5, (2, 2), np.float32)})
+    act_space = spaces.Discrete(5) if action_space == "discrete" else spaces.Box(-1, 1, (2,), np.float32)
+    g = torch.Generator().manual_seed(0)
+    obs = {"a": torch.rand(6, 1, 3, generator=g) * 2 - 1, "b": torch.rand(6, 1, 2, 2, generator=g) * 5}
+    starts = torch.tensor([True, False, True, False, False, True])[:, None]
+    for core in ("none", "gru"):
+        torch.manual_seed(1)
+        model = ActorCritic(obs_space, act_space, core, {}, 16)
+        state = model.initial_state(6)
+        torch.manual_seed(2)
+        a, logp, v, s_act = model.act(obs, state, starts)
+        torch.manual_seed(2)
+        with torch.no_grad():
+            dist, v_ref, s_ref = model(obs, state, starts)
+            a_ref = dist.sample()
+            logp_ref = model.log_prob(dist, a_ref)
+        assert torch.equal(a, a_ref) and torch.equal(logp, logp_ref) and torch.equal(v, v_ref)
+        assert a.shape == ((6, 1) if action_space == "discrete" else (6, 1, 2)) and logp.shape == (6, 1)
+        assert type(s_act) is type(s_ref)
+
+
+def test_none_core_is_skipped_only_when_it_is_the_identity():
+    from gymnasium import spaces
+
+    from chronotope.agents.policy import ActorCritic
+
+    obs_space = spaces.Box(-1, 1, (4,), np.float32)
+    plain = ActorCritic(obs_space, spaces.Discrete(3), "none", {}, 8)
+    mlp = ActorCritic(obs_space, spaces.Discrete(3), "none", {"hidden_sizes": (8,)}, 8)
+    assert plain._identity_memory and not mlp._identity_memory
+    x = torch.rand(2, 3, 4)
+    starts = torch.zeros(2, 3, dtype=torch.bool)
+    for model in (plain, mlp):  # the heads see exactly what the core returns
+        z = model.proj(model.encoder(x.reshape(6, 4))).reshape(2, 3, -1)
+        y, _ = model.memory(z, model.initial_state(2), starts)
+        _, v, _ = model(x, model.initial_state(2), starts)
+        torch.testing.assert_close(v, model.v(y).squeeze(-1), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("core", ["lstm", "hcam", "none"])
+def test_state_narrow_equals_index_of_the_same_rows(core):
+    """``StateBatcher.narrow`` (minibatch slices of a shuffled state) picks what ``index`` picks, as views."""
+    from chronotope.agents.state_utils import StateBatcher
+    from chronotope.memory import make_memory
+
+    torch.manual_seed(0)
+    mem = make_memory(core, 6)
+    batcher = StateBatcher(mem)
+    with torch.no_grad():
+        _, state = mem(torch.randn(5, 11, 6), mem.initial_state(5))
+    leaves = lambda s: [v for _, v in sorted(_flat(s).items())]  # noqa: E731
+    got = leaves(batcher.narrow(state, 1, 3))
+    want = leaves(batcher.index(state, torch.arange(1, 4)))
+    assert len(got) == len(want) > 0
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+    with pytest.raises(RuntimeError):
+        batcher.narrow(state, 4, 3)  # past the batch: torch names the bad range
+
+
+def _flat(state, prefix=""):
+    if isinstance(state, torch.Tensor):
+        return {prefix: state}
+    items = state.items() if isinstance(state, dict) else enumerate(state)
+    return {k2: v2 for k, v in items for k2, v2 in _flat(v, f"{prefix}/{k}").items()}

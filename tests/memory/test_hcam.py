@@ -217,3 +217,109 @@ def test_config_errors_name_the_value():
         make_memory("hcam", 5, hidden_size=15, num_heads=1)
     with pytest.raises(ValueError, match="0"):
         make_memory("hcam", 5, chunk_size=0)
+
+
+@pytest.mark.parametrize(("topk", "heads", "nq", "m"), [(2, 2, 3, M), (M, 1, 1, M), (3, 4, 1, 5), (1, 2, 2, 1)])
+def test_topk_read_equals_the_dense_read(topk, heads, nq, m):
+    """The one-step read (only the selected chunks, projections folded) equals ``forward`` to float rounding."""
+    attn = _attn(topk=min(topk, m), heads=heads)
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(B, nq, D, generator=g, dtype=torch.float64)
+    keys = torch.randn(B, m, D, generator=g, dtype=torch.float64)
+    contents = torch.randn(B, m, C, D, generator=g, dtype=torch.float64)
+    mask = torch.rand(B, nq, m, generator=g) > 0.4
+    mask[0, 0] = False  # a query with nothing to read gets zeros
+    mask[1, -1] = True
+    for mk in (None, mask):
+        ref = attn(x, keys, contents, mk)
+        torch.testing.assert_close(attn.read_topk(x, keys, contents, mk), ref, atol=1e-10, rtol=1e-10)
+    assert torch.equal(attn.read_topk(x, keys, contents, mask)[0, 0], torch.zeros(D, dtype=torch.float64))
+
+
+def test_topk_read_has_no_gradient_into_memory():
+    attn = _attn(topk=2)
+    x, keys, contents = (t.double().requires_grad_(True) for t in _memory(seed=12))
+    attn.read_topk(x, keys, contents).sum().backward()
+    assert keys.grad is None and contents.grad is None
+    assert x.grad.abs().sum() > 0
+    for p in (attn.key_proj.weight, attn.mha.k.weight, attn.mha.v.weight, attn.mha.v.bias, attn.mha.out.weight):
+        assert p.grad.abs().sum() > 0
+
+
+def _starts(b: int, t: int, seed: int) -> torch.Tensor:
+    starts = torch.rand(b, t, generator=torch.Generator().manual_seed(seed)) < 0.03
+    starts[0] = False  # one row runs one long episode: its ring fills and wraps around
+    starts[1, 0] = True
+    starts[2, 17] = True  # restart in the middle of a chunk
+    return starts
+
+
+@pytest.mark.parametrize(("seed", "branch"), [(1, True), (2, True), (1, False)])
+def test_fast_step_equals_the_sequence_path(seed, branch, monkeypatch):
+    """``_step`` (the one-step fast path) equals ``_sequence`` run on the same one step: outputs and every
+    state field, through chunk completions, ring wrap-around, restarts and an empty memory; with and without
+    the CPU branches that skip identity ops (accelerators always take the branch-free path)."""
+    import chronotope.memory.hcam as hcam_module
+
+    monkeypatch.setattr(hcam_module, "_BRANCH_ON_HOST", branch)
+    torch.manual_seed(4)
+    mem = make_memory("hcam", 5, hidden_size=8, chunk_size=3, capacity=4, topk=2, num_heads=2).double().eval()
+    b = 3
+    x = torch.randn(b, 41, 5, dtype=torch.float64)
+    starts = _starts(b, x.shape[1], seed=seed)
+    with torch.no_grad():
+        state = mem.initial_state(b)
+        for t in range(x.shape[1]):
+            xt, st = x[:, t : t + 1], starts[:, t : t + 1]
+            y_fast, s_fast = mem._step(xt, state, st[:, 0])
+            y_ref, s_ref = mem._sequence(xt, state, st)
+            torch.testing.assert_close(y_fast, y_ref, atol=1e-12, rtol=1e-12)
+            assert set(s_fast) == set(s_ref)
+            for k in s_ref:
+                torch.testing.assert_close(s_fast[k], s_ref[k], atol=1e-12, rtol=1e-12, msg=f"{k} at step {t}")
+            state = s_fast
+    assert state["valid"][0].all()  # the long episode filled the ring (so the all-valid branch ran)
+
+
+def test_fast_step_leaves_its_input_state_untouched():
+    torch.manual_seed(5)
+    mem = make_memory("hcam", 5, hidden_size=8, chunk_size=2, capacity=3, topk=2).eval()
+    x = torch.randn(2, 9, 5)
+    with torch.no_grad():
+        _, state = mem(x, mem.initial_state(2))
+        before = {k: v.clone() for k, v in state.items()}
+        for t in range(4):  # completes a chunk and restarts row 1 on the way
+            starts = torch.tensor([[False], [t == 2]])
+            mem(x[:, t : t + 1], state, starts)
+    for k, v in before.items():
+        assert torch.equal(state[k], v), k
+
+
+def test_fast_step_trains_the_same_parameters(monkeypatch):
+    """With autograd on, one step sends the same gradient as the sequence path, and as the sequence path with the
+    dense read of ``forward``; none reaches memory."""
+    torch.manual_seed(6)
+    mem = make_memory("hcam", 5, hidden_size=8, chunk_size=2, capacity=3, topk=2).double()
+    x = torch.randn(2, 7, 5, dtype=torch.float64)
+    with torch.no_grad():
+        _, state = mem(x[:, :6], mem.initial_state(2))
+    starts = torch.zeros(2, 1, dtype=torch.bool)
+
+    def grads_of(run):
+        mem.zero_grad()
+        y, new = run()
+        (y * torch.arange(8.0, dtype=torch.float64)).sum().backward()
+        assert not any(t.requires_grad for t in new.values())
+        return {n: p.grad.clone() for n, p in mem.named_parameters() if p.grad is not None}
+
+    fast = grads_of(lambda: mem._step(x[:, 6:], state, starts[:, 0]))
+    seq = grads_of(lambda: mem._sequence(x[:, 6:], state, starts))
+    monkeypatch.setattr(HCAMAttention, "read_topk", HCAMAttention.forward)
+    dense = grads_of(lambda: mem._sequence(x[:, 6:], state, starts))
+    assert set(fast) == set(seq) == set(dense) == {n for n, _ in mem.named_parameters()}
+    for n, g_dense in dense.items():
+        for got in (fast, seq):
+            torch.testing.assert_close(got[n], g_dense, atol=1e-10, rtol=1e-8, msg=n)
+    # The MHA's key bias shifts every score of a chunk alike, which the softmax ignores: zero up to rounding.
+    assert all(fast[f"layers.{i}.attn.mha.k.bias"].abs().max() < 1e-12 for i in range(2))
+    assert all(fast[n].abs().sum() > 0 for n in fast if "attn" in n and "mha.k.bias" not in n)
