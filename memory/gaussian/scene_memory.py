@@ -3,13 +3,19 @@
 The memory is built from posed RGB-D frames:
 
 * **init / densify**: pixels (subsampled on a grid) that the current model does not explain — low rendered
-  alpha, or observed depth well in front of the rendered depth — are back-projected into new isotropic Gaussians
+  alpha, or observed depth well in front of the rendered depth — are back-projected into new Gaussians: flat
+  discs in the surface plane estimated from the depth map, as wide as the seeding pixels' footprint on that plane
   (colour from the pixel, query vector ~ N(0, 1) as in M3);
-* **optimise**: a few Adam steps per keyframe on ``0.8 L1 + 0.2 (1 - SSIM)`` (RGB) ``+ w_depth L1`` (depth)
-  ``+ w_feature * (mean(1 - cos) + masked L2)`` of features decoded by Gaussian memory attention from the
-  splatted query map, sampled at random points of the rendered and the encoder's feature map;
+* **optimise**: a few Adam steps per keyframe (a quarter on the new frame, the rest on replayed older keyframes)
+  on ``0.8 L1 + 0.2 (1 - SSIM)`` (RGB) ``+ w_depth L1`` (depth) ``+ w_feature * (mean(1 - cos) + masked L2)`` of
+  features decoded by Gaussian memory attention from the splatted query map, sampled at random points of the
+  rendered and the encoder's feature map. The queries are blended with the colour's weights, but the feature loss
+  passes no gradient to the shared geometry (separate colour and feature heads);
 * **prune**: Gaussians whose opacity falls below a threshold are removed; the number of Gaussians never exceeds
-  ``capacity`` (the least opaque are dropped to make room).
+  ``capacity`` (the least opaque are dropped to make room);
+* **consolidate** (on request, e.g. at the end of a walk): more steps on uniformly replayed keyframes.
+
+Unseen parts of a view show the running mean colour of everything observed (``background="mean"``).
 
 Per Gaussian the memory stores position (3), log-scale (3), rotation (4), opacity (1), colour (3) and a query of
 ``query_dim`` floats; the high-dimensional features live once in the PSC bank.
@@ -41,26 +47,44 @@ class SceneMemoryConfig:
     init_stride: int = 2
     """New Gaussians are seeded at every init_stride-th pixel (in both directions) of the unexplained area."""
     init_scale: float = 0.6
-    """Initial isotropic std as a fraction of the seeding pixel spacing at that depth (init_stride * z / fx)."""
+    """Initial in-plane std as a fraction of the seeding pixel spacing on the surface (init_stride pixels)."""
+    init_shape: str = "disc"
+    """disc: flat Gaussians lying in the surface plane estimated from the depth map (in-plane std from the
+    pixel footprint on that plane, which grows on oblique surfaces); iso: isotropic blobs of the frontal footprint."""
+    init_thickness: float = 0.1
+    """disc: std along the surface normal as a fraction of the smaller in-plane std."""
+    max_slant: float = 4.0
+    """disc: in-plane std is at most this multiple of the frontal footprint (grazing angles, depth edges)."""
     init_opacity: float = 0.8
     """Initial opacity of new Gaussians."""
     steps_per_keyframe: int = 10
     """Adam steps after each added frame."""
+    new_frame_prob: float = 0.25
+    """Probability that an optimisation step uses the newest frame; otherwise a uniformly drawn older keyframe is
+    replayed (without replay the memory forgets what it saw earlier)."""
     max_keyframes: int = 64
     """Frames kept for replay during optimisation (oldest dropped first, except the first frame)."""
-    lr_means: float = 2e-3
-    lr_log_scales: float = 1e-2
+    lr_means: float = 1e-3
+    lr_log_scales: float = 5e-3
     lr_quats: float = 1e-2
     lr_opacity_logits: float = 5e-2
-    lr_rgb_logits: float = 5e-2
+    lr_rgb_logits: float = 2e-2
     lr_queries: float = 5e-2
-    """Adam learning rates per parameter group."""
+    """Adam learning rates per parameter group (3DGS-like ratios, larger because there are few steps; on the
+    apartment walk halving the position / scale / colour rates of an earlier setting gained ~1 dB on training
+    views)."""
     w_ssim: float = 0.2
     """Weight of (1 - SSIM) in the RGB loss (L1 gets 1 - w_ssim), as in 3DGS / M3."""
     w_depth: float = 0.2
     """Weight of the depth L1 (metres) on pixels with valid depth."""
     w_feature: float = 0.5
     """Weight of the feature loss (M3: 0.5)."""
+    background: str = "mean"
+    """Colour behind the Gaussians: "mean" (running mean colour of the observed pixels: the best constant guess
+    for a part of the scene that was never seen) or "black"."""
+    feature_stop_grad: bool = True
+    """The feature loss trains the queries only, not the shared geometry (positions, scales, rotations,
+    opacities), so that it cannot pull the photometric fit (M3 trains both jointly)."""
     feature_points: int = 256
     """Random points per step at which rendered and target feature maps are compared."""
     prune_opacity: float = 0.01
@@ -128,6 +152,31 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5)
     return s.mean()
 
 
+def rotmat_to_quat(rot: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions [N, 4] (w, x, y, z) of rotation matrices [N, 3, 3] (inverse of ``quat_to_rotmat``)."""
+    m = rot
+    tr = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
+    # Shepperd's method: divide by the largest of the four candidates for numerical safety.
+    cand = torch.stack([tr, m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]], -1)
+    k = cand.argmax(-1)
+    q = torch.zeros(m.shape[0], 4, dtype=m.dtype, device=m.device)
+    r = (1 + 2 * cand.gather(1, k[:, None])[:, 0] - tr).clamp_min(1e-12).sqrt()  # 2 * |largest component|
+    c0, c1, c2, c3 = k == 0, k == 1, k == 2, k == 3
+    q[c0] = torch.stack(
+        [r[c0] / 2, (m[c0, 2, 1] - m[c0, 1, 2]) / (2 * r[c0]), (m[c0, 0, 2] - m[c0, 2, 0]) / (2 * r[c0]),
+         (m[c0, 1, 0] - m[c0, 0, 1]) / (2 * r[c0])], -1)  # fmt: skip
+    q[c1] = torch.stack(
+        [(m[c1, 2, 1] - m[c1, 1, 2]) / (2 * r[c1]), r[c1] / 2, (m[c1, 0, 1] + m[c1, 1, 0]) / (2 * r[c1]),
+         (m[c1, 0, 2] + m[c1, 2, 0]) / (2 * r[c1])], -1)  # fmt: skip
+    q[c2] = torch.stack(
+        [(m[c2, 0, 2] - m[c2, 2, 0]) / (2 * r[c2]), (m[c2, 0, 1] + m[c2, 1, 0]) / (2 * r[c2]), r[c2] / 2,
+         (m[c2, 1, 2] + m[c2, 2, 1]) / (2 * r[c2])], -1)  # fmt: skip
+    q[c3] = torch.stack(
+        [(m[c3, 1, 0] - m[c3, 0, 1]) / (2 * r[c3]), (m[c3, 0, 2] + m[c3, 2, 0]) / (2 * r[c3]),
+         (m[c3, 1, 2] + m[c3, 2, 1]) / (2 * r[c3]), r[c3] / 2], -1)  # fmt: skip
+    return F.normalize(q, dim=-1)
+
+
 def _as_tensor(a: np.ndarray | torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     if isinstance(a, np.ndarray):
         a = torch.from_numpy(np.ascontiguousarray(a))
@@ -155,6 +204,8 @@ class GaussianSceneMemory:
         self.intrinsics = intrinsics
         self.encoder = encoder
         self.device = torch.device(device)
+        if self.cfg.background not in ("mean", "black"):
+            raise ValueError(f"background must be 'mean' or 'black', got {self.cfg.background!r}")
         self.renderer = SplatRenderer(self.cfg.backend, self.cfg.raster)
         self.feature_dim = encoder.feature_dim if encoder is not None else 0
         self.attention = (
@@ -185,6 +236,8 @@ class GaussianSceneMemory:
         self.keyframes: list[dict[str, torch.Tensor]] = []
         self.gen = torch.Generator().manual_seed(self.cfg.seed)
         self.frames_seen = 0
+        self.rgb_sum = torch.zeros(3, dtype=torch.float64, device=dev)  # running mean colour (background)
+        self.rgb_count = 0
 
     @property
     def n_gaussians(self) -> int:
@@ -224,7 +277,16 @@ class GaussianSceneMemory:
     def _render(self, cam_to_world: torch.Tensor, intrinsics: CameraIntrinsics, with_queries: bool):
         g = self.gaussians()
         colors = torch.cat([g["rgb"], g["queries"]], dim=-1) if with_queries else g["rgb"]
-        return self.renderer(g["means"], g["quats"], g["scales"], g["opacities"], colors, cam_to_world, intrinsics)
+        # Separate heads: the queries are blended with the very weights of the colour, but the feature loss does
+        # not move the geometry (it cost ~2 dB of PSNR when it did).
+        stop = (3, 3 + self.cfg.query_dim) if with_queries and self.cfg.feature_stop_grad else None
+        bg = None
+        if self.cfg.background == "mean" and self.rgb_count > 0:
+            bg = torch.zeros(colors.shape[1], device=self.device)  # queries: zero background
+            bg[:3] = self.rgb_sum / self.rgb_count
+        return self.renderer(
+            g["means"], g["quats"], g["scales"], g["opacities"], colors, cam_to_world, intrinsics, bg, stop
+        )
 
     @torch.no_grad()
     def render_view(
@@ -233,8 +295,9 @@ class GaussianSceneMemory:
         """Renders the memory at any pose.
 
         Returns:
-            rgb [H, W, 3] in [0, 1] (black background), depth [H, W], alpha [H, W], queries [H, W, c] and, when an
-            encoder is set and the bank is not empty, features [H, W, D] decoded by Gaussian memory attention.
+            rgb [H, W, 3] in [0, 1] (over ``cfg.background``), depth [H, W], alpha [H, W], queries [H, W, c] and,
+            when an encoder is set and the bank is not empty, features [H, W, D] decoded by Gaussian memory
+            attention.
         """
         intr = intrinsics or self.intrinsics
         pose = self._pose(cam_to_world)
@@ -412,6 +475,8 @@ class GaussianSceneMemory:
         if not valid.any():
             return FrameStats(True, "no valid depth pixel", n_gaussians=self.n_gaussians, bank_size=len(self.bank))
         depth = torch.where(valid, depth, torch.zeros_like(depth))
+        self.rgb_sum += rgb[valid].sum(0).double()
+        self.rgb_count += int(valid.sum())
         if self.encoder is not None and features is None:
             features = self.encoder(rgb.permute(2, 0, 1)[None])[0]
         if features is not None:
@@ -433,14 +498,30 @@ class GaussianSceneMemory:
         added = self._densify(kf)
         loss = float("nan")
         for _ in range(cfg.steps_per_keyframe):
-            # Half of the steps on the new frame, the rest on random replayed keyframes (forgetting otherwise).
-            if torch.rand((), generator=self.gen) < 0.5 or len(self.keyframes) == 1:
+            if torch.rand((), generator=self.gen) < cfg.new_frame_prob or len(self.keyframes) == 1:
                 k = kf
             else:
                 k = self.keyframes[int(torch.randint(len(self.keyframes) - 1, (), generator=self.gen))]
             loss = self._step(k)
         pruned = self._prune()
         return FrameStats(False, "", added, pruned, self.n_gaussians, int(self.bank.shape[0]), loss)
+
+    def consolidate(self, steps: int) -> float:
+        """Optimises ``steps`` more steps on keyframes drawn uniformly (all of them equally, the newest included),
+        then prunes; e.g. at the end of a walk or an episode, when the online steps have favoured recent frames.
+
+        Returns:
+            the loss of the last step (nan when ``steps`` is 0).
+        """
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        if steps and not self.keyframes:
+            raise ValueError("consolidate needs at least one keyframe: add frames first")
+        loss = float("nan")
+        for _ in range(steps):
+            loss = self._step(self.keyframes[int(torch.randint(len(self.keyframes), (), generator=self.gen))])
+        self._prune()
+        return loss
 
     @torch.no_grad()
     def _densify(self, kf: dict[str, torch.Tensor]) -> int:
@@ -471,20 +552,14 @@ class GaussianSceneMemory:
         n = vv.numel()
         if n == 0:
             return 0
-        z = kf["depth"][vv, uu]
-        x = (uu.float() + 0.5 - intr.cx) / intr.fx * z
-        y = (vv.float() + 0.5 - intr.cy) / intr.fy * z
         pose = kf["pose"]
-        means = torch.stack([x, y, z], -1) @ pose[:3, :3].T + pose[:3, 3]
-        scale = (cfg.init_scale * s * z / intr.fx).clamp_min(1e-4)
+        means, log_scales, quats = self._seed_geometry(kf["depth"], kf["valid"], pose, vv, uu)
         rgb = kf["rgb"][vv, uu].clamp(0.02, 0.98)
         op = torch.full((n,), cfg.init_opacity, device=self.device)
-        quats = torch.zeros(n, 4, device=self.device)
-        quats[:, 0] = 1.0
         self._append(
             {
                 "means": means,
-                "log_scales": scale.log()[:, None].expand(n, 3).clone(),
+                "log_scales": log_scales,
                 "quats": quats,
                 "opacity_logits": torch.logit(op),
                 "rgb_logits": torch.logit(rgb),
@@ -492,6 +567,74 @@ class GaussianSceneMemory:
             }
         )
         return n
+
+    def _seed_geometry(
+        self, depth: torch.Tensor, valid: torch.Tensor, pose: torch.Tensor, vv: torch.Tensor, uu: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """World means [n, 3], log-scales [n, 3] and quaternions [n, 4] of new Gaussians at pixels (vv, uu).
+
+        ``disc``: the surface tangents at a pixel are the differences of back-projected neighbours (per axis the
+        shorter of the forward and backward difference, so that a depth edge on one side does not tilt the
+        disc); the disc spans the footprint of ``init_stride`` pixels along each tangent.
+        """
+        cfg, intr = self.cfg, self.intrinsics
+        h, w = depth.shape
+        s = cfg.init_stride
+        z = depth[vv, uu]
+        frontal = s * z / intr.fx  # seeding spacing on a surface facing the camera (m)
+        u_grid = torch.arange(w, dtype=torch.float32, device=self.device) + 0.5
+        v_grid = torch.arange(h, dtype=torch.float32, device=self.device) + 0.5
+        pts = torch.stack(
+            [
+                (u_grid[None, :] - intr.cx) / intr.fx * depth,
+                (v_grid[:, None] - intr.cy) / intr.fy * depth,
+                depth,
+            ],
+            -1,
+        )  # [H, W, 3] camera frame (invalid pixels at the camera centre)
+        means = pts[vv, uu] @ pose[:3, :3].T + pose[:3, 3]
+        if cfg.init_shape == "iso":
+            scale = (cfg.init_scale * frontal).clamp_min(1e-4)
+            quats = torch.zeros(len(vv), 4, device=self.device)
+            quats[:, 0] = 1.0
+            return means, scale.log()[:, None].expand(-1, 3).clone(), quats
+        if cfg.init_shape != "disc":
+            raise ValueError(f"init_shape must be 'disc' or 'iso', got {cfg.init_shape!r}")
+        p0 = pts[vv, uu]
+        limit = (cfg.max_slant * z / intr.fx)[:, None]  # one pixel's step can be at most this long
+
+        def tangent(dv: int, du: int) -> torch.Tensor:
+            fwd_v, fwd_u = (vv + dv).clamp(0, h - 1), (uu + du).clamp(0, w - 1)
+            bwd_v, bwd_u = (vv - dv).clamp(0, h - 1), (uu - du).clamp(0, w - 1)
+            fwd = pts[fwd_v, fwd_u] - p0
+            bwd = p0 - pts[bwd_v, bwd_u]
+            big = torch.full_like(z, float("inf"))
+            nf = torch.where(valid[fwd_v, fwd_u] & ((fwd_v != vv) | (fwd_u != uu)), fwd.norm(dim=-1), big)
+            nb = torch.where(valid[bwd_v, bwd_u] & ((bwd_v != vv) | (bwd_u != uu)), bwd.norm(dim=-1), big)
+            t = torch.where((nf <= nb)[:, None], fwd, bwd)
+            ok = torch.isfinite(torch.minimum(nf, nb))
+            # No usable neighbour: the frontal direction of this image axis.
+            axis = torch.tensor([du, dv, 0.0], device=self.device) * (z / intr.fx)[:, None]
+            t = torch.where(ok[:, None], t, axis)
+            n = t.norm(dim=-1, keepdim=True)
+            return t * (n.clamp(max=limit) / n.clamp_min(1e-12))
+
+        tu, tv = tangent(0, 1), tangent(1, 0)  # [n, 3] per-pixel steps along u and v
+        normal = torch.linalg.cross(tu, tv)
+        flat = normal.norm(dim=-1) < 1e-12
+        normal = torch.where(flat[:, None], torch.tensor([0.0, 0.0, -1.0], device=self.device), normal)
+        e3 = F.normalize(normal, dim=-1)
+        e1 = F.normalize(tu - (tu * e3).sum(-1, keepdim=True) * e3, dim=-1)
+        e2 = torch.linalg.cross(e3, e1)
+        s1 = (tu * e1).sum(-1).abs()
+        s2 = (tv * e2).sum(-1).abs()
+        lo = 0.25 * z / intr.fx  # keep discs at least a quarter pixel wide
+        s1 = cfg.init_scale * s * torch.maximum(s1, lo)
+        s2 = cfg.init_scale * s * torch.maximum(s2, lo)
+        s3 = cfg.init_thickness * torch.minimum(s1, s2)
+        rot = pose[:3, :3] @ torch.stack([e1, e2, e3], -1)  # [n, 3, 3] columns = world axes of the disc
+        scales = torch.stack([s1, s2, s3], -1).clamp_min(1e-5)
+        return means, scales.log(), rotmat_to_quat(rot)
 
     def loss(self, kf: dict[str, torch.Tensor], params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """The M3 training loss of the current Gaussians against one keyframe (differentiable in ``params``)."""

@@ -212,12 +212,14 @@ def _blend(
     opac: torch.Tensor,
     feats: torch.Tensor,
     cfg: RasterConfig,
+    stop: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Front-to-back blend of K depth-sorted Gaussians at P pixels.
 
     Args:
         pix: [P, 2] pixel-centre coordinates (u, v).
         mean2d, conic, opac, feats: [K, 2], [K, 3], [K], [K, C] in front-to-back order.
+        stop: channels [a, b) blended with stop-gradient weights (same values, no gradient to the geometry).
 
     Returns:
         (blended [P, C], accumulated alpha [P]).
@@ -231,7 +233,11 @@ def _blend(
     trans = torch.cumprod(1.0 - alpha, dim=0)
     trans = torch.cat([torch.ones_like(trans[:1]), trans[:-1]], dim=0)  # exclusive: light reaching Gaussian i
     w = alpha * trans  # [K, P]
-    return w.T @ feats, w.sum(0)
+    if stop is None:
+        return w.T @ feats, w.sum(0)
+    a, b = stop
+    wd = w.detach()
+    return torch.cat([w.T @ feats[:, :a], wd.T @ feats[:, a:b], w.T @ feats[:, b:]], dim=-1), w.sum(0)
 
 
 def _finish(
@@ -265,6 +271,7 @@ def rasterize(
     background: torch.Tensor | None = None,
     cfg: RasterConfig | None = None,
     mode: str = "tiled",
+    stop_grad_channels: tuple[int, int] | None = None,
 ) -> SplatOutput:
     """Renders N Gaussians into one camera.
 
@@ -279,6 +286,10 @@ def rasterize(
         background: optional [C] added with weight ``1 - alpha``.
         cfg: rasteriser settings.
         mode: "tiled" (cost ~ covered pixels) or "dense" (every visible Gaussian x every pixel; the reference).
+        stop_grad_channels: optional colour channels [a, b) that are blended with the same weights but pass no
+            gradient to the geometry (means, scales, rotations, opacities); their own values still get gradients.
+            The scene memory uses it so that the feature loss trains the queries without pulling the geometry
+            that the photometric loss fits.
 
     Returns:
         :class:`SplatOutput` with color [H, W, C], depth [H, W], alpha [H, W].
@@ -290,6 +301,12 @@ def rasterize(
     check_pose(cam_to_world)
     if background is not None and tuple(background.shape) != (colors.shape[1],):
         raise ValueError(f"background must have shape ({colors.shape[1]},), got {tuple(background.shape)}")
+    if stop_grad_channels is not None:
+        a, b = stop_grad_channels
+        if not 0 <= a <= b <= colors.shape[1]:
+            raise ValueError(
+                f"stop_grad_channels must satisfy 0 <= a <= b <= C={colors.shape[1]}, got {stop_grad_channels}"
+            )
     h, w = intrinsics.height, intrinsics.width
     dtype, device = means.dtype, means.device
     proj = project_gaussians(means, quats, scales, cam_to_world, intrinsics, cfg)
@@ -305,7 +322,7 @@ def rasterize(
         pix = _pixel_grid(h, w, dtype, device).reshape(-1, 2)
         accs, alphas = [], []
         for s in range(0, pix.shape[0], cfg.dense_chunk):
-            a, al = _blend(pix[s : s + cfg.dense_chunk], mean2d, conic, opac, feats, cfg)
+            a, al = _blend(pix[s : s + cfg.dense_chunk], mean2d, conic, opac, feats, cfg, stop_grad_channels)
             accs.append(a)
             alphas.append(al)
         acc = torch.cat(accs).reshape(h, w, nc)
@@ -344,7 +361,7 @@ def rasterize(
             continue
         r, c = divmod(t, ntx)
         pix = grid[r * ts : (r + 1) * ts, c * ts : (c + 1) * ts].reshape(-1, 2)
-        a, al = _blend(pix, mean2d[idx], conic[idx], opac[idx], feats[idx], cfg)
+        a, al = _blend(pix, mean2d[idx], conic[idx], opac[idx], feats[idx], cfg, stop_grad_channels)
         accs.append(a)
         alphas.append(al)
     acc = torch.stack(accs).reshape(nty, ntx, ts, ts, nc).permute(0, 2, 1, 3, 4).reshape(nty * ts, ntx * ts, nc)
@@ -382,14 +399,30 @@ class SplatRenderer:
         cam_to_world: torch.Tensor,
         intrinsics: CameraIntrinsics,
         background: torch.Tensor | None = None,
+        stop_grad_channels: tuple[int, int] | None = None,
     ) -> SplatOutput:
         """Same arguments and result as :func:`rasterize`."""
         if self.backend == "gsplat":
             from chronotope.memory.gaussian.gsplat_backend import rasterize_gsplat
 
-            return rasterize_gsplat(
-                means, quats, scales, opacities, colors, cam_to_world, intrinsics, background, self.cfg
-            )
+            if stop_grad_channels is None or stop_grad_channels[0] == stop_grad_channels[1]:
+                return rasterize_gsplat(
+                    means, quats, scales, opacities, colors, cam_to_world, intrinsics, background, self.cfg
+                )
+            # gsplat blends all channels with one set of weights: render the stopped channels a second time
+            # from detached geometry (same weights, no gradient to the geometry).
+            a, b = stop_grad_channels
+            keep = torch.cat([colors[:, :a], colors[:, b:]], dim=-1)
+            bg_keep = None if background is None else torch.cat([background[:a], background[b:]])
+            bg_stop = None if background is None else background[a:b]
+            full = rasterize_gsplat(means, quats, scales, opacities, keep, cam_to_world, intrinsics, bg_keep, self.cfg)
+            det = rasterize_gsplat(
+                means.detach(), quats.detach(), scales.detach(), opacities.detach(), colors[:, a:b],
+                cam_to_world, intrinsics, bg_stop, self.cfg,
+            )  # fmt: skip
+            color = torch.cat([full.color[..., :a], det.color, full.color[..., a:]], dim=-1)
+            return SplatOutput(color, full.depth, full.alpha, full.n_visible, full.n_pairs)
         return rasterize(
-            means, quats, scales, opacities, colors, cam_to_world, intrinsics, background, self.cfg, self.mode
-        )
+            means, quats, scales, opacities, colors, cam_to_world, intrinsics, background, self.cfg, self.mode,
+            stop_grad_channels,
+        )  # fmt: skip

@@ -1,346 +1,152 @@
-"""M3 Gaussian scene memory on a generated apartment walked by the shortest-path expert (issue 9).
+"""M3 Gaussian scene memory vs storing raw features, on generated apartments walked by the expert (issues 9, 13).
 
-The expert runs several PointNav episodes in one generated apartment (rgbd 64x64 frames with camera poses);
-every ``keyframe_every``-th frame is added online to a :class:`GaussianSceneMemory` (a few optimisation steps
-each), with features from a frozen encoder (EfficientNet-Lite0 by default). The built memory is then evaluated:
+For each apartment seed the shortest-path expert walks a few PointNav episodes (rgbd 64x64 with poses); every
+``keyframe_every``-th frame is added online to a :class:`GaussianSceneMemory` (EfficientNet-Lite0 features by
+default), which is then consolidated; a raw-feature baseline stores every back-projected per-pixel feature. The
+library :mod:`chronotope.memory.gaussian.evaluate` measures held-out PSNR and feature cosine, bytes, and the
+"where did I see it" localisation of Gaussian memory vs the raw-feature baseline vs chance; this script repeats
+that over seeds and reports mean +- 95% CI (Student t over seeds).
 
-* held-out views: poses *not on the walk* (walk poses shifted 0.15-0.35 m sideways on navigable floor and turned
-  by 10-30 degrees), rendered by the scene renderer as ground truth: PSNR of the re-rendered RGB over the whole
-  image and over the pixels the memory covers (alpha > 0.5), and the cosine of decoded vs encoder features;
-* bytes per Gaussian vs storing the raw D-dim encoder feature per Gaussian (M3's compression claim);
-* "where is it": for each object seen in at least ``min_pixels`` pixels of some keyframe, the query is the
-  encoder's mean feature over the object's pixels in the keyframe that saw it best; success when the located
-  point lies within ``loc_radius`` of the object's ground-truth box
-  (``SceneSpec.objects`` footprint extruded to its height). The point comes from re-rendering the decoded
-  features at the keyframe poses (``locate_in_views``, the headline number) and, for comparison, from ranking
-  Gaussians by their own decoded query (``locate``). Chance: the opacity-weighted fraction of Gaussians
-  that already lie within ``loc_radius`` of that object (what a random Gaussian would score).
+    python -m chronotope.scripts.experiments.m3_eval --quick   # 1 apartment, 2 episodes: a few minutes
+    python -m chronotope.scripts.experiments.m3_eval           # 3 apartments: ~15 min on 1 CPU thread
 
-    python -m chronotope.scripts.experiments.m3_eval --quick     # a couple of minutes on 1 CPU thread
-    python -m chronotope.scripts.experiments.m3_eval             # the full run
-
-Writes ``runs/experiments/m3/m3_eval.json`` (config, metrics, per-object localisation) and a Markdown table.
+Writes ``<out_dir>/m3_eval.json`` (config, per-seed metrics, aggregates), ``m3_eval.md`` and a per-seed plot
+(``docs/images/m3_seeds.png``) and held-out views of the first apartment, ground truth above the memory's
+render (``docs/images/m3_heldout_views.png``); quick runs put the pictures in ``out_dir``.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from chronotope.memory.gaussian.evaluate import ApartmentEvalConfig, evaluate_apartment, mean_ci
 
 
 @dataclass
-class Config:
-    """Settings of the M3 apartment evaluation."""
+class Config(ApartmentEvalConfig):
+    """Settings of the M3 experiment (plus every field of :class:`ApartmentEvalConfig`)."""
 
     quick: bool = False
-    """Small run (2 episodes, fewer held-out views): a couple of minutes on one CPU thread."""
-    scene_seed: int = 0
-    """Generator seed of the apartment."""
-    episodes: int = 4
-    """PointNav episodes the expert walks in that apartment (quick: 2)."""
-    max_episode_steps: int = 150
-    """Step cap per episode."""
-    keyframe_every: int = 4
-    """Every k-th walk frame is added to the memory."""
-    steps_per_keyframe: int = 10
-    """Optimisation steps after each keyframe."""
-    capacity: int = 20000
-    """Gaussian budget."""
-    encoder: str = "efficientnet_lite0"
-    """Frozen feature encoder: efficientnet_lite0 | random."""
-    heldout_views: int = 24
-    """Held-out poses (quick: 12)."""
-    loc_radius: float = 0.5
-    """Localisation succeeds when the located point is within this distance (m) of the object's box."""
-    min_pixels: int = 30
-    """An object counts as seen when a keyframe shows at least this many of its pixels."""
-    seed: int = 0
-    """Seed of the episodes, held-out poses and the memory."""
+    """Small run: the first apartment only, 2 episodes, 12 held-out views, 200 consolidation steps."""
+    scene_seeds: tuple[int, ...] = (0, 1, 2)
+    """Apartment generator seeds (one seed of the experiment each)."""
     threads: int = 1
     """torch threads (the machine is shared)."""
-    device: str = "cpu"
-    """torch device of the memory."""
-    out_dir: str = "runs/experiments/m3"
+    out_dir: str = "runs/m3_eval"
     """Where the JSON and Markdown results go."""
+    plot: str = "docs/images/m3_seeds.png"
+    """Per-seed plot (quick runs write it into out_dir instead)."""
+    strip: str = "docs/images/m3_heldout_views.png"
+    """Held-out views of the first apartment, ground truth above the memory's render (quick: into out_dir)."""
 
 
-# ------------------------------------------------------------------------------------------------ data
-def walk_apartment(cfg: Config):
-    """Expert walk: returns (env, frames) with frames a list of dicts rgb [H,W,3] u8, depth [H,W] f32,
-    semantic [H,W] i32, pose [4,4] f64, episode int."""
-    import gymnasium as gym
-
-    import chronotope.envs  # noqa: F401  (registers the ids)
-    from chronotope.envs.nav.expert import ShortestPathExpert
-
-    env = gym.make(
-        "chronotope/PointNav-v0",
-        obs_mode="rgbd",
-        semantic=True,
-        scene_seeds=(cfg.scene_seed,),
-        resolution=(64, 64),
-        max_episode_steps=cfg.max_episode_steps,
-    )
-    expert = ShortestPathExpert()
-    frames = []
-    for ep in range(cfg.episodes):
-        obs, info = env.reset(seed=cfg.seed * 1000 + ep)
-        while True:
-            frames.append(
-                {
-                    "rgb": obs["rgb"],
-                    "depth": obs["depth"][..., 0],
-                    "semantic": obs["semantic"][..., 0],
-                    "pose": np.asarray(info["camera_pose"], np.float64),
-                    "episode": ep,
-                }
-            )
-            obs, _, term, trunc, info = env.step(int(expert.act(env.unwrapped.core)[0]))
-            if term or trunc:
-                break
-    return env, frames
+# (row label, key path into one seed's result, format)
+METRICS = [
+    ("held-out PSNR (dB, target >= 25)", ("heldout", "psnr_db"), "{:.2f}"),
+    ("held-out PSNR, covered pixels (dB)", ("heldout", "psnr_covered_db"), "{:.2f}"),
+    ("held-out coverage (alpha > 0.5)", ("heldout", "coverage"), "{:.3f}"),
+    ("training-view PSNR (dB)", ("training_views", "psnr_db"), "{:.2f}"),
+    ("held-out feature cosine, decoded vs encoder", ("heldout", "feature_cosine"), "{:.3f}"),
+    ("Gaussians", ("compression", "n_gaussians"), "{:.0f}"),
+    ("PSC bank rows", ("compression", "bank_rows"), "{:.0f}"),
+    ("bytes / Gaussian (M3 query)", ("compression", "bytes_per_gaussian"), "{:.0f}"),
+    ("bytes / Gaussian with raw feature", ("compression", "bytes_per_gaussian_raw_features"), "{:.0f}"),
+    ("memory MB, M3 (Gaussians + bank)", ("compression", "bytes_total"), "{:.2f}"),
+    ("memory MB, Gaussians with raw features", ("compression", "bytes_total_raw_features"), "{:.2f}"),
+    ("memory MB, raw per-pixel feature store", ("compression", "bytes_raw_store"), "{:.2f}"),
+    ("raw store / M3 memory (x smaller)", ("compression", "compression_vs_raw_store"), "{:.1f}"),
+    ("localisation acc., M3 re-rendered features", ("localisation", "accuracy"), "{:.3f}"),
+    ("localisation acc., M3 per-Gaussian query", ("localisation", "accuracy_gaussian"), "{:.3f}"),
+    ("localisation acc., raw-feature store", ("localisation", "accuracy_raw"), "{:.3f}"),
+    ("localisation chance (random Gaussian)", ("localisation", "chance"), "{:.3f}"),
+    ("objects queried", ("localisation", "objects"), "{:.1f}"),
+    ("build time, online + consolidation (s)", ("seconds", "build_total"), "{:.0f}"),
+]
 
 
-def heldout_poses(env, walk_poses: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n poses off the walk [n, 4, 4]: a walk pose shifted 0.15-0.35 m sideways (on navigable floor, at least
-    0.1 m from every walk position) and turned by +-(10-30) degrees about the vertical."""
-    core = env.unwrapped.core
-    grid = core.grids[0]
-    walk_xy = walk_poses[:, :2, 3]
-    out = []
-    for _ in range(200 * n):
-        if len(out) == n:
-            break
-        p = walk_poses[rng.integers(len(walk_poses))].copy()
-        ang = rng.uniform(0, 2 * math.pi)
-        xy = p[:2, 3] + rng.uniform(0.15, 0.35) * np.array([math.cos(ang), math.sin(ang)])
-        if not grid.is_navigable(xy[None])[0] or np.min(np.linalg.norm(walk_xy - xy, axis=1)) < 0.1:
-            continue
-        d = math.radians(rng.uniform(10, 30)) * rng.choice([-1.0, 1.0])
-        rz = np.array([[math.cos(d), -math.sin(d), 0], [math.sin(d), math.cos(d), 0], [0, 0, 1.0]])
-        q = p.copy()
-        q[:3, :3] = rz @ p[:3, :3]
-        q[:2, 3] = xy
-        out.append(q)
-    if len(out) < n:
-        raise ValueError(f"found only {len(out)} of {n} held-out poses near the walk")
-    return np.stack(out)
+MEGABYTES = ("bytes_total", "bytes_total_raw_features", "bytes_raw_store")
 
 
-def render_frames(env, poses: np.ndarray) -> list[dict]:
-    """Ground-truth frames of the scene at ``poses`` [N, 4, 4] from the env's own renderer."""
-    core = env.unwrapped.core
-    out = core.renderer.render(poses, np.zeros(len(poses), np.int64))
-    rgb, depth, sem = out.rgb.cpu().numpy(), out.depth.cpu().numpy(), out.semantic.cpu().numpy()
-    return [{"rgb": rgb[i], "depth": depth[i], "semantic": sem[i], "pose": poses[i]} for i in range(len(poses))]
+def _get(res: dict, path: tuple[str, str]) -> float:
+    v = float(res[path[0]].get(path[1], float("nan")))
+    return v / 1e6 if path[1] in MEGABYTES else v
 
 
-def box_distance(points: np.ndarray, obj) -> np.ndarray:
-    """Distance (m) of world points [N, 3] to an object's box (footprint x [0, height]), 0 inside: [N]."""
-    c, s = math.cos(obj.yaw), math.sin(obj.yaw)
-    d = np.asarray(points, np.float64)[:, :2] - np.asarray(obj.center)
-    local = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1)  # object frame
-    half = np.array([obj.size[0] / 2, obj.size[1] / 2])
-    exy = np.maximum(np.abs(local) - half, 0.0)
-    z = np.asarray(points, np.float64)[:, 2]
-    ez = np.maximum(np.maximum(-z, z - obj.size[2]), 0.0)
-    return np.sqrt((exy**2).sum(-1) + ez**2)
+def plot_seeds(per_seed: list[dict], path: Path, loc_radius: float) -> None:
+    """Held-out PSNR and localisation accuracy per apartment seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seeds = [r["scene_seed"] for r in per_seed]
+    x = np.arange(len(seeds))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    a.bar(x - 0.2, [r["heldout"]["psnr_db"] for r in per_seed], 0.4, label="held-out views")
+    a.bar(x + 0.2, [r["training_views"]["psnr_db"] for r in per_seed], 0.4, label="training views")
+    a.axhline(25, color="k", ls="--", lw=1, label="target 25 dB")
+    a.set(xticks=x, xticklabels=[f"apt {s}" for s in seeds], ylabel="PSNR (dB), 64x64", ylim=(15, 32))
+    a.legend(fontsize=8, loc="lower right")
+    a.set_title("M3 memory: re-rendered RGB")
+    keys = [("accuracy", "M3 re-rendered"), ("accuracy_gaussian", "M3 per-Gaussian"),
+            ("accuracy_raw", "raw features"), ("chance", "chance")]  # fmt: skip
+    for i, (k, label) in enumerate(keys):
+        b.bar(x + (i - 1.5) * 0.2, [r["localisation"][k] for r in per_seed], 0.2, label=label)
+    b.set(xticks=x, xticklabels=[f"apt {s}" for s in seeds], ylabel=f"accuracy (<= {loc_radius} m)", ylim=(0, 1.3))
+    b.set_yticks(np.linspace(0, 1, 6))
+    b.legend(fontsize=8, ncol=2, loc="upper center")
+    b.set_title('"where did I see it?"')
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
-# ------------------------------------------------------------------------------------------------ metrics
-def _encoder_map(mem, rgb: np.ndarray) -> torch.Tensor:
-    """Encoder features upsampled to the image, [H, W, D]."""
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().to(mem.device) / 255
-    f = mem.encoder(x)
-    return F.interpolate(f, size=rgb.shape[:2], mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
-
-
-@torch.no_grad()
-def heldout_metrics(mem, frames: list[dict]) -> dict:
-    """PSNR (whole image and covered pixels) and decoded-vs-encoder feature cosine on ground-truth frames."""
-    psnr, psnr_cov, cover, cos = [], [], [], []
-    for f in frames:
-        r = mem.render_view(f["pose"])
-        err = (r["rgb"].cpu().numpy() - f["rgb"] / 255.0) ** 2
-        psnr.append(-10 * math.log10(max(float(err.mean()), 1e-12)))
-        m = r["alpha"].cpu().numpy() > 0.5
-        cover.append(float(m.mean()))
-        if m.any():
-            psnr_cov.append(-10 * math.log10(max(float(err[m].mean()), 1e-12)))
-        if "features" in r:
-            tgt = _encoder_map(mem, f["rgb"])
-            c = F.cosine_similarity(r["features"], tgt, dim=-1)
-            cos.append(float(c[torch.from_numpy(m).to(c.device)].mean()) if m.any() else float("nan"))
-    out = {
-        "psnr_db": float(np.mean(psnr)),
-        "psnr_db_min": float(np.min(psnr)),
-        "psnr_db_max": float(np.max(psnr)),
-        "psnr_covered_db": float(np.mean(psnr_cov)) if psnr_cov else float("nan"),
-        "coverage": float(np.mean(cover)),
-        "psnr_per_view": psnr,
-    }
-    if cos:
-        out["feature_cosine"] = float(np.nanmean(cos))
-    return out
-
-
-def compression(mem) -> dict:
-    """Bytes per Gaussian (query c floats) vs a raw D-dim feature per Gaussian, and whole-memory totals."""
-    n, d = mem.n_gaussians, mem.feature_dim
-    geo = 4 * 14  # position 3, log-scale 3, quaternion 4, opacity 1, colour 3 (float32)
-    bank = 4 * int(mem.bank.numel())
-    return {
-        "n_gaussians": n,
-        "bank_rows": int(mem.bank.shape[0]),
-        "feature_dim": d,
-        "query_dim": mem.cfg.query_dim,
-        "bytes_per_gaussian": mem.bytes_per_gaussian(),
-        "bytes_per_gaussian_raw_features": geo + 4 * d,
-        "bytes_total": mem.bytes_per_gaussian() * n + bank,
-        "bytes_total_raw_features": (geo + 4 * d) * n,
-        "compression_ratio": (geo + 4 * d) * n / max(mem.bytes_per_gaussian() * n + bank, 1),
-    }
-
-
-@torch.no_grad()
-def localisation(mem, spec, keyframes: list[dict], cfg: Config) -> dict:
-    """The "where is it" query for every object seen in a keyframe (see the module docstring), answered two
-    ways: ``render`` re-renders the decoded features at the keyframe poses
-    (:meth:`GaussianSceneMemory.locate_in_views`); ``gaussian`` ranks Gaussians by their own decoded query
-    (:meth:`GaussianSceneMemory.locate`)."""
-    objs = {o.instance_id: o for o in spec.objects}
-    means = mem.params["means"].cpu().numpy()
-    op = torch.sigmoid(mem.params["opacity_logits"]).cpu().numpy()
-    rows, queries = [], []
-    for iid, obj in objs.items():
-        counts = [int((f["semantic"] == iid).sum()) for f in keyframes]
-        best = int(np.argmax(counts))
-        if counts[best] < cfg.min_pixels:
-            continue
-        f = keyframes[best]
-        mask = torch.from_numpy(f["semantic"] == iid)
-        queries.append(_encoder_map(mem, f["rgb"])[mask.to(mem.device)].mean(0))
-        near = box_distance(means, obj) <= cfg.loc_radius
-        rows.append(
-            {
-                "instance_id": iid,
-                "category": obj.category,
-                "pixels": counts[best],
-                "chance": float((op * near).sum() / op.sum()),
-            }
-        )
-    if rows:
-        poses = np.stack([f["pose"] for f in keyframes])
-        by_render = mem.locate_in_views(torch.stack(queries), poses)
-        for row, q, rr in zip(rows, queries, by_render):
-            obj = objs[row["instance_id"]]
-            row["error_m"] = float(box_distance(rr.position.cpu().numpy()[None], obj)[0])
-            row["success"] = row["error_m"] <= cfg.loc_radius
-            rg = mem.locate(q)
-            row["error_m_gaussian"] = float(box_distance(rg.position.cpu().numpy()[None], obj)[0])
-            row["success_gaussian"] = row["error_m_gaussian"] <= cfg.loc_radius
-    n = len(rows)
-
-    def mean(k: str) -> float:
-        return float(np.mean([r[k] for r in rows])) if n else float("nan")
-
-    return {
-        "objects": n,
-        "accuracy": mean("success"),
-        "accuracy_gaussian": mean("success_gaussian"),
-        "chance": mean("chance"),
-        "median_error_m": float(np.median([r["error_m"] for r in rows])) if n else float("nan"),
-        "median_error_m_gaussian": float(np.median([r["error_m_gaussian"] for r in rows])) if n else float("nan"),
-        "per_object": rows,
-    }
-
-
-# ------------------------------------------------------------------------------------------------ run
 def run(cfg: Config) -> dict:
-    from chronotope.memory.gaussian.encoders import make_encoder
-    from chronotope.memory.gaussian.scene_memory import GaussianSceneMemory, SceneMemoryConfig
     from chronotope.scripts.bench.common import print_table, write_results
 
     if cfg.quick:
+        cfg.scene_seeds = cfg.scene_seeds[:1]
         cfg.episodes, cfg.heldout_views = min(cfg.episodes, 2), min(cfg.heldout_views, 12)
-    if cfg.keyframe_every < 1:
-        raise ValueError(f"keyframe_every must be >= 1, got {cfg.keyframe_every}")
+        cfg.consolidate_steps = min(cfg.consolidate_steps, 200)
+    if not cfg.scene_seeds:
+        raise ValueError(f"scene_seeds must not be empty, got {cfg.scene_seeds}")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    t0 = time.perf_counter()
-    env, frames = walk_apartment(cfg)
-    spec = env.unwrapped.scene
-    t_walk = time.perf_counter() - t0
-
-    enc = make_encoder(cfg.encoder, device=cfg.device)
-    mcfg = SceneMemoryConfig(
-        capacity=cfg.capacity,
-        steps_per_keyframe=cfg.steps_per_keyframe,
-        max_depth=env.unwrapped.max_depth,
-        seed=cfg.seed,
-    )
-    mem = GaussianSceneMemory(env.unwrapped.intrinsics, mcfg, encoder=enc, device=cfg.device)
-    keyframes = frames[:: cfg.keyframe_every]
-    t1 = time.perf_counter()
-    skipped = 0
-    for f in keyframes:
-        skipped += mem.add_frame(f["rgb"], f["depth"], f["pose"]).skipped
-    t_build = time.perf_counter() - t1
-
-    rng = np.random.default_rng(cfg.seed + 1)
-    walk_poses = np.stack([f["pose"] for f in frames])
-    test = render_frames(env, heldout_poses(env, walk_poses, cfg.heldout_views, rng))
-    t2 = time.perf_counter()
-    held = heldout_metrics(mem, test)
-    train = heldout_metrics(mem, keyframes[:: max(1, len(keyframes) // cfg.heldout_views)])
-    comp = compression(mem)
-    loc = localisation(mem, spec, keyframes, cfg)
-    t_eval = time.perf_counter() - t2
-    env.close()
-
-    rows = [
-        ["walk frames / keyframes", f"{len(frames)} / {len(keyframes)} ({skipped} skipped)"],
-        ["Gaussians / PSC bank rows", f"{comp['n_gaussians']} / {comp['bank_rows']} (D={comp['feature_dim']})"],
-        ["held-out PSNR (dB), mean [min, max]", f"{held['psnr_db']:.2f} [{held['psnr_db_min']:.1f}, "
-         f"{held['psnr_db_max']:.1f}] (target >= 25)"],
-        ["held-out PSNR on covered pixels (dB)", f"{held['psnr_covered_db']:.2f} (coverage {held['coverage']:.3f})"],
-        ["training-view PSNR (dB)", f"{train['psnr_db']:.2f}"],
-        ["held-out feature cosine (decoded vs encoder)", f"{held.get('feature_cosine', float('nan')):.3f}"],
-        ["training-view feature cosine", f"{train.get('feature_cosine', float('nan')):.3f}"],
-        ["bytes / Gaussian (M3) vs raw feature", f"{comp['bytes_per_gaussian']} vs "
-         f"{comp['bytes_per_gaussian_raw_features']}"],
-        ["memory total incl. bank vs raw (ratio)", f"{comp['bytes_total']} vs {comp['bytes_total_raw_features']} "
-         f"({comp['compression_ratio']:.2f}x)"],
-        [f"localisation acc., render (<= {cfg.loc_radius} m of box)", f"{loc['accuracy']:.3f} over "
-         f"{loc['objects']} objects (median error {loc['median_error_m']:.2f} m)"],
-        ["localisation acc., per-Gaussian query", f"{loc['accuracy_gaussian']:.3f} (median error "
-         f"{loc['median_error_m_gaussian']:.2f} m)"],
-        ["localisation chance (random Gaussian)", f"{loc['chance']:.3f}"],
-        ["time walk / build / eval (s)", f"{t_walk:.1f} / {t_build:.1f} / {t_eval:.1f} (shared CPU, noisy)"],
-    ]  # fmt: skip
+    strip = Path(cfg.out_dir) / "m3_heldout_views_quick.png" if cfg.quick else Path(cfg.strip)
+    per_seed = []
+    for s in cfg.scene_seeds:
+        per_seed.append(evaluate_apartment(s, cfg, str(strip) if s == cfg.scene_seeds[0] else None))
+        r = per_seed[-1]
+        print(f"apartment {s}: held-out PSNR {r['heldout']['psnr_db']:.2f} dB, feature cosine "
+              f"{r['heldout'].get('feature_cosine', float('nan')):.3f}, localisation M3 "
+              f"{r['localisation']['accuracy']:.3f} / raw {r['localisation']['accuracy_raw']:.3f}, "
+              f"build {r['seconds']['build_total']:.0f} s", flush=True)  # fmt: skip
+    agg = {label: mean_ci([_get(r, path) for r in per_seed]) for label, path, _ in METRICS}
+    rows = []
+    for label, path, fmt in METRICS:
+        a = agg[label]
+        ci = "" if not np.isfinite(a["ci95"]) else " ± " + fmt.format(a["ci95"])
+        rows.append([label, fmt.format(a["mean"]) + ci, ", ".join(fmt.format(_get(r, path)) for r in per_seed)])
+    n = len(per_seed)
     md = print_table(
-        f"M3 Gaussian memory, apartment seed {cfg.scene_seed} (64x64, {cfg.encoder})", ["metric", "value"], rows
+        f"M3 Gaussian memory vs raw features, {n} apartment(s) (64x64, {cfg.encoder}; mean ± 95% CI over seeds)",
+        ["metric", "mean ± 95% CI", f"per seed {list(cfg.scene_seeds)}"],
+        rows,
     )
-    results = {
-        "config": asdict(cfg),
-        "walk_frames": len(frames),
-        "keyframes": len(keyframes),
-        "keyframes_skipped": skipped,
-        "heldout": held,
-        "training_views": train,
-        "compression": comp,
-        "localisation": loc,
-        "seconds": {"walk": t_walk, "build": t_build, "eval": t_eval},
-    }
+    md += ("\nBuild times are wall seconds on a shared 2-core CPU with 1 torch thread (noisy). "
+           "Memory sizes in MB of float32.\n")  # fmt: skip
     name = "m3_eval_quick" if cfg.quick else "m3_eval"
+    plot = Path(cfg.out_dir) / "m3_seeds_quick.png" if cfg.quick else Path(cfg.plot)
+    plot_seeds(per_seed, plot, cfg.loc_radius)
+    results = {"config": asdict(cfg), "aggregate": agg, "per_seed": per_seed, "plot": str(plot), "strip": str(strip)}
     path = write_results(name, results, md, out_dir=cfg.out_dir)
-    print(f"wrote {path}")
+    print(f"wrote {path}, {Path(cfg.out_dir) / (name + '.md')}, {plot} and {strip}")
     return results
 
 

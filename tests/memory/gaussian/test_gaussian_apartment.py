@@ -115,7 +115,7 @@ def test_bad_arguments():
 
 def test_box_distance_oracle():
     from chronotope.envs.scene.spec import SceneObject
-    from chronotope.scripts.experiments.m3_eval import box_distance
+    from chronotope.memory.gaussian.evaluate import box_distance
 
     obj = SceneObject(4, 1, "red", (1.0, 2.0), math.pi / 2, (0.4, 1.0, 0.8))  # rotated: 1.0 along x, 0.4 along y
     pts = np.array([[1.0, 2.0, 0.4], [1.5, 2.0, 0.4], [1.9, 2.0, 0.4], [1.0, 2.5, 0.4], [1.0, 2.0, 1.8]])
@@ -124,15 +124,22 @@ def test_box_distance_oracle():
 
 @pytest.mark.slow
 def test_m3_eval_quick_script(tmp_path):
-    """The apartment evaluation end to end (a couple of minutes): metrics are finite and the JSON is written."""
+    """The apartment evaluation end to end (a few minutes): metrics are finite, JSON, table and plot written."""
     cmd = [sys.executable, "-m", "chronotope.scripts.experiments.m3_eval", "--quick", "--out-dir", str(tmp_path)]
     subprocess.run(cmd, check=True, timeout=900)
     import json
 
     res = json.loads((tmp_path / "m3_eval_quick.json").read_text())
-    assert res["heldout"]["psnr_db"] > 15
-    assert res["compression"]["bytes_per_gaussian"] < res["compression"]["bytes_per_gaussian_raw_features"]
-    assert res["localisation"]["objects"] > 0
+    (seed,) = res["per_seed"]
+    assert seed["heldout"]["psnr_db"] > 22
+    comp = seed["compression"]
+    assert comp["bytes_per_gaussian"] < comp["bytes_per_gaussian_raw_features"]
+    assert comp["bytes_total"] < comp["bytes_raw_store"]
+    loc = seed["localisation"]
+    assert loc["objects"] > 0 and loc["accuracy"] > loc["chance"]
+    assert res["aggregate"]["held-out PSNR (dB, target >= 25)"]["n"] == 1
+    assert (tmp_path / "m3_eval_quick.md").is_file() and (tmp_path / "m3_seeds_quick.png").is_file()
+    assert (tmp_path / "m3_heldout_views_quick.png").is_file()
 
 
 def test_locate_in_views_finds_a_box_and_rejects_bad_queries():
