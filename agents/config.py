@@ -60,6 +60,10 @@ class TrainConfig:
     """JSON object of memory config fields, e.g. '{"hidden_size": 64}'."""
     env_kwargs: str = "{}"
     """JSON object of env keyword arguments, e.g. '{"obs_mode": "state"}'."""
+    wrappers: str = ""
+    """Comma-separated map wrappers for every env (training with any algo, and eval; empty: none), applied in this
+    order whatever the order given: depth (renders depth in state mode), occupancy, octree, topology, mem4nav
+    (see chronotope.maps.wrappers). The maps read depth: use a pixel obs_mode or the depth wrapper."""
     device: Literal["cpu", "cuda", "auto"] = "auto"
     """Torch device of the policy and the batched envs' renderer."""
     torch_threads: int = 1
@@ -121,6 +125,10 @@ class TrainConfig:
             raise ValueError(f"rollout_len {self.rollout_len} must be a multiple of bptt_len {self.bptt_len}")
         self.env_kwargs_dict()
         self.memory_cfg_dict()
+        if self.wrappers:
+            from chronotope.maps.wrappers import parse_wrappers
+
+            parse_wrappers(self.wrappers)
 
 
 def _json_object(name: str, text: str) -> dict[str, Any]:

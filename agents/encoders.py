@@ -55,8 +55,9 @@ class VectorEncoder(nn.Module):
         lo = np.asarray(space.low, np.float64).reshape(-1)
         hi = np.asarray(space.high, np.float64).reshape(-1)
         finite = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
-        center = np.where(finite, (hi + lo) / 2, 0.0)
-        half = np.where(finite, (hi - lo) / 2, 1.0)
+        center, half = np.zeros_like(lo), np.ones_like(lo)  # infinite bounds (map features) stay unscaled
+        center[finite] = (hi[finite] + lo[finite]) / 2
+        half[finite] = (hi[finite] - lo[finite]) / 2
         self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
         self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32))
         self.net = nn.Sequential(nn.Linear(lo.size, out_dim), nn.ReLU())

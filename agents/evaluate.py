@@ -69,7 +69,7 @@ def load_policy(run: Path, device: str = "cpu") -> tuple[TrainConfig, ActorCriti
 def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     cfg, data, _ = load_policy(ecfg.run)
     kw = {**cfg.env_kwargs_dict(), **json.loads(ecfg.env_kwargs)}
-    venv = make_vector_env(cfg.env, ecfg.num_envs, kw)
+    venv = make_vector_env(cfg.env, ecfg.num_envs, kw, cfg.wrappers, cfg.seed)  # the training run's wrappers
     model = ActorCritic(
         venv.single_observation_space, venv.single_action_space, cfg.agent, cfg.memory_cfg_dict(), cfg.hidden
     )

@@ -19,19 +19,27 @@ import torch
 
 from chronotope.agents.checkpoint import save_checkpoint
 from chronotope.agents.config import TrainConfig
-from chronotope.agents.envs import make_vector_env
+from chronotope.agents.envs import make_vector_env, nav_cores
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.trainer import _rng_state, _stack_time, seed_everything
 from chronotope.agents.state_utils import StateBatcher, split_sequences
 
 
 def expert_for(venv) -> Callable[[], np.ndarray]:
-    """The oracle of a batched Chronotope env: a callable returning expert actions [N] for the current state."""
-    core = getattr(venv.unwrapped, "core", None)
-    if core is None:
+    """The oracle of a batched Chronotope env (or a ``SyncVectorEnv`` of single ones, e.g. with map wrappers):
+    a callable returning expert actions [N] for the current state."""
+    cores = nav_cores(venv)
+    if not cores:
         raise ValueError(
             f"imitation needs an environment with an oracle; {venv.unwrapped!r} has none (use a chronotope nav id)"
         )
+    experts = [_core_expert(core) for core in cores]
+    if len(experts) == 1:
+        return experts[0]
+    return lambda: np.concatenate([e() for e in experts])
+
+
+def _core_expert(core) -> Callable[[], np.ndarray]:
     from chronotope.envs.nav import oracles
 
     task_expert = getattr(core.task, "expert", None)
@@ -49,11 +57,14 @@ def expert_for(venv) -> Callable[[], np.ndarray]:
 def controllable_for(venv) -> Callable[[], np.ndarray]:
     """bool [N] per step: whether the agent's action is used (tasks with scripted phases say when it is not;
     labels of scripted steps would only teach noise)."""
-    core = venv.unwrapped.core
-    hook = getattr(core.task, "controllable", None)
-    if hook is None:
-        return lambda: np.ones(core.n, bool)
-    return lambda: np.asarray(hook(core), bool)
+    cores = nav_cores(venv)
+    hooks = [getattr(core.task, "controllable", None) for core in cores]
+    if all(h is None for h in hooks):
+        n = sum(core.n for core in cores)
+        return lambda: np.ones(n, bool)
+    return lambda: np.concatenate(
+        [np.ones(c.n, bool) if h is None else np.asarray(h(c), bool) for c, h in zip(cores, hooks)]
+    )
 
 
 def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
@@ -65,7 +76,7 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
     run = cfg.run_dir()
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict())
+    venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed)
     expert = expert_for(venv)
     controllable = controllable_for(venv)
     model = ActorCritic(
@@ -157,7 +168,7 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
 @torch.no_grad()
 def _learner_eval(model, cfg: TrainConfig, device, it: int) -> dict[str, float]:
     """The learner alone (sampled actions) on fresh episodes: the imitation learning curve."""
-    venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict())
+    venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed)
     obs, _ = venv.reset(seed=cfg.seed + 100_000 + it)
     n = cfg.num_envs
     state = model.initial_state(n, device)

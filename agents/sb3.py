@@ -90,7 +90,7 @@ def train_sb3(cfg) -> None:
     run = cfg.run_dir()
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    venv = SB3VecEnv(make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict()))
+    venv = SB3VecEnv(make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed))
     venv.seed(cfg.seed)
     policy = "MultiInputPolicy" if isinstance(venv.observation_space, gym.spaces.Dict) else "MlpPolicy"
     common = dict(

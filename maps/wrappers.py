@@ -260,6 +260,116 @@ class Mem4NavWrapper(MapWrapper):
         self.map.observe(self._embed(obs), pose[:3, 3], object_id=obj)
 
 
+class RenderedDepthWrapper(gym.ObservationWrapper):
+    """Adds ``"depth"`` float32 ``[H, W, 1]`` (metres) to a Chronotope nav env whose ``obs_mode`` renders none.
+
+    ``state`` mode hands the policy privileged vectors and renders nothing; the map wrappers need a depth frame.
+    This renders one with the env's own renderer (``core.renderer``, the backend ``obs_mode="depth"`` uses, at
+    the env's ``resolution``) from the camera pose of the observation, so ``state`` observations and maps
+    combine. It goes innermost, before any map wrapper.
+    """
+
+    def __init__(self, env: gym.Env, key: str = "depth") -> None:
+        super().__init__(env)
+        core = getattr(env.unwrapped, "core", None)
+        if core is None or not hasattr(core, "renderer"):
+            raise ValueError(f"RenderedDepthWrapper needs a Chronotope nav env (with .core), got {env.unwrapped!r}")
+        if not isinstance(env.observation_space, gym.spaces.Dict):
+            raise ValueError(f"RenderedDepthWrapper needs a Dict observation, got {env.observation_space}")
+        if key in env.observation_space.spaces:
+            raise ValueError(f"observation key {key!r} already exists (obs_mode already renders depth)")
+        self.key = key
+        h, w = core.intrinsics.height, core.intrinsics.width
+        space = gym.spaces.Box(0.0, float(core.max_depth), (h, w, 1), np.float32)
+        self.observation_space = gym.spaces.Dict({**env.observation_space.spaces, key: space})
+
+    def observation(self, observation: dict) -> dict:
+        core = self.env.unwrapped.core
+        out = core.renderer.render(core.camera_poses(), core.sim.scene)
+        depth = out.depth[0].cpu().numpy().astype(np.float32)[..., None]  # [H, W, 1]
+        return {**observation, self.key: depth}
+
+
+# name -> wrapper class, in the order they are applied (depth first: the maps read it)
+WRAPPERS: dict[str, type[gym.Wrapper]] = {
+    "depth": RenderedDepthWrapper,
+    "occupancy": OccupancyMapWrapper,
+    "octree": OctreeWrapper,
+    "topology": TopologyWrapper,
+    "mem4nav": Mem4NavWrapper,
+}
+
+
+def parse_wrappers(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``"octree,topology"`` (or a list) -> validated wrapper names in application order (duplicates dropped).
+
+    Raises:
+        ValueError: naming the unknown name and listing the valid ones.
+    """
+    if spec is None:
+        return []
+    names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else [str(n).strip() for n in spec]
+    names = [n for n in names if n]
+    for n in names:
+        if n not in WRAPPERS:
+            raise ValueError(f"unknown map wrapper {n!r} in {spec!r}; valid names: {', '.join(WRAPPERS)}")
+    return [n for n in WRAPPERS if n in names]
+
+
+def apply_wrappers(env: gym.Env, spec: str | list[str] | tuple[str, ...] | None, seed: int = 0) -> gym.Env:
+    """Wraps one env with the named wrappers (see :func:`parse_wrappers`), default configs.
+
+    The octree and occupancy maps are sized from the env's scenes when it has them (a Chronotope nav env), so
+    every apartment fits; ``seed`` seeds the (untrained) Mem4Nav LTM weights.
+    """
+    names = parse_wrappers(spec)
+    if (
+        names
+        and names[0] != "depth"
+        and not (isinstance(env.observation_space, gym.spaces.Dict) and "depth" in env.observation_space.spaces)
+    ):
+        raise ValueError(
+            f"map wrappers {names} need a 'depth' observation: use obs_mode 'depth'/'rgbd' or add the 'depth' wrapper"
+        )
+    bounds = _scene_bounds(env)
+    for n in names:
+        if n == "depth":
+            env = RenderedDepthWrapper(env)
+        elif n == "occupancy":
+            cfg = None
+            if bounds is not None:
+                cell = OccupancyConfig().cell_size
+                lo, hi = bounds
+                nx, ny = (int(np.ceil((hi[i] - lo[i]) / cell)) + 1 for i in range(2))
+                shape = (ny, nx)  # rows along y, columns along x
+                cfg = OccupancyConfig(cell_size=cell, shape=shape, origin=(float(lo[0]), float(lo[1])))
+            env = OccupancyMapWrapper(env, cfg)
+        elif n == "octree":
+            cfg = None
+            if bounds is not None:
+                lo, hi = bounds
+                base = OctreeConfig(num_labels=64)
+                size = max(float(np.max(hi - lo)), base.size)  # the default 5 cm voxels unless scenes are larger
+                cfg = OctreeConfig(origin=(float(lo[0]), float(lo[1]), -0.5), size=size, num_labels=64)
+            env = OctreeWrapper(env, cfg)
+        elif n == "topology":
+            env = TopologyWrapper(env)
+        else:
+            env = Mem4NavWrapper(env, seed=seed)
+    return env
+
+
+def _scene_bounds(env: gym.Env) -> tuple[np.ndarray, np.ndarray] | None:
+    """World xy bounds ``(lo[2], hi[2])`` of every scene of a Chronotope nav env (a 1 m margin), else None."""
+    core = getattr(env.unwrapped, "core", None)
+    scenes = getattr(core, "scenes", None)
+    if not scenes:
+        return None
+    lo = np.min([np.asarray(s.bounds[0], float)[:2] for s in scenes], axis=0) - 1.0
+    hi = np.max([np.asarray(s.bounds[1], float)[:2] for s in scenes], axis=0) + 1.0
+    return lo, hi
+
+
 def backprojected_points(obs: dict, pose: np.ndarray, env: gym.Env) -> np.ndarray:
     """World points ``[N, 3]`` of one observation's depth (a convenience for tests and visualisation)."""
     return backproject_depth(obs["depth"], env.unwrapped.intrinsics, pose, env.unwrapped.max_depth)[0]

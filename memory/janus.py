@@ -62,6 +62,7 @@ from chronotope.memory.base import MemoryModule, register_memory
 __all__ = [
     "JanusConfig",
     "JanusMemory",
+    "JanusReencodeMemory",
     "PolicyCore",
     "SemanticEncoder",
     "SpatialEncoder",
@@ -339,7 +340,7 @@ class SpatialEncoder(nn.Module):
         Args:
             tokens: ``[B, T, P, D]`` tokenised frames.
             allowed: ``[T, T]`` bool, frame t may read frame s (default: frame-causal; pass all-True for the
-                bidirectional pass of pretraining).
+                bidirectional pass of pretraining), or ``[B, T, T]`` for one mask per row.
 
         Returns:
             ``[B, T, P, D]`` spatial tokens.
@@ -347,7 +348,9 @@ class SpatialEncoder(nn.Module):
         b, t, p, d = tokens.shape
         if allowed is None:
             allowed = retention_mask(t, 0, None, device=tokens.device)
-        tok_mask = allowed.repeat_interleave(p, dim=0).repeat_interleave(p, dim=1)  # [TP, TP]
+        tok_mask = allowed.repeat_interleave(p, dim=-2).repeat_interleave(p, dim=-1)  # [TP, TP] or [B, TP, TP]
+        if tok_mask.dim() == 3:
+            tok_mask = tok_mask[:, None]  # [B, 1, TP, TP]: one mask per row, shared by the heads
         h = tokens
         for fb, gb in zip(self.frame_blocks, self.global_blocks):
             h = self._frame_attention(fb, h)
@@ -473,7 +476,8 @@ class PolicyCore(nn.Module):
         instruction_mask: torch.Tensor | None,
         allowed: torch.Tensor,
     ) -> torch.Tensor:
-        """A whole episode at once (the oracle): ``visual[B, T, M, d]``, ``allowed[T, T]`` -> ``[B, T, d]``."""
+        """A whole episode at once (the oracle): ``visual[B, T, M, d]``, ``allowed[T, T]`` (or one mask per row,
+        ``[B, T, T]``) -> ``[B, T, d]``."""
         b, t, m, _ = visual.shape
         n1 = m + 1
         dev = visual.device
@@ -481,14 +485,18 @@ class PolicyCore(nn.Module):
         frame = torch.arange(t, device=dev).repeat_interleave(n1)  # [N]
         is_visual = (torch.arange(n1, device=dev) < m).repeat(t)  # [N]
         same = frame[:, None] == frame[None, :]
-        tok_allowed = same | (allowed[frame][:, frame] & is_visual[None, :])  # [N, N]
+        tok_allowed = same | (allowed[..., frame, :][..., frame] & is_visual[None, :])  # [N, N] or [B, N, N]
         bucket = (frame[:, None] - frame[None, :]).clamp(0, self.max_age)  # [N, N]
         ins, ins_bias = self._instruction(instruction, instruction_mask, h)
         ins_bias = ins_bias.expand(b, self.num_heads, h.shape[1], -1)
         for i, blk in enumerate(self.blocks):
             q, k, v = blk.qkv_raw(h)
             _, ik, iv = blk.qkv_raw(ins)
-            vis_bias = self.age_bias[i][:, bucket].masked_fill(~tok_allowed, float("-inf"))  # [H, N, N]
+            vis_bias = self.age_bias[i][:, bucket]  # [H, N, N]
+            if tok_allowed.dim() == 3:
+                vis_bias = vis_bias[None].masked_fill(~tok_allowed[:, None], float("-inf"))  # [B, H, N, N]
+            else:
+                vis_bias = vis_bias.masked_fill(~tok_allowed, float("-inf"))
             bias = torch.cat([ins_bias, vis_bias.expand(b, -1, -1, -1)], dim=-1)
             keys, vals = torch.cat([ik, k], dim=1), torch.cat([iv, v], dim=1)
             o = _attention(_heads(q, self.num_heads), _heads(keys, self.num_heads), _heads(vals, self.num_heads), bias)
@@ -826,6 +834,76 @@ class JanusMemory(MemoryModule):
         if self.spatial_encoder is not None:
             out["spatial"] = (held + 1) * self.cfg.grid**2
         return out
+
+
+@register_memory("janus_reencode")
+class JanusReencodeMemory(JanusMemory):
+    """The no-cache baseline of JanusVLN: the same model, re-encoding the last ``reencode_frames`` frames every step.
+
+    The state keeps the raw frame features of the last ``K = reencode_frames`` frames (a shift buffer, newest
+    last) instead of keys/values. Every step runs both frozen encoders and the policy core over the whole window
+    (frame-causal, as :meth:`JanusMemory.reference_forward` without eviction) and returns the newest frame's
+    read-out, so the cost per step grows with K (encoders O(K), attention O(K^2)) while the cached model pays
+    for one frame. Frames older than the window are forgotten; nothing of them survives in any cache.
+
+    State: ``window`` ``[B, K, input_size]`` frame features and ``valid`` ``[B, K]`` bool (False: empty slot,
+    before the episode had K frames). An episode start empties the row's window.
+    """
+
+    def __init__(
+        self, input_size: int, config: JanusConfig | None = None, reencode_frames: int = 8, **overrides: Any
+    ) -> None:
+        if not isinstance(reencode_frames, int) or isinstance(reencode_frames, bool) or reencode_frames < 1:
+            raise ValueError(f"janus_reencode: reencode_frames must be an int >= 1, got {reencode_frames!r}")
+        super().__init__(input_size, config, **overrides)
+        self.reencode_frames = reencode_frames
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"janus_reencode: batch_size must be a positive int, got {batch_size!r}")
+        k = self.reencode_frames
+        return {
+            "window": torch.zeros(batch_size, k, self.input_size, device=device, dtype=self._dtype()),
+            "valid": torch.zeros(batch_size, k, dtype=torch.bool, device=device),
+        }
+
+    def _window_forward(self, window: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``window[B, K, F]``, ``valid[B, K]`` -> read-out of the newest frame ``[B, policy_width]``."""
+        k = window.shape[1]
+        causal = retention_mask(k, 0, None, device=window.device)  # [K, K]
+        eye = torch.eye(k, dtype=torch.bool, device=window.device)
+        allowed = (causal[None] & valid[:, None, :]) | eye[None]  # [B, K, K]: empty slots are never read
+        fused = self.semantic_encoder(window)  # [B, K, M, d]
+        if self.spatial_encoder is not None:
+            spatial = self.spatial_encoder.forward_full(self.spatial_encoder.tokenizer(window), allowed)
+            fused = fused + self.cfg.fusion_weight * self.fusion(_merge2x2(spatial, self.cfg.grid))
+        return self.policy.forward_full(fused, None, None, allowed)[:, -1]
+
+    def forward(
+        self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``x[B, T, input_size]`` -> ``y[B, T, policy_width]``, state (see the class docstring)."""
+        starts = self.check_input(x, episode_starts)
+        b, t, _ = x.shape
+        ref = self.initial_state(b, x.device)
+        if not isinstance(state, dict) or set(state) != set(ref):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"janus_reencode: state must be a dict with keys {sorted(ref)}, got {got}")
+        for key, r in ref.items():
+            if tuple(state[key].shape) != tuple(r.shape):
+                raise ValueError(
+                    f"janus_reencode: state[{key!r}] has shape {tuple(state[key].shape)}, expected {tuple(r.shape)} "
+                    f"(batch size {b} of the input)"
+                )
+        window, valid = state["window"], state["valid"]
+        ones = valid.new_ones(b, 1)
+        ys = []
+        for i in range(t):
+            valid = valid & ~starts[:, i : i + 1]
+            window = torch.cat([window[:, 1:], x[:, i : i + 1].to(window.dtype)], dim=1)  # newest last
+            valid = torch.cat([valid[:, 1:], ones], dim=1)
+            ys.append(self._window_forward(window, valid))
+        return torch.stack(ys, dim=1), {"window": window.detach(), "valid": valid}
 
 
 def synthetic_state(

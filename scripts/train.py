@@ -25,6 +25,7 @@ def train(cfg: TrainConfig) -> None:
         saved.resume = run
         saved.progress = cfg.progress
         cfg = saved
+    cfg.validate()  # bad values (e.g. an unknown --wrappers name) fail before any env or run folder is made
     world = os.environ.get("WORLD_SIZE", "1")
     if world not in ("", "1") and cfg.algo != "ppo":
         raise ValueError(f"multi-process training (WORLD_SIZE={world}) supports --algo ppo only, got {cfg.algo!r}")

@@ -84,7 +84,7 @@ class PPOTrainer:
             env_kwargs["device"] = str(self.device)
         self.env_kwargs = env_kwargs
         seed_everything(cfg.seed)
-        self.venv = make_vector_env(cfg.env, cfg.num_envs, env_kwargs)
+        self.venv = make_vector_env(cfg.env, cfg.num_envs, env_kwargs, cfg.wrappers, cfg.seed)
         self.model = ActorCritic(
             self.venv.single_observation_space,
             self.venv.single_action_space,

@@ -214,6 +214,15 @@ def plot_task(task: str, table: dict, refs: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _curves(cfg: Config, task: str, path: Path) -> None:
+    """Learner-only success after each imitation iteration, mean ± 95% CI over seeds, one line per core."""
+    from chronotope.scripts.viz.plots import _plt, learning_curves
+
+    groups = {a: [Path(cfg.out) / "runs" / f"{task}-{a}-s{s}" for s in cfg.seeds] for a in cfg.agents}
+    fig = learning_curves(groups, metric="learner_success", path=path, title=f"{task}: learner success (training)")
+    _plt().close(fig)
+
+
 def main(cfg: Config) -> dict:
     import torch
 
@@ -260,8 +269,11 @@ def main(cfg: Config) -> dict:
         md.append("")
         plot = out / f"{task}_delays.png"
         plot_task(task, table, refs, plot)
+        curves = out / f"{task}_curves.png"
+        _curves(cfg, task, curves)
         if cfg.docs:
             shutil.copy(plot, Path("docs/images") / f"memory_agents_{task}.png")
+            shutil.copy(curves, Path("docs/images") / f"memory_agents_{task}_curves.png")
     text = "\n".join(md)
     (out / "results.md").write_text(text)
     tmp = out / "results.json.tmp"

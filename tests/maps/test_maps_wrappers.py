@@ -120,3 +120,56 @@ def test_pointnav_env_if_available():
     for _ in range(5):
         obs, *_ = env.step(env.action_space.sample())
     assert env.observation_space.contains(obs)
+
+
+# ------------------------------------------------------------------ wrappers by name (the CLI's --wrappers)
+_VLN = {"resolution": (16, 16), "num_scenes": 2, "task_kwargs": {"max_distance": 7.0}}
+
+
+def test_rendered_depth_in_state_mode_equals_the_depth_mode_frame():
+    import chronotope.envs  # noqa: F401
+    from chronotope.maps.wrappers import RenderedDepthWrapper
+
+    wrapped = RenderedDepthWrapper(gym.make("chronotope/VLN-v0", obs_mode="state", **_VLN))
+    ref = gym.make("chronotope/VLN-v0", obs_mode="depth", **_VLN)
+    ow, _ = wrapped.reset(seed=4)
+    orf, _ = ref.reset(seed=4)
+    assert {"pose", "range", "objects", "depth"} <= set(ow)
+    for a in (2, 1, 1, 3, 1):
+        np.testing.assert_array_equal(ow["depth"], orf["depth"])
+        assert wrapped.observation_space.contains(ow)
+        ow, *_ = wrapped.step(a)
+        orf, *_ = ref.step(a)
+    with pytest.raises(ValueError, match="already exists"):
+        RenderedDepthWrapper(ref)
+
+
+def test_parse_wrappers_orders_dedupes_and_names_bad_values():
+    from chronotope.maps.wrappers import WRAPPERS, parse_wrappers
+
+    assert parse_wrappers("mem4nav, depth,octree,depth") == ["depth", "octree", "mem4nav"]
+    assert parse_wrappers(["topology"]) == ["topology"]
+    assert parse_wrappers("") == [] and parse_wrappers(None) == []
+    with pytest.raises(ValueError, match=r"'map'.*" + ", ".join(WRAPPERS)):
+        parse_wrappers("octree,map")
+
+
+def test_apply_wrappers_sizes_the_maps_to_the_scenes():
+    """Named wrappers size the occupancy grid and the octree cube from the env's scenes, so no observed point
+    of an apartment falls outside (the default extents are fixed and centred on the origin)."""
+    import chronotope.envs  # noqa: F401
+    from chronotope.maps.wrappers import apply_wrappers
+
+    env = apply_wrappers(gym.make("chronotope/VLN-v0", obs_mode="state", **_VLN), "depth,occupancy,octree")
+    env.reset(seed=1)
+    for a in (1, 2, 1, 2, 1, 3, 3, 1):
+        env.step(a)
+    octree, occ = env.map, env.env.map  # outermost first
+    assert len(octree) > 0
+    for spec in env.unwrapped.core.scenes:
+        lo, hi = (np.asarray(b, float)[:2] for b in spec.bounds)
+        cfg = occ.cfg
+        top = np.asarray(cfg.origin) + cfg.cell_size * np.asarray(cfg.shape)[::-1]  # shape is (rows=y, cols=x)
+        assert (np.asarray(cfg.origin) <= lo).all() and (top >= hi).all()
+        ocfg = octree.cfg
+        assert (np.asarray(ocfg.origin)[:2] <= lo).all() and (np.asarray(ocfg.origin)[:2] + ocfg.size >= hi).all()

@@ -50,6 +50,7 @@ def test_quick_run_writes_tables_and_resumes(tmp_path, capsys):
     assert res["tasks"]["ballet"]["references"]["perfect"][16]["success"] >= 0.9
     assert (tmp_path / "results.md").read_text().count("|") > 10
     assert (tmp_path / "ballet_delays.png").stat().st_size > 0
+    assert (tmp_path / "ballet_curves.png").stat().st_size > 0
     stamp = (tmp_path / "runs" / "ballet-none-s0" / "done.json").stat().st_mtime_ns
     again = ma.main(ma.Config(tasks=("ballet",), agents=("none", "lstm"), seeds=(0,), out=tmp_path, quick=True))
     assert (tmp_path / "runs" / "ballet-none-s0" / "done.json").stat().st_mtime_ns == stamp  # not retrained
