@@ -517,6 +517,8 @@ def _read_train(r: dict[str, Any]) -> str:
     s += (
         f"Both sides step the same vector env, which takes {100 * env_share:.0f}% of an update here (median over "
         "cases), so steps/s ratios are pulled towards 1; the learner columns isolate what the trainers control. "
+        "The default env is TargetSequence because its episodes never end early: where a STOP ends the episode "
+        "(PointNav), every reset costs a geodesic solve and the ratio measures how often each policy stops. "
     )
     c = cases.get("ours-none", {})
     if "ratio" in c:
