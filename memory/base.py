@@ -100,6 +100,17 @@ def make_memory(name: str, input_size: int, **cfg: Any) -> MemoryModule:
     return _REGISTRY[name](input_size=input_size, **cfg)
 
 
+def state_nbytes(state: State) -> int:
+    """Bytes of every tensor in a state pytree (dicts, lists, tuples; other leaves count 0)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(state_nbytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(state_nbytes(v) for v in state)
+    return 0
+
+
 def state_to(state: State, device: torch.device | str) -> State:
     """Moves a state pytree to ``device``."""
     if isinstance(state, torch.Tensor):

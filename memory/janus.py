@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chronotope.memory.base import MemoryModule, register_memory
+from chronotope.memory.base import MemoryModule, register_memory, state_nbytes
 
 __all__ = [
     "JanusConfig",
@@ -191,17 +191,6 @@ def retention_mask(num_frames: int, n_init: int, n_window: int | None, device: A
 def retained_frames(num_frames: int, n_init: int, n_window: int) -> list[int]:
     """Frames a cache holds after ``num_frames`` frames: ``{0..n_init-1} U {T-n_window..T-1}`` (sorted)."""
     return sorted({f for f in range(num_frames) if f < n_init or f >= num_frames - n_window})
-
-
-def state_nbytes(state: Any) -> int:
-    """Bytes of every tensor in a state pytree."""
-    if isinstance(state, torch.Tensor):
-        return state.numel() * state.element_size()
-    if isinstance(state, dict):
-        return sum(state_nbytes(v) for v in state.values())
-    if isinstance(state, (list, tuple)):
-        return sum(state_nbytes(v) for v in state)
-    return 0
 
 
 def _rope_tables(grid: int, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:

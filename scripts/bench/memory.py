@@ -66,16 +66,6 @@ class Config:
     """Where ``memory.json`` / ``memory.md`` are written."""
 
 
-def _nbytes(state) -> int:
-    if isinstance(state, torch.Tensor):
-        return state.numel() * state.element_size()
-    if isinstance(state, dict):
-        return sum(_nbytes(v) for v in state.values())
-    if isinstance(state, (list, tuple)):
-        return sum(_nbytes(v) for v in state)
-    return 0
-
-
 def fill_steps(name: str, mem: torch.nn.Module, default: int) -> int:
     """Steps after which a bounded memory's state is full (per-step cost independent of T from there)."""
     if name == "hcam":
@@ -115,7 +105,7 @@ def _filled(name: str, mem, steps: int, cfg: Config, gen: torch.Generator):
 
 def run(cfg: Config) -> dict:
     """Times every memory at every T; prints and writes the tables and the headline ratios."""
-    from chronotope.memory import available_memories
+    from chronotope.memory import available_memories, state_nbytes
     from chronotope.scripts.bench.common import machine_info, print_table, write_results
 
     torch.set_num_threads(cfg.threads)
@@ -146,7 +136,7 @@ def run(cfg: Config) -> dict:
                 results[n][t] = {
                     "step_ms": statistics.median(samples[n]) * 1e3,
                     "step_ms_iqr": (q[2] - q[0]) * 1e3,
-                    "state_bytes": _nbytes(filled[n][0]),
+                    "state_bytes": state_nbytes(filled[n][0]),
                     "filled": filled[n][1],
                 }
             del filled
