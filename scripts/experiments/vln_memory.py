@@ -255,6 +255,7 @@ def forward_then_stop(cfg: Config) -> dict[str, float]:
     """VLN-CE's forward-only reference on the evaluation episodes: K forward steps then STOP, K = the training
     scenes' mean start distance / 0.25 m."""
     from chronotope.agents.envs import make_vector_env
+    from chronotope.scripts.experiments.vln_baselines import forward_then_stop_policy
 
     venv = make_vector_env("chronotope/VLN-v0", cfg.num_envs, env_kwargs(cfg))
     venv.reset(seed=cfg.eval_seed + 7)
@@ -266,15 +267,12 @@ def forward_then_stop(cfg: Config) -> dict[str, float]:
     k = max(1, round(float(np.mean(dists)) / 0.25))
     venv = make_vector_env("chronotope/VLN-v0", cfg.num_envs, env_kwargs(cfg, eval_scene_seeds(cfg)))
     venv.reset(seed=cfg.eval_seed)
-    t = np.zeros(cfg.num_envs, int)
+    act = forward_then_stop_policy(k)(venv.unwrapped)
     eps: list[dict] = []
     while len(eps) < cfg.eval_episodes:
-        act = np.where(t < k, 1, 0)
-        _, _, term, trunc, info = venv.step(act)
-        t += 1
+        _, _, term, trunc, info = venv.step(act())
         for i in np.flatnonzero(np.asarray(term) | np.asarray(trunc)):
             eps.append(info["final_info"][i])
-            t[i] = 0
     venv.close()
     eps = eps[: cfg.eval_episodes]
     return {m: float(np.mean([float(e[m]) for e in eps])) for m in METRICS} | {"k": k}
