@@ -12,16 +12,6 @@ from chronotope.maps.mem4nav import (
 )
 from chronotope.maps.octree import OctreeConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # tiny ops: thread hand-off costs far more than it saves on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 SMALL = Mem4NavConfig(dim=32, blocks=3, heads=2, chunks=2, stm_capacity=4)
 
 

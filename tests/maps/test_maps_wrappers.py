@@ -1,7 +1,6 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium.utils.env_checker import check_env
 from maps_box_env import BoxRoomEnv
 
@@ -17,14 +16,6 @@ from chronotope.maps.wrappers import (
 
 OCC = OccupancyConfig(cell_size=0.1, shape=(80, 80), origin=(-1.0, -1.0))
 OCT = OctreeConfig(origin=(-1.0, -1.0, -1.0), size=8.0, depth=6, num_labels=8)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _stack(env):

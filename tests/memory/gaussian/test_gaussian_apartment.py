@@ -20,14 +20,6 @@ SMALL = SceneMemoryConfig(capacity=1500, steps_per_keyframe=2, init_stride=4, ma
 GRID = 4
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_env(encoder=None, keyframe_every: int = 2, semantic: bool = False) -> GaussianMemoryWrapper:
     env = gym.make("chronotope/PointNav-v0", obs_mode="rgbd", semantic=semantic, scene_seeds=(0,), resolution=(32, 32))
     return GaussianMemoryWrapper(env, SMALL, encoder=encoder, keyframe_every=keyframe_every, grid=GRID)
