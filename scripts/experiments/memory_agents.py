@@ -28,21 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from chronotope.scripts.demo import DEMO_ENV, DEMO_ENV_KWARGS
+
 # Each task: env id, training kwargs (state observations), the delay knob's training value, evaluation delays,
 # imitation hyper-parameters. ObjectRecall is the demo's setting (see scripts/demo.py); Ballet uses 2 dancers
 # (HCAM's easiest level: chance 0.5) so that the budget suffices to learn to read the dances.
 TASKS: dict[str, dict] = {
     "objectrecall": {
-        "env": "chronotope/ObjectRecall-v0",
-        "env_kwargs": {
-            "obs_mode": "state",
-            "delay": 10,
-            "teleport": False,
-            "delay_task": "wait",
-            "recall_steps": 60,
-            "min_start_distance": 3.0,
-            "num_scenes": 8,
-        },
+        "env": DEMO_ENV,
+        "env_kwargs": dict(DEMO_ENV_KWARGS),
         "eval_delays": (10, 20, 40),
         "rollout_len": 64,
         "steps": 60_000,
