@@ -32,6 +32,11 @@ class TrainConfig:
     """Steps per environment between updates (T)."""
     bptt_len: int = 32
     """Length of the training sequences; memory states are stored at their starts (truncated BPTT)."""
+    bptt_overlap: int | None = None
+    """Steps before each training sequence replayed through the memory with gradient but no loss (from the
+    previous rollout where needed), so a decision's gradient reaches observations up to ``bptt_len +
+    bptt_overlap`` steps back whatever the rollout boundaries. None: the env's declared cue-to-query span - 1
+    for memory cores (0 for ``none`` and envs that declare no span), capped at ``rollout_len``."""
     epochs: int = 4
     """PPO epochs per update."""
     minibatches: int = 4
@@ -121,6 +126,8 @@ class TrainConfig:
         for k in ("steps", "num_envs", "rollout_len", "bptt_len", "epochs", "minibatches", "hidden"):
             if getattr(self, k) <= 0:
                 raise ValueError(f"{k} must be positive, got {getattr(self, k)!r}")
+        if self.bptt_overlap is not None and not 0 <= self.bptt_overlap <= self.rollout_len:
+            raise ValueError(f"bptt_overlap must be in 0..rollout_len ({self.rollout_len}), got {self.bptt_overlap!r}")
         if self.rollout_len % self.bptt_len:
             raise ValueError(f"rollout_len {self.rollout_len} must be a multiple of bptt_len {self.bptt_len}")
         self.env_kwargs_dict()

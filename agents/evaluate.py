@@ -81,13 +81,15 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     state = model.initial_state(n, "cpu")
     start = np.ones(n, bool)
     ret = np.zeros(n)
-    episodes: list[dict[str, Any]] = []
+    # Every environment contributes a quota fixed in advance (its first q_i episodes): taking the first episodes
+    # to *finish* would favour short ones (in ObjectRecall, early STOPs).
+    quota = [ecfg.episodes // n + (i < ecfg.episodes % n) for i in range(n)]
+    per_env: list[list[tuple[dict[str, Any], dict[str, np.ndarray]]]] = [[] for _ in range(n)]
     traj: list[dict[str, list]] = [_new_traj() for _ in range(n)]
-    finished_traj: list[dict[str, np.ndarray]] = []
     for i in range(n):
         _record_pose(traj[i], info, i)
     with torch.no_grad():
-        while len(episodes) < ecfg.episodes:
+        while any(len(per_env[i]) < quota[i] for i in range(n)):
             o1 = obs_to_torch(obs, "cpu", time_dim=True)
             dist, _, state = model(o1, state, torch.as_tensor(start)[:, None])
             if ecfg.deterministic:
@@ -107,9 +109,8 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
                     rec["return"] = float(ret[i])
                     rec["truncated"] = bool(trunc[i] and not term[i])
                     _record_pose(traj[i], {"agent_pose": [fi.get("agent_pose")]}, 0)
-                    if len(episodes) < ecfg.episodes:
-                        episodes.append(rec)
-                        finished_traj.append(_finish_traj(traj[i], len(episodes) - 1, fi))
+                    if len(per_env[i]) < quota[i]:
+                        per_env[i].append((rec, _finish_traj(traj[i], i + n * len(per_env[i]), fi)))
                     traj[i] = _new_traj()
                     ret[i] = 0.0
                     _record_pose(traj[i], info, i)
@@ -117,6 +118,10 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
                     _record_pose(traj[i], info, i)
             start = done
     venv.close()
+    # Episode k of env i is number i + n * k: one order whatever finished first.
+    ordered = sorted((pair for rows in per_env for pair in rows), key=lambda pair: int(pair[1]["episode"]))
+    episodes = [rec for rec, _ in ordered]
+    finished_traj = [t for _, t in ordered]
     out = Path(ecfg.out or (Path(ecfg.run) / "eval"))
     out.mkdir(parents=True, exist_ok=True)
     keys = sorted(set().union(*episodes)) if episodes else []

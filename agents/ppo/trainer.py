@@ -1,9 +1,13 @@
 """Sequence PPO for memory agents.
 
-Rollouts come from one batched vector env. Every ``bptt_len`` steps the memory state of all environments is
-stored (detached); the update splits the rollout into sequences of ``bptt_len`` steps per environment, never
-shuffling single steps, and replays each sequence through the memory from its stored state with the rollout's
-episode starts, so training sees the memory the rollout saw. Truncated episodes are bootstrapped with the value
+Rollouts come from one batched vector env. The update splits the rollout into sequences of ``bptt_len`` steps
+per environment, never shuffling single steps, and replays each sequence through the memory from a stored
+(detached) state with the rollout's episode starts, so training sees the memory the rollout saw. Each sequence is
+preceded by ``bptt_overlap`` replayed steps (taken from the previous rollout where the sequence starts early)
+that carry gradient but no loss: a decision's gradient reaches every observation up to ``bptt_len +
+bptt_overlap`` steps back, even when a rollout boundary falls between a cue and the decision that needs it
+(memory tasks declare that span; by default the overlap covers it). Memory states are stored where the replayed
+windows start. Truncated episodes are bootstrapped with the value
 of their final observation. Checkpoints (model, optimiser, RNG states, counters, the pickled env and the live
 memory state) are written atomically; ``resume`` continues exactly where the last checkpoint left off.
 
@@ -34,6 +38,7 @@ from chronotope.agents.checkpoint import load_checkpoint, save_checkpoint
 from chronotope.agents.config import TrainConfig
 from chronotope.agents.distributed import DistContext, all_reduce_gradients, broadcast_module, global_mean_std
 from chronotope.agents.envs import make_vector_env, scalar_info
+from chronotope.agents.memory_span import declared_span, resolve_overlap, warn_if_truncated
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.loss import gae, policy_loss, value_loss
 from chronotope.agents.state_utils import StateBatcher, split_sequences
@@ -108,6 +113,14 @@ class PPOTrainer:
         self.state = self.model.initial_state(cfg.num_envs, self.device)
         self.ep_start = np.ones(cfg.num_envs, bool)
         self.ep_return = np.zeros(cfg.num_envs)
+        self.span = declared_span(self.venv)
+        self.overlap = resolve_overlap(cfg.bptt_overlap, self.span, cfg.rollout_len, cfg.agent == "none")
+        if cfg.agent != "none":
+            warn_if_truncated(cfg.env, self.span, cfg.bptt_len, self.overlap)
+        # The previous rollout's last ``overlap`` steps (observations, episode starts) and the memory states where
+        # this update's replayed windows begin inside it. Before the first rollout: copies of the first
+        # observation, flagged as episode starts, from the initial state (so they influence nothing).
+        self.tail = self._initial_tail()
         self.recent: deque[dict[str, float]] = deque(maxlen=100)
         self.history: list[dict[str, float]] = []
 
@@ -132,6 +145,11 @@ class PPOTrainer:
             "ep_start": self.ep_start.copy(),
             "ep_return": self.ep_return.copy(),
             "history": self.history,
+            "tail": {
+                "obs": self.tail["obs"],
+                "starts": self.tail["starts"],
+                "states": {t: StateBatcher.to(st, "cpu") for t, st in self.tail["states"].items()},
+            },
         }
 
     def save(self) -> Path:
@@ -157,17 +175,39 @@ class PPOTrainer:
             self.state = StateBatcher.to(data["state"], self.device)
             self.ep_start = data["ep_start"]
             self.ep_return = data["ep_return"]
+            tail = data.get("tail")
+            if tail is not None and len(tail["starts"]) == self.overlap:
+                self.tail = {
+                    "obs": tail["obs"],
+                    "starts": tail["starts"],
+                    "states": {t: StateBatcher.to(st, self.device) for t, st in tail["states"].items()},
+                }
         else:
             self.obs, _ = self.venv.reset(seed=self.dist.seed(self.cfg.seed) + 7919 * self.update)
             self.state = self.model.initial_state(self.cfg.num_envs, self.device)
             self.ep_start = np.ones(self.cfg.num_envs, bool)
             self.ep_return = np.zeros(self.cfg.num_envs)
+            self.tail = self._initial_tail()
         if self.dist.is_main:
             _set_rng_state(data["rng"])
         else:  # the saved RNG is rank 0's; this rank draws its own stream
             seed_everything(self.dist.seed(self.cfg.seed) + 7919 * self.update)
 
     # ------------------------------------------------------------------------------------------ rollout
+    def _window_starts(self) -> list[int]:
+        """Rollout steps where a replayed window begins: t with (t + overlap) % bptt_len == 0."""
+        cfg = self.cfg
+        return [t for t in range(cfg.rollout_len) if (t + self.overlap) % cfg.bptt_len == 0]
+
+    def _initial_tail(self) -> dict[str, Any]:
+        p, n = self.overlap, self.cfg.num_envs
+        state = StateBatcher.detach(self.model.initial_state(n, self.device))
+        return {
+            "obs": [self.obs] * p,
+            "starts": [np.ones(n, bool)] * p,
+            "states": {t: state for t in self._window_starts() if t + self.overlap > self.cfg.rollout_len - 1},
+        }
+
     @torch.inference_mode()
     def rollout(self) -> dict[str, Any]:
         """Steps the envs ``rollout_len`` times with the current policy; returns the batch of :meth:`train_step`.
@@ -183,12 +223,13 @@ class PPOTrainer:
         actions, logps, values, starts = [], [], [], []
         rewards = np.zeros((t_len, n), np.float32)
         dones = np.zeros((t_len, n), bool)
-        chunk_states = []
+        saved = {}  # rollout step -> memory state there (where replayed windows begin)
+        windows = set(self._window_starts())
         act_space = self.venv.single_action_space
         is_box = isinstance(act_space, spaces.Box)
         for t in range(t_len):
-            if t % cfg.bptt_len == 0:
-                chunk_states.append(StateBatcher.detach(self.state))
+            if t in windows:
+                saved[t] = StateBatcher.detach(self.state)
             o1 = obs_to_torch(self.obs, dev, time_dim=True)
             # ep_start is replaced each step, never mutated, so the tensor may share its memory
             start_t = torch.as_tensor(self.ep_start, device=dev)  # [N]
@@ -234,7 +275,20 @@ class PPOTrainer:
         val = torch.stack(values)
         done_t = torch.as_tensor(dones, device=dev)
         adv, ret = gae(rew, val, done_t, last_v[:, 0], cfg.gamma, cfg.gae_lambda)
-        obs_t = _stack_time(obs_buf, dev)
+        # Windows of this update: chunk c covers steps [cL - P, cL + L); its state was saved at cL - P, in this
+        # rollout or (negative) in the previous one.
+        p, big_t = self.overlap, t_len
+        states = [
+            saved[s] if s >= 0 else self.tail["states"][big_t + s]
+            for s in (c * cfg.bptt_len - p for c in range(big_t // cfg.bptt_len))
+        ]
+        obs_t = _stack_time(self.tail["obs"] + obs_buf, dev)  # [P + T, N, ...]
+        starts_ext = torch.as_tensor(np.stack(self.tail["starts"] + [s.cpu().numpy() for s in starts]), device=dev)
+        self.tail = {
+            "obs": obs_buf[big_t - p :],
+            "starts": [s.cpu().numpy() for s in starts[big_t - p :]],
+            "states": {t: st for t, st in saved.items() if t + p > big_t - 1},
+        }
         return {
             "obs": obs_t,
             "actions": torch.stack(actions),
@@ -242,8 +296,8 @@ class PPOTrainer:
             "values": val,
             "adv": adv,
             "returns": ret,
-            "starts": torch.stack(starts),
-            "states": self.batcher.cat(chunk_states),
+            "starts": starts_ext,
+            "states": self.batcher.cat(states),
         }
 
     # ------------------------------------------------------------------------------------------ update
@@ -251,11 +305,27 @@ class PPOTrainer:
         """[T, N, ...] -> [C * N, L, ...] (see :func:`split_sequences`)."""
         return split_sequences(x, self.cfg.bptt_len)
 
+    def _windows(self, x: torch.Tensor) -> torch.Tensor:
+        """[P + T, N, ...] -> [C * N, P + L, ...]: chunk c's window, the P steps before it and its L steps."""
+        p, big_l = self.overlap, self.cfg.bptt_len
+        c = (x.shape[0] - p) // big_l
+        return torch.cat([x[k * big_l : k * big_l + p + big_l].transpose(0, 1) for k in range(c)])
+
+    def window_log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities [B, L] of ``actions`` [B, L, ...] under a window's policy ``dist`` [B, P + L]."""
+        p = self.overlap
+        if p:  # the replayed steps get placeholder actions; their log-probabilities are dropped
+            pad = torch.zeros_like(actions[:, :1]).expand(-1, p, *actions.shape[2:])
+            actions = torch.cat([pad, actions], 1)
+        return self.model.log_prob(dist, actions)[:, p:]
+
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         cfg = self.cfg
-        seq = {k: self._sequences(batch[k]) for k in ("actions", "logp", "values", "adv", "returns", "starts")}
+        p = self.overlap
+        seq = {k: self._sequences(batch[k]) for k in ("actions", "logp", "values", "adv", "returns")}
+        seq["starts"] = self._windows(batch["starts"])
         obs = batch["obs"]
-        seq_obs = {k: self._sequences(v) for k, v in obs.items()} if isinstance(obs, dict) else self._sequences(obs)
+        seq_obs = {k: self._windows(v) for k, v in obs.items()} if isinstance(obs, dict) else self._windows(obs)
         n_seq = seq["actions"].shape[0]
         mb = max(1, n_seq // cfg.minibatches)
         stats: dict[str, list[torch.Tensor]] = {"pg": [], "vf": [], "ent": [], "kl": [], "clipfrac": []}
@@ -272,7 +342,8 @@ class PPOTrainer:
                 o = {k: v[s:e] for k, v in ep_obs.items()} if isinstance(ep_obs, dict) else ep_obs[s:e]
                 state = self.batcher.narrow(ep_states, s, e - s)
                 dist, v, _ = self.model(o, state, ep["starts"][s:e])
-                new_logp = self.model.log_prob(dist, ep["actions"][s:e])
+                v = v[:, p:]  # replayed steps: their outputs are dropped, their gradient through the memory is kept
+                new_logp = self.window_log_prob(dist, ep["actions"][s:e])
                 old_logp = ep["logp"][s:e]
                 adv = ep["adv"][s:e]
                 if self.dist.enabled:  # statistics of the global minibatch, as one process would see it
@@ -282,7 +353,7 @@ class PPOTrainer:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 pg = policy_loss(new_logp, old_logp, adv, cfg.clip)
                 vf = value_loss(v, ep["values"][s:e], ep["returns"][s:e], cfg.vf_clip)
-                ent = self.model.entropy(dist).mean()
+                ent = self.model.entropy(dist)[:, p:].mean()
                 loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -24,6 +24,8 @@ from chronotope.envs.nav.expert import ShortestPathExpert
 from chronotope.envs.sim.kinematic import MOVE_FORWARD, STOP
 
 ORACLE_KINDS = ("random", "memoryless", "perfect")
+STOP_RADIUS = 0.08  # ObjectRecall oracles stop (at <= 0.03 m, i.e. inside) the cells where a STOP chooses their object,
+AIM = 0.5  # cells within this fraction of the success radius of the object, so a small overshoot still counts
 
 
 def follow(core, fields: np.ndarray, radius: float, stop: bool) -> np.ndarray:
@@ -84,11 +86,19 @@ class _Oracle:
 
 
 class ObjectRecallOracle(_Oracle):
-    """Perfect-memory (``memory=True``) or memoryless oracle of ``object_recall``."""
+    """Perfect-memory (``memory=True``) or memoryless (Bayes) oracle of ``object_recall``.
+
+    Without memory, at recall it goes to the cells where one STOP succeeds for the most targets the current
+    observation cannot rule out (:meth:`ObjectRecallTask.memoryless_stop`) and stops there; the success
+    probability of that STOP is appended to ``bound`` once per recall (the analytic memoryless bound). In the
+    observability twin (``observability="full"``) the current observation names the target, so both oracles go
+    to it.
+    """
 
     def allocate(self, n: int) -> None:
         self.remembered = np.full(n, -1, np.int64)
-        self.guess = np.full(n, -1, np.int64)
+        self.guess_field = [None] * n
+        self.bound: list[float] = []
 
     def act(self, core) -> np.ndarray:
         from chronotope.envs.tasks.object_recall import DELAY, OBSERVE, RECALL
@@ -97,10 +107,12 @@ class ObjectRecallOracle(_Oracle):
         task.ensure(core)
         new = self._new_episodes(core)
         self.remembered[new] = -1
-        self.guess[new] = -1
-        cued = task.phase == OBSERVE
-        if self.memory and cued.any():
-            seen = task.visible(core, task.target_xy[:, None, :])[:, 0] & cued
+        for i in new:
+            self.guess_field[i] = None
+        if task.observability == "full":  # the twin shows the target at every step: no memory needed to know it
+            self.remembered[:] = task.target
+        elif self.memory and (task.phase == OBSERVE).any():
+            seen = task.visible(core, task.target_xy[:, None, :])[:, 0] & (task.phase == OBSERVE)
             self.remembered[seen] = task.target[seen]
         actions = np.full(core.n, MOVE_FORWARD, np.int64)  # observe phase: actions are ignored anyway
         delay = task.phase == DELAY
@@ -110,13 +122,22 @@ class ObjectRecallOracle(_Oracle):
         if recall.size:
             fields = np.full_like(core.fields, np.inf)
             for i in recall:
-                goal = self.remembered[i]
-                if goal < 0:
-                    if self.guess[i] < 0:
-                        self.guess[i] = self._random_object(core, i)
-                    goal = self.guess[i]
-                fields[i] = task.object_field(core, int(core.sim.scene[i]), int(goal))
-            actions[recall] = follow(core, fields, task.success_radius, stop=True)[recall]
+                scene = int(core.sim.scene[i])
+                if self.guess_field[i] is None:
+                    inner = AIM * task.success_radius
+                    if self.remembered[i] >= 0:
+                        cells = task.choice_cells(core, i, int(self.remembered[i]), inner)
+                    else:
+                        self.bound.append(task.memoryless_stop(core, i)[1])
+                        cells = task.memoryless_stop(core, i, inner)[0]
+                    grid = core.grids[scene]
+                    h, w = grid.shape
+                    f = np.full(core.sim.stack.shape, np.inf, np.float32)
+                    f[:h, :w] = grid.distance_field(goal_mask=cells[:h, :w])
+                    self.guess_field[i] = f
+                fields[i] = self.guess_field[i]
+            # Go to the cells where a STOP chooses the object (the task counts a stop as choosing the nearest one).
+            actions[recall] = follow(core, fields, STOP_RADIUS, stop=True)[recall]
         return actions
 
 

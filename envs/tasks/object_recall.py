@@ -26,24 +26,38 @@ class ObjectRecallTask(MemoryTask):
        piece of furniture in that room with at least ``num_distractors`` other objects in the same room, is
        highlighted: in ``rgb`` its pixels (by instance id) are tinted magenta, and the ``cue`` channel is 1. The
        first ``observe_steps`` observations (the reset observation included) carry the cue.
-    2. **delay** (``delay`` steps, may be 0): the cue is off and the agent is teleported to a random pose in
-       another room. A distractor PointNav pays small rewards: ``distractor_goal`` gives a random point (distance,
+    2. **delay** (``delay`` steps, default 10, may be 0): the cue is off. By default (``delay_task="wait"``,
+       ``teleport=False``) the agent is turned to a random heading where it stands and waits (actions ignored).
+       Harder settings: ``teleport=True`` takes it to a random pose in another room; ``delay_task="pointnav"``
+       runs a distractor PointNav that pays small rewards: ``distractor_goal`` gives a random point (distance,
        angle relative to the agent); coming within 1 m (geodesic) pays ``distractor_bonus`` and draws a new point;
        progress towards it pays ``distractor_progress`` per metre. STOP does nothing in this phase.
-       With ``delay=0`` the teleport still happens, straight into the recall phase.
     3. **recall** (at most ``recall_steps`` steps): ``phase`` says "go back to the target". STOP ends the
        episode; it succeeds when the agent is within ``success_radius`` = 1 m (geodesic) of the target's
        navigable surroundings (ObjectNav's goal region, for this one instance). Running out of recall steps ends
        the episode as a failure. No shaping reward leaks the target's position.
 
-    Randomisations: scene, target room and object, start pose in the target room (1 m to ``max_depth`` from
-    the target), teleport room and pose, distractor goals.
+    Memory demand (see ``shared/specs/memory-demand.md``): the start is sampled *independently of which object is
+    the target*: a room with >= ``num_distractors + 1`` reachable objects, a start cell in it at least
+    ``min_start_distance`` (geodesic) from every one of their goal regions, then the target uniformly among them.
+    So at recall a policy without memory knows the room but not the object: its best single STOP succeeds with
+    the probability computed by :meth:`memoryless_stop` (about 1 / the number of objects in the room, more where
+    goal regions overlap). ``observe_motion="still"`` starts the agent facing the target, which the compass (start
+    frame) still reveals at recall: that knob lowers the demand, and ``chronotope memory-demand`` shows by how much.
+    Observability twin: ``observability="full"`` keeps the cue for the whole episode (``target_cue`` gives the
+    target's distance and angle at every step, the ``cue`` channel stays 1 and the ``rgb`` tint stays on), so the
+    same task needs no memory.
+
+    Randomisations: scene, target room, start pose in that room, target object among the room's objects, heading
+    after the observe phase, teleport room and pose, distractor goals.
     Observations (task sensors, every mode): ``phase`` one-hot [3], ``cue`` [1], ``gps`` / ``compass`` (start
     frame, available throughout, so remembering the target's position suffices), ``distractor_goal`` [2]
     (zeros outside the delay). Modes without colour (``depth``, ``state``) add ``target_cue`` [3] = (visible,
-    distance, angle) of the target, non-zero only while cued and visible (walls occlude, see ``visibility``).
+    distance, angle) of the target, non-zero only while cued and visible (walls occlude, see ``visibility``;
+    with ``observability="full"``: distance and angle at every step, visible as seen now).
     In ``state`` mode ``goal`` equals ``distractor_goal`` (the target is never given there).
-    Success: STOP in the recall phase within 1 m of the target region.
+    Success: STOP in the recall phase within 1 m of the target region, with no other candidate object of the
+    room nearer (stopping by an object chooses it; see :meth:`selects_target`).
     Reward terms: ``success`` (+1), ``distractor`` (+0.1 per distractor point reached), ``progress`` (0.02 per
     metre of geodesic progress to the distractor point during the delay), ``slack`` (-0.01 per recall step).
     Measures: ``success``, ``spl`` (l = geodesic from the recall start to the target region minus 1 m, p = the
@@ -65,31 +79,39 @@ class ObjectRecallTask(MemoryTask):
             purely "which object, which direction" recall).
         delay_task: "pointnav" (the distractor task above) or "wait" (actions are ignored during the delay:
             pure retention, the agent stays where it is).
-        min_start_distance: smallest distance (m) of the observe position from the target's centre.
+        min_start_distance: smallest geodesic distance (m) of the observe position from the goal region of every
+            candidate object of the room (>= ``success_radius`` means stopping on the spot never succeeds).
         observe_motion: "spin" (the agent is turned in place, a full turn by default) or "still" (it stands
-            facing the target, within 30 degrees, while the cue is on; the easiest setting).
+            facing the target, within 30 degrees, while the cue is on; the compass leaks that direction later).
+        observability: "partial" (the memory task) or "full" (the observability twin: the cue never goes off).
     """
 
     name = "object_recall"
 
     def __init__(
         self,
-        delay: int = 100,
-        num_distractors: int = 2,
+        delay: int = 10,
+        num_distractors: int = 3,
         num_rooms: int | None = None,
         observe_steps: int = 24,
-        recall_steps: int = 200,
+        recall_steps: int = 60,
         success_radius: float = 1.0,
         distractor_bonus: float = 0.1,
         distractor_progress: float = 0.02,
         success_reward: float = 1.0,
         slack_reward: float = -0.01,
-        teleport: bool = True,
-        delay_task: str = "pointnav",
-        min_start_distance: float = 1.0,
+        teleport: bool = False,
+        delay_task: str = "wait",
+        min_start_distance: float = 1.5,
         observe_motion: str = "spin",
+        observability: str = "partial",
     ) -> None:
-        super().__init__(success_radius=success_radius, success_reward=success_reward, slack_reward=slack_reward)
+        super().__init__(
+            success_radius=success_radius,
+            success_reward=success_reward,
+            slack_reward=slack_reward,
+            observability=observability,
+        )
         if delay_task not in ("pointnav", "wait"):
             raise ValueError(f"delay_task must be 'pointnav' or 'wait', got {delay_task!r}")
         if not min_start_distance >= 0:
@@ -163,25 +185,23 @@ class ObjectRecallTask(MemoryTask):
             by_room: dict[int, list] = {}
             for o in spec.objects:
                 by_room.setdefault(o.room_id, []).append(o)
-            cands = [r for r in open_rooms if len(by_room.get(r, [])) >= self.num_distractors + 1]
+            cands = [r for r in open_rooms if len(self.room_candidates(core, scene, r)) >= self.num_distractors + 1]
             if not cands:
                 continue
             room = cands[int(rng.integers(len(cands)))]
-            objs = by_room[room]
-            target = objs[int(rng.integers(len(objs)))]
-            field = self.object_field(core, scene, target.instance_id)
-            if field is None:
-                continue
             grid = core.grids[scene]
             h, w = grid.shape
-            txy = np.asarray(target.center, float)
-            cx = grid.origin[0] + (np.arange(w) + 0.5) * grid.cell_size
-            cy = grid.origin[1] + (np.arange(h) + 0.5) * grid.cell_size
-            eu = np.hypot(cx[None, :] - txy[0], cy[:, None] - txy[1])
-            ok = main & (rooms == room) & (eu >= self.min_start_distance) & (eu <= core.max_depth)
+            # The start depends on the room and its candidate objects, never on which of them is the target.
+            ok = (
+                main & (rooms == room) & (self.candidate_distance(core, scene, room)[:h, :w] >= self.min_start_distance)
+            )
             if not ok.any():
                 continue
             start = grid.sample_navigable(rng, 1, ok)[0]
+            objs = self.room_candidates(core, scene, room)
+            target = objs[int(rng.integers(len(objs)))]
+            field = self.object_field(core, scene, target.instance_id)
+            txy = np.asarray(target.center, float)
             d0 = float(grid.lookup(field[:h, :w], start))
             if self.observe_motion == "still":  # facing the target, so it is in view while cued
                 to_target = np.arctan2(txy[1] - start[1], txy[0] - start[0])
@@ -200,8 +220,98 @@ class ObjectRecallTask(MemoryTask):
             )
         raise ValueError(
             f"could not sample an ObjectRecall episode in 200 tries: no room with >= {self.num_distractors + 1} "
-            f"objects (num_distractors={self.num_distractors}) in a scene with >= 2 rooms"
+            f"reachable objects (num_distractors={self.num_distractors}) and a free cell >= "
+            f"{self.min_start_distance} m (min_start_distance) from all of them, in a scene with >= 2 rooms"
         )
+
+    # ----------------------------------------------------------------------------------------- memory demand
+    def room_candidates(self, core, scene: int, room: int) -> list:
+        """Objects of ``room`` that can be the target (reachable goal region), in scene order."""
+        return [
+            o
+            for o in core.scenes[scene].objects
+            if o.room_id == room and self.object_field(core, scene, o.instance_id) is not None
+        ]
+
+    def candidate_distance(self, core, scene: int, room: int) -> np.ndarray:
+        """float [H, W] (pool grid): geodesic distance to the nearest goal region of the room's candidates."""
+        fields = [self.object_field(core, scene, o.instance_id) for o in self.room_candidates(core, scene, room)]
+        return np.min(fields, axis=0) if fields else np.full(core.sim.stack.shape, np.inf, np.float32)
+
+    def cue_to_query_span(self) -> int:
+        """The cue can be last seen at the first observe step and needed at the last recall step."""
+        return self.observe_steps + self.delay + self.recall_steps
+
+    def selects_target(self, core, i: int) -> bool:
+        """Whether environment ``i``'s agent, stopping where it stands, has chosen the target.
+
+        It has when it is within ``success_radius`` of the target's goal region and every other candidate object
+        of the room is farther (a tie chooses none): stopping by an object chooses that object, so standing
+        between several objects does not count as choosing all of them.
+        """
+        d = float(core.distance_to_goal[i])
+        if not d <= self.success_radius:
+            return False
+        scene = int(core.sim.scene[i])
+        row, col, _ = core.sim.stack.cells(core.sim.scene[i : i + 1], core.sim.position[i : i + 1])
+        for o in self.room_candidates(core, scene, int(self.target_room[i])):
+            if o.instance_id != self.target[i] and self.object_field(core, scene, o.instance_id)[row[0], col[0]] <= d:
+                return False
+        return True
+
+    def choice_cells(self, core, i: int, instance: int, radius: float | None = None) -> np.ndarray:
+        """bool [H, W] (pool grid): cells where a STOP in environment ``i`` chooses object ``instance``.
+
+        ``radius`` (default ``success_radius``) narrows the cells to those within it of the object's region:
+        scripted policies aim inside, away from the border, so a step's worth of error still chooses the object.
+        """
+        radius = self.success_radius if radius is None else radius
+        scene = int(core.sim.scene[i])
+        f = self.object_field(core, scene, instance)
+        others = [
+            self.object_field(core, scene, o.instance_id)
+            for o in self.room_candidates(core, scene, int(self.target_room[i]))
+            if o.instance_id != instance
+        ]
+        rival = np.min(others, axis=0) if others else np.full_like(f, np.inf)
+        return (f <= radius) & (f < rival)
+
+    def memoryless_posterior(self, core, i: int) -> list[int]:
+        """Instance ids a policy without memory cannot rule out as environment ``i``'s target (uniform posterior).
+
+        What a reactive policy can infer at recall: the start pose (GPS / compass are in the start frame and the
+        scene is identified by its layout), hence the room, and the sampling rule: the target is uniform over the
+        room's candidates. With ``observe_motion="still"`` the start heading faced the target within 30 degrees,
+        so only candidates within that cone of the start pose remain.
+        """
+        scene = int(core.sim.scene[i])
+        ids = [o.instance_id for o in self.room_candidates(core, scene, int(self.target_room[i]))]
+        if self.observe_motion == "still":
+            start = np.asarray(core.start_position[i], float)
+            yaw0 = float(core.start_yaw[i])
+            keep = []
+            for k in ids:
+                c = np.asarray(core.scenes[scene].object_by_instance(k).center[:2], float)
+                bearing = np.arctan2(c[1] - start[1], c[0] - start[0]) - yaw0
+                if abs(np.pi - np.mod(np.pi - bearing, 2 * np.pi)) <= np.pi / 6 + 1e-9:
+                    keep.append(k)
+            ids = keep or ids
+        return ids
+
+    def memoryless_stop(self, core, i: int, radius: float | None = None) -> tuple[np.ndarray, float]:
+        """The Bayes-best single STOP of a policy without memory in environment ``i``.
+
+        Returns the cells (bool [H, W], pool grid) where a STOP succeeds for the most posterior candidates, and
+        that success probability: max over cells of the fraction of candidates a STOP there would choose (see
+        :meth:`selects_target`; 1 / the number of candidates, as a STOP chooses one object). It ignores the step
+        budget and navigation errors, so it over-estimates what a reactive policy reaches (the spec asks for an
+        over- rather than an under-estimate). ``radius`` narrows the returned cells as in :meth:`choice_cells`; the
+        probability is the same whenever every candidate keeps a cell where it is chosen.
+        """
+        ids = self.memoryless_posterior(core, i)
+        hits = np.sum([self.choice_cells(core, i, k, radius) for k in ids], axis=0)  # [H, W] candidates chosen there
+        best = int(hits.max())
+        return hits == best, best / len(ids)
 
     def on_reset(self, core, idx: np.ndarray, rngs) -> None:
         self.ensure(core)
@@ -263,7 +373,7 @@ class ObjectRecallTask(MemoryTask):
             elif self.phase[i] == RECALL:
                 if core.called_stop[i]:
                     self.done[i] = True
-                    self.success_now[i] = core.distance_to_goal[i] <= r
+                    self.success_now[i] = self.selects_target(core, i)
                     self.succeeded[i] = self.success_now[i]
                     self.recall_used[i] = self.phase_t[i]
                 elif self.phase_t[i] >= self.recall_steps:
@@ -336,16 +446,26 @@ class ObjectRecallTask(MemoryTask):
         return (DistanceToGoal, _RecallSuccess, PathLength, Steps, _RecallSPL, _TimeToTarget, _DistractorReward)
 
     # ----------------------------------------------------------------------------------------- observations
+    def cued(self) -> np.ndarray:
+        """bool [N]: environments whose observation carries the cue now (always, in the observability twin)."""
+        if self.observability == "full":
+            return np.ones_like(self.phase, bool)
+        return self.phase == OBSERVE
+
     def target_cue(self, core) -> np.ndarray:
-        """(visible, distance, angle) float32 [N, 3] of the target while cued and visible, zeros otherwise."""
+        """(visible, distance, angle) float32 [N, 3] of the target while cued and visible, zeros otherwise.
+
+        In the observability twin the distance and angle are given at every step, visible or not.
+        """
         self.ensure(core)
         out = np.zeros((core.n, 3), np.float32)
-        cued = self.phase == OBSERVE
+        cued = self.cued()
         if cued.any():
             vis = self.visible(core, self.target_xy[:, None, :])[:, 0] & cued
             pol = polar(core.sim.position, core.sim.yaw, self.target_xy)
             out[vis, 0] = 1.0
-            out[vis, 1:] = pol[vis]
+            shown = cued if self.observability == "full" else vis
+            out[shown, 1:] = pol[shown]
         return out
 
     def sensor_spaces(self, core) -> dict[str, spaces.Space]:
@@ -374,7 +494,7 @@ class ObjectRecallTask(MemoryTask):
         dg[self.phase != DELAY] = 0.0
         out = {
             "phase": phase,
-            "cue": (self.phase == OBSERVE).astype(np.float32)[:, None],
+            "cue": self.cued().astype(np.float32)[:, None],
             "gps": np.clip(gps, -core.max_extent, core.max_extent).astype(np.float32),
             "compass": compass[:, None].astype(np.float32),
             "distractor_goal": dg.astype(np.float32),
@@ -394,7 +514,8 @@ class ObjectRecallTask(MemoryTask):
     def modify_pixels(self, core, sel: np.ndarray, obs: dict[str, np.ndarray], out) -> None:
         if "rgb" not in obs:
             return
-        rows = [r for r, i in enumerate(sel) if self.phase[i] == OBSERVE]
+        cued = self.cued()
+        rows = [r for r, i in enumerate(sel) if cued[i]]
         if not rows:
             return
         sem = out.semantic.cpu().numpy()

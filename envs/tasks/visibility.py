@@ -31,6 +31,9 @@ PALETTE = np.array(
     ],
     np.uint8,
 )
+# "partial": the cue is shown only in its phase (the memory task); "full": the observability twin, the cue stays
+# in the observation for the whole episode so the same task needs no memory.
+OBSERVABILITY = ("partial", "full")
 PALETTE_NAMES = ("red", "green", "blue", "yellow", "magenta", "cyan", "orange", "purple")
 
 
@@ -138,11 +141,14 @@ class MemoryTask(Task):
     name = "memory"
     success_radius = 1.0
 
-    def __init__(self, success_radius: float = 1.0, **kw) -> None:
+    def __init__(self, success_radius: float = 1.0, observability: str = "partial", **kw) -> None:
         super().__init__(**kw)
         if not success_radius > 0:
             raise ValueError(f"success_radius must be > 0, got {success_radius!r}")
+        if observability not in OBSERVABILITY:
+            raise ValueError(f"observability must be one of {OBSERVABILITY}, got {observability!r}")
         self.success_radius = float(success_radius)
+        self.observability = observability
         self._regions: dict[tuple[int, int], np.ndarray | None] = {}
         self._rooms: dict[int, np.ndarray] = {}
         self._walls: WallGrid | None = None
@@ -159,6 +165,18 @@ class MemoryTask(Task):
 
     def allocate(self, n: int) -> None:
         raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------------- memory demand
+    def cue_to_query_span(self) -> int:
+        """Most steps between the last informative observation and the decision that needs it (current settings).
+
+        Trainers warn when their gradient truncation (``bptt_len``) is shorter than this.
+        """
+        raise NotImplementedError
+
+    def controllable(self, core) -> np.ndarray:
+        """bool [N]: environments whose next action is the agent's own (not replaced by a scripted phase)."""
+        return np.ones(core.n, bool)
 
     def remember_rngs(self, idx: np.ndarray, rngs) -> None:
         for i in idx:

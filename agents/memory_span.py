@@ -1,0 +1,47 @@
+"""How far back a trainer's gradient must reach: the cue-to-query span that memory tasks declare.
+
+A memory task declares the most steps between the last informative observation and the decision that needs it
+(``Task.cue_to_query_span``). A recurrent core only learns to keep what its gradient reaches, so the trainers
+compare that span with their truncation window and warn, once, with the numbers when it is shorter.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from chronotope.agents.envs import nav_cores
+
+
+def declared_span(venv) -> int | None:
+    """The cue-to-query span (steps) the env's task declares; None when the env declares none."""
+    spans = []
+    for core in nav_cores(venv):
+        fn = getattr(core.task, "cue_to_query_span", None)
+        try:
+            spans.append(int(fn()) if fn is not None else None)
+        except NotImplementedError:
+            spans.append(None)
+    known = [s for s in spans if s is not None]
+    return max(known) if known else None
+
+
+def resolve_overlap(overlap: int | None, span: int | None, rollout_len: int, stateless: bool) -> int:
+    """The number of replayed steps before each training sequence (see ``TrainConfig.bptt_overlap``)."""
+    if overlap is not None:
+        return int(overlap)
+    if stateless or span is None:
+        return 0
+    return min(max(span - 1, 0), rollout_len)
+
+
+def warn_if_truncated(env_id: str, span: int | None, bptt_len: int, overlap: int = 0) -> bool:
+    """Warns (once per call site and numbers) when ``bptt_len + overlap`` is shorter than the declared span."""
+    if span is None or bptt_len + overlap >= span:
+        return False
+    warnings.warn(
+        f"{env_id} declares a cue-to-query span of {span} steps, but training sequences reach back only "
+        f"bptt_len {bptt_len} + bptt_overlap {overlap} = {bptt_len + overlap} steps: memory gradients will not "
+        f"reach every cue (make bptt_len + bptt_overlap >= {span})",
+        stacklevel=2,
+    )
+    return True

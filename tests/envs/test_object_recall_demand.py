@@ -1,0 +1,109 @@
+"""ObjectRecall's memory demand: the start says nothing about the target, a STOP chooses one object, the Bayes
+memoryless policy stays far below perfect memory, and the observability twin removes the need for memory."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import chronotope.envs  # noqa: F401
+from chronotope.envs.nav.oracles import evaluate, make_oracle
+
+KW = {"obs_mode": "state", "num_scenes": 4}
+
+
+def _env(**kw):
+    return gym.make("chronotope/ObjectRecall-v0", **{**KW, **kw})
+
+
+def test_start_is_independent_of_which_object_is_the_target():
+    env = _env()
+    core = env.unwrapped.core
+    task = core.task
+    nearest_is_target, chance = [], []
+    for seed in range(120):
+        env.reset(seed=seed)
+        scene = int(core.sim.scene[0])
+        cands = task.room_candidates(core, scene, int(task.target_room[0]))
+        assert len(cands) >= task.num_distractors + 1
+        row, col, _ = core.sim.stack.cells(core.sim.scene[:1], core.sim.position[:1])
+        d = np.array([task.object_field(core, scene, o.instance_id)[row[0], col[0]] for o in cands])
+        assert d.min() >= task.min_start_distance  # no candidate can be chosen by stopping on the spot
+        nearest_is_target.append(cands[int(np.argmin(d))].instance_id == task.target[0])
+        chance.append(1.0 / len(cands))
+    # A start drawn given the target (the old sampler) made the nearest object the target far more often.
+    assert abs(np.mean(nearest_is_target) - np.mean(chance)) < 0.12
+
+
+def test_a_stop_chooses_the_nearest_object_only():
+    env = _env()
+    env.reset(seed=3)
+    core, task = env.unwrapped.core, env.unwrapped.core.task
+    while task.phase[0] != 2:
+        env.step(1)
+    scene = int(core.sim.scene[0])
+    grid = core.grids[scene]
+    h, w = grid.shape
+    target = int(task.target[0])
+    chosen = task.choice_cells(core, 0, target)[:h, :w]
+    near_target = (task.object_field(core, scene, target)[:h, :w] <= task.success_radius) & ~chosen
+    assert chosen.any() and near_target.any()  # some cells near the target are nearer to another object
+
+    def stop_at(cell) -> float:
+        xy = grid.origin + (np.array(cell[::-1]) + 0.5) * grid.cell_size
+        task.teleport(core, 0, xy, 0.0)
+        core._update_distance()
+        return float(task.selects_target(core, 0))
+
+    assert stop_at(np.argwhere(chosen)[0]) == 1.0
+    assert stop_at(np.argwhere(near_target)[0]) == 0.0
+    # Through the env: a STOP in the chosen cells succeeds.
+    cell = np.argwhere(chosen)[len(np.argwhere(chosen)) // 2]
+    stop_at(cell)
+    _, r, term, _, info = env.step(0)
+    assert term and info["success"] == 1.0 and r > 0.9
+
+
+def test_memoryless_bound_is_far_below_perfect_and_the_twin_needs_no_memory():
+    kw = {**KW, "num_scenes": 3}
+    perfect = evaluate("chronotope/ObjectRecall-v0", "perfect", 32, num_envs=8, **kw)
+    memoryless = evaluate("chronotope/ObjectRecall-v0", "memoryless", 32, num_envs=8, **kw)
+    twin = evaluate("chronotope/ObjectRecall-v0", "memoryless", 32, num_envs=8, observability="full", **kw)
+    assert perfect["success"] >= 0.9
+    # The bound is ~0.22 (1 / objects in the room); 32 episodes keep 0.5 out of reach by chance.
+    assert memoryless["success"] <= 0.5
+    assert twin["success"] >= 0.9
+
+
+def test_bayes_bound_is_one_over_the_candidates():
+    venv = gym.make_vec("chronotope/ObjectRecall-v0", num_envs=4, vectorization_mode="vector_entry_point", **KW)
+    core = venv.unwrapped.core
+    oracle = make_oracle("object_recall", "memoryless")
+    venv.reset(seed=0)
+    counts = []
+    for _ in range(120):
+        a = oracle.act(core)
+        for i in np.flatnonzero((core.task.phase == 2) & (core.task.phase_t == 0)):
+            counts.append(len(core.task.memoryless_posterior(core, i)))
+        venv.step(a)
+    assert oracle.bound and len(counts) >= len(oracle.bound)
+    assert max(oracle.bound) <= 1.0 / (core.task.num_distractors + 1) + 1e-9
+
+
+def test_observability_twin_keeps_the_cue():
+    for obs_mode in ("full", "partial"):
+        env = _env(observability=obs_mode)
+        obs, _ = env.reset(seed=1)
+        task = env.unwrapped.core.task
+        while task.phase[0] != 2:
+            obs, *_ = env.step(1)
+        if obs_mode == "full":
+            assert obs["cue"][0] == 1.0 and obs["target_cue"][1] > 0
+        else:
+            assert obs["cue"][0] == 0.0 and not obs["target_cue"].any()
+
+
+def test_span_and_bad_observability():
+    task = _env(delay=7, observe_steps=24, recall_steps=30).unwrapped.core.task
+    assert task.cue_to_query_span() == 24 + 7 + 30
+    with pytest.raises(ValueError, match="observability.*'hidden'"):
+        _env(observability="hidden")
