@@ -8,6 +8,9 @@ A task subclasses :class:`RobotEnv`, declares its config dataclass and fills the
 * ``_task_obs_spaces(state)`` / ``_task_obs(state)``: extra observation keys;
 * ``_evaluate()``: -> (terminated, reward terms, measures) after each step.
 
+Memory tasks also override ``controllable()`` (False while a scripted phase holds the arm; the agent's action is
+then ignored), ``cue_to_query_span()`` and ``memoryless_bound()`` (the memory-demand spec's declarations).
+
 The reward is the sum of the named terms; each is reported as ``info["reward_<name>"]``.
 """
 
@@ -146,6 +149,7 @@ class RobotEnv(gym.Env):
 
         self._renderer: Any = None
         self._step_count = 0
+        self._q_home = C.HOME_QPOS.copy()
         self._q_cmd = C.HOME_QPOS.copy()
         self._ee_target = np.zeros(3)
         self._grip_cmd = C.GRIPPER_OPEN
@@ -169,6 +173,24 @@ class RobotEnv(gym.Env):
     def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
         """Returns (terminated, reward terms, measures incl. ``success``) for the current state."""
         return False, {}, {"success": False}
+
+    # ----------------------------------------------------------------------------------------- memory demand
+    def controllable(self) -> bool:
+        """Whether the next action (the one taken on the current observation) is the agent's own. False during a
+        scripted phase that holds the arm (the action is checked, then ignored); imitation losses skip such steps.
+        The base tasks are controllable at every step."""
+        return True
+
+    def cue_to_query_span(self) -> int:
+        """Most env steps between the last informative observation and the decision that needs it, at the current
+        settings (0: the task needs no memory). Trainers warn when their gradient truncation is shorter."""
+        return 0
+
+    def memoryless_bound(self) -> float:
+        """Success rate of the best policy that sees only the current observation, assuming perfect motor skill
+        (multiply by the perfect oracle's success for the expected measured value; 1.0: memory cannot help).
+        Memory tasks override it with their Bayes-guess derivation (see their task sheets)."""
+        return 1.0
 
     # ----------------------------------------------------------------------------------------- helpers
     @property
@@ -223,6 +245,7 @@ class RobotEnv(gym.Env):
         q0 = C.HOME_QPOS + noise
         d.qpos[self._arm_qadr] = q0
         d.qpos[self._finger_qadr] = C.GRIPPER_OPEN
+        self._q_home = q0.copy()
         self._q_cmd = q0.copy()
         self._grip_cmd = C.GRIPPER_OPEN
         d.ctrl[self._arm_act] = q0
@@ -241,16 +264,21 @@ class RobotEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         a = self._check_action(action)
         m, d = self.model, self.data
-        self._grip_cmd = C.GRIPPER_OPEN * 0.5 * (1.0 - float(a[-1]))
-        if self.cfg.control_mode == "ee_delta":
-            target = self._ee_target + a[:3] * self.cfg.max_ee_step
-            target = np.clip(target, C.WORKSPACE_LOW, C.WORKSPACE_HIGH)
-            # Bound how far the target may lead the hand, so a blocked arm does not wind up a large command.
-            ee = self.ee_pos
-            self._ee_target = ee + np.clip(target - ee, -0.06, 0.06)
-            self._q_cmd = self._ik.solve(self._q_cmd, self._ee_target)
+        held = not self.controllable()
+        if held:  # scripted hold: the arm servoes to its start pose with the gripper open, whatever the action
+            self._q_cmd = self._q_home.copy()
+            self._grip_cmd = C.GRIPPER_OPEN
         else:
-            self._q_cmd = self._joint_ctrl.targets(a[:6])
+            self._grip_cmd = C.GRIPPER_OPEN * 0.5 * (1.0 - float(a[-1]))
+            if self.cfg.control_mode == "ee_delta":
+                target = self._ee_target + a[:3] * self.cfg.max_ee_step
+                target = np.clip(target, C.WORKSPACE_LOW, C.WORKSPACE_HIGH)
+                # Bound how far the target may lead the hand, so a blocked arm does not wind up a large command.
+                ee = self.ee_pos
+                self._ee_target = ee + np.clip(target - ee, -0.06, 0.06)
+                self._q_cmd = self._ik.solve(self._q_cmd, self._ee_target)
+            else:
+                self._q_cmd = self._joint_ctrl.targets(a[:6])
         d.ctrl[self._arm_act] = self._q_cmd
         d.ctrl[self._grip_act] = self._grip_cmd
         mujoco.mj_step(m, d, nstep=self.cfg.frame_skip)
@@ -259,6 +287,8 @@ class RobotEnv(gym.Env):
         self._step_count += 1
         self._update_scene()
         mujoco.mj_forward(m, d)
+        if held:  # the first free ee_delta action moves from where the hand is
+            self._ee_target = self.ee_pos
         terminated, terms, measures = self._evaluate()
         reward = float(sum(terms.values()))
         info = {**measures, **{f"reward_{k}": float(v) for k, v in terms.items()}}

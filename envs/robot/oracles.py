@@ -1,13 +1,30 @@
-"""Scripted controllers for the robot tasks (``state`` observations, ``ee_delta`` control).
+"""Scripted controllers and memory-demand references for the robot tasks (``state`` observations, ``ee_delta``).
 
-Each oracle sees only observations. ``memory=True`` keeps what the cue channel showed (perfect memory);
-``memory=False`` is the same controller with its cue memory wiped before every observation, so at decision
-time (cue off) it knows nothing about the cue and guesses uniformly: that is the memoryless baseline.
+Each oracle sees only observations (plus the task's settings and sampling rules, which a trained policy could
+absorb in its weights). The references of a memory task (see :func:`evaluate`):
+
+- ``random``: uniform random actions (the floor).
+- ``perfect`` (``Oracle(memory=True)``): keeps what the cue channel showed (the same channel, visible to the agent
+  while the cue is on) and acts optimally on it (the ceiling).
+- ``memoryless`` (``Oracle(memory=False)``): the best reactive policy we know, the memoryless bound. Its cue memory
+  is wiped before every observation, so it acts on the current observation only, except for the commitment of the
+  motion it is executing (the block it reaches for, the presses it is making), which is a motor plan, not a
+  memory of the cue (as the navigation oracles' exploration waypoint). Derivation, with ``hold_arm`` (the
+  default): at the response nothing a reactive policy observes depends on the cue (the arm was held at its start
+  pose, objects are drawn independently of the cue), so the posterior over the cue is the sampler's uniform prior
+  and every single guess is Bayes-optimal; one answer ends the episode (a lift, a pad touch), so the bound is
+  exactly ``1 / num_colors`` (CueRecallPick) or ``1 / max_count`` (CountPress) times the motor success of the
+  controller; the oracle guesses uniformly at random (seeded), which has the same expectation as any fixed guess.
+  Without ``hold_arm`` a reactive policy can write the cue into its own hand pose while the cue is lit and read it
+  back at the response (``pose_code``): the measured value is then an estimate (a lower one) of a bound that is
+  ~ the perfect oracle's. With ``observability="full"`` (the twin) the cue is in the current observation, so the
+  memoryless oracle reaches the perfect oracle's level.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import Any
 
 import numpy as np
 
@@ -16,10 +33,19 @@ from chronotope.envs.robot.tasks.count_press import BUTTON_TOP
 Obs = dict[str, np.ndarray]
 Script = Generator[np.ndarray, Obs, None]
 
+ORACLE_KINDS = ("random", "memoryless", "perfect")
 MAX_STEP = 0.03
 """Must match the env's ``max_ee_step`` (the default)."""
 TCP_TO_TIP = 0.015
 """The tool centre point sits this far (m) above the fingertips."""
+HOME_XY = np.array([0.4, 0.0])
+"""Nominal xy (m) of the tool centre point at the home joints (``arm_constants.HOME_QPOS``); the reset noise moves
+it by < 1 cm."""
+POSE_CODE_SPEED = 0.6
+"""CueRecallPick ``pose_code``: action magnitude while the cue is lit (x 3 cm per step, in the colour's direction)."""
+POSE_CODE_SPAN = 0.27
+"""CountPress ``pose_code``: hand travel (m, along +y) that ``max_count`` blinks write; n blinks write n / max_count
+of it."""
 
 
 def _toward(obs: Obs, p: np.ndarray, grip: float, gain: float = 0.5) -> np.ndarray:
@@ -62,21 +88,34 @@ class Oracle:
 
     Args:
         task: ``Reach``, ``PickPlace``, ``CueRecallPick`` or ``CountPress`` (or a full id containing one).
-        memory: keep the cue (perfect memory) or forget it every step (memoryless; guesses at decision time).
-        seed: seed of the guessing generator.
+        memory: keep the cue (perfect memory) or forget it every step (memoryless; guesses at decision time unless
+            the current observation shows the cue, as in the ``full`` twin).
+        seed: seed of the guessing generator (re-seeded per episode by :meth:`reset` when given a seed).
+        cfg: the task's config (``env.unwrapped.cfg``): the candidate count (``num_colors`` / ``max_count``) and
+            blink timing the guesses and ``pose_code`` use; the defaults when None.
+        pose_code: memoryless only: write the cue into the hand pose while it is lit and read it back from the
+            current observation at the response (only possible without ``hold_arm``; see the module doc).
     """
 
-    def __init__(self, task: str, memory: bool = True, seed: int | None = None):
+    def __init__(
+        self, task: str, memory: bool = True, seed: int | None = None, cfg: Any = None, pose_code: bool = False
+    ):
         names = ("CueRecallPick", "PickPlace", "CountPress", "Reach")
         found = [n for n in names if n in task]
         if not found:
             raise ValueError(f"no oracle for task {task!r}; expected one of {names}")
         self.task = found[0]
         self.memory = memory
+        self.pose_code = bool(pose_code) and not memory
+        self.max_count = int(getattr(cfg, "max_count", 5))
+        self.blink_on = int(getattr(cfg, "blink_on", 3))
         self.rng = np.random.default_rng(seed)
         self._script: Script | None = None
 
-    def reset(self, obs: Obs) -> None:
+    def reset(self, obs: Obs, seed: int | None = None) -> None:
+        """Starts an episode from its first observation; ``seed`` re-seeds the guessing generator."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
         self.remembered: int | None = None  # cued colour index / blink count, when known
         self._blinks = 0
         self._lamp_was_on = False
@@ -92,6 +131,8 @@ class Oracle:
         if self.task == "CueRecallPick":
             if cue.max() > 0.5:
                 self.remembered = int(np.argmax(cue))
+        elif "target_count" in obs:  # the full-observability twin shows n
+            self.remembered = int(np.argmax(obs["target_count"])) + 1
         else:
             on = bool(cue[0] > 0.5)
             if on and not self._lamp_was_on:
@@ -125,9 +166,24 @@ class Oracle:
 
     def _script_CueRecallPick(self, obs: Obs) -> Script:
         home = obs["ee_pos"].astype(float)
-        while obs["phase"][2] < 0.5:  # wait out cue and delay
-            obs = yield _toward(obs, home, -1.0)
-        k = self.remembered if self.remembered is not None else int(self.rng.integers(len(obs["cue"])))
+        k_n = len(obs["cue"])
+        angles = 2 * np.pi * np.arange(k_n) / k_n
+        while obs["phase"][2] < 0.5:  # wait out cue and delay (the held arm ignores these actions)
+            a = _toward(obs, home, -1.0)
+            if self.pose_code:  # reactive: move in the lit colour's direction, stand still once it is off
+                a[:3] = 0.0
+                if obs["cue"].max() > 0.5:
+                    ang = angles[int(np.argmax(obs["cue"]))]
+                    a[:2] = POSE_CODE_SPEED * np.array([np.cos(ang), np.sin(ang)])
+            obs = yield a
+        if self.remembered is not None:
+            k = self.remembered
+        elif self.pose_code:  # read the colour back from the direction the hand moved in
+            d = obs["ee_pos"][:2].astype(float) - HOME_XY
+            diff = np.angle(np.exp(1j * (np.arctan2(d[1], d[0]) - angles)))
+            k = int(np.argmin(np.abs(diff)))
+        else:
+            k = int(self.rng.integers(k_n))
         obs = yield from _pick(obs, lambda o: o["object_pose"][k, :3].astype(float), 0.15)
         yield from _hold_forever(obs)
 
@@ -135,9 +191,21 @@ class Oracle:
         button = obs["object_pose"][0, :3].astype(float)
         pad = obs["object_pose"][1, :3].astype(float)
         above = np.array([button[0], button[1], 0.09])
-        while obs["phase"][1] < 0.5:  # hover above the button while the lamp blinks
-            obs = yield _toward(obs, above, 1.0)
-        n = self.remembered if self.remembered is not None else int(self.rng.integers(1, 6))
+        step = POSE_CODE_SPAN / (self.max_count * self.blink_on)  # m per lit step (pose_code)
+        while obs["phase"][1] < 0.5:  # hover above the button while the lamp blinks (ignored when held)
+            a = _toward(obs, above, 1.0)
+            if self.pose_code:  # reactive: move along +y while the lamp is lit, stand still while it is dark
+                a[:3] = 0.0
+                if obs["cue"][0] > 0.5:
+                    a[1] = step / MAX_STEP
+            obs = yield a
+        if self.remembered is not None:
+            n = self.remembered
+        elif self.pose_code:  # read the count back from how far the hand moved
+            n = int(np.clip(np.rint((obs["ee_pos"][1] - HOME_XY[1]) / (step * self.blink_on)), 1, self.max_count))
+        else:
+            n = int(self.rng.integers(1, self.max_count + 1))
+        obs = yield from _move(obs, above, 1.0, 0.01)
         down = np.array([button[0], button[1], BUTTON_TOP + TCP_TO_TIP - 0.011])
         for _ in range(n):
             obs = yield from _move(obs, down, 1.0, 0.004, max_steps=15)
@@ -153,11 +221,45 @@ def _hold_forever(obs: Obs) -> Script:
         obs = yield _toward(obs, p, 1.0)
 
 
-def run_episode(env, oracle: Oracle, seed: int, max_steps: int = 1000) -> dict:
+class RandomPolicy:
+    """Uniform random actions from the env's action space (re-seeded per episode by :meth:`reset`)."""
+
+    def __init__(self, action_space, seed: int | None = None):
+        self.action_space = action_space
+        self.action_space.seed(seed)
+
+    def reset(self, obs: Obs, seed: int | None = None) -> None:
+        if seed is not None:
+            self.action_space.seed(seed)
+
+    def act(self, obs: Obs) -> np.ndarray:
+        return self.action_space.sample()
+
+
+def make_policy(env, kind: str, seed: int = 0):
+    """Reference policy ``kind`` (``random``, ``memoryless``, ``perfect``) for a robot env (wrapped or not)."""
+    if kind not in ORACLE_KINDS:
+        raise ValueError(f"unknown oracle kind {kind!r}; valid: {ORACLE_KINDS}")
+    u = env.unwrapped
+    if kind == "random":
+        return RandomPolicy(env.action_space, seed)
+    cfg = u.cfg
+    if cfg.obs_mode != "state" or cfg.control_mode != "ee_delta":
+        raise ValueError(
+            f"the scripted oracles need obs_mode='state' and control_mode='ee_delta', "
+            f"got obs_mode={cfg.obs_mode!r}, control_mode={cfg.control_mode!r}"
+        )
+    memory = kind == "perfect"
+    # The best reactive policy: a uniform guess when the arm is held, the hand-pose code when it is free.
+    pose_code = not memory and not getattr(cfg, "hold_arm", True)
+    return Oracle(type(u).__name__, memory=memory, seed=seed, cfg=cfg, pose_code=pose_code)
+
+
+def run_episode(env, oracle, seed: int, max_steps: int = 1000, policy_seed: int | None = None) -> dict:
     """Runs one episode of ``oracle`` in ``env`` (a gymnasium env, time-limited or not); returns its last info
-    plus ``steps`` and ``return``."""
+    plus ``steps`` and ``return``. ``policy_seed`` re-seeds the policy's generator for this episode."""
     obs, info = env.reset(seed=seed)
-    oracle.reset(obs)
+    oracle.reset(obs, seed=policy_seed)
     ret, steps = 0.0, 0
     for steps in range(1, max_steps + 1):  # noqa: B007
         obs, r, term, trunc, info = env.step(oracle.act(obs))
@@ -165,3 +267,54 @@ def run_episode(env, oracle: Oracle, seed: int, max_steps: int = 1000) -> dict:
         if term or trunc:
             break
     return {**info, "steps": steps, "return": ret}
+
+
+_NOT_AVERAGED = ("cued_color", "target_count")  # the episode's hidden variables, not measures of the policy
+
+
+def policy_seed(episode_seed: int) -> int:
+    """Seed of the policy's generator for an episode: derived from the episode seed but a different stream than
+    the env's (``env.reset(seed=s)`` and ``default_rng(s)`` would be the same PCG64 stream)."""
+    return int(np.random.SeedSequence([episode_seed, 0x0AC1E]).generate_state(1)[0])
+
+
+def evaluate(env_id: str, kind: str, episodes: int, seed: int = 0, num_envs: int = 1, **env_kwargs) -> dict:
+    """Runs reference policy ``kind`` ("random", "memoryless", "perfect") on ``episodes`` seeded episodes of a
+    robot task; returns the mean final measures.
+
+    Episode i uses env seed ``seed + i`` and policy seed ``policy_seed(seed + i)`` (the same episode whatever ran
+    before).
+    ``env_kwargs`` go to ``gymnasium.make`` (e.g. ``observability="full"`` for the twin, ``num_colors=5``);
+    ``num_envs`` is accepted for call compatibility with ``chronotope.envs.nav.oracles.evaluate`` and ignored
+    (the arm envs run one episode at a time, so the results do not depend on it). The scripted oracles need
+    ``obs_mode="state"`` (the default) and ``ee_delta`` control.
+
+    Returns: ``success`` (rate), ``return`` (mean undiscounted), ``steps`` (mean), every other numeric measure of
+    the final info averaged (``wrong_lift``, ``early_lift``, ``presses``, ...), and ``episodes``.
+    """
+    import gymnasium as gym
+
+    from chronotope.envs.robot.registration import register_robot_envs
+
+    if kind not in ORACLE_KINDS:
+        raise ValueError(f"unknown oracle kind {kind!r}; valid: {ORACLE_KINDS}")
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes!r}; expected >= 1")
+    del num_envs
+    register_robot_envs()
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        policy = make_policy(env, kind, seed)
+        done = [run_episode(env, policy, seed=seed + i, policy_seed=policy_seed(seed + i)) for i in range(episodes)]
+    finally:
+        env.close()
+    keys = [
+        k
+        for k, v in done[0].items()
+        if isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating))
+        and not k.startswith("reward_")
+        and k not in _NOT_AVERAGED
+    ]
+    out = {k: float(np.mean([d[k] for d in done])) for k in keys}
+    out["episodes"] = len(done)
+    return out

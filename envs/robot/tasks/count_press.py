@@ -9,8 +9,8 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.robot.env import RobotEnv, RobotEnvConfig
-from chronotope.envs.robot.tasks.common import sample_separated_xy
+from chronotope.envs.robot.env import RobotEnv
+from chronotope.envs.robot.tasks.common import MemoryTaskConfig, sample_separated_xy
 
 PHASES = ("cue", "response")
 BUTTON_TRAVEL = 0.012
@@ -18,11 +18,17 @@ BUTTON_TRAVEL = 0.012
 BUTTON_TOP = 0.04
 """Height (m) of the cap's top at rest."""
 CUE_ON_RGBA = (1.0, 0.95, 0.6, 1.0)
+REACH_STEPS = 10
+PRESS_STEPS = 8
+"""Pace of the reference oracle, used by ``cue_to_query_span``: it leaves the button for the pad at most
+``REACH_STEPS + n * PRESS_STEPS`` steps after the go lamp (measured over 40 default episodes: at most 16, 26, 29,
+34, 46 steps for n = 1..5)."""
 
 
 @dataclass
-class CountPressConfig(RobotEnvConfig):
-    """CountPress options (plus :class:`RobotEnvConfig`)."""
+class CountPressConfig(MemoryTaskConfig):
+    """CountPress options (plus :class:`MemoryTaskConfig`: ``observability``, ``hold_arm``, and
+    :class:`RobotEnvConfig`)."""
 
     max_count: int = 5
     """n is uniform in 1..max_count (<= 5); chance level is 1 / max_count."""
@@ -48,18 +54,37 @@ class CountPressConfig(RobotEnvConfig):
 
 class CountPressEnv(RobotEnv):
     """**CountPress** (temporal memory): the cue panel blinks n times (n in 1..``max_count``); the arm must then
-    press the button exactly n times and touch the green done pad.
+    press the button exactly n times and touch the green done pad. With ``hold_arm`` (default) the arm is held at
+    its start pose during the cue phase (the agent's actions are ignored), so it can neither press along with the
+    blinks (the button would count for it) nor park its hand somewhere that encodes n.
 
     Randomisations: n uniform in 1..max_count; button and pad xy uniform in x [0.35, 0.6], y [-0.2, 0.2] m,
     >= 0.15 m apart; home joints +- noise.
     Observations (``state``): base keys + ``object_pose`` [2, 7] (button cap, done pad), ``cue`` [1] = 1 while
         the lamp is lit, ``phase`` [2] one-hot (cue, response). The press count is *not* observed: the agent
-        must count its own presses too. ``rgbd`` withholds ``object_pose`` and ``cue``.
+        must count its own presses too. ``rgbd`` withholds ``object_pose`` and ``cue``. The ``full`` twin adds
+        ``target_count`` [max_count] one-hot of n and ``presses`` [1] (presses registered so far) for the whole
+        episode, in both observation modes (no pixel shows a count).
     Actions: see :class:`RobotEnvConfig`.
     Success: touching the done pad (a finger pad in contact with it) with exactly n presses registered; touching
-        it with any other count ends the episode as a failure. Presses count from the first step on.
+        it with any other count ends the episode as a failure. Presses count from the first step on (none can
+        happen while the arm is held).
     Reward terms: ``success`` = +1 on success; ``failure`` = -1 on a wrong count at the pad.
     Measures: ``success``, ``presses``, ``target_count``, ``done_touched``, ``phase``.
+
+    Memory demand (the memory-demand spec; references in :func:`chronotope.envs.robot.oracles.evaluate`):
+        ``observability="full"`` is the twin: n and the press count are observed at every step, so the task
+        needs no memory. ``cue_to_query_span()``: the decision that needs n is leaving the button for the pad
+        after the n-th press; n is known at step ``n * (blink_on + blink_off)`` (the dark step where blink n + 1
+        would start; at the ``max_count``-th blink's onset when n = ``max_count``), and that decision comes at
+        ``cue_len + REACH_STEPS + n * PRESS_STEPS`` at the reference oracle's pace (a slower agent needs more);
+        the span is the maximum over n of the difference (0 for the twin, or when ``max_count`` is 1).
+        ``controllable()``: from the response phase on with ``hold_arm``, every step without it.
+        ``memoryless_bound()``: n is uniform and drawn independently of everything a reactive policy sees in the
+        response phase (held arm pose, button and pad poses; the cue phase lasts ``cue_len`` whatever n), and a
+        touch of the pad ends the episode, so the press count at the touch is independent of n: success is
+        exactly ``1 / max_count`` for any guess (times the motor success). Without ``hold_arm`` the bound is 1
+        (press along with the blinks, or encode n in the hand pose; see :class:`MemoryTaskConfig`).
     """
 
     Config: ClassVar[type] = CountPressConfig
@@ -130,6 +155,25 @@ class CountPressEnv(RobotEnv):
     def phase(self) -> str:
         return "cue" if self.step_count < self.cue_len else "response"
 
+    def controllable(self) -> bool:
+        return not self.cfg.hold_arm or self.phase == "response"
+
+    def cue_to_query_span(self) -> int:
+        c = self.cfg
+        if c.observability == "full" or c.max_count == 1:
+            return 0
+        period = c.blink_on + c.blink_off
+        spans = []
+        for n in range(1, c.max_count + 1):
+            known = n * period if n < c.max_count else (n - 1) * period
+            spans.append(self.cue_len + REACH_STEPS + n * PRESS_STEPS - known)
+        return max(spans)
+
+    def memoryless_bound(self) -> float:
+        if self.cfg.observability == "full" or not self.cfg.hold_arm:
+            return 1.0
+        return 1.0 / self.cfg.max_count
+
     def cue_lit(self) -> bool:
         t, period = self.step_count, self.cfg.blink_on + self.cfg.blink_off
         return t < self.target_count * period and t % period < self.cfg.blink_on
@@ -151,11 +195,15 @@ class CountPressEnv(RobotEnv):
         self.set_go_lamp(self.phase == "response")
 
     def _task_obs_spaces(self) -> dict[str, spaces.Box]:
-        return {
+        out = {
             "object_pose": spaces.Box(-np.inf, np.inf, (2, 7), np.float32),
             "cue": spaces.Box(0.0, 1.0, (1,), np.float32),
             "phase": spaces.Box(0.0, 1.0, (2,), np.float32),
         }
+        if self.cfg.observability == "full":
+            out["target_count"] = spaces.Box(0.0, 1.0, (self.cfg.max_count,), np.float32)
+            out["presses"] = spaces.Box(0.0, np.inf, (1,), np.float32)
+        return out
 
     def _task_obs(self) -> dict[str, np.ndarray]:
         d, m = self.data, self.model
@@ -166,7 +214,11 @@ class CountPressEnv(RobotEnv):
             poses[row, 3:] = d.xquat[b]
         phase = np.zeros(2)
         phase[PHASES.index(self.phase)] = 1.0
-        return {"object_pose": poses, "cue": np.array([1.0 if self.cue_lit() else 0.0]), "phase": phase}
+        out = {"object_pose": poses, "cue": np.array([1.0 if self.cue_lit() else 0.0]), "phase": phase}
+        if self.cfg.observability == "full":
+            out["target_count"] = np.eye(self.cfg.max_count)[self.target_count - 1]
+            out["presses"] = np.array([float(self.presses)])
+        return out
 
     def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
         done = self.done_touched
