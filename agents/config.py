@@ -37,6 +37,12 @@ class TrainConfig:
     previous rollout where needed), so a decision's gradient reaches observations up to ``bptt_len +
     bptt_overlap`` steps back whatever the rollout boundaries. None: the env's declared cue-to-query span - 1
     for memory cores (0 for ``none`` and envs that declare no span), capped at ``rollout_len``."""
+    aux_coef: float = 0.0
+    """Weight of an auxiliary self-supervised loss (0: off, for fair baselines): a linear head on the memory output
+    predicts the env's ``aux_key`` info (what the task says must be remembered, e.g. ObjectRecall's cued object
+    relative to the agent); its gradient shapes what the memory keeps. Applied to every core alike."""
+    aux_key: str = "memory_target"
+    """Info key (float [N, D]) that the auxiliary loss predicts."""
     epochs: int = 4
     """PPO epochs per update."""
     minibatches: int = 4
@@ -123,6 +129,8 @@ class TrainConfig:
         return self.device
 
     def validate(self) -> None:
+        if not self.aux_coef >= 0:
+            raise ValueError(f"aux_coef must be >= 0, got {self.aux_coef!r}")
         for k in ("steps", "num_envs", "rollout_len", "bptt_len", "epochs", "minibatches", "hidden"):
             if getattr(self, k) <= 0:
                 raise ValueError(f"{k} must be positive, got {getattr(self, k)!r}")

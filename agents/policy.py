@@ -51,9 +51,12 @@ class ActorCritic(nn.Module):
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
         return self.memory.initial_state(batch_size, device)
 
-    def forward(self, obs: dict[str, torch.Tensor] | torch.Tensor, state, episode_starts: torch.Tensor):
-        """obs leaves [B, T, ...]; episode_starts bool [B, T]."""
-        logits, value, state = self._heads(obs, state, episode_starts)
+    def forward(
+        self, obs: dict[str, torch.Tensor] | torch.Tensor, state, episode_starts: torch.Tensor, features: bool = False
+    ):
+        """obs leaves [B, T, ...]; episode_starts bool [B, T]. ``features``: also return the memory output [B, T, F]
+        (for auxiliary losses) as a fourth item."""
+        logits, value, state, y = self._heads(obs, state, episode_starts)
         # No argument validation: logits come from our own layers (validation re-checks them on every call and
         # every log_prob, several small ops each, on the rollout's per-step path); a non-finite value still
         # surfaces in the losses.
@@ -61,7 +64,7 @@ class ActorCritic(nn.Module):
             dist = Categorical(logits=logits, validate_args=False)
         else:
             dist = Normal(logits, self.log_std.exp().expand_as(logits), validate_args=False)
-        return dist, value, state
+        return (dist, value, state, y) if features else (dist, value, state)
 
     @torch.no_grad()
     def act(self, obs: dict[str, torch.Tensor] | torch.Tensor, state, episode_starts: torch.Tensor):
@@ -78,7 +81,7 @@ class ActorCritic(nn.Module):
         Returns:
             ``(actions [B, T] (Discrete) or [B, T, A] (Box), log_prob [B, T], value [B, T], state)``.
         """
-        logits, value, state = self._heads(obs, state, episode_starts)
+        logits, value, state, _ = self._heads(obs, state, episode_starts)
         if self.log_std is None:
             logits = logits - logits.logsumexp(dim=-1, keepdim=True)  # [B, T, n]: Categorical's normalisation
             probs = torch.softmax(logits, dim=-1)
@@ -91,7 +94,7 @@ class ActorCritic(nn.Module):
         return a, logp, value, state
 
     def _heads(self, obs, state, episode_starts: torch.Tensor):
-        """-> (policy logits or mean [B, T, A], value [B, T], state)."""
+        """-> (policy logits or mean [B, T, A], value [B, T], state, memory output [B, T, F])."""
         b, t = episode_starts.shape
         flat = _map_obs(obs, lambda x: x.reshape(b * t, *x.shape[2:]))
         z = self.proj(self.encoder(flat)).reshape(b, t, -1)  # [B, T, hidden]
@@ -101,7 +104,7 @@ class ActorCritic(nn.Module):
             y = z
         else:
             y, state = self.memory(z, state, episode_starts)  # [B, T, F]
-        return self.pi(y), self.v(y).squeeze(-1), state
+        return self.pi(y), self.v(y).squeeze(-1), state, y
 
     def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
         lp = dist.log_prob(actions)

@@ -12,6 +12,7 @@ import tyro
 from chronotope.agents.config import TrainConfig
 from chronotope.agents.evaluate import EvalConfig
 from chronotope.scripts.demo import DemoConfig
+from chronotope.scripts.experiments.memory_demand import Config as MemoryDemandConfig
 from chronotope.scripts.robot_oracles import Config as RobotOraclesConfig
 from chronotope.scripts.viz import VizConfig
 from chronotope.scripts.vln_dataset import VLNDatasetConfig
@@ -106,8 +107,15 @@ def vln_dataset(cfg: VLNDatasetConfig) -> None:
 
 
 def robot_oracles(cfg: RobotOraclesConfig) -> None:
-    """Scripted arm controllers with and without the cue on every robot task."""
+    """Scripted arm references on every robot task: random, memoryless bound, perfect memory, observability twin."""
     from chronotope.scripts.robot_oracles import run
+
+    run(cfg)
+
+
+def memory_demand(cfg: MemoryDemandConfig) -> None:
+    """Memory demand of every memory task: random / memoryless bound / perfect memory / observability twin."""
+    from chronotope.scripts.experiments.memory_demand import run
 
     run(cfg)
 
@@ -134,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
             "viz": viz,
             "vln-dataset": vln_dataset,
             "robot-oracles": robot_oracles,
+            "memory-demand": memory_demand,
         },
         args=sys.argv[1:] if argv is None else argv,
         prog="chronotope",

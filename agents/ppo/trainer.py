@@ -103,13 +103,20 @@ class PPOTrainer:
         # The fused kernel (CPU and CUDA): one call per step instead of a Python loop over the parameters, which
         # is torch's CPU default and ~4x slower at these sizes; the same update rule.
         fused = self.device.type in ("cpu", "cuda")
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=1e-5, fused=fused or None)
         self.batcher = StateBatcher(self.model.memory)
         self.steps_per_update = cfg.num_envs * cfg.rollout_len * self.dist.world_size
         self.num_updates = max(1, math.ceil(cfg.steps / self.steps_per_update))
         self.update = 0
         self.global_step = 0
-        self.obs, _ = self.venv.reset(seed=self.dist.seed(cfg.seed))
+        self.obs, info = self.venv.reset(seed=self.dist.seed(cfg.seed))
+        # Auxiliary loss: a head on the memory output predicting the info label of each observation.
+        self.aux_head: torch.nn.Module | None = None
+        self.label: np.ndarray | None = None
+        if cfg.aux_coef > 0:
+            self.label = _aux_label(info, cfg.aux_key, cfg.env)
+            self.aux_head = torch.nn.Linear(self.model.memory.output_size, self.label.shape[1]).to(self.device)
+        params = list(self.model.parameters()) + (list(self.aux_head.parameters()) if self.aux_head else [])
+        self.opt = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5, fused=fused or None)
         self.state = self.model.initial_state(cfg.num_envs, self.device)
         self.ep_start = np.ones(cfg.num_envs, bool)
         self.ep_return = np.zeros(cfg.num_envs)
@@ -135,6 +142,8 @@ class PPOTrainer:
             "env": self.cfg.env,
             "config": self.cfg.to_dict(),
             "model": self.model.state_dict(),
+            "aux_head": None if self.aux_head is None else self.aux_head.state_dict(),
+            "label": self.label,
             "optimizer": self.opt.state_dict(),
             "update": self.update,
             "global_step": self.global_step,
@@ -164,6 +173,10 @@ class PPOTrainer:
             self.model.load_state_dict(data["model"])
         except RuntimeError as e:
             raise ValueError(f"checkpoint {str(path)!r} does not fit this model: {e}") from e
+        if self.aux_head is not None:
+            if data.get("aux_head") is None:
+                raise ValueError(f"checkpoint {str(path)!r} has no auxiliary head, but aux_coef > 0")
+            self.aux_head.load_state_dict(data["aux_head"])
         self.opt.load_state_dict(data["optimizer"])
         self.update = int(data["update"])
         self.global_step = int(data["global_step"])
@@ -175,6 +188,8 @@ class PPOTrainer:
             self.state = StateBatcher.to(data["state"], self.device)
             self.ep_start = data["ep_start"]
             self.ep_return = data["ep_return"]
+            if self.aux_head is not None:
+                self.label = data["label"]
             tail = data.get("tail")
             if tail is not None and len(tail["starts"]) == self.overlap:
                 self.tail = {
@@ -222,6 +237,7 @@ class PPOTrainer:
         obs_buf: list = []
         actions, logps, values, starts = [], [], [], []
         rewards = np.zeros((t_len, n), np.float32)
+        labels = []
         dones = np.zeros((t_len, n), bool)
         saved = {}  # rollout step -> memory state there (where replayed windows begin)
         windows = set(self._window_starts())
@@ -240,6 +256,9 @@ class PPOTrainer:
             if is_box:
                 act = np.clip(act, act_space.low, act_space.high)
             next_obs, r, term, trunc, info = self.venv.step(act)
+            if self.label is not None:  # the label of the observation acted on; the step's info is the next one's
+                labels.append(self.label)
+                self.label = _aux_label(info, cfg.aux_key, cfg.env)
             term, trunc = np.asarray(term), np.asarray(trunc)
             r = np.asarray(r, np.float64).copy()
             self.ep_return += r
@@ -298,6 +317,7 @@ class PPOTrainer:
             "returns": ret,
             "starts": starts_ext,
             "states": self.batcher.cat(states),
+            "labels": torch.as_tensor(np.stack(labels), dtype=torch.float32, device=dev) if labels else None,
         }
 
     # ------------------------------------------------------------------------------------------ update
@@ -324,12 +344,16 @@ class PPOTrainer:
         p = self.overlap
         seq = {k: self._sequences(batch[k]) for k in ("actions", "logp", "values", "adv", "returns")}
         seq["starts"] = self._windows(batch["starts"])
+        if batch.get("labels") is not None:
+            seq["labels"] = self._sequences(batch["labels"])
         obs = batch["obs"]
         seq_obs = {k: self._windows(v) for k, v in obs.items()} if isinstance(obs, dict) else self._windows(obs)
         n_seq = seq["actions"].shape[0]
         mb = max(1, n_seq // cfg.minibatches)
         stats: dict[str, list[torch.Tensor]] = {"pg": [], "vf": [], "ent": [], "kl": [], "clipfrac": []}
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.aux_head is not None:
+            stats["aux"] = []
+        params = [q for g in self.opt.param_groups for q in g["params"] if q.requires_grad]
         for _ in range(cfg.epochs):
             perm = torch.randperm(n_seq, device=self.device)
             # Shuffle every tensor once per epoch; a minibatch is then a slice (a view) of the shuffled copies:
@@ -341,7 +365,7 @@ class PPOTrainer:
                 e = min(s + mb, n_seq)
                 o = {k: v[s:e] for k, v in ep_obs.items()} if isinstance(ep_obs, dict) else ep_obs[s:e]
                 state = self.batcher.narrow(ep_states, s, e - s)
-                dist, v, _ = self.model(o, state, ep["starts"][s:e])
+                dist, v, _, feats = self.model(o, state, ep["starts"][s:e], features=True)
                 v = v[:, p:]  # replayed steps: their outputs are dropped, their gradient through the memory is kept
                 new_logp = self.window_log_prob(dist, ep["actions"][s:e])
                 old_logp = ep["logp"][s:e]
@@ -355,6 +379,13 @@ class PPOTrainer:
                 vf = value_loss(v, ep["values"][s:e], ep["returns"][s:e], cfg.vf_clip)
                 ent = self.model.entropy(dist)[:, p:].mean()
                 loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
+                if self.aux_head is not None:
+                    label = ep["labels"][s:e]  # [B, L, D]; non-finite entries carry no label
+                    ok = torch.isfinite(label)
+                    err = (self.aux_head(feats[:, p:]) - torch.where(ok, label, 0.0)) ** 2
+                    aux = (err * ok).sum() / ok.sum().clamp(min=1)
+                    loss = loss + cfg.aux_coef * aux
+                    stats["aux"].append(aux.detach())
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 all_reduce_gradients(params, self.dist)
@@ -446,6 +477,17 @@ class PPOTrainer:
                 if k not in ("update", "step"):
                     self.writer.add_scalar(f"train/{k}", v, self.global_step)
         return rec
+
+
+def _aux_label(info: dict, key: str, env_id: str) -> np.ndarray:
+    """The auxiliary label float [N, D] of a vector env's info; a clear error when the env does not provide it."""
+    if key not in info:
+        raise ValueError(
+            f"aux_coef > 0 needs the info key {key!r} (float [N, D]), which {env_id} does not provide; "
+            f"its info keys: {sorted(k for k in info if not k.startswith('_'))}"
+        )
+    x = np.asarray(info[key], np.float32)
+    return x.reshape(len(x), -1)
 
 
 def _stack_time(obs_buf: list, dev) -> dict[str, torch.Tensor] | torch.Tensor:

@@ -274,9 +274,12 @@ def make_oracle(task_name: str, kind: str, seed: int = 0):
 
 
 def evaluate(
-    env_id: str, kind: str, episodes: int, num_envs: int = 16, seed: int = 0, **env_kwargs
+    env_id: str, kind: str, episodes: int, num_envs: int = 16, seed: int = 0, make_policy=None, **env_kwargs
 ) -> dict[str, float]:
     """Runs policy ``kind`` on ``episodes`` finished episodes of a vector env; returns mean final measures.
+
+    ``make_policy(task_name, kind, seed)`` builds the policy (default :func:`make_oracle`), e.g. to keep a handle
+    on it.
 
     Every measure of ``final_info`` is averaged (success, spl, score, time_to_target ...), plus ``return``
     (mean undiscounted episode return) and ``episodes``.
@@ -287,21 +290,23 @@ def evaluate(
 
     venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
     core = venv.unwrapped.core
-    policy = make_oracle(core.task.name, kind, seed)
+    policy = (make_policy or make_oracle)(core.task.name, kind, seed)
     venv.reset(seed=seed)
     ret = np.zeros(num_envs)
-    done: list[dict] = []
-    returns: list[float] = []
-    while len(done) < episodes:
+    # A quota per environment fixed in advance: the first episodes to *finish* would favour short ones.
+    quota = [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
+    per_env: list[list[tuple[dict, float]]] = [[] for _ in range(num_envs)]
+    while any(len(per_env[i]) < quota[i] for i in range(num_envs)):
         _, r, _, _, info = venv.step(policy.act(core))
         ret += r
         if "_final_info" in info:
             for i in np.flatnonzero(info["_final_info"]):
-                done.append(info["final_info"][i])
-                returns.append(float(ret[i]))
+                if len(per_env[i]) < quota[i]:
+                    per_env[i].append((info["final_info"][i], float(ret[i])))
                 ret[i] = 0.0
     venv.close()
-    done, returns = done[:episodes], returns[:episodes]
+    done = [d for rows in per_env for d, _ in rows]
+    returns = [g for rows in per_env for _, g in rows]
     keys = [k for k, v in done[0].items() if np.ndim(v) == 0 and not k.startswith(("reward_", "scene_id"))]
     out = {k: float(np.mean([d[k] for d in done])) for k in keys}
     out["return"] = float(np.mean(returns))

@@ -59,7 +59,10 @@ class ObjectRecallTask(MemoryTask):
     Success: STOP in the recall phase within 1 m of the target region, with no other candidate object of the
     room nearer (stopping by an object chooses it; see :meth:`selects_target`).
     Reward terms: ``success`` (+1), ``distractor`` (+0.1 per distractor point reached), ``progress`` (0.02 per
-    metre of geodesic progress to the distractor point during the delay), ``slack`` (-0.01 per recall step).
+    metre of geodesic progress to the distractor point during the delay), ``slack`` (-0.01 per recall step),
+    ``approach`` (``approach_reward`` = 0.1 per metre of geodesic progress, during recall, towards the *nearest*
+    candidate object of the room, whichever it is: it teaches going to an object and reveals nothing of which
+    one is the target; potential-based, so it changes no optimal policy).
     Measures: ``success``, ``spl`` (l = geodesic from the recall start to the target region minus 1 m, p = the
     recall-phase path length), ``time_to_target`` (recall steps until the successful STOP; the recall steps used
     on failure), ``distance_to_goal`` (geodesic distance to the current goal: the distractor point during the
@@ -84,6 +87,7 @@ class ObjectRecallTask(MemoryTask):
         observe_motion: "spin" (the agent is turned in place, a full turn by default) or "still" (it stands
             facing the target, within 30 degrees, while the cue is on; the compass leaks that direction later).
         observability: "partial" (the memory task) or "full" (the observability twin: the cue never goes off).
+        approach_reward: shaping per metre of progress towards the nearest candidate object during recall (0: off).
     """
 
     name = "object_recall"
@@ -105,6 +109,7 @@ class ObjectRecallTask(MemoryTask):
         min_start_distance: float = 1.5,
         observe_motion: str = "spin",
         observability: str = "partial",
+        approach_reward: float = 0.1,
     ) -> None:
         super().__init__(
             success_radius=success_radius,
@@ -141,6 +146,8 @@ class ObjectRecallTask(MemoryTask):
         self.recall_steps = int(recall_steps)
         self.distractor_bonus = float(distractor_bonus)
         self.distractor_progress = float(distractor_progress)
+        self.approach_reward = float(approach_reward)
+        self._candidate_fields: dict[tuple[int, int], np.ndarray] = {}
 
     def scene_overrides(self) -> dict:
         out: dict = {}
@@ -170,7 +177,9 @@ class ObjectRecallTask(MemoryTask):
         self.success_now = np.zeros(n, bool)
         self.done = np.zeros(n, bool)
         self.progress = np.zeros(n)
+        self.approach = np.zeros(n)
         self._prev_distance = np.zeros(n)
+        self._prev_candidate = np.zeros(n)  # geodesic to the nearest candidate object before the step
 
     # ----------------------------------------------------------------------------------------- episodes
     def sample_episode(self, core, rng: np.random.Generator) -> Episode:
@@ -235,8 +244,20 @@ class ObjectRecallTask(MemoryTask):
 
     def candidate_distance(self, core, scene: int, room: int) -> np.ndarray:
         """float [H, W] (pool grid): geodesic distance to the nearest goal region of the room's candidates."""
-        fields = [self.object_field(core, scene, o.instance_id) for o in self.room_candidates(core, scene, room)]
-        return np.min(fields, axis=0) if fields else np.full(core.sim.stack.shape, np.inf, np.float32)
+        key = (scene, room)
+        if key not in self._candidate_fields:
+            fields = [self.object_field(core, scene, o.instance_id) for o in self.room_candidates(core, scene, room)]
+            inf = np.full(core.sim.stack.shape, np.inf, np.float32)
+            self._candidate_fields[key] = np.min(fields, axis=0) if fields else inf
+        return self._candidate_fields[key]
+
+    def _candidate_now(self, core) -> np.ndarray:
+        """float [N]: every agent's geodesic distance to the nearest candidate object of its target room."""
+        row, col, inside = core.sim.stack.cells(core.sim.scene, core.sim.position)
+        out = np.full(core.n, np.inf)
+        for i in np.flatnonzero(inside):
+            out[i] = self.candidate_distance(core, int(core.sim.scene[i]), int(self.target_room[i]))[row[i], col[i]]
+        return out
 
     def cue_to_query_span(self) -> int:
         """The cue can be last seen at the first observe step and needed at the last recall step."""
@@ -340,6 +361,7 @@ class ObjectRecallTask(MemoryTask):
     def override_actions(self, core, actions: np.ndarray) -> np.ndarray:
         self.ensure(core)
         self._prev_distance = core.distance_to_goal.copy()  # before motion: for the distractor progress
+        self._prev_candidate = self._candidate_now(core)
         a = actions.copy()
         # scripted observation: a look-around, or standing still (STOP is a no-op outside the recall phase)
         a[self.phase == OBSERVE] = TURN_LEFT if self.observe_motion == "spin" else STOP
@@ -360,6 +382,10 @@ class ObjectRecallTask(MemoryTask):
         prev, d = self._prev_distance, core.distance_to_goal
         ok = self.in_delay & np.isfinite(prev) & np.isfinite(d)
         self.progress = self.distractor_progress * np.where(ok, prev - np.where(ok, d, 0.0), 0.0)
+        if self.approach_reward:
+            moved_closer = self._prev_candidate - self._candidate_now(core)
+            ok = self.in_recall & np.isfinite(moved_closer)
+            self.approach = self.approach_reward * np.where(ok, moved_closer, 0.0)
         r = self.success_radius
         for i in range(n):
             if self.phase[i] == OBSERVE and self.phase_t[i] >= self.observe_steps:
@@ -440,6 +466,7 @@ class ObjectRecallTask(MemoryTask):
             "distractor": self.distractor_bonus * self.reached.astype(float),
             "success": self.success_reward * self.success_now.astype(float),
             "slack": np.where(self.in_recall, self.slack_reward, 0.0),
+            "approach": self.approach.copy(),
         }
 
     def measure_types(self) -> tuple[type[Measure], ...]:
@@ -523,7 +550,16 @@ class ObjectRecallTask(MemoryTask):
             paint(obs["rgb"][r], sem[r] == self.target[sel[r]], CUE_COLOUR, strength=0.9)
 
     def info(self, core) -> dict[str, np.ndarray]:
-        return {"phase": self.phase.astype(float), "target_instance": self.target.astype(float)}
+        """Also ``memory_target`` float [N, 2]: the target's position in the agent's frame (x forward, y left, m),
+        what a memory must keep; a label for auxiliary losses, never part of the observation."""
+        d = self.target_xy - core.sim.position
+        c, s = np.cos(core.sim.yaw), np.sin(core.sim.yaw)
+        ego = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1)
+        return {
+            "phase": self.phase.astype(float),
+            "target_instance": self.target.astype(float),
+            "memory_target": np.clip(ego, -core.max_extent, core.max_extent),
+        }
 
 
 class _RecallSuccess(Measure):

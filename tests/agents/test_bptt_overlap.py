@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -87,3 +88,26 @@ def test_resume_is_exact_with_overlap(tmp_path):
     d.restore(tmp_path / "c" / "checkpoint.pt")
     d.train()
     assert torch.equal(params(a), params(d))
+
+
+def test_auxiliary_loss_trains_a_head_on_the_memory(tmp_path):
+    tr = PPOTrainer(_cfg(tmp_path, "aux", aux_coef=1.0, rollout_len=16, bptt_len=8))
+    hist = tr.train()
+    assert all(np.isfinite(h["aux"]) for h in hist)
+    head = tr.aux_head.weight.detach().clone()
+    tr2 = PPOTrainer(_cfg(tmp_path, "aux", aux_coef=1.0, rollout_len=16, bptt_len=8))
+    tr2.restore(tmp_path / "aux" / "checkpoint.pt")
+    assert torch.equal(tr2.aux_head.weight, head)  # the head is checkpointed with the model
+
+
+def test_auxiliary_loss_needs_the_label(tmp_path):
+    with pytest.raises(ValueError, match="info key 'memory_target'.*PointNav"):
+        PPOTrainer(
+            _cfg(
+                tmp_path,
+                "nolabel",
+                env="chronotope/PointNav-v0",
+                env_kwargs=json.dumps({"obs_mode": "state", "num_scenes": 1}),
+                aux_coef=0.5,
+            )
+        )
