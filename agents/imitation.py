@@ -20,6 +20,7 @@ import torch
 from chronotope.agents.checkpoint import save_checkpoint
 from chronotope.agents.config import TrainConfig
 from chronotope.agents.envs import make_vector_env, nav_cores
+from chronotope.agents.memory_span import controllable_for
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.trainer import _rng_state, _stack_time, seed_everything
 from chronotope.agents.state_utils import StateBatcher, split_sequences
@@ -52,19 +53,6 @@ def _core_expert(core) -> Callable[[], np.ndarray]:
 
         expert = ShortestPathExpert()
     return lambda: expert.act(core)
-
-
-def controllable_for(venv) -> Callable[[], np.ndarray]:
-    """bool [N] per step: whether the agent's action is used (tasks with scripted phases say when it is not;
-    labels of scripted steps would only teach noise)."""
-    cores = nav_cores(venv)
-    hooks = [getattr(core.task, "controllable", None) for core in cores]
-    if all(h is None for h in hooks):
-        n = sum(core.n for core in cores)
-        return lambda: np.ones(n, bool)
-    return lambda: np.concatenate(
-        [np.ones(c.n, bool) if h is None else np.asarray(h(c), bool) for c, h in zip(cores, hooks)]
-    )
 
 
 def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:

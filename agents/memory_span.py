@@ -1,13 +1,18 @@
-"""How far back a trainer's gradient must reach: the cue-to-query span that memory tasks declare.
+"""What memory tasks declare to trainers: the cue-to-query span and the controllable steps.
 
 A memory task declares the most steps between the last informative observation and the decision that needs it
 (``Task.cue_to_query_span``). A recurrent core only learns to keep what its gradient reaches, so the trainers
-compare that span with their truncation window and warn, once, with the numbers when it is shorter.
+compare that span with their truncation window and warn, once, with the numbers when it is shorter. Tasks with
+scripted phases declare which steps' actions are the agent's own (``Task.controllable``); losses on the other
+steps would only teach noise.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+
+import numpy as np
 
 from chronotope.agents.envs import nav_cores
 
@@ -45,3 +50,16 @@ def warn_if_truncated(env_id: str, span: int | None, bptt_len: int, overlap: int
         stacklevel=2,
     )
     return True
+
+
+def controllable_for(venv) -> Callable[[], np.ndarray]:
+    """bool [N] per step: whether the agent's action is used (tasks with scripted phases say when it is not;
+    labels of scripted steps would only teach noise)."""
+    cores = nav_cores(venv)
+    hooks = [getattr(core.task, "controllable", None) for core in cores]
+    if all(h is None for h in hooks):
+        n = sum(core.n for core in cores)
+        return lambda: np.ones(n, bool)
+    return lambda: np.concatenate(
+        [np.ones(c.n, bool) if h is None else np.asarray(h(c), bool) for c, h in zip(cores, hooks)]
+    )

@@ -37,10 +37,19 @@ def gae(
     return adv, adv + values
 
 
-def policy_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, clip: float) -> torch.Tensor:
-    """-E[min(r A, clip(r, 1-eps, 1+eps) A)] with r = exp(new - old)."""
+def policy_loss(
+    new_logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, clip: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """-E[min(r A, clip(r, 1-eps, 1+eps) A)] with r = exp(new - old); the mean over ``mask`` (bool) when given."""
     ratio = torch.exp(new_logp - old_logp)
-    return -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv).mean()
+    return -masked_mean(torch.min(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv), mask)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x`` over the entries where ``mask`` is true (all entries when it is None)."""
+    if mask is None:
+        return x.mean()
+    return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
 def value_loss(new_v: torch.Tensor, old_v: torch.Tensor, returns: torch.Tensor, clip: float | None) -> torch.Tensor:

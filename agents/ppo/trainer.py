@@ -37,10 +37,10 @@ from gymnasium import spaces
 from chronotope.agents.checkpoint import load_checkpoint, save_checkpoint
 from chronotope.agents.config import TrainConfig
 from chronotope.agents.distributed import DistContext, all_reduce_gradients, broadcast_module, global_mean_std
-from chronotope.agents.envs import make_vector_env, scalar_info
-from chronotope.agents.memory_span import declared_span, resolve_overlap, warn_if_truncated
+from chronotope.agents.envs import make_vector_env, nav_cores, scalar_info
+from chronotope.agents.memory_span import controllable_for, declared_span, resolve_overlap, warn_if_truncated
 from chronotope.agents.policy import ActorCritic, obs_to_torch
-from chronotope.agents.ppo.loss import gae, policy_loss, value_loss
+from chronotope.agents.ppo.loss import gae, masked_mean, policy_loss, value_loss
 from chronotope.agents.state_utils import StateBatcher, split_sequences
 
 
@@ -121,6 +121,9 @@ class PPOTrainer:
         self.ep_start = np.ones(cfg.num_envs, bool)
         self.ep_return = np.zeros(cfg.num_envs)
         self.span = declared_span(self.venv)
+        # Steps whose action a scripted task phase replaces: no policy gradient or entropy bonus there (the
+        # advantage does not depend on the action, so those terms would only add noise). None: every step counts.
+        self.controllable = controllable_for(self.venv) if nav_cores(self.venv) else None
         self.overlap = resolve_overlap(cfg.bptt_overlap, self.span, cfg.rollout_len, cfg.agent == "none")
         if cfg.agent != "none":
             warn_if_truncated(cfg.env, self.span, cfg.bptt_len, self.overlap)
@@ -237,6 +240,7 @@ class PPOTrainer:
         obs_buf: list = []
         actions, logps, values, starts = [], [], [], []
         rewards = np.zeros((t_len, n), np.float32)
+        ctrl = np.ones((t_len, n), bool)
         labels = []
         dones = np.zeros((t_len, n), bool)
         saved = {}  # rollout step -> memory state there (where replayed windows begin)
@@ -246,6 +250,8 @@ class PPOTrainer:
         for t in range(t_len):
             if t in windows:
                 saved[t] = StateBatcher.detach(self.state)
+            if self.controllable is not None:
+                ctrl[t] = self.controllable()
             o1 = obs_to_torch(self.obs, dev, time_dim=True)
             # ep_start is replaced each step, never mutated, so the tensor may share its memory
             start_t = torch.as_tensor(self.ep_start, device=dev)  # [N]
@@ -318,6 +324,7 @@ class PPOTrainer:
             "starts": starts_ext,
             "states": self.batcher.cat(states),
             "labels": torch.as_tensor(np.stack(labels), dtype=torch.float32, device=dev) if labels else None,
+            "controllable": torch.as_tensor(ctrl, device=dev),
         }
 
     # ------------------------------------------------------------------------------------------ update
@@ -342,7 +349,8 @@ class PPOTrainer:
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         cfg = self.cfg
         p = self.overlap
-        seq = {k: self._sequences(batch[k]) for k in ("actions", "logp", "values", "adv", "returns")}
+        keys = ("actions", "logp", "values", "adv", "returns", "controllable")
+        seq = {k: self._sequences(batch[k]) for k in keys}
         seq["starts"] = self._windows(batch["starts"])
         if batch.get("labels") is not None:
             seq["labels"] = self._sequences(batch["labels"])
@@ -370,14 +378,19 @@ class PPOTrainer:
                 new_logp = self.window_log_prob(dist, ep["actions"][s:e])
                 old_logp = ep["logp"][s:e]
                 adv = ep["adv"][s:e]
+                mask = ep["controllable"][s:e]
+                mask = None if mask.all() else mask  # no scripted steps: the plain means
                 if self.dist.enabled:  # statistics of the global minibatch, as one process would see it
                     mean, std = global_mean_std(adv, self.dist)
                     adv = (adv - mean) / (std + 1e-8)
-                else:
+                elif mask is None:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                pg = policy_loss(new_logp, old_logp, adv, cfg.clip)
+                else:  # statistics of the steps that enter the policy loss
+                    sel = adv[mask]
+                    adv = (adv - sel.mean()) / (sel.std() + 1e-8) if sel.numel() > 1 else adv
+                pg = policy_loss(new_logp, old_logp, adv, cfg.clip, mask)
                 vf = value_loss(v, ep["values"][s:e], ep["returns"][s:e], cfg.vf_clip)
-                ent = self.model.entropy(dist)[:, p:].mean()
+                ent = masked_mean(self.model.entropy(dist)[:, p:], mask)
                 loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
                 if self.aux_head is not None:
                     label = ep["labels"][s:e]  # [B, L, D]; non-finite entries carry no label

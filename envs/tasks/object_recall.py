@@ -60,7 +60,7 @@ class ObjectRecallTask(MemoryTask):
     room nearer (stopping by an object chooses it; see :meth:`selects_target`).
     Reward terms: ``success`` (+1), ``distractor`` (+0.1 per distractor point reached), ``progress`` (0.02 per
     metre of geodesic progress to the distractor point during the delay), ``slack`` (-0.01 per recall step),
-    ``approach`` (``approach_reward`` = 0.1 per metre of geodesic progress, during recall, towards the *nearest*
+    ``approach`` (``approach_reward`` = 0.5 per metre of geodesic progress, during recall, towards the *nearest*
     candidate object of the room, whichever it is: it teaches going to an object and reveals nothing of which
     one is the target; potential-based, so it changes no optimal policy).
     Measures: ``success``, ``spl`` (l = geodesic from the recall start to the target region minus 1 m, p = the
@@ -109,7 +109,7 @@ class ObjectRecallTask(MemoryTask):
         min_start_distance: float = 1.5,
         observe_motion: str = "spin",
         observability: str = "partial",
-        approach_reward: float = 0.1,
+        approach_reward: float = 0.5,
     ) -> None:
         super().__init__(
             success_radius=success_radius,

@@ -1,4 +1,5 @@
-"""Memory gradients reach as far back as the task's cue-to-query span, across rollout boundaries."""
+"""Training memory agents: gradients reach as far back as the task's cue-to-query span (across rollout
+boundaries), scripted steps carry no policy gradient, and the optional auxiliary loss trains with the model."""
 
 import json
 import warnings
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from chronotope.agents.config import TrainConfig
+from chronotope.agents.ppo.loss import policy_loss
 from chronotope.agents.ppo.trainer import PPOTrainer
 
 RECALL = {"obs_mode": "state", "num_scenes": 1, "observe_steps": 4, "delay": 3, "recall_steps": 9}  # span 16
@@ -111,3 +113,19 @@ def test_auxiliary_loss_needs_the_label(tmp_path):
                 aux_coef=0.5,
             )
         )
+
+
+def test_scripted_steps_carry_no_policy_gradient(tmp_path):
+    tr = PPOTrainer(_cfg(tmp_path, "mask", rollout_len=16, bptt_len=8, bptt_overlap=8))
+    batch = tr.rollout()
+    task = tr.venv.unwrapped.core.task
+    ctrl = batch["controllable"]  # [T, N]
+    assert not ctrl.all() and ctrl.any()  # observe (4) + delay (3) steps are scripted, recall steps are not
+    assert not ctrl[0].any()  # the first step of every episode is the scripted look-around
+    assert task.controllable(tr.venv.unwrapped.core).dtype == bool
+    # The masked policy loss ignores the advantages of scripted steps.
+    logp = torch.randn(16, 2)
+    adv = torch.randn(16, 2)
+    base = policy_loss(logp, logp.detach() * 0.9, adv, 0.2, ctrl)
+    noisy = policy_loss(logp, logp.detach() * 0.9, torch.where(ctrl, adv, 100 * torch.randn(16, 2)), 0.2, ctrl)
+    assert torch.allclose(base, noisy)
