@@ -5,8 +5,11 @@ its *own past inputs* (the layer-normalised stream entering its HCAM block):
 
 * **write** (every step, after the read): append the layer input to an accumulator; once ``chunk_size`` (C)
   steps are collected push the chunk into ``contents`` with key = mean over its C steps (no normalisation);
-  a ring buffer of ``capacity`` (M) slots evicts the oldest chunk first (FIFO). An episode start clears that
-  row's memory and accumulator before the step is read. Stored memory carries no gradient.
+  a ring buffer of ``capacity`` (M) slots evicts the oldest chunk first (FIFO). The accumulator's length then
+  restarts at 0, but its positions keep the pushed chunk's steps until the next chunk overwrites them one by
+  one, so it always holds the last C steps (what the local read below sees; a pushed chunk is still exactly its
+  C steps). An episode start clears that row's memory and accumulator before the step is read. Stored memory
+  carries no gradient.
 * **read** (:class:`HCAMAttention`): q = x W_q, k = stopgrad(keys) W_k; logits q k^T / sqrt(F), masked
   slots -1e6; hard top-k over the M chunk summaries; softmax over the k selected logits gives relevance w;
   one shared multi-head attention reads each selected chunk (query = raw x, key = value = chunk contents
@@ -16,6 +19,20 @@ its *own past inputs* (the layer-normalised stream entering its HCAM block):
 A query reads only chunks completed at earlier steps (the chunk in the accumulator is not yet memory), and a
 row whose memory is empty reads zeros (the spec leaves this case open; softmax over only masked slots would
 otherwise return a uniform mix of empty chunks).
+
+* **local read** (:class:`LocalAttention`, ``local_attention=True``, the default; spec section "In an agent"):
+  the chunk read alone cannot see the last C-1 steps (they sit in the accumulator), so every query also attends
+  over a causal sliding window of this layer's own recent inputs: the C steps before it (distances C..1) and
+  itself (distance 0), never a later step nor one before its episode's start. Multi-head attention (the same H),
+  query = raw x, key = value = each window step's embedding plus a learned code of its distance to the query. The
+  past steps are the accumulator as it stands (the chunk being filled and, past its length, the previous chunk's
+  steps, seen while that chunk is of the episode), so the state needs no new field and the window covers
+  distances 1..C whatever the phase within a chunk. Stored memory keeps its stop-gradient: the window's past
+  steps carry no gradient; the current step's own item does (it is the present input, not memory, as in a TrXL
+  segment; the gradient through earlier steps stays cut, as for the chunk read). The layer adds both reads to its
+  residual stream, no gating: ``h += HCAM(LN(h)) + Local(LN(h))``, then ``h += MLP(LN(h))``; the chunk read
+  answers "what happened long ago" (top-k of the completed chunks), the local read "what happened in the last C
+  steps", which the chunk read cannot see until their chunk completes.
 
 Whole sequences are processed in parallel: the writes of a call are fully determined by the layer inputs and
 the episode starts, so every chunk completed during the call is built up front and each query gets a mask of
@@ -27,8 +44,8 @@ and the output (:meth:`HCAMAttention.read_topk`), writes all layers at once, and
 identities for the step at hand (no restart, no completed chunk, nothing masked). The test suite checks it
 against the sequence path, output and state, to float rounding.
 
-Hyperparameters of the paper are not public; the defaults (D = 32, H = 2, C = 8, k = 4, M = 32, 2 layers)
-are the small CPU sizes of the spec, chosen so the synthetic recall experiment trains in seconds.
+Hyperparameters of the paper are not public; the defaults (D = 32, H = 2, C = 8, k = 4, M = 32, 2 layers, local
+attention on) are the small CPU sizes of the spec, chosen so the synthetic recall experiment trains in seconds.
 """
 
 from __future__ import annotations
@@ -75,6 +92,19 @@ def _cached_position_encoding(chunk_size: int, dim: int, device: torch.device, d
     it costs ~10 small ops per read. Callers must not modify the returned ``[C, D]`` tensor in place."""
     with torch.inference_mode(False):  # a cached constant must also serve calls outside inference mode
         return chunk_position_encoding(chunk_size, dim, device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _local_distances(chunk_size: int, device: torch.device) -> torch.Tensor:
+    """Distances to its query of the local window's items, by the query's accumulator position a: ``[C, C+1]``.
+
+    Item j < C is accumulator position j, at distance ``((a - 1 - j) mod C) + 1`` (1..C); item C is the query's own
+    step (distance 0). A cached constant: callers must not modify it in place.
+    """
+    with torch.inference_mode(False):
+        a = torch.arange(chunk_size, device=device)
+        dist = (a[:, None] - 1 - a[None, :]) % chunk_size + 1  # [C (a), C (j)]
+        return torch.cat([dist, dist.new_zeros(chunk_size, 1)], dim=1)
 
 
 class MultiHeadAttention(nn.Module):
@@ -271,13 +301,82 @@ class HCAMAttention(nn.Module):
         return out if gate is None else out * gate
 
 
-class _HCAMLayer(nn.Module):
-    """Pre-LN layer: ``h += HCAM(LN(h))`` reading this layer's own past ``LN(h)``, then ``h += MLP(LN(h))``."""
+class LocalAttention(nn.Module):
+    """Multi-head attention of each query over its own window of recent steps (HCAM's local path).
 
-    def __init__(self, dim: int, num_heads: int, topk: int, mlp_ratio: int) -> None:
+    Each query x attends over its S items, given with their distance d_j (0 .. num_positions-1) to the query and a
+    mask (an additive bias, from the caller). An item is ``s_j = item_j + P[d_j]``, P a learned code per distance
+    (key = value = s_j, as in the chunk read). Head h scores ``s_j . (A_h x + c_h) / sqrt(D)``, takes the softmax
+    over the items, and the output is ``sum_h U_h (sum_j a_hj s_j) + b``.
+
+    This is multi-head attention with key width D per head whose query-key maps (``A_h = W_k,h^T W_q,h``,
+    ``c_h = W_k,h^T b_q,h``; a key bias would shift every score of a query alike, which the softmax ignores) and
+    value-output maps (``U_h = W_o,h W_v,h``; the value bias folds into ``b``, since the weights of a head sum to
+    one) are stored as their products: no item is projected, and a step costs two small and two batched matmuls
+    (the one-step path's cost is dominated by the number of ops). Parameters ``H D (E + F) + H D + F``, plus the
+    codes: about a standard MHA's at H = 2 (4D^2 + 3D against 4D^2 + 4D when E = F = D), growing with H.
+
+    Args:
+        query_size: E.
+        kv_size: D (the items).
+        num_heads: H.
+        output_size: F.
+        num_positions: distances coded (the window's items are at distances 0 .. num_positions-1).
+    """
+
+    def __init__(self, query_size: int, kv_size: int, num_heads: int, output_size: int, num_positions: int) -> None:
+        super().__init__()
+        _check_positive("num_heads", num_heads)
+        _check_positive("num_positions", num_positions)
+        self.num_heads = num_heads
+        self.kv_size = kv_size
+        h, d = num_heads, kv_size
+        self.qk_weight = nn.Parameter(torch.empty(query_size, h * d))  # [E, H*D]: x -> A_h x for every head
+        self.qk_bias = nn.Parameter(torch.zeros(h * d))  # c_h
+        self.ov_weight = nn.Parameter(torch.empty(h * d, output_size))  # [H*D, F]: the U_h side by side
+        self.ov_bias = nn.Parameter(torch.zeros(output_size))  # b
+        # Learned rather than the chunk read's sinusoid (base 1e4): over a window of C+1 steps most of its
+        # frequencies barely change, so neighbouring distances get near-equal codes; measured on the k-steps-ago
+        # recall test, the learned codes trained to ~1.0 where the sinusoid reached 0.5-0.7 in the same steps.
+        self.position = nn.Parameter(torch.randn(num_positions, kv_size))  # P, N(0, 1) as nn.Embedding
+        # nn.Linear's default range for each map (1/sqrt(fan_in)); the scores carry the usual 1/sqrt(D).
+        nn.init.uniform_(self.qk_weight, -1 / math.sqrt(query_size), 1 / math.sqrt(query_size))
+        nn.init.uniform_(self.ov_weight, -1 / math.sqrt(h * d), 1 / math.sqrt(h * d))
+
+    def forward(
+        self, x: torch.Tensor, items: torch.Tensor, dist: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x [N, E]`` queries, ``items [N, S, D]``, ``dist [N, S]`` their distances (long), ``bias [N, 1, S]``
+        additive (0 for a seen item, -inf for a hidden one; every query must see one) or None -> ``[N, F]``."""
+        return self.read(x, items, dist, bias)
+
+    def read(
+        self, x: torch.Tensor, items: torch.Tensor, dist: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """:meth:`forward` without module dispatch (the one-step path calls it once per layer and step)."""
+        n, d, h = x.shape[0], self.kv_size, self.num_heads
+        items = items + F.embedding(dist, self.position)  # [N, S, D]
+        qk = torch.addmm(self.qk_bias, x, self.qk_weight).view(n, h, d)  # [N, H, D]: A_h x + c_h
+        scale = 1.0 / math.sqrt(d)
+        if bias is None:
+            scores = torch.baddbmm(_zero(x.device, x.dtype), qk, items.transpose(1, 2), beta=0.0, alpha=scale)
+        else:
+            scores = torch.baddbmm(bias, qk, items.transpose(1, 2), alpha=scale)  # [N, H, S]
+        ws = torch.bmm(torch.softmax(scores, dim=-1), items)  # [N, H, D]: the weighted sum of the items, per head
+        return torch.addmm(self.ov_bias, ws.view(n, h * d), self.ov_weight)  # [N, F]
+
+
+class _HCAMLayer(nn.Module):
+    """Pre-LN layer: ``h += HCAM(LN(h)) [+ Local(LN(h))]`` reading this layer's own past ``LN(h)``, then
+    ``h += MLP(LN(h))``."""
+
+    def __init__(
+        self, dim: int, num_heads: int, topk: int, mlp_ratio: int, chunk_size: int, local_attention: bool
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = HCAMAttention(dim, dim, num_heads, topk)
+        self.local = LocalAttention(dim, dim, num_heads, dim, chunk_size + 1) if local_attention else None
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
 
@@ -288,7 +387,8 @@ class HCAMMemory(MemoryModule):
 
     State (all rows share the shapes; bounded by configuration):
         ``keys [L, B, M, D]``, ``contents [L, B, M, C, D]``, ``valid [B, M]`` (slot holds a chunk of the
-        current episode), ``accumulator [L, B, C, D]`` (chunk being filled, zero past its length),
+        current episode), ``accumulator [L, B, C, D]`` (chunk being filled; past its length the previous chunk's
+        steps, which the local read sees, or zero before the episode's first chunk),
         ``steps_since_last_write [B]`` (its length), ``write_pos [B]`` (next ring slot).
 
     Args:
@@ -300,6 +400,8 @@ class HCAMMemory(MemoryModule):
         topk: k, chunks read per query (at most ``capacity``).
         capacity: M, chunks kept per layer (FIFO).
         mlp_ratio: MLP width as a multiple of D.
+        local_attention: add the local read (each step attends over itself and the C steps before it, within its
+            episode) beside the chunk read; off gives the chunk read alone (the spec's HCAM block).
     """
 
     def __init__(
@@ -312,6 +414,7 @@ class HCAMMemory(MemoryModule):
         topk: int = 4,
         capacity: int = 32,
         mlp_ratio: int = 2,
+        local_attention: bool = True,
     ) -> None:
         super().__init__()
         for name, v in [
@@ -331,6 +434,8 @@ class HCAMMemory(MemoryModule):
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
         if topk > capacity:
             raise ValueError(f"topk {topk} exceeds capacity {capacity}")
+        if not isinstance(local_attention, bool):
+            raise ValueError(f"local_attention must be a bool, got {local_attention!r}")
         self.input_size = input_size
         self.output_size = hidden_size
         self.hidden_size = hidden_size
@@ -338,8 +443,11 @@ class HCAMMemory(MemoryModule):
         self.chunk_size = chunk_size
         self.capacity = capacity
         self.topk = topk
+        self.local_attention = local_attention
         self.inp = nn.Linear(input_size, hidden_size)
-        self.layers = nn.ModuleList(_HCAMLayer(hidden_size, num_heads, topk, mlp_ratio) for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            _HCAMLayer(hidden_size, num_heads, topk, mlp_ratio, chunk_size, local_attention) for _ in range(num_layers)
+        )
         self.norm = nn.LayerNorm(hidden_size)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
@@ -385,6 +493,12 @@ class HCAMMemory(MemoryModule):
         plan = _WritePlan(starts, state["steps_since_last_write"], state["write_pos"], state["valid"], self)
 
         h = self.inp(x)  # [B, T, D]
+        b, t, c = x.shape[0], x.shape[1], self.chunk_size
+        if self.local_attention:
+            local_dist = _local_distances(c, x.device)[plan.pos].flatten(0, 1)  # [B*T, C+1]
+            # 0 where a query sees the item, -inf where not; the query's own item (last) is always seen.
+            local_bias = torch.zeros(b * t, 1, c + 1, device=x.device, dtype=h.dtype)  # [B*T, 1, C+1]
+            local_bias[:, 0, :c].masked_fill_(~plan.local_seen.flatten(0, 1), -math.inf)
         new_keys, new_contents, new_acc = [], [], []
         for li, layer in enumerate(self.layers):
             hin = layer.norm1(h)  # [B, T, D]: what this layer reads with and stores
@@ -396,6 +510,11 @@ class HCAMMemory(MemoryModule):
             # Top-k gather read: [B, T, k, C, D] selected items instead of projecting all (M + Nn) * C items
             # for every query (equal to the dense read to rounding; ~15% faster training updates here).
             h = h + layer.attn.read_topk(hin, keys, contents, plan.visible)
+            if layer.local is not None:
+                # The C steps before each query (in accumulator-position order, gradient stopped), then its own.
+                items = torch.cat([src[plan.bi2, plan.local_src], hin[:, :, None]], dim=2)  # [B, T, C+1, D]
+                local = layer.local.read(hin.flatten(0, 1), items.flatten(0, 1), local_dist, local_bias)  # [B*T, D]
+                h = h + local.view(b, t, -1)
             h = h + layer.mlp(layer.norm2(h))
             k_f, c_f = plan.final_slots(keys, contents)
             new_keys.append(k_f)
@@ -421,7 +540,8 @@ class HCAMMemory(MemoryModule):
         reads only the top-k chunks (:meth:`HCAMAttention.read_topk`), does not clear the stored slots of
         restarting rows before the read (they are masked: their weight is exactly zero, or the whole read is
         zeroed when no slot is valid), and writes all layers at once after the stack. The test suite checks it
-        against :meth:`_sequence` (step-by-step equals whole-sequence).
+        against :meth:`_sequence` (step-by-step equals whole-sequence). The local read takes its window straight from
+        the state's accumulator (no gather), its mask only when some ring slot is invalid.
         """
         c, m = self.chunk_size, self.capacity
         dev = x.device
@@ -445,10 +565,25 @@ class HCAMMemory(MemoryModule):
         # Functional calls instead of submodule calls: the same parameters and ops, without ~5 us of module
         # dispatch each (14 per step), which is a tenth of a step at batch 1.
         h = F.linear(x, self.inp.weight, self.inp.bias)  # [B, 1, D]
+        b = x.shape[0]
+        if self.local_attention:
+            # The window of every layer is its accumulator as it stands: the C steps before this one, positions below
+            # acc_len from the chunk being filled, the others still holding the previous chunk's steps.
+            local_dist = _local_distances(c, dev)[acc_len]  # [B, C+1]
+            window = state["accumulator"]  # [L, B, C, D]
+            if blocked is None:
+                local_bias = None  # ring full: the previous chunk is of this episode, so the whole window is seen
+            else:  # positions from the previous chunk are seen iff it is of this episode (its slot still valid)
+                seen = (_arange(c, dev) < acc_len[:, None]) | valid.gather(1, (write_pos[:, None] - 1) % m)  # [B, C]
+                local_bias = F.pad(seen, (0, 1), value=True)[:, None]  # [B, 1, C+1]; the step itself is seen
+                local_bias = torch.zeros_like(local_bias, dtype=h.dtype).masked_fill_(~local_bias, -math.inf)
         hins = []
         for li, layer in enumerate(self.layers):
             hin = _layer_norm(layer.norm1, h)  # [B, 1, D]
             h = h + layer.attn._read_topk(hin, state["keys"][li], state["contents"][li], blocked, gate)
+            if layer.local is not None:
+                items = torch.cat([window[li], hin], dim=1)  # [B, C+1, D]
+                h = h + layer.local.read(hin.view(b, -1), items, local_dist, local_bias).view(b, 1, -1)
             fc1, act, fc2 = layer.mlp
             u = F.linear(_layer_norm(layer.norm2, h), fc1.weight, fc1.bias)
             h = h + F.linear(F.gelu(u, approximate=act.approximate), fc2.weight, fc2.bias)
@@ -473,7 +608,7 @@ class HCAMMemory(MemoryModule):
         # The ring gets its one possible new chunk by rewriting slot write_pos of every row (with its old content
         # where no chunk completes) on fresh copies: a broadcast where() over the whole ring costs several times
         # more.
-        rows = _arange(x.shape[0], dev)  # [B]
+        rows = _arange(b, dev)  # [B]
         full_l = full[None, :, None]  # [1, B, 1]
         at_slot = (_arange(m, dev) == write_pos[:, None]) & full[:, None]  # [B, M]
         # Fresh copies (the input state stays untouched); a restart clears its row.
@@ -485,7 +620,7 @@ class HCAMMemory(MemoryModule):
             "keys": keys,
             "contents": contents,
             "valid": valid | at_slot,
-            "accumulator": acc.masked_fill(full_l[..., None], 0.0),  # a completed chunk leaves the accumulator
+            "accumulator": acc,  # a completed chunk stays until overwritten step by step (the local window)
             "steps_since_last_write": steps,
             "write_pos": (write_pos + full.long()) % m,
         }
@@ -579,10 +714,26 @@ class _WritePlan:
         self.write_pos_final = (write_pos + n_total) % m
         self.acc_len_final = (pos[:, -1] + 1) % c if t else acc_len.clone()
         j = torch.arange(c, device=dev)
-        tau_acc = (t - 1) - (self.acc_len_final[:, None] - 1 - j[None, :])  # [B, C]
-        self.acc_src = torch.where(tau_acc >= 0, c + tau_acc, acc_len[:, None] + tau_acc).clamp(0, c + t - 1)
-        self.acc_used = j[None, :] < self.acc_len_final[:, None]  # [B, C]
+        # Accumulator position j holds the last step written there: time t-1 - ((len - 1 - j) mod C), positions
+        # below the length from the chunk being filled, the others from the previous chunk (zero if that step
+        # precedes the episode). Times before 0 lie in the accumulator carried in, position (time + acc_len) mod C.
+        tau_acc = (t - 1) - (self.acc_len_final[:, None] - 1 - j[None, :]) % c  # [B, C]
+        self.acc_src = torch.where(tau_acc >= 0, c + tau_acc, (tau_acc + acc_len[:, None]) % c)
+        ls_final = last_start[:, -1:] if t else torch.full_like(acc_len[:, None], -1)  # [B, 1]; -1: no start
+        first_final = torch.where(ls_final >= 0, ls_final, -c)  # earliest time of the final episode in the window
+        self.acc_used = tau_acc >= first_final  # [B, C]
         self.bi1 = torch.arange(b, device=dev)[:, None]
+
+        # Local window of step t: the accumulator as step t finds it (the one-step path reads it as it stands), i.e.
+        # position j holds time t - dist, dist = ((pos_t - 1 - j) mod C) + 1 in 1..C, as an index into
+        # [accumulator carried in (C) ; layer inputs (T)]. Seen iff in t's episode: after its last start in the
+        # call, or else within what the state carries (its chunk being filled; the previous chunk if still valid).
+        self.pos = pos  # [B, T]: t's accumulator position, which fixes the distances of its window
+        tau_l = tt[None, :, None] - ((pos[:, :, None] - 1 - j) % c + 1)  # [B, T, C]
+        self.local_src = torch.where(tau_l >= 0, c + tau_l, (tau_l + acc_len[:, None, None]) % c)
+        prev_valid = valid.gather(1, (write_pos[:, None] - 1) % m).long()  # [B, 1]: newest stored chunk
+        first = torch.where(last_start >= 0, last_start, -(acc_len[:, None] + c * prev_valid))  # [B, T]
+        self.local_seen = tau_l >= first[:, :, None]  # [B, T, C]
 
     def final_slots(self, keys: torch.Tensor, contents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``keys [B, M+Nn, D]``, ``contents [B, M+Nn, C, D]`` -> the ring after the call (cleared slots zero)."""
@@ -592,7 +743,8 @@ class _WritePlan:
         return k, c
 
     def final_accumulator(self, src: torch.Tensor) -> torch.Tensor:
-        """``src [B, C+T, D]`` -> the partial chunk after the call ``[B, C, D]`` (zero past its length)."""
+        """``src [B, C+T, D]`` -> the accumulator after the call ``[B, C, D]``: the partial chunk, then past its length
+        the previous chunk's steps (zero for steps before the episode)."""
         return src[self.bi1, self.acc_src] * self.acc_used[:, :, None].to(src.dtype)
 
 
