@@ -73,10 +73,7 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batcher = StateBatcher(model.memory)
     rng = np.random.default_rng(cfg.seed)
-    obs, _ = venv.reset(seed=cfg.seed)
     n, t_len = cfg.num_envs, cfg.rollout_len
-    state = model.initial_state(n, device)
-    start = np.ones(n, bool)
     dataset: list[dict] = []
     history: list[dict[str, float]] = []
     iters = 1 + (cfg.dagger_iters if cfg.algo == "dagger" else 0)
@@ -87,16 +84,21 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
         t0 = time.perf_counter()
         episodes: list[dict] = []
         for _ in range(max(1, steps_per_iter // (t_len * n))):
-            obs_buf, labels, starts, masks, chunk_states = [], [], [], [], []
+            # Every stored rollout starts at fresh episodes, so the memory states of its sequences can be
+            # recomputed by the network being fitted (states saved at collection time would be those of the
+            # network that collected: stale from the next iteration on).
+            obs, _ = venv.reset(seed=cfg.seed + len(dataset))
+            state = model.initial_state(n, device)
+            start = np.ones(n, bool)
+            obs_buf, labels, starts, masks = [], [], [], []
             with torch.no_grad():
-                for t in range(t_len):
-                    if t % cfg.bptt_len == 0:
-                        chunk_states.append(StateBatcher.detach(state))
+                for _t in range(t_len):
                     label = expert()
                     masks.append(controllable())
                     o1 = obs_to_torch(obs, device, time_dim=True)
                     dist, _, state = model(o1, state, torch.as_tensor(start, device=device)[:, None])
-                    learner = dist.probs.argmax(-1)[:, 0].cpu().numpy()
+                    # The learner samples, as in evaluation and in the learner-only curve: one action rule.
+                    learner = dist.sample()[:, 0].cpu().numpy()
                     act = np.where(rng.random(n) < beta, label, learner)
                     obs_buf.append(obs)
                     labels.append(label)
@@ -112,7 +114,6 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
                     "labels": torch.as_tensor(np.stack(labels)),
                     "starts": torch.as_tensor(np.stack(starts)),
                     "mask": torch.as_tensor(np.stack(masks)),
-                    "states": StateBatcher.to(batcher.cat(chunk_states), "cpu"),
                 }
             )
         loss = _fit(model, opt, batcher, dataset, cfg, device)
@@ -178,12 +179,32 @@ def _learner_eval(model, cfg: TrainConfig, device, it: int) -> dict[str, float]:
     return {k: float(np.mean([e[k] for e in done_eps if k in e])) for k in keys}
 
 
+@torch.no_grad()
+def chunk_states(model, batcher, d: dict, cfg: TrainConfig, device):
+    """Memory states at every ``bptt_len`` boundary of a stored rollout [T, N] (which starts at fresh episodes),
+    computed by ``model`` as it is now; chunk-major, as :func:`split_sequences` orders the sequences."""
+    n = d["labels"].shape[1]
+    state = model.initial_state(n, device)
+    out = []
+    obs = d["obs"]
+    for s in range(0, d["labels"].shape[0], cfg.bptt_len):
+        out.append(StateBatcher.detach(state))
+        if isinstance(obs, dict):
+            o = {k: v[s : s + cfg.bptt_len].transpose(0, 1).to(device) for k, v in obs.items()}
+        else:
+            o = obs[s : s + cfg.bptt_len].transpose(0, 1).to(device)
+        _, _, state = model(o, state, d["starts"][s : s + cfg.bptt_len].T.to(device))
+    return batcher.cat(out)
+
+
 def _fit(model, opt, batcher, dataset, cfg: TrainConfig, device) -> float:
-    """Cross-entropy of expert labels over whole stored sequences, ``bc_epochs`` passes over the dataset."""
+    """Cross-entropy of expert labels over whole stored sequences, ``bc_epochs`` passes over the dataset; the
+    sequences' memory states are recomputed by the current network for every part of every pass."""
     losses = []
     for _ in range(cfg.bc_epochs):
         for part in torch.randperm(len(dataset)).tolist():
             d = dataset[part]
+            states = chunk_states(model, batcher, d, cfg, device)
             obs = (
                 {k: split_sequences(v, cfg.bptt_len) for k, v in d["obs"].items()}
                 if isinstance(d["obs"], dict)
@@ -198,7 +219,7 @@ def _fit(model, opt, batcher, dataset, cfg: TrainConfig, device) -> float:
             for s in range(0, n_seq, mb):
                 idx = perm[s : s + mb]
                 o = {k: v[idx].to(device) for k, v in obs.items()} if isinstance(obs, dict) else obs[idx].to(device)
-                st = StateBatcher.to(batcher.index(d["states"], idx), device)
+                st = batcher.index(states, idx.to(device))
                 dist, _, _ = model(o, st, starts[idx].to(device))
                 m = mask[idx].to(device)
                 if m.sum() == 0:

@@ -53,3 +53,42 @@ def test_memory_task_expert_is_the_perfect_oracle():
     act = expert_for(venv)
     a = act()
     assert a.shape == (2,) and np.isin(a, [0, 1, 2, 3]).all()
+
+
+def test_sequence_states_are_recomputed_by_the_current_network():
+    """Split sequences replayed from the recomputed states give exactly the whole-rollout outputs of the network
+    as it is now (states saved at collection time would belong to an older network)."""
+    import gymnasium as gym
+    import torch
+
+    import chronotope.envs  # noqa: F401
+    from chronotope.agents.imitation import chunk_states
+    from chronotope.agents.policy import ActorCritic
+    from chronotope.agents.ppo.trainer import _stack_time
+    from chronotope.agents.state_utils import StateBatcher, split_sequences
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(bptt_len=4, rollout_len=12)
+    venv = gym.make_vec("chronotope/PointNav-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                        obs_mode="state", num_scenes=1)  # fmt: skip
+    model = ActorCritic(venv.single_observation_space, venv.single_action_space, "gru", {}, 16)
+    obs, _ = venv.reset(seed=0)
+    obs_buf, starts = [], []
+    start = np.ones(3, bool)
+    for _ in range(12):
+        obs_buf.append(obs)
+        starts.append(start.copy())
+        obs, _, term, trunc, _ = venv.step(np.random.default_rng(len(starts)).integers(0, 4, 3))
+        start = term | trunc
+    d = {"obs": _stack_time(obs_buf, "cpu"), "starts": torch.as_tensor(np.stack(starts)),
+         "labels": torch.zeros(12, 3, dtype=torch.long)}  # fmt: skip
+    with torch.no_grad():
+        for p in model.parameters():  # "after a fit": the network differs from the one that collected
+            p.add_(0.1 * torch.randn_like(p))
+        whole = {k: v.transpose(0, 1) for k, v in d["obs"].items()}
+        ref, _, _ = model(whole, model.initial_state(3), d["starts"].T)
+        states = chunk_states(model, StateBatcher(model.memory), d, cfg, "cpu")
+        seq = {k: split_sequences(v, 4) for k, v in d["obs"].items()}
+        dist, _, _ = model(seq, states, split_sequences(d["starts"], 4))
+    expect = split_sequences(ref.logits.transpose(0, 1), 4)
+    assert torch.allclose(dist.logits, expect, atol=1e-6)
