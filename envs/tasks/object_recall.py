@@ -106,7 +106,7 @@ class ObjectRecallTask(MemoryTask):
         slack_reward: float = -0.01,
         teleport: bool = False,
         delay_task: str = "wait",
-        min_start_distance: float = 1.5,
+        min_start_distance: float = 1.0,
         observe_motion: str = "spin",
         observability: str = "partial",
         approach_reward: float = 0.5,
