@@ -40,7 +40,7 @@ class DemoConfig:
     """Output folder."""
     agents: tuple[str, ...] = ("none", "gru", "hcam")
     """Memory cores to train and compare."""
-    steps: int = 300_000
+    steps: int = 150_000
     """Environment steps of training per agent (the same budget for every agent)."""
     memory_cfgs: dict = field(default_factory=lambda: {"hcam": {"hidden_size": 128, "num_heads": 4, "chunk_size": 4}})
     """Memory config per agent (HCAM at the GRU's width of 128; chunks of 4 steps)."""
