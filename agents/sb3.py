@@ -3,6 +3,12 @@
 SB3 wants its own ``VecEnv`` API (``step_async``/``step_wait``, ``dones``, list of infos with
 ``terminal_observation``). :class:`SB3VecEnv` adapts any gymnasium ``VectorEnv`` with SAME_STEP auto-reset
 (ours) so SB3 steps all environments in one batched call instead of wrapping N single envs.
+
+The observations SB3 gets are those of :func:`chronotope.agents.envs.make_vector_env`, so every adapter applied
+there (text fields dropped, MiniGrid's symbolic view as a categorical grid) holds for SB3 as for our PPO. The one
+difference: SB3 has no encoder for a grid ``MultiDiscrete`` (``nvec`` of rank > 1), so it reaches SB3 one-hot
+encoded, as a flat ``MultiBinary(sum(nvec))`` (what SB3 itself does to a flat ``MultiDiscrete``, whose feature size
+SB3 computes as a numpy integer that torch >= 2.13's ``nn.LSTM`` refuses).
 """
 
 from __future__ import annotations
@@ -10,7 +16,40 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+
+def _is_grid(space: spaces.Space) -> bool:
+    return isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim > 1
+
+
+def _one_hot_space(space: spaces.Space) -> spaces.Space:
+    """``space`` with every grid MultiDiscrete as the MultiBinary of its one-hot encoding."""
+    if _is_grid(space):
+        return spaces.MultiBinary(int(np.asarray(space.nvec, np.int64).sum()))
+    if isinstance(space, spaces.Dict):
+        return spaces.Dict({k: _one_hot_space(s) for k, s in space.spaces.items()})
+    return space
+
+
+class _OneHot:
+    """One-hot encoding of a grid MultiDiscrete: ``[..., *nvec.shape]`` integers -> ``[..., sum(nvec)]`` int8."""
+
+    def __init__(self, space: spaces.MultiDiscrete) -> None:
+        nvec = np.asarray(space.nvec, np.int64).reshape(-1)
+        self.offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]])
+        self.high = nvec - 1
+        self.size = int(nvec.sum())
+        self.ndim = space.nvec.ndim
+
+    def __call__(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        lead = x.shape[: x.ndim - self.ndim]
+        idx = np.minimum(x.reshape(*lead, -1).astype(np.int64), self.high) + self.offsets  # [..., E]
+        out = np.zeros((*lead, self.size), np.int8)
+        np.put_along_axis(out, idx, 1, axis=-1)
+        return out
 
 
 class SB3VecEnv(VecEnv):
@@ -27,14 +66,28 @@ class SB3VecEnv(VecEnv):
         if mode != AutoresetMode.SAME_STEP:
             raise ValueError(f"SB3VecEnv needs a SAME_STEP auto-resetting vector env, got autoreset_mode={mode!r}")
         self.venv = venv
-        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+        space = venv.single_observation_space
+        # Grid MultiDiscretes (key None: the whole observation), one-hot encoded for SB3.
+        if isinstance(space, spaces.Dict):
+            self._one_hot = {k: _OneHot(s) for k, s in space.spaces.items() if _is_grid(s)}
+        else:
+            self._one_hot = {None: _OneHot(space)} if _is_grid(space) else {}
+        super().__init__(venv.num_envs, _one_hot_space(space), venv.single_action_space)
         self._actions: np.ndarray | None = None
         self._seed: int | None = None
+
+    def _encode(self, obs):
+        """One-hot encodes the grid entries of an observation (batched or one env's)."""
+        if not self._one_hot:
+            return obs
+        if None in self._one_hot:
+            return self._one_hot[None](obs)
+        return {k: self._one_hot[k](v) if k in self._one_hot else v for k, v in obs.items()}
 
     def reset(self):
         obs, _ = self.venv.reset(seed=self._seed)
         self._seed = None
-        return obs
+        return self._encode(obs)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
@@ -47,11 +100,11 @@ class SB3VecEnv(VecEnv):
         for i in range(self.num_envs):
             if final is not None and final[i]:
                 d = {k: v for k, v in info["final_info"][i].items() if np.ndim(v) == 0}
-                d["terminal_observation"] = info["final_obs"][i]
+                d["terminal_observation"] = self._encode(info["final_obs"][i])
                 d["TimeLimit.truncated"] = bool(trunc[i] and not term[i])
                 d["episode_measures"] = True
                 infos[i] = d
-        return obs, rew.astype(np.float32), dones, infos
+        return self._encode(obs), rew.astype(np.float32), dones, infos
 
     def close(self) -> None:
         self.venv.close()
@@ -123,3 +176,70 @@ def train_sb3(cfg) -> None:
     model.save(tmp)
     os.replace(tmp, run / "sb3_model.zip")
     print(f"SB3 model written to {(run / 'sb3_model.zip').resolve()}")
+
+
+def evaluate_sb3(
+    run,
+    episodes: int = 100,
+    num_envs: int = 8,
+    seed: int = 10_000,
+    deterministic: bool = False,
+    out=None,
+) -> dict[str, dict[str, float]]:
+    """Evaluates an SB3 run (``sb3_model.zip`` of ``--algo sb3-ppo`` / ``recurrent-ppo``) as
+    :func:`chronotope.agents.evaluate.evaluate` does an ActorCritic run: the run's env, kwargs and wrappers,
+    evaluation episodes seeded by ``seed`` (the first ``episodes`` to finish), sampled actions unless
+    ``deterministic``, and the same files (``episodes.jsonl``, ``summary.json``, ``summary.md``; no
+    trajectories) in ``out`` (default ``<run>/eval``). Returns the summary (measure -> mean, std, ci95, n).
+    """
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from chronotope.agents.config import TrainConfig
+    from chronotope.agents.envs import make_vector_env, scalar_info
+    from chronotope.agents.evaluate import _atomic_write, summarize
+
+    run = Path(run)
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    if cfg.algo not in ("sb3-ppo", "recurrent-ppo"):
+        raise ValueError(f"{str(run)!r} is a {cfg.algo!r} run, not an SB3 one (use chronotope eval)")
+    if cfg.algo == "recurrent-ppo":
+        from sb3_contrib import RecurrentPPO as Algo
+    else:
+        from stable_baselines3 import PPO as Algo
+    model = Algo.load(run / "sb3_model.zip", device="cpu")
+    venv = SB3VecEnv(make_vector_env(cfg.env, num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed))
+    venv.seed(seed)
+    torch.manual_seed(seed)
+    obs = venv.reset()
+    state = None
+    start = np.ones(num_envs, bool)
+    ret = np.zeros(num_envs)
+    done_eps: list[dict[str, Any]] = []
+    while len(done_eps) < episodes:
+        act, state = model.predict(obs, state=state, episode_start=start, deterministic=deterministic)
+        obs, r, dones, infos = venv.step(act)
+        ret += r
+        for i in np.flatnonzero(dones):
+            rec = scalar_info({k: v for k, v in infos[i].items() if k != "terminal_observation"})
+            rec.pop("episode_measures", None)
+            rec.pop("TimeLimit.truncated", None)
+            rec["return"] = float(ret[i])
+            rec["truncated"] = bool(infos[i].get("TimeLimit.truncated", False))
+            if len(done_eps) < episodes:
+                done_eps.append(rec)
+            ret[i] = 0.0
+        start = dones
+    venv.close()
+    out = Path(out or (run / "eval"))
+    out.mkdir(parents=True, exist_ok=True)
+    keys = sorted(set().union(*done_eps)) if done_eps else []
+    summary = {k: summarize([e[k] for e in done_eps if k in e]) for k in keys if k != "truncated"}
+    _atomic_write(out / "episodes.jsonl", "".join(json.dumps(e) + "\n" for e in done_eps))
+    _atomic_write(out / "summary.json", json.dumps(summary, indent=2))
+    md = ["| measure | mean | ± 95% CI | n |", "|---|---|---|---|"]
+    md += [f"| {k} | {v['mean']:.4f} | {v['ci95']:.4f} | {v['n']} |" for k, v in summary.items()]
+    _atomic_write(out / "summary.md", "\n".join(md) + "\n")
+    return summary
