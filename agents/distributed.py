@@ -186,7 +186,9 @@ def split_rollout(batch: dict[str, Any], batcher, rank: int, world_size: int) ->
     for k, v in batch.items():
         if k == "states":
             continue
-        if isinstance(v, dict):
+        if v is None:  # an optional entry this run does not use (e.g. auxiliary labels)
+            out[k] = None
+        elif isinstance(v, dict):
             out[k] = {kk: vv[:, lo:hi] for kk, vv in v.items()}
         else:
             out[k] = v[:, lo:hi]

@@ -187,6 +187,7 @@ class PPOTrainer:
         if data.get("env_pickle") is not None and self.dist.is_main:
             self.venv.close()
             self.venv = pickle.loads(data["env_pickle"])
+            self.controllable = controllable_for(self.venv) if nav_cores(self.venv) else None
             self.obs = data["obs"]
             self.state = StateBatcher.to(data["state"], self.device)
             self.ep_start = data["ep_start"]

@@ -36,7 +36,7 @@ from chronotope.scripts.demo import DEMO_ENV, DEMO_ENV_KWARGS
 TASKS: dict[str, dict] = {
     "objectrecall": {
         "env": DEMO_ENV,
-        "env_kwargs": dict(DEMO_ENV_KWARGS),
+        "env_kwargs": {**DEMO_ENV_KWARGS, "delay": 10},
         "eval_delays": (10, 20, 40),
         "rollout_len": 64,
         "steps": 60_000,

@@ -81,17 +81,19 @@ def test_object_recall_success_only_for_stop_near_target():
 
 def test_object_recall_cue_is_painted_in_rgb():
     env = gym.make("chronotope/ObjectRecall-v0", semantic=True, num_scenes=3, resolution=(48, 48), delay=1)
-    obs, _ = env.reset(seed=1)
     task = env.unwrapped.core.task
-    for _ in range(24):
-        m = obs["semantic"][..., 0] == task.target[0]
-        if m.sum() > 5:
-            px = obs["rgb"][m].astype(float).mean(0)
-            assert px[0] > px[1] + 40 and px[2] > px[1] + 40, px  # magenta tint
-            break
-        obs, *_ = env.step(1)
-    else:
-        pytest.fail("target never in view")
+    seen = 0
+    for seed in range(4):  # furniture can hide a small target from a low camera in a whole turn: try a few
+        obs, _ = env.reset(seed=seed)
+        for _ in range(24):
+            m = obs["semantic"][..., 0] == task.target[0]
+            if m.sum() > 5:
+                px = obs["rgb"][m].astype(float).mean(0)
+                assert px[0] > px[1] + 40 and px[2] > px[1] + 40, px  # magenta tint
+                seen += 1
+                break
+            obs, *_ = env.step(1)
+    assert seen >= 2, "the target was in view in fewer than 2 of 4 episodes"
 
 
 def test_visibility_walls_fov_and_range():
@@ -159,7 +161,9 @@ def test_target_sequence_targets_painted():
 
 
 def test_ballet_watch_phase_and_compositing():
-    env = gym.make("chronotope/Ballet-v0", semantic=True, num_scenes=3, resolution=(48, 48), num_dancers=2, delay=4)
+    env = gym.make(
+        "chronotope/Ballet-v0", semantic=True, num_scenes=3, resolution=(48, 48), num_dancers=2, delay=4, dance_steps=16
+    )
     obs, _ = env.reset(seed=0)
     core, task = env.unwrapped.core, env.unwrapped.core.task
     pos = core.sim.position[0].copy()
@@ -183,7 +187,7 @@ def test_ballet_state_exposes_moving_visible_dancers():
     obs, _ = env.reset(seed=1)
     task = env.unwrapped.core.task
     track = []
-    for _ in range(16):
+    for _ in range(task.dance_steps):
         j = task.order[0, 0]
         track.append(obs["dancers"][j].copy())
         obs, *_ = env.step(0)
