@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 from gymnasium import spaces
+from scipy import ndimage
 
 from chronotope.envs.sim.kinematic import STOP
 from chronotope.envs.tasks.base import Episode, start_frame
@@ -18,6 +19,7 @@ NUM_PATTERNS = len(PATTERNS)
 DANCER_Z = 0.9  # centre height of a resting dancer (m)
 DANCER_RADIUS = 0.2  # sphere radius (m)
 AMPLITUDE = 0.3  # horizontal reach of a movement pattern (m)
+MARK_SCALE = 1.75  # observability twin: radius scale of the instructed dancer after the watch phase
 
 
 def pattern_offset(pattern: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -59,17 +61,33 @@ class BalletTask(MemoryTask):
     around the agent. Three phases, signalled by the ``phase`` one-hot observation:
 
     1. **watch** (``num_dancers * dance_steps`` steps): the dancers perform one after another, ``dance_steps``
-       (16) steps each, each a distinct movement pattern among circle, side_to_side, back_and_forth, zigzag, jump,
+       (8) steps each, each a distinct movement pattern among circle, side_to_side, back_and_forth, zigzag, jump,
        square, figure_eight, pulse (random assignment and order). The task turns the agent to face the dancer
        that performs (its actions are ignored).
     2. **delay** (``delay`` steps, 16 or 48 in the HCAM levels): all dancers rest; actions are ignored.
-    3. **seek** (at most ``seek_steps``): ``instruction`` (one-hot over the 8 patterns) names a pattern. The
-       episode ends when the agent comes within ``reach_radius`` (0.4 m) of a dancer's resting point: success if
-       it is the dancer that performed the named pattern, failure otherwise; also failure when the seek budget
-       runs out. STOP is a no-op.
+    3. **seek** (at most ``seek_steps``, 40; the perfect oracle needs ~13): ``instruction`` (one-hot over the 8
+       patterns) names a pattern. The episode ends when the agent comes within ``reach_radius`` (0.4 m) of a
+       dancer's resting point: success if it is the dancer that performed the named pattern, failure otherwise;
+       also failure when the seek budget runs out. STOP is a no-op.
 
     Levels: ``num_dancers`` in {2, 4, 8} x ``delay`` in {16, 48} (other values are accepted).
-    Randomisations: scene, agent position (dancers' resting points must be free, connected and in view), heading,
+
+    Memory demand (see ``shared/specs/memory-demand.md``; oracles in ``envs.nav.oracles``): the instructed
+    dancer is drawn uniformly and independently of the scene, the start pose, the patterns and the order, and after
+    the watch phase every dancer rests alike at the same distance (slot colours say nothing about patterns). A
+    policy without memory therefore sees nothing at seek time that tells the dancers apart, and it can try only
+    one (reaching any dancer ends the episode): its best success is ``1 / num_dancers`` (0.25 at the defaults,
+    measured 0.24), the perfect-memory oracle's 1.0.
+    Cue-to-query span (:meth:`cue_to_query_span`): the first performer's last dance frame is observation
+    ``dance_steps - 1`` and the instruction first shows at observation ``watch_steps + delay``, so
+    ``(num_dancers - 1) * dance_steps + delay + 1`` steps: 41 at the defaults, 73 with ``delay=48``; 2 dancers 25
+    and 57, 8 dancers 73 and 105. The seek phase then needs the remembered dancer for up to ``seek_steps`` more.
+    Controllable steps (:meth:`controllable`): the seek phase only; watch and delay are scripted.
+    Observability twin (``observability="full"``): after the watch phase (delay and seek) the instructed dancer
+    is marked, drawn ``MARK_SCALE`` (1.75) times larger, in the pixels and in the ``radius`` column of
+    ``dancers``, so a policy without memory sees which dancer to reach; its span is 0.
+    Randomisations: scene, agent position (dancers' resting points must be free, in view, and each reachable from
+    the start without coming within ``reach_radius`` of another), heading,
     pattern assignment and order, the instructed pattern.
     Observations (task sensors, every mode): ``phase`` [3], ``instruction`` [8] (zeros before seek), ``gps`` /
     ``compass``. Pixel modes: dancers are composited over the static render by ray-sphere intersection (z-depth
@@ -88,6 +106,8 @@ class BalletTask(MemoryTask):
         seek_steps: seek-phase step budget.
         reach_radius: distance (m) to a resting point that counts as reaching that dancer.
         circle_radius: distance (m) of the resting points from the agent's start.
+        observability: "partial" (the memory task) or "full" (the observability twin: the instructed dancer is
+            marked after the watch phase).
     """
 
     name = "ballet"
@@ -96,13 +116,19 @@ class BalletTask(MemoryTask):
         self,
         num_dancers: int = 4,
         delay: int = 16,
-        dance_steps: int = 16,
-        seek_steps: int = 100,
+        dance_steps: int = 8,
+        seek_steps: int = 40,
         reach_radius: float = 0.4,
         circle_radius: float = 1.2,
         success_reward: float = 1.0,
+        observability: str = "partial",
     ) -> None:
-        super().__init__(success_radius=reach_radius, success_reward=success_reward, slack_reward=0.0)
+        super().__init__(
+            success_radius=reach_radius,
+            success_reward=success_reward,
+            slack_reward=0.0,
+            observability=observability,
+        )
         if not isinstance(num_dancers, (int, np.integer)) or not (2 <= num_dancers <= NUM_PATTERNS):
             raise ValueError(
                 f"num_dancers must be an integer in 2..{NUM_PATTERNS} (levels 2, 4, 8), got {num_dancers!r}"
@@ -125,6 +151,23 @@ class BalletTask(MemoryTask):
     @property
     def watch_steps(self) -> int:
         return self.num_dancers * self.dance_steps
+
+    # ----------------------------------------------------------------------------------------- memory demand
+    def cue_to_query_span(self) -> int:
+        """Steps from the first performer's last dance frame to the instruction (0 in the twin; see the sheet)."""
+        if self.observability == "full":
+            return 0
+        return (self.num_dancers - 1) * self.dance_steps + self.delay + 1
+
+    def controllable(self, core) -> np.ndarray:
+        """bool [N]: the seek phase; watch and delay replace the agent's actions (``override_actions``)."""
+        self.ensure(core)
+        return self.phase == SEEK
+
+    def marked(self, core) -> np.ndarray:
+        """bool [N]: the twin marks the instructed dancer now (``observability="full"``, after the watch)."""
+        self.ensure(core)
+        return (self.phase != WATCH) & (self.observability == "full")
 
     def allocate(self, n: int) -> None:
         k = NUM_PATTERNS
@@ -167,6 +210,8 @@ class BalletTask(MemoryTask):
             patterns = rng.choice(NUM_PATTERNS, size=k, replace=False)
             order = rng.permutation(k)
             target = int(rng.integers(k))
+            if not self.reachable_apart(core, scene, centre, homes):
+                continue
             field = self.point_field(core, scene, homes[target])
             d0 = float(grid.lookup(field[:h, :w], centre))
             if not np.isfinite(d0):
@@ -182,6 +227,28 @@ class BalletTask(MemoryTask):
                 extra={"homes": homes, "bearing": ang, "patterns": patterns, "order": order, "target": target},
             )
         raise ValueError(f"could not place {k} dancers in 3000 tries (circle radius {self.circle_radius} m)")
+
+    def reachable_apart(self, core, scene: int, centre: np.ndarray, homes: np.ndarray) -> bool:
+        """Whether every dancer can be reached from ``centre`` without coming within reach of another one.
+
+        Reaching any dancer ends the episode, so a dancer only reachable past another would make the episode
+        unwinnable when instructed, and (were only the instructed one checked) tell a memoryless policy which
+        dancers are likelier: every dancer is checked, before and independently of the instruction.
+        """
+        grid = core.grids[scene]
+        h, w = grid.shape
+        xs = grid.origin[0] + (np.arange(w) + 0.5) * grid.cell_size
+        ys = grid.origin[1] + (np.arange(h) + 0.5) * grid.cell_size
+        discs = [np.hypot(xs[None, :] - hx, ys[:, None] - hy) <= self.reach_radius + grid.cell_size for hx, hy in homes]
+        main = core.main_component(scene)
+        c = tuple(grid.world_to_cell(centre))
+        cells = grid.world_to_cell(homes)
+        for j in range(len(homes)):
+            others = np.any([d for m, d in enumerate(discs) if m != j], axis=0)
+            labels, _ = ndimage.label(main & ~others)  # 4-connected, as the geodesic fields propagate
+            if labels[c] == 0 or labels[c] != labels[tuple(cells[j])]:
+                return False
+        return True
 
     def on_reset(self, core, idx: np.ndarray, rngs) -> None:
         self.ensure(core)
@@ -262,6 +329,8 @@ class BalletTask(MemoryTask):
             xy[act, j] += lat[:, None] * tangent + rad[:, None] * radial
             z[act, j] += up
             r[act, j] *= scale
+        mark = np.flatnonzero(self.marked(core))
+        r[mark, self.instructed[mark]] *= MARK_SCALE
         return xy, z, r
 
     def dancer_obs(self, core) -> np.ndarray:
