@@ -58,6 +58,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("TargetSequence", "chronotope/TargetSequence-v0", "defaults", {}, "score", episode_scale=0.1),
     Setting("Ballet", "chronotope/Ballet-v0", "defaults", {}),
+    Setting("Ballet", "chronotope/Ballet-v0", "delay=48", {"delay": 48}),
     Setting("Ballet", "chronotope/Ballet-v0", "num_dancers=8", {"num_dancers": 8}),
     Setting("CueRecallPick", "chronotope/CueRecallPick-v0", "defaults", {}, family="arm", episode_scale=0.25),
     Setting("CountPress", "chronotope/CountPress-v0", "defaults", {}, family="arm", episode_scale=0.25),
@@ -94,8 +95,8 @@ def _span(setting: Setting) -> int | None:
     kw = {"obs_mode": "state", **setting.kwargs} if setting.family == "nav" else dict(setting.kwargs)
     env = gym.make(setting.env_id, **kw)
     try:
-        task = env.unwrapped.core.task if setting.family == "nav" else env.unwrapped.task
-        return int(task.cue_to_query_span())
+        owner = env.unwrapped.core.task if setting.family == "nav" else env.unwrapped  # arm envs declare it
+        return int(owner.cue_to_query_span())
     except (AttributeError, NotImplementedError):
         return None
     finally:
