@@ -21,13 +21,11 @@ def declared_span(venv) -> int | None:
     """The cue-to-query span (steps) the env's task declares; None when the env declares none."""
     spans = []
     for core in nav_cores(venv):
-        fn = getattr(core.task, "cue_to_query_span", None)
         try:
-            spans.append(int(fn()) if fn is not None else None)
-        except NotImplementedError:
-            spans.append(None)
-    known = [s for s in spans if s is not None]
-    return max(known) if known else None
+            spans.append(int(core.task.cue_to_query_span()))
+        except (AttributeError, NotImplementedError):  # a task that declares no span
+            pass
+    return max(spans, default=None)
 
 
 def resolve_overlap(overlap: int | None, span: int | None, rollout_len: int, stateless: bool) -> int:
@@ -52,10 +50,12 @@ def warn_if_truncated(env_id: str, span: int | None, bptt_len: int, overlap: int
     return True
 
 
-def controllable_for(venv) -> Callable[[], np.ndarray]:
+def controllable_for(venv) -> Callable[[], np.ndarray] | None:
     """bool [N] per step: whether the agent's action is used (tasks with scripted phases say when it is not;
-    labels of scripted steps would only teach noise)."""
+    labels of scripted steps would only teach noise). None for envs without a Chronotope navigation core."""
     cores = nav_cores(venv)
+    if not cores:
+        return None
     hooks = [getattr(core.task, "controllable", None) for core in cores]
     if all(h is None for h in hooks):
         n = sum(core.n for core in cores)

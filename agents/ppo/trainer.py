@@ -37,7 +37,7 @@ from gymnasium import spaces
 from chronotope.agents.checkpoint import load_checkpoint, save_checkpoint
 from chronotope.agents.config import TrainConfig
 from chronotope.agents.distributed import DistContext, all_reduce_gradients, broadcast_module, global_mean_std
-from chronotope.agents.envs import make_vector_env, nav_cores, scalar_info
+from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.memory_span import controllable_for, declared_span, resolve_overlap, warn_if_truncated
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.loss import gae, masked_mean, policy_loss, value_loss
@@ -121,9 +121,6 @@ class PPOTrainer:
         self.ep_start = np.ones(cfg.num_envs, bool)
         self.ep_return = np.zeros(cfg.num_envs)
         self.span = declared_span(self.venv)
-        # Steps whose action a scripted task phase replaces: no policy gradient or entropy bonus there (the
-        # advantage does not depend on the action, so those terms would only add noise). None: every step counts.
-        self.controllable = controllable_for(self.venv) if nav_cores(self.venv) else None
         self.overlap = resolve_overlap(cfg.bptt_overlap, self.span, cfg.rollout_len, cfg.agent == "none")
         if cfg.agent != "none":
             warn_if_truncated(cfg.env, self.span, cfg.bptt_len, self.overlap)
@@ -187,7 +184,6 @@ class PPOTrainer:
         if data.get("env_pickle") is not None and self.dist.is_main:
             self.venv.close()
             self.venv = pickle.loads(data["env_pickle"])
-            self.controllable = controllable_for(self.venv) if nav_cores(self.venv) else None
             self.obs = data["obs"]
             self.state = StateBatcher.to(data["state"], self.device)
             self.ep_start = data["ep_start"]
@@ -244,6 +240,9 @@ class PPOTrainer:
         ctrl = np.ones((t_len, n), bool)
         labels = []
         dones = np.zeros((t_len, n), bool)
+        # Steps whose action a scripted task phase replaces get no policy gradient or entropy bonus (the advantage
+        # does not depend on the action there). Read from the envs stepped now (a resume replaces them).
+        controllable = controllable_for(self.venv)
         saved = {}  # rollout step -> memory state there (where replayed windows begin)
         windows = set(self._window_starts())
         act_space = self.venv.single_action_space
@@ -251,8 +250,8 @@ class PPOTrainer:
         for t in range(t_len):
             if t in windows:
                 saved[t] = StateBatcher.detach(self.state)
-            if self.controllable is not None:
-                ctrl[t] = self.controllable()
+            if controllable is not None:
+                ctrl[t] = controllable()
             o1 = obs_to_torch(self.obs, dev, time_dim=True)
             # ep_start is replaced each step, never mutated, so the tensor may share its memory
             start_t = torch.as_tensor(self.ep_start, device=dev)  # [N]
