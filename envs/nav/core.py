@@ -236,6 +236,7 @@ class NavCore:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_renderer"] = None  # rebuilt on demand: acceleration structures do not pickle
+        state["_main"] = {}  # a cache of the grids: refilled on demand, not carried into every checkpoint
         return state
 
     def close(self) -> None:

@@ -47,6 +47,16 @@ class Task:
 
     name = "task"
     success_radius = 0.2
+    cache_attrs: tuple[str, ...] = ()
+    """Attributes holding caches derived from the scenes alone (geodesic fields, ...): pickled empty, so a pickled
+    env (in every checkpoint) does not grow with each scene and goal visited; they refill on demand."""
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for k in self.cache_attrs:
+            if k in state:
+                state[k] = type(state[k])()
+        return state
 
     def __init__(self, success_reward: float = 2.5, slack_reward: float = -0.01, progress_scale: float = 1.0) -> None:
         self.success_reward = float(success_reward)

@@ -27,6 +27,7 @@ class ObjectNavTask(Task):
 
     name = "objectnav"
     success_radius = 1.0
+    cache_attrs = ("_cache",)
 
     def __init__(self, min_distance: float = 1.0, success_radius: float = 1.0, **kw):
         super().__init__(**kw)

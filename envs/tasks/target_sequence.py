@@ -64,6 +64,7 @@ class TargetSequenceTask(MemoryTask):
     """
 
     name = "target_sequence"
+    cache_attrs = (*MemoryTask.cache_attrs, "_separation")
 
     def __init__(
         self,

@@ -164,6 +164,7 @@ class VLNTask(Task):
 
     name = "vln"
     success_radius = 3.0
+    cache_attrs = ("_approach",)
 
     def __init__(
         self,
