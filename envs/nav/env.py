@@ -42,6 +42,7 @@ class NavEnv(gym.Env):
         self.observation_space = self.core.observation_space()
         self.action_space = spaces.Discrete(len(ACTION_NAMES))
         self._last_obs: dict[str, np.ndarray] | None = None
+        self._ended = False  # the episode terminated: the next step needs a reset first
 
     @property
     def intrinsics(self):
@@ -69,18 +70,22 @@ class NavEnv(gym.Env):
         self.core.reset_envs(np.array([0]), [self.np_random])
         obs = self._unbatch(self.core.observe())
         self._last_obs = obs
+        self._ended = False
         return obs, self._info(None)
 
     def step(self, action):
         if self.core.episodes[0] is None:
             raise RuntimeError("call reset() before step()")
+        if self._ended:
+            raise RuntimeError("the episode has terminated: call reset() before step()")
         a = np.asarray(action)
         if a.shape not in ((), (1,)):
             raise ValueError(f"expected a single action (shape () or (1,)), got shape {a.shape}: {action!r}")
         reward, terms, terminated = self.core.step(a.reshape(1), [self.np_random])
         obs = self._unbatch(self.core.observe())
         self._last_obs = obs
-        return obs, float(reward[0]), bool(terminated[0]), False, self._info(terms)
+        self._ended = bool(terminated[0])
+        return obs, float(reward[0]), self._ended, False, self._info(terms)
 
     def _info(self, terms) -> dict[str, Any]:
         info = self.core.info(terms)

@@ -48,6 +48,8 @@ class NavVectorEnv(VectorEnv):
         return self.core.max_depth
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        if self.closed:
+            raise RuntimeError("this vector env is closed")
         if seed is None:
             seeds: list[int | None] = [None] * self.num_envs
         elif isinstance(seed, (int, np.integer)):
@@ -66,6 +68,8 @@ class NavVectorEnv(VectorEnv):
         return self.core.observe(), self._vector_info(self.core.info(None))
 
     def step(self, actions):
+        if self.closed:
+            raise RuntimeError("this vector env is closed")
         if not self._started:
             raise RuntimeError("call reset() before step()")
         core = self.core
