@@ -23,16 +23,25 @@ def _is_image(space: spaces.Box) -> bool:
 
 
 class ImageEncoder(nn.Module):
-    """CNN for [H, W, C] (or [C, H, W]) images; uint8 scaled to [0, 1], floats scaled by their bound."""
+    """CNN for [H, W, C] (or [C, H, W]) images; uint8 scaled to [0, 1], floats scaled by each channel's bound
+    (a map whose channels have different ranges, e.g. occupancy in [0, 1] next to semantic ids, reaches the CNN
+    with every channel at unit scale)."""
 
     def __init__(self, space: spaces.Box, out_dim: int = 128) -> None:
         super().__init__()
         self.channel_last = space.shape[-1] <= 4
         c = space.shape[-1] if self.channel_last else space.shape[0]
         h, w = (space.shape[0], space.shape[1]) if self.channel_last else (space.shape[1], space.shape[2])
-        high = np.asarray(space.high, np.float64)
-        finite = np.isfinite(high).all() and high.max() > 0
-        self.scale = 255.0 if space.dtype == np.uint8 else (float(high.max()) if finite else 1.0)
+        high = np.broadcast_to(np.asarray(space.high, np.float64), space.shape)
+        per_channel = high.reshape(-1, c).max(0) if self.channel_last else high.reshape(c, -1).max(1)  # [C]
+        if space.dtype == np.uint8:
+            scale = np.full(c, 255.0)
+        elif np.isfinite(per_channel).all():
+            scale = np.where(per_channel > 0, per_channel, 1.0)
+        else:
+            scale = np.ones(c)
+        # not persistent: derived from the space, and checkpoints stay loadable by either version
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32), persistent=False)
         if min(h, w) >= 36:
             convs = [nn.Conv2d(c, 32, 8, 4), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(), nn.Conv2d(64, 64, 3, 1)]
         else:
@@ -43,10 +52,11 @@ class ImageEncoder(nn.Module):
         self.fc = nn.Sequential(nn.Linear(n, out_dim), nn.ReLU())
         self.out_dim = out_dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, H, W, C] -> [B, out_dim]
-        x = x.float() / self.scale
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, H, W, C] (or [B, C, H, W]) -> [B, out_dim]
         if self.channel_last:
-            x = x.permute(0, 3, 1, 2)
+            x = (x.float() / self.scale).permute(0, 3, 1, 2)  # [B, C, H, W]
+        else:
+            x = x.float() / self.scale[:, None, None]
         return self.fc(self.cnn(x))
 
 

@@ -108,7 +108,12 @@ class MapWrapper(gym.Wrapper):
 
 
 class OccupancyMapWrapper(MapWrapper):
-    """Adds ``"occupancy"``: float32 ``[3, crop, crop]`` agent-centred crop (occupied, free, semantic id)."""
+    """Adds ``"occupancy"``: float32 ``[3, crop, crop]`` agent-centred crop (occupied, free, semantic id).
+
+    The space declares the true bounds per channel: occupied and free in [0, 1], the semantic id in
+    [0, the env's largest instance id] (0 without a ``"semantic"`` observation), so an encoder that scales by the
+    bounds sees the map's content at unit scale.
+    """
 
     def __init__(
         self,
@@ -120,8 +125,12 @@ class OccupancyMapWrapper(MapWrapper):
     ) -> None:
         self.cfg = cfg or OccupancyConfig()
         self.crop_size, self.rotate = int(crop_size), rotate
-        space = gym.spaces.Box(0.0, float(2**31), (3, self.crop_size, self.crop_size), np.float32)
-        super().__init__(env, key, space)
+        spaces = env.observation_space.spaces if isinstance(env.observation_space, gym.spaces.Dict) else {}
+        sem = spaces.get("semantic")
+        max_id = float(np.max(sem.high)) if sem is not None else 0.0
+        high = np.empty((3, self.crop_size, self.crop_size), np.float32)
+        high[0], high[1], high[2] = 1.0, 1.0, max_id
+        super().__init__(env, key, gym.spaces.Box(np.zeros_like(high), high, dtype=np.float32))
 
     def new_map(self) -> OccupancyMap:
         return OccupancyMap(self.cfg)
