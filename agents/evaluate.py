@@ -1,8 +1,9 @@
 """Evaluation of a trained run: per-episode measures, a mean +- 95% CI summary, and trajectories.
 
 Writes ``<run>/eval/episodes.jsonl`` (one object per episode: every scalar measure in ``info`` and ``return``),
-``summary.json`` (measure -> {mean, std, ci95, n}), ``summary.md`` and ``trajectories.npz`` (see
-:func:`save_trajectories` for the format).
+``summary.json`` (measure -> {mean, std, ci95, n}; identifiers such as ``scene_id`` (:data:`ID_FIELDS`) stay in
+the episodes but are not averaged), ``summary.md`` and ``trajectories.npz`` (see :func:`save_trajectories` for the
+format). An earlier evaluation in the same folder is moved to ``previous/<time>/`` first, never overwritten.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from chronotope.agents.checkpoint import load_checkpoint
-from chronotope.agents.config import TrainConfig
+from chronotope.agents.config import TrainConfig, _json_object
 from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 
@@ -40,7 +42,61 @@ class EvalConfig:
     env_kwargs: str = "{}"
     """JSON object overriding env keyword arguments (e.g. a longer delay to test extrapolation)."""
     out: Path | None = None
-    """Output folder (default: <run>/eval)."""
+    """Output folder (default: <run>/eval); an earlier evaluation there is kept in ``previous/<time>/``."""
+
+    def validate(self) -> None:
+        for k in ("episodes", "num_envs"):
+            if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
+                raise ValueError(f"{k} must be a positive integer, got {getattr(self, k)!r}")
+        _json_object("env_kwargs", self.env_kwargs)
+
+
+ID_FIELDS = frozenset(
+    {"scene_id", "target_instance", "phase", "instructed_dancer", "target_index", "episode_id", "truncated"}
+)
+"""Scalar info entries that identify an episode or a phase rather than measure it: kept per episode, never
+averaged into the summary."""
+
+
+def summarize_episodes(episodes: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """measure -> :func:`summarize` over the episodes that report it; :data:`ID_FIELDS` are left out."""
+    keys = sorted(set().union(*episodes)) if episodes else []
+    return {k: summarize([e[k] for e in episodes if k in e]) for k in keys if k not in ID_FIELDS}
+
+
+def write_results(out: Path, episodes: list[dict[str, Any]], summary: dict[str, dict[str, float]]) -> Path:
+    """Writes episodes.jsonl, summary.json and summary.md into ``out`` (each atomically), after moving an earlier
+    evaluation there to ``out/previous/<time>/``. Returns ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    archive_previous(out)
+    _atomic_write(out / "episodes.jsonl", "".join(json.dumps(e) + "\n" for e in episodes))
+    _atomic_write(out / "summary.json", json.dumps(summary, indent=2))
+    md = ["| measure | mean | ± 95% CI | n |", "|---|---|---|---|"]
+    md += [f"| {k} | {v['mean']:.4f} | {v['ci95']:.4f} | {v['n']} |" for k, v in summary.items()]
+    _atomic_write(out / "summary.md", "\n".join(md) + "\n")
+    return out
+
+
+RESULT_FILES = ("episodes.jsonl", "summary.json", "summary.md", "trajectories.npz")
+
+
+def archive_previous(out: Path) -> Path | None:
+    """Moves the result files of an earlier evaluation in ``out`` to ``out/previous/<time>/``; returns that folder
+    (None when there was nothing to keep)."""
+    present = [out / f for f in RESULT_FILES if (out / f).exists()]
+    if not present:
+        return None
+    ref = out / "summary.json" if (out / "summary.json").exists() else present[0]
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(ref.stat().st_mtime))  # when that evaluation was made
+    dest = out / "previous" / stamp
+    k = 1
+    while dest.exists():
+        k += 1
+        dest = out / "previous" / f"{stamp}-{k}"
+    dest.mkdir(parents=True)
+    for f in present:
+        os.replace(f, dest / f.name)
+    return dest
 
 
 def summarize(values: list[float]) -> dict[str, float]:
@@ -67,6 +123,16 @@ def load_policy(run: Path, device: str = "cpu") -> tuple[TrainConfig, ActorCriti
 
 
 def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
+    """Evaluates ``ecfg.run`` (a PPO / imitation run, or an SB3 one through
+    :func:`chronotope.agents.sb3.evaluate_sb3`) and writes the results; returns the summary."""
+    ecfg.validate()
+    cfg_path = Path(ecfg.run) / "config.json"
+    if cfg_path.is_file() and json.loads(cfg_path.read_text()).get("algo") in ("sb3-ppo", "recurrent-ppo"):
+        from chronotope.agents.sb3 import evaluate_sb3
+
+        return evaluate_sb3(
+            ecfg.run, ecfg.episodes, ecfg.num_envs, ecfg.seed, ecfg.deterministic, ecfg.out, ecfg.env_kwargs
+        )
     cfg, data, _ = load_policy(ecfg.run)
     kw = {**cfg.env_kwargs_dict(), **json.loads(ecfg.env_kwargs)}
     venv = make_vector_env(cfg.env, ecfg.num_envs, kw, cfg.wrappers, cfg.seed)  # the training run's wrappers
@@ -123,14 +189,8 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     episodes = [rec for rec, _ in ordered]
     finished_traj = [t for _, t in ordered]
     out = Path(ecfg.out or (Path(ecfg.run) / "eval"))
-    out.mkdir(parents=True, exist_ok=True)
-    keys = sorted(set().union(*episodes)) if episodes else []
-    summary = {k: summarize([e[k] for e in episodes if k in e]) for k in keys if k != "truncated"}
-    _atomic_write(out / "episodes.jsonl", "".join(json.dumps(e) + "\n" for e in episodes))
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2))
-    md = ["| measure | mean | ± 95% CI | n |", "|---|---|---|---|"]
-    md += [f"| {k} | {v['mean']:.4f} | {v['ci95']:.4f} | {v['n']} |" for k, v in summary.items()]
-    _atomic_write(out / "summary.md", "\n".join(md) + "\n")
+    summary = summarize_episodes(episodes)
+    write_results(out, episodes, summary)
     save_trajectories(out / "trajectories.npz", finished_traj)
     return summary
 
@@ -179,6 +239,6 @@ def save_trajectories(path: Path, trajs: list[dict[str, Any]]) -> Path:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)

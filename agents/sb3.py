@@ -185,10 +185,11 @@ def evaluate_sb3(
     seed: int = 10_000,
     deterministic: bool = False,
     out=None,
+    env_kwargs: str = "{}",
 ) -> dict[str, dict[str, float]]:
     """Evaluates an SB3 run (``sb3_model.zip`` of ``--algo sb3-ppo`` / ``recurrent-ppo``) as
     :func:`chronotope.agents.evaluate.evaluate` does an ActorCritic run: the run's env, kwargs and wrappers,
-    evaluation episodes seeded by ``seed`` (the first ``episodes`` to finish), sampled actions unless
+    evaluation episodes seeded by ``seed`` (a quota per environment fixed in advance), sampled actions unless
     ``deterministic``, and the same files (``episodes.jsonl``, ``summary.json``, ``summary.md``; no
     trajectories) in ``out`` (default ``<run>/eval``). Returns the summary (measure -> mean, std, ci95, n).
     """
@@ -199,7 +200,9 @@ def evaluate_sb3(
 
     from chronotope.agents.config import TrainConfig
     from chronotope.agents.envs import make_vector_env, scalar_info
-    from chronotope.agents.evaluate import _atomic_write, summarize
+    from chronotope.agents.evaluate import EvalConfig, summarize_episodes, write_results
+
+    EvalConfig(run=run, episodes=episodes, num_envs=num_envs, env_kwargs=env_kwargs).validate()
 
     run = Path(run)
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
@@ -210,15 +213,19 @@ def evaluate_sb3(
     else:
         from stable_baselines3 import PPO as Algo
     model = Algo.load(run / "sb3_model.zip", device="cpu")
-    venv = SB3VecEnv(make_vector_env(cfg.env, num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed))
+    kw = {**cfg.env_kwargs_dict(), **json.loads(env_kwargs)}
+    venv = SB3VecEnv(make_vector_env(cfg.env, num_envs, kw, cfg.wrappers, cfg.seed))
     venv.seed(seed)
     torch.manual_seed(seed)
     obs = venv.reset()
     state = None
     start = np.ones(num_envs, bool)
     ret = np.zeros(num_envs)
-    done_eps: list[dict[str, Any]] = []
-    while len(done_eps) < episodes:
+    # As in evaluate: every environment contributes a quota fixed in advance (its first q_i episodes), since the
+    # first episodes to *finish* would favour short ones.
+    quota = [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
+    per_env: list[list[dict[str, Any]]] = [[] for _ in range(num_envs)]
+    while any(len(per_env[i]) < quota[i] for i in range(num_envs)):
         act, state = model.predict(obs, state=state, episode_start=start, deterministic=deterministic)
         obs, r, dones, infos = venv.step(act)
         ret += r
@@ -228,18 +235,13 @@ def evaluate_sb3(
             rec.pop("TimeLimit.truncated", None)
             rec["return"] = float(ret[i])
             rec["truncated"] = bool(infos[i].get("TimeLimit.truncated", False))
-            if len(done_eps) < episodes:
-                done_eps.append(rec)
+            if len(per_env[i]) < quota[i]:
+                per_env[i].append(rec)
             ret[i] = 0.0
         start = dones
     venv.close()
-    out = Path(out or (run / "eval"))
-    out.mkdir(parents=True, exist_ok=True)
-    keys = sorted(set().union(*done_eps)) if done_eps else []
-    summary = {k: summarize([e[k] for e in done_eps if k in e]) for k in keys if k != "truncated"}
-    _atomic_write(out / "episodes.jsonl", "".join(json.dumps(e) + "\n" for e in done_eps))
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2))
-    md = ["| measure | mean | ± 95% CI | n |", "|---|---|---|---|"]
-    md += [f"| {k} | {v['mean']:.4f} | {v['ci95']:.4f} | {v['n']} |" for k, v in summary.items()]
-    _atomic_write(out / "summary.md", "\n".join(md) + "\n")
+    # Episode k of env i is number i + num_envs * k: one order whatever finished first.
+    done_eps = [per_env[i][k] for k in range(max(quota)) for i in range(num_envs) if k < len(per_env[i])]
+    summary = summarize_episodes(done_eps)
+    write_results(Path(out or (run / "eval")), done_eps, summary)
     return summary
