@@ -81,8 +81,14 @@ class TrainConfig:
     """Torch intra-op threads on CPU (1 is fastest for these small models and leaves cores to the envs)."""
     checkpoint_every: int = 10
     """Updates between checkpoints."""
+    checkpoint_minutes: float = 10.0
+    """Also checkpoint when this many minutes have passed since the last checkpoint (an early crash loses at most
+    this much work)."""
     resume: Path | None = None
-    """Continue the run in this folder from its last checkpoint."""
+    """Continue the run in this folder (where it stays, wherever it was made) from its last checkpoint. With
+    ``--steps`` the run's total becomes that (it must exceed what is done); other settings are the run's own."""
+    overwrite: bool = False
+    """Replace an existing run of the same name (without it, an existing run folder is refused)."""
     progress: bool = True
     """Show a progress bar."""
     bc_epochs: int = 4
@@ -131,7 +137,10 @@ class TrainConfig:
     def validate(self) -> None:
         if not self.aux_coef >= 0:
             raise ValueError(f"aux_coef must be >= 0, got {self.aux_coef!r}")
-        for k in ("steps", "num_envs", "rollout_len", "bptt_len", "epochs", "minibatches", "hidden"):
+        if not self.checkpoint_minutes > 0:
+            raise ValueError(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes!r}")
+        counts = ("steps", "num_envs", "rollout_len", "bptt_len", "epochs", "minibatches", "hidden", "checkpoint_every")
+        for k in counts:
             if getattr(self, k) <= 0:
                 raise ValueError(f"{k} must be positive, got {getattr(self, k)!r}")
         if self.bptt_overlap is not None and not 0 <= self.bptt_overlap <= self.rollout_len:

@@ -129,7 +129,41 @@ def viz(cfg: VizConfig) -> None:
         print(f"wrote {Path(out).resolve()}")
 
 
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, ImportError)
+"""Exceptions that report a bad value or a missing file or package: one line, no traceback (unless --debug)."""
+
+
+def run_cli(fn, argv: list[str] | None = None) -> None:
+    """Runs ``fn(argv)``; a user error prints ``chronotope: error: <message>`` on one line and exits 1.
+
+    ``--debug`` anywhere in ``argv`` (removed before parsing) or ``CHRONOTOPE_DEBUG=1`` shows the traceback.
+    """
+    import os
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("CHRONOTOPE_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        import gymnasium as gym
+
+        errors = (*USER_ERRORS, gym.error.Error)
+    except ImportError:
+        errors = USER_ERRORS
+    try:
+        fn(argv)
+    except errors as e:
+        if debug:
+            raise
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"chronotope: error: {msg} (--debug shows the traceback)", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def main(argv: list[str] | None = None) -> None:
+    run_cli(_dispatch, argv)
+
+
+def _dispatch(argv: list[str]) -> None:
     import tyro
 
     tyro.extras.subcommand_cli_from_dict(
@@ -144,9 +178,9 @@ def main(argv: list[str] | None = None) -> None:
             "robot-oracles": robot_oracles,
             "memory-demand": memory_demand,
         },
-        args=sys.argv[1:] if argv is None else argv,
+        args=argv,
         prog="chronotope",
-        description="Chronotope: embodied agents with spatio-temporal memory.",
+        description="Chronotope: embodied agents with spatio-temporal memory (--debug: tracebacks on errors).",
         config=(tyro.conf.OmitArgPrefixes,),
     )
 

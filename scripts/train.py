@@ -12,57 +12,62 @@ from chronotope.agents.config import TrainConfig
 
 
 def train(cfg: TrainConfig) -> None:
-    """Trains an agent and writes config, TensorBoard logs and atomic checkpoints under ``runs/<name>``."""
-    import json
+    """Trains an agent and writes config, TensorBoard logs and atomic checkpoints under ``runs/<name>``.
+
+    The run folder is locked for the run and an existing run is refused unless ``--overwrite``; ``--resume DIR``
+    continues in ``DIR`` (see :mod:`chronotope.agents.runs`).
+    """
     import os
     from pathlib import Path
 
+    from chronotope.agents.runs import RunFolder, resolve_resume
+
     if cfg.resume is not None:
-        run = Path(cfg.resume)
-        if not (run / "config.json").is_file():
-            raise SystemExit(f"cannot resume: {str(run)!r} has no config.json")
-        saved = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-        saved.resume = run
-        saved.progress = cfg.progress
-        cfg = saved
+        cfg = resolve_resume(cfg)
     cfg.validate()  # bad values (e.g. an unknown --wrappers name) fail before any env or run folder is made
     world = os.environ.get("WORLD_SIZE", "1")
     if world not in ("", "1") and cfg.algo != "ppo":
         raise ValueError(f"multi-process training (WORLD_SIZE={world}) supports --algo ppo only, got {cfg.algo!r}")
-    if cfg.algo in ("sb3-ppo", "recurrent-ppo"):
-        from chronotope.agents.sb3 import train_sb3
+    with RunFolder(cfg):
+        if cfg.algo in ("sb3-ppo", "recurrent-ppo"):
+            from chronotope.agents.sb3 import train_sb3
 
-        train_sb3(cfg)
-        return
-    if cfg.algo in ("bc", "dagger"):
-        from chronotope.agents.imitation import train_imitation
+            train_sb3(cfg)
+            return
+        if cfg.algo in ("bc", "dagger"):
+            from chronotope.agents.imitation import train_imitation
 
-        train_imitation(cfg)
-        return
-    from torch.utils.tensorboard import SummaryWriter
+            train_imitation(cfg)
+            return
+        from torch.utils.tensorboard import SummaryWriter
 
-    from chronotope.agents.distributed import destroy_distributed, init_distributed
-    from chronotope.agents.ppo.trainer import PPOTrainer
+        from chronotope.agents.distributed import destroy_distributed, init_distributed
+        from chronotope.agents.ppo.trainer import PPOTrainer
 
-    dist = init_distributed(cfg.resolved_device())
-    writer = SummaryWriter(str(cfg.run_dir() / "tb")) if dist.is_main else None
-    try:
-        trainer = PPOTrainer(cfg, writer=writer, dist=dist)
-        if cfg.resume is not None:
-            trainer.restore(Path(cfg.resume) / "checkpoint.pt")
-        trainer.train()
-    except KeyboardInterrupt as e:
-        print(f"\n{e}", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        if writer is not None:
-            writer.close()
-        destroy_distributed(dist)
-    if dist.is_main:
-        print(f"run written to {cfg.run_dir().resolve()}")
+        dist = init_distributed(cfg.resolved_device())
+        writer = None
+        try:
+            trainer = PPOTrainer(cfg, dist=dist)
+            if cfg.resume is not None:
+                trainer.restore(Path(cfg.resume) / "checkpoint.pt")
+            if dist.is_main:  # on resume, TensorBoard hides what was logged after the checkpoint
+                purge = trainer.global_step + 1 if cfg.resume is not None else None
+                writer = trainer.writer = SummaryWriter(str(cfg.run_dir() / "tb"), purge_step=purge)
+            trainer.train()
+        except KeyboardInterrupt as e:
+            print(f"\n{e}", file=sys.stderr)
+            raise SystemExit(130) from None
+        finally:
+            if writer is not None:
+                writer.close()
+            destroy_distributed(dist)
+        if dist.is_main:
+            print(f"run written to {cfg.run_dir().resolve()}")
 
 
 if __name__ == "__main__":
     import tyro
 
-    train(tyro.cli(TrainConfig))
+    from chronotope.scripts.cli import run_cli
+
+    run_cli(lambda argv: train(tyro.cli(TrainConfig, args=argv)))

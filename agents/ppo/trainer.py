@@ -8,8 +8,10 @@ that carry gradient but no loss: a decision's gradient reaches every observation
 bptt_overlap`` steps back, even when a rollout boundary falls between a cue and the decision that needs it
 (memory tasks declare that span; by default the overlap covers it). Memory states are stored where the replayed
 windows start. Truncated episodes are bootstrapped with the value
-of their final observation. Checkpoints (model, optimiser, RNG states, counters, the pickled env and the live
-memory state) are written atomically; ``resume`` continues exactly where the last checkpoint left off.
+of their final observation. Checkpoints (model, optimiser, RNG states, counters, the episode-statistics window, the
+pickled env and the live memory state) are written atomically every ``checkpoint_every`` updates and whenever
+``checkpoint_minutes`` have passed since the last; ``restore`` continues exactly where the last checkpoint left off
+and cuts ``progress.jsonl`` back to it, so no update is logged twice.
 
 Under ``torchrun`` (a :class:`~chronotope.agents.distributed.DistContext` with ``world_size > 1``) every rank
 steps its own ``num_envs`` envs seeded ``seed + 1000 * rank``, gradients are averaged over ranks after each
@@ -34,13 +36,14 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from chronotope.agents.checkpoint import load_checkpoint, save_checkpoint
+from chronotope.agents.checkpoint import load_checkpoint, loads_env, save_checkpoint
 from chronotope.agents.config import TrainConfig
 from chronotope.agents.distributed import DistContext, all_reduce_gradients, broadcast_module, global_mean_std
 from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.memory_span import controllable_for, declared_span, resolve_overlap, warn_if_truncated
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.loss import gae, masked_mean, policy_loss, value_loss
+from chronotope.agents.runs import truncate_progress
 from chronotope.agents.state_utils import StateBatcher, split_sequences
 
 
@@ -154,6 +157,7 @@ class PPOTrainer:
             "ep_start": self.ep_start.copy(),
             "ep_return": self.ep_return.copy(),
             "history": self.history,
+            "recent": list(self.recent),
             "tail": {
                 "obs": self.tail["obs"],
                 "starts": self.tail["starts"],
@@ -163,6 +167,7 @@ class PPOTrainer:
 
     def save(self) -> Path:
         """Writes ``run_dir/checkpoint.pt`` (rank 0 only; other ranks return the path and write nothing)."""
+        self._last_save = time.monotonic()
         if not self.dist.is_main:
             return self.run_dir / "checkpoint.pt"
         return save_checkpoint(self.run_dir / "checkpoint.pt", self.checkpoint_payload())
@@ -181,9 +186,14 @@ class PPOTrainer:
         self.update = int(data["update"])
         self.global_step = int(data["global_step"])
         self.history = list(data.get("history", []))
+        self.recent.clear()
+        self.recent.extend(data.get("recent", []))
+        if self.dist.is_main:  # the log ends where the checkpoint does: no update appears twice
+            truncate_progress(self.run_dir / "progress.jsonl", "update", self.update)
         if data.get("env_pickle") is not None and self.dist.is_main:
+            venv = loads_env(data["env_pickle"])
             self.venv.close()
-            self.venv = pickle.loads(data["env_pickle"])
+            self.venv = venv
             self.obs = data["obs"]
             self.state = StateBatcher.to(data["state"], self.device)
             self.ep_start = data["ep_start"]
@@ -440,6 +450,7 @@ class PPOTrainer:
             raise KeyboardInterrupt
 
         old = signal.signal(signal.SIGTERM, _sigterm)
+        self._last_save = time.monotonic()
         try:
             while self.update < self.num_updates:
                 t0 = time.perf_counter()
@@ -455,7 +466,8 @@ class PPOTrainer:
                     bar.update(self.steps_per_update)
                     bar.set_postfix(sps=f"{sps:.0f}", ret=f"{rec.get('return', float('nan')):.2f}")
                 done_here += 1
-                if self.update % cfg.checkpoint_every == 0 or self.update == self.num_updates:
+                overdue = time.monotonic() - self._last_save >= 60.0 * cfg.checkpoint_minutes
+                if self.update % cfg.checkpoint_every == 0 or self.update == self.num_updates or overdue:
                     self.save()
                 if stop_after is not None and done_here >= stop_after:
                     self.save()
@@ -512,6 +524,13 @@ def _stack_time(obs_buf: list, dev) -> dict[str, torch.Tensor] | torch.Tensor:
 def _env_kwarg_names(env_id: str) -> set[str]:
     import dataclasses
 
+    import gymnasium as gym
+
+    from chronotope.agents.envs import resolve_env_id
+    from chronotope.envs import NAV_ENTRY
     from chronotope.envs.nav.core import NavConfig
 
-    return {f.name for f in dataclasses.fields(NavConfig)} if env_id.startswith("chronotope/") else set()
+    # Only the nav envs take NavConfig's kwargs (``device`` among them); the arm envs refuse unknown kwargs.
+    if gym.registry[resolve_env_id(env_id)].entry_point != NAV_ENTRY:
+        return set()
+    return {f.name for f in dataclasses.fields(NavConfig)}

@@ -1,0 +1,421 @@
+"""Fault injection on run management, evaluation and env contracts (issue 18): every case here was observed to
+lose, mix or silently bias data before it was fixed."""
+
+import json
+import os
+import pickle
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from chronotope.agents.checkpoint import load_checkpoint, loads_env, save_checkpoint
+from chronotope.agents.config import TrainConfig
+from chronotope.agents.ppo.trainer import PPOTrainer
+from chronotope.agents.runs import RunError, RunFolder, resolve_resume, truncate_progress
+from chronotope.scripts.train import train
+
+ENV_KW = json.dumps({"obs_mode": "state", "num_scenes": 1})
+
+
+def _cfg(tmp_path, name="r", updates=2, **kw):
+    base = dict(
+        env="chronotope/PointNav-v0",
+        agent="gru",
+        steps=4 * 16 * updates,
+        num_envs=4,
+        rollout_len=16,
+        bptt_len=8,
+        epochs=1,
+        minibatches=2,
+        env_kwargs=ENV_KW,
+        name=name,
+        out_dir=tmp_path,
+        progress=False,
+        checkpoint_every=1,
+        device="cpu",
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _updates(run: Path) -> list[int]:
+    return [json.loads(line)["update"] for line in (run / "progress.jsonl").read_text().splitlines()]
+
+
+def _params(model) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "chronotope.scripts.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+
+
+def _train_args(tmp_path, name, steps=128, *extra):
+    return (
+        "train",
+        "--env",
+        "chronotope/PointNav-v0",
+        "--agent",
+        "gru",
+        "--steps",
+        steps,
+        "--num-envs",
+        "4",
+        "--rollout-len",
+        "16",
+        "--bptt-len",
+        "8",
+        "--epochs",
+        "1",
+        "--checkpoint-every",
+        "1",
+        "--device",
+        "cpu",
+        "--name",
+        name,
+        "--out-dir",
+        tmp_path,
+        "--env-kwargs",
+        ENV_KW,
+        "--no-progress",
+        *extra,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- run folders
+def test_a_locked_run_folder_is_refused(tmp_path):
+    cfg = _cfg(tmp_path)
+    with RunFolder(cfg):
+        with pytest.raises(RunError, match=rf"in use by another training \(pid {os.getpid()}\)"):
+            train(_cfg(tmp_path))
+    assert not (tmp_path / "r" / "progress.jsonl").exists()  # the refused run wrote nothing
+
+
+def test_concurrent_same_name_cli_runs_one_is_refused(tmp_path):
+    first = subprocess.Popen(
+        [sys.executable, "-m", "chronotope.scripts.cli", *map(str, _train_args(tmp_path, "x", 10**7))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        lock = tmp_path / "x" / ".lock"
+        deadline = time.time() + 120
+        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+            assert first.poll() is None and time.time() < deadline, "the first run did not start"
+            time.sleep(0.2)
+        second = _cli(*_train_args(tmp_path, "x"))
+        assert second.returncode == 1
+        err = second.stderr.strip().splitlines()
+        assert len(err) == 1 and "in use by another training" in err[0] and str(first.pid) in err[0]
+        assert first.poll() is None  # the first run was not disturbed
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_rerun_without_overwrite_is_refused_and_overwrite_replaces(tmp_path):
+    train(_cfg(tmp_path))
+    run = tmp_path / "r"
+    before = (run / "checkpoint.pt").read_bytes()
+    with pytest.raises(RunError, match="already holds a run; pass --overwrite"):
+        train(_cfg(tmp_path, lr=1e-3))
+    assert (run / "checkpoint.pt").read_bytes() == before and _updates(run) == [1, 2]
+    train(_cfg(tmp_path, updates=1, overwrite=True))
+    assert _updates(run) == [1]  # the old log is gone, not appended to
+    assert load_checkpoint(run / "checkpoint.pt")["update"] == 1
+
+
+def test_failed_start_leaves_no_run_folder(tmp_path):
+    with pytest.raises(ValueError, match="unknown environment id"):
+        train(_cfg(tmp_path, env="chronotope/Nope-v0"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_of_a_copy_continues_in_the_copy(tmp_path):
+    train(_cfg(tmp_path, "orig", updates=1))
+    orig = tmp_path / "orig"
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(orig, copy)
+    snapshot = {p.name: p.read_bytes() for p in orig.iterdir() if p.is_file()}
+    train(TrainConfig(resume=copy, steps=2 * 64, progress=False))
+    assert {p.name: p.read_bytes() for p in orig.iterdir() if p.is_file()} == snapshot  # original untouched
+    assert _updates(copy) == [1, 2] and load_checkpoint(copy / "checkpoint.pt")["update"] == 2
+    saved = json.loads((copy / "config.json").read_text())
+    assert Path(saved["out_dir"]) / saved["name"] == copy
+
+
+def test_resume_honours_a_new_steps_or_refuses(tmp_path):
+    train(_cfg(tmp_path, updates=1))
+    run = tmp_path / "r"
+    with pytest.raises(RunError, match="already finished"):
+        resolve_resume(TrainConfig(resume=run))
+    with pytest.raises(RunError, match="--steps 32 does not extend"):
+        resolve_resume(TrainConfig(resume=run, steps=32))
+    with pytest.raises(RunError, match=r"--lr 0.1 \(the run has 0.0003\)"):
+        resolve_resume(TrainConfig(resume=run, steps=256, lr=0.1))
+    train(TrainConfig(resume=run, steps=3 * 64, progress=False))
+    assert _updates(run) == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["steps"] == 3 * 64
+
+
+@pytest.mark.parametrize("algo", ["sb3-ppo", "recurrent-ppo", "bc", "dagger"])
+def test_algorithms_without_exact_resume_refuse_it(tmp_path, algo):
+    run = tmp_path / algo
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(TrainConfig(algo=algo).to_dict()))
+    with pytest.raises(RunError, match=f"--algo {algo} runs cannot be resumed"):
+        train(TrainConfig(resume=run))
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
+def test_resume_truncates_the_log_to_the_checkpoint_and_is_exact(tmp_path, monkeypatch):
+    """A crash after update 3 with the checkpoint at update 2: the resumed log holds every update once, and the
+    result equals an uninterrupted run's, episode-statistics window included."""
+    ref = PPOTrainer(_cfg(tmp_path, "ref", updates=4, checkpoint_every=2))
+    ref.train()
+    crashed = PPOTrainer(_cfg(tmp_path, "c", updates=4, checkpoint_every=2))
+    log = crashed._log
+
+    def crash_after_logging(stats, sps):
+        rec = log(stats, sps)
+        if crashed.update == 3:
+            raise RuntimeError("injected crash")
+        return rec
+
+    monkeypatch.setattr(crashed, "_log", crash_after_logging)
+    with pytest.raises(RuntimeError, match="injected"):
+        crashed.train()
+    assert _updates(tmp_path / "c") == [1, 2, 3]
+    resumed = PPOTrainer(_cfg(tmp_path, "c", updates=4, checkpoint_every=2))
+    resumed.restore(tmp_path / "c" / "checkpoint.pt")
+    assert _updates(tmp_path / "c") == [1, 2]
+    resumed.train()
+    assert _updates(tmp_path / "c") == [1, 2, 3, 4]
+    assert torch.equal(_params(ref.model), _params(resumed.model))
+    strip = [{k: v for k, v in r.items() if k != "sps"} for r in ref.history]
+    assert strip == [{k: v for k, v in r.items() if k != "sps"} for r in resumed.history]
+
+
+def test_truncate_progress_drops_a_torn_last_line(tmp_path):
+    p = tmp_path / "progress.jsonl"
+    p.write_text('{"update": 1}\n{"update": 2}\n{"update": 3}\n{"upd')
+    truncate_progress(p, "update", 2)
+    assert p.read_text() == '{"update": 1}\n{"update": 2}\n'
+
+
+def test_first_checkpoint_comes_on_the_wall_clock(tmp_path, monkeypatch):
+    tr = PPOTrainer(_cfg(tmp_path, updates=3, checkpoint_every=100, checkpoint_minutes=1e-9))
+    saves = []
+    save = tr.save
+    monkeypatch.setattr(tr, "save", lambda: saves.append(tr.update) or save())
+    tr.train()
+    assert saves == [1, 2, 3]
+
+
+def test_pickled_env_does_not_grow_with_the_task_caches():
+    from chronotope.agents.envs import make_vector_env
+
+    venv = make_vector_env("chronotope/ObjectNav-v0", 4, {"obs_mode": "state", "max_episode_steps": 5}, "", 0)
+    venv.reset(seed=0)
+    size0 = len(pickle.dumps(venv))
+    rng = np.random.default_rng(0)
+    for _ in range(100):  # ~80 episodes: the geodesic cache fills with many (scene, category) fields
+        venv.step(rng.integers(1, 4, 4))
+    assert len(venv.core.task._cache) > 20
+    blob = pickle.dumps(venv)
+    assert len(blob) < 1.2 * size0
+    clone = pickle.loads(blob)
+    acts = rng.integers(0, 4, (30, 4))
+    for a in acts:  # the emptied caches refill with the same values: the clone steps exactly as the original
+        o1, r1, t1, _, _ = venv.step(a)
+        o2, r2, t2, _, _ = clone.step(a)
+        assert np.array_equal(r1, r2) and np.array_equal(t1, t2)
+        assert all(np.array_equal(o1[k], o2[k]) for k in o1)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_checkpoints_load_safely(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"format": "chronotope-checkpoint-v1", "x": _Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="not plain data"):
+        load_checkpoint(tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="posix.system|os.system"):
+        loads_env(pickle.dumps(_Evil()))
+    assert not (tmp_path / "pwned").exists()
+    # a stale temporary file of a writer killed mid-write is cleaned up by the next save
+    (tmp_path / ".ok.pt.tmp999999").write_bytes(b"torn")
+    save_checkpoint(tmp_path / "ok.pt", {"a": np.arange(3), "b": {"c": torch.zeros(2)}})
+    assert not (tmp_path / ".ok.pt.tmp999999").exists()
+    assert load_checkpoint(tmp_path / "ok.pt")["a"].tolist() == [0, 1, 2]
+
+
+# ---------------------------------------------------------------------------------------------- CLI errors
+def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    res = _cli(*_train_args(tmp_path, "bad"), "--env", "chronotope/Nope-v0")
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown environment id 'chronotope/Nope-v0'" in lines[0]
+    assert not (tmp_path / "bad").exists()
+    res = _cli(*_train_args(tmp_path, "bad"), "--env", "chronotope/Nope-v0", "--debug")
+    assert res.returncode == 1 and "Traceback" in res.stderr
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+def test_eval_refuses_zero_episodes_and_keeps_earlier_results(tmp_path):
+    from chronotope.agents.evaluate import EvalConfig, evaluate
+
+    train(_cfg(tmp_path, updates=1))
+    run = tmp_path / "r"
+    first = evaluate(EvalConfig(run=run, episodes=2, num_envs=2))
+    assert "scene_id" not in first and "success" in first  # ids are not averaged
+    assert "scene_id" in json.loads((run / "eval" / "episodes.jsonl").read_text().splitlines()[0])
+    summary = (run / "eval" / "summary.json").read_text()
+    res = _cli("eval", "--run", run, "--episodes", "0")
+    assert res.returncode == 1 and "episodes must be a positive integer" in res.stderr
+    assert (run / "eval" / "summary.json").read_text() == summary
+    evaluate(EvalConfig(run=run, episodes=3, num_envs=2))
+    (kept,) = (run / "eval" / "previous").iterdir()
+    assert (kept / "summary.json").read_text() == summary
+    assert json.loads((run / "eval" / "summary.json").read_text())["success"]["n"] == 3
+
+
+def test_eval_evaluates_sb3_runs(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    from chronotope.agents.evaluate import EvalConfig, evaluate
+
+    train(_cfg(tmp_path, "sb3", algo="sb3-ppo", agent="none", updates=1))
+    summary = evaluate(EvalConfig(run=tmp_path / "sb3", episodes=2, num_envs=2))
+    assert summary["success"]["n"] == 2 and "scene_id" not in summary
+
+
+def test_summary_leaves_out_id_fields():
+    from chronotope.agents.evaluate import summarize_episodes
+
+    eps = [{"success": 1.0, "scene_id": 3.0, "target_instance": 7.0, "phase": 2.0, "truncated": False}] * 2
+    assert set(summarize_episodes(eps)) == {"success"}
+
+
+# ---------------------------------------------------------------------------------------------- env contracts
+def test_stepping_a_terminated_nav_env_raises():
+    import gymnasium as gym
+
+    import chronotope.envs  # noqa: F401
+
+    env = gym.make("chronotope/PointNav-v0", obs_mode="state", num_scenes=1)
+    env.reset(seed=0)
+    _, _, terminated, _, _ = env.step(0)  # STOP ends the episode
+    assert terminated
+    with pytest.raises(RuntimeError, match="terminated: call reset"):
+        env.step(1)
+    env.reset(seed=1)
+    env.step(1)  # a reset makes it steppable again
+    env.close()
+
+
+def test_stepping_a_closed_vector_env_raises():
+    from chronotope.envs.nav.vector_env import NavVectorEnv
+
+    venv = NavVectorEnv(2, obs_mode="state", num_scenes=1)
+    venv.reset(seed=0)
+    venv.step(np.array([1, 1]))
+    venv.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        venv.step(np.array([1, 1]))
+    with pytest.raises(RuntimeError, match="closed"):
+        venv.reset(seed=0)
+
+
+def test_ppo_trains_an_arm_env(tmp_path):
+    pytest.importorskip("mujoco")
+    tr = PPOTrainer(_cfg(tmp_path, env="chronotope/Reach-v0", agent="none", env_kwargs="{}", num_envs=2, steps=32))
+    assert "device" not in tr.env_kwargs
+    tr.train()
+    assert tr.update == 1
+
+
+# ---------------------------------------------------------------------------------------------- map wrappers
+@pytest.mark.parametrize("name", ["occupancy", "octree", "topology", "mem4nav"])
+def test_map_content_moves_the_policy_features(name):
+    """Two observations that differ only in the map key give clearly different features: the space's bounds
+    do not scale the map away (the occupancy map declared 2**31 and moved features by 5e-9)."""
+    from chronotope.agents.encoders import ObservationEncoder
+    from chronotope.agents.envs import make_vector_env
+
+    kw = {"obs_mode": "depth", "resolution": [32, 32]}
+    plain = make_vector_env("chronotope/PointNav-v0", 1, kw)
+    venv = make_vector_env("chronotope/PointNav-v0", 1, kw, name, 0)
+    space = venv.single_observation_space
+    (key,) = set(space.spaces) - set(plain.single_observation_space.spaces)
+    plain.close()
+    sub = space[key]
+    if name == "occupancy":
+        assert float(sub.high[0].max()) == 1.0 and float(sub.high[1].max()) == 1.0
+    torch.manual_seed(0)
+    enc = ObservationEncoder(space)
+    obs, _ = venv.reset(seed=0)
+    venv.close()
+    base = {k: torch.as_tensor(v) for k, v in obs.items()}
+    empty = dict(base, **{key: torch.zeros_like(base[key])})
+    hi = np.where(np.isfinite(sub.high), sub.high, 1.0)
+    full = dict(base, **{key: torch.as_tensor(np.broadcast_to(hi, base[key].shape).copy(), dtype=torch.float32)})
+    with torch.no_grad():
+        fe, ff = enc(empty), enc(full)
+    assert float((fe - ff).abs().max()) > 1e-2 * max(1.0, float(fe.abs().max()))
+
+
+# ---------------------------------------------------------------------------------------------- kill -9
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
+    """>= 20 SIGKILLs at random moments of a CLI training run (startup, rollout, update, checkpoint write),
+    each followed by ``--resume``: the final checkpoint equals an uninterrupted run's and the log holds each
+    update once."""
+    updates = 24
+    steps = 4 * 16 * updates
+    assert _cli(*_train_args(tmp_path, "ref", steps)).returncode == 0
+    run = tmp_path / "k"
+    rng = random.Random(0)
+    kills = 0
+    while True:
+        if (run / "checkpoint.pt").exists():
+            args = ("train", "--resume", run, "--no-progress")
+        else:  # killed before the first checkpoint (or not started): start again
+            args = (*_train_args(tmp_path, "k", steps), "--overwrite")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chronotope.scripts.cli", *map(str, args)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if kills < 20:
+            time.sleep(rng.uniform(2.0, 8.0))  # imports take ~2-4 s; then an update every ~0.3 s
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+        err = proc.communicate()[1]
+        if proc.returncode == 0 or (proc.returncode == 1 and "already finished" in err):
+            break
+        assert proc.returncode == -signal.SIGKILL, err
+    assert kills >= 20
+    a = load_checkpoint(tmp_path / "ref" / "checkpoint.pt")
+    b = load_checkpoint(run / "checkpoint.pt")
+    assert a["update"] == b["update"] == updates
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert _updates(run) == list(range(1, updates + 1))
