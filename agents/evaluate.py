@@ -36,7 +36,8 @@ class EvalConfig:
     num_envs: int = 8
     """Environments stepped together."""
     seed: int = 10_000
-    """Seed of the evaluation episodes (kept apart from training seeds)."""
+    """Seed of the evaluation episodes (kept apart from training seeds): episode k is reset with ``seed + k`` and
+    samples its actions from a generator seeded ``seed + k``, so it is the same whatever ``num_envs``."""
     deterministic: bool = False
     """Greedy actions instead of sampling from the policy."""
     env_kwargs: str = "{}"
@@ -141,31 +142,35 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     )
     model.load_state_dict(data["model"])
     model.eval()
-    torch.manual_seed(ecfg.seed)
-    obs, info = venv.reset(seed=ecfg.seed)
-    n = ecfg.num_envs
+    # Episode k is fixed by the evaluation seed alone: its env is reset with seed + k and its actions are drawn
+    # from a generator seeded with seed + k, whichever environment runs it. Environments take the next episode
+    # when theirs ends, and every episode of the list is run to its end (taking the first episodes to *finish*
+    # would favour short ones, e.g. early STOPs).
+    n, total = ecfg.num_envs, ecfg.episodes
+    obs, info = venv.reset(seed=[ecfg.seed + i for i in range(n)])
+    episode_of: list[int | None] = [i if i < total else None for i in range(n)]
+    gens = [_generator(ecfg.seed + i) for i in range(n)]
+    next_episode = min(n, total)
     state = model.initial_state(n, "cpu")
     start = np.ones(n, bool)
     ret = np.zeros(n)
-    # Every environment contributes a quota fixed in advance (its first q_i episodes): taking the first episodes
-    # to *finish* would favour short ones (in ObjectRecall, early STOPs).
-    quota = [ecfg.episodes // n + (i < ecfg.episodes % n) for i in range(n)]
-    per_env: list[list[tuple[dict[str, Any], dict[str, np.ndarray]]]] = [[] for _ in range(n)]
+    results: dict[int, tuple[dict[str, Any], dict[str, np.ndarray]]] = {}
     traj: list[dict[str, list]] = [_new_traj() for _ in range(n)]
     for i in range(n):
         _record_pose(traj[i], info, i)
     with torch.no_grad():
-        while any(len(per_env[i]) < quota[i] for i in range(n)):
+        while any(k is not None for k in episode_of):
             o1 = obs_to_torch(obs, "cpu", time_dim=True)
             dist, _, state = model(o1, state, torch.as_tensor(start)[:, None])
             if ecfg.deterministic:
                 a = dist.probs.argmax(-1) if hasattr(dist, "probs") else dist.mean
             else:
-                a = dist.sample()
+                a = _sample_rows(dist, gens)
             act = a[:, 0].numpy()
             obs, r, term, trunc, info = venv.step(act)
             ret += r
             done = np.asarray(term) | np.asarray(trunc)
+            reseed = np.zeros(n, bool)
             for i in range(n):
                 traj[i]["actions"].append(int(act[i]) if np.ndim(act[i]) == 0 else act[i].tolist())
                 traj[i]["rewards"].append(float(r[i]))
@@ -175,17 +180,25 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
                     rec["return"] = float(ret[i])
                     rec["truncated"] = bool(trunc[i] and not term[i])
                     _record_pose(traj[i], {"agent_pose": [fi.get("agent_pose")]}, 0)
-                    if len(per_env[i]) < quota[i]:
-                        per_env[i].append((rec, _finish_traj(traj[i], i + n * len(per_env[i]), fi)))
+                    if episode_of[i] is not None:
+                        results[episode_of[i]] = (rec, _finish_traj(traj[i], episode_of[i], fi))
+                    episode_of[i] = next_episode if next_episode < total else None
+                    if episode_of[i] is not None:
+                        next_episode += 1
+                        reseed[i] = True
+                        gens[i] = _generator(ecfg.seed + episode_of[i])
                     traj[i] = _new_traj()
                     ret[i] = 0.0
-                    _record_pose(traj[i], info, i)
-                else:
-                    _record_pose(traj[i], info, i)
+            if reseed.any():  # the auto-reset episode is replaced by the list's next one
+                seeds = [ecfg.seed + episode_of[i] if reseed[i] else None for i in range(n)]
+                obs, reset_info = venv.reset(seed=seeds, options={"reset_mask": reseed})
+                for i in np.flatnonzero(reseed):
+                    _record_pose(traj[i], reset_info, i)
+            for i in np.flatnonzero(~reseed):
+                _record_pose(traj[i], info, i)
             start = done
     venv.close()
-    # Episode k of env i is number i + n * k: one order whatever finished first.
-    ordered = sorted((pair for rows in per_env for pair in rows), key=lambda pair: int(pair[1]["episode"]))
+    ordered = [results[k] for k in range(total)]
     episodes = [rec for rec, _ in ordered]
     finished_traj = [t for _, t in ordered]
     out = Path(ecfg.out or (Path(ecfg.run) / "eval"))
@@ -193,6 +206,23 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     write_results(out, episodes, summary)
     save_trajectories(out / "trajectories.npz", finished_traj)
     return summary
+
+
+def _generator(seed: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def _sample_rows(dist, gens: list[torch.Generator]) -> torch.Tensor:
+    """A sample of ``dist`` [N, 1, ...] whose row i is drawn from ``gens[i]`` alone (so it does not depend on the
+    other rows): inverse-CDF for a Categorical, ``mean + std * noise`` for a Normal."""
+    if hasattr(dist, "probs"):
+        cdf = dist.probs[:, 0].cumsum(-1)  # [N, n]
+        u = torch.stack([torch.rand((), generator=g) for g in gens])  # [N]
+        return (cdf < u[:, None] * cdf[:, -1:]).sum(-1).clamp(max=cdf.shape[-1] - 1)[:, None]  # [N, 1]
+    noise = torch.stack([torch.randn(dist.mean.shape[1:], generator=g) for g in gens])  # [N, 1, D]
+    return dist.mean + dist.stddev * noise
 
 
 def _new_traj() -> dict[str, list]:

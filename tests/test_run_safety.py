@@ -297,6 +297,23 @@ def test_eval_refuses_zero_episodes_and_keeps_earlier_results(tmp_path):
     assert json.loads((run / "eval" / "summary.json").read_text())["success"]["n"] == 3
 
 
+def test_eval_episodes_do_not_depend_on_the_number_of_envs(tmp_path):
+    """Episode k is fixed by the seed: 2 or 3 parallel envs evaluate the same episodes, in the same order (the
+    first episodes to finish would have favoured short ones, and the set changed with --num-envs)."""
+    from chronotope.agents.evaluate import EvalConfig, evaluate
+
+    train(_cfg(tmp_path, updates=1, env_kwargs=json.dumps({"obs_mode": "state", "num_scenes": 2})))
+    run = tmp_path / "r"
+    rows = {}
+    for n in (2, 3):
+        evaluate(EvalConfig(run=run, episodes=5, num_envs=n, out=tmp_path / f"e{n}"))
+        rows[n] = [json.loads(line) for line in (tmp_path / f"e{n}" / "episodes.jsonl").read_text().splitlines()]
+        traj = np.load(tmp_path / f"e{n}" / "trajectories.npz")
+        assert len(traj["pose_index"]) == 6
+    assert rows[2] == rows[3]
+    assert len({(r["scene_id"], r["return"]) for r in rows[2]}) > 1  # different episodes, not one repeated
+
+
 def test_eval_evaluates_sb3_runs(tmp_path):
     pytest.importorskip("stable_baselines3")
     from chronotope.agents.evaluate import EvalConfig, evaluate
@@ -381,21 +398,73 @@ def test_map_content_moves_the_policy_features(name):
     assert float((fe - ff).abs().max()) > 1e-2 * max(1.0, float(fe.abs().max()))
 
 
+def test_depth_wrapper_sees_the_ballet_dancers():
+    """The depth wrapper renders what obs_mode="depth" shows, dancers included (it drew the empty room)."""
+    import gymnasium as gym
+
+    from chronotope.maps.wrappers import RenderedDepthWrapper
+
+    kw = {"resolution": [32, 32], "num_scenes": 1}
+    wrapped = RenderedDepthWrapper(gym.make("chronotope/Ballet-v0", obs_mode="state", **kw))
+    ref = gym.make("chronotope/Ballet-v0", obs_mode="depth", **kw)
+    ow, _ = wrapped.reset(seed=0)
+    orf, _ = ref.reset(seed=0)
+    for t in range(40):
+        np.testing.assert_array_equal(ow["depth"], orf["depth"], err_msg=f"step {t}")
+        ow, _, term, trunc, _ = wrapped.step(1 + t % 3)
+        orf, *_ = ref.step(1 + t % 3)
+        if term or trunc:
+            break
+
+
+def test_janus_reencode_methods_fit_its_state():
+    """Inherited methods looked up the cached model's state keys (KeyError 'count'/'frames'): reset_rows and
+    cache_frames now work on the window, the rest say why they do not apply."""
+    from chronotope.memory.base import make_memory
+
+    torch.manual_seed(0)
+    m = make_memory("janus_reencode", 8, reencode_frames=3)
+    x = torch.randn(2, 4, 8)
+    _, state = m(x, m.initial_state(2))
+    assert m.cache_frames(state) == [[0, 1, 2], [0, 1, 2]]
+    cleared = m.reset_rows(state, torch.tensor([False, True]))
+    assert cleared["valid"].tolist() == [[True] * 3, [False] * 3]
+    y1, _ = m(x[:, :1], cleared)  # row 1 now reads only its new frame, as after an episode start
+    y2, _ = m(x[:, :1], state, torch.tensor([[False], [True]]))
+    torch.testing.assert_close(y1, y2)
+    for call in (
+        lambda: m.set_instruction(state, torch.zeros(2, 1, 4)),
+        lambda: m.cache_lengths(state),
+        lambda: m.attended_keys(state),
+    ):
+        with pytest.raises(NotImplementedError, match="janus_reencode"):
+            call()
+
+
 # ---------------------------------------------------------------------------------------------- kill -9
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
     """>= 20 SIGKILLs at random moments of a CLI training run (startup, rollout, update, checkpoint write),
     each followed by ``--resume``: the final checkpoint equals an uninterrupted run's and the log holds each
     update once."""
-    updates = 24
+    updates = 100  # more than 20 short lives can finish: every kill lands in a live run
     steps = 4 * 16 * updates
-    assert _cli(*_train_args(tmp_path, "ref", steps)).returncode == 0
+    ref = subprocess.Popen(
+        [sys.executable, "-m", "chronotope.scripts.cli", *map(str, _train_args(tmp_path, "ref", steps))],
+        stdout=subprocess.DEVNULL,
+    )
+    t0 = time.time()
+    while not (tmp_path / "ref" / "checkpoint.pt").exists() and ref.poll() is None:
+        time.sleep(0.05)
+    first = time.time() - t0  # start-up (imports, trainer) up to the first checkpoint
+    assert ref.wait() == 0
     run = tmp_path / "k"
     rng = random.Random(0)
-    kills = 0
+    kills = resumes = 0
     while True:
         if (run / "checkpoint.pt").exists():
             args = ("train", "--resume", run, "--no-progress")
+            resumes += 1
         else:  # killed before the first checkpoint (or not started): start again
             args = (*_train_args(tmp_path, "k", steps), "--overwrite")
         proc = subprocess.Popen(
@@ -405,7 +474,8 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_p
             text=True,
         )
         if kills < 20:
-            time.sleep(rng.uniform(2.0, 8.0))  # imports take ~2-4 s; then an update every ~0.3 s
+            # half the kills during start-up, half in training (rollouts, updates, checkpoint writes)
+            time.sleep(rng.uniform(0.2, first) if kills % 2 else rng.uniform(first, first + 3.0))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
@@ -413,9 +483,9 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_p
         if proc.returncode == 0 or (proc.returncode == 1 and "already finished" in err):
             break
         assert proc.returncode == -signal.SIGKILL, err
-    assert kills >= 20
     a = load_checkpoint(tmp_path / "ref" / "checkpoint.pt")
     b = load_checkpoint(run / "checkpoint.pt")
     assert a["update"] == b["update"] == updates
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert _updates(run) == list(range(1, updates + 1))
+    assert kills >= 20 and resumes >= 8

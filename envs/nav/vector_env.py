@@ -48,8 +48,18 @@ class NavVectorEnv(VectorEnv):
         return self.core.max_depth
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        """Resets every environment, or with ``options={"reset_mask": mask}`` (bool [N], as Gymnasium's
+        ``SyncVectorEnv``) only the masked ones (seeded from their entries of ``seed``); the observation covers all
+        environments either way."""
         if self.closed:
             raise RuntimeError("this vector env is closed")
+        mask = None if options is None else options.get("reset_mask")
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
+                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},) with a True entry")
+            if not self._started:
+                raise RuntimeError("call reset() on every environment before a masked reset")
         if seed is None:
             seeds: list[int | None] = [None] * self.num_envs
         elif isinstance(seed, (int, np.integer)):
@@ -59,12 +69,13 @@ class NavVectorEnv(VectorEnv):
             if len(seeds) != self.num_envs:
                 raise ValueError(f"expected {self.num_envs} seeds, got {len(seeds)}: {seed!r}")
         # As gymnasium's Env.reset: a None seed keeps an environment's generator once it has one.
+        rows = np.arange(self.num_envs) if mask is None else np.flatnonzero(mask)
         self._rngs = [
-            seeding.np_random(s)[0] if (s is not None or not self._started) else self._rngs[i]
+            seeding.np_random(s)[0] if (i in rows and (s is not None or not self._started)) else self._rngs[i]
             for i, s in enumerate(seeds)
         ]
         self._started = True
-        self.core.reset_envs(np.arange(self.num_envs), self._rngs)
+        self.core.reset_envs(rows, self._rngs)
         return self.core.observe(), self._vector_info(self.core.info(None))
 
     def step(self, actions):
