@@ -295,8 +295,13 @@ class RenderedDepthWrapper(gym.ObservationWrapper):
     def observation(self, observation: dict) -> dict:
         core = self.env.unwrapped.core
         out = core.renderer.render(core.camera_poses(), core.sim.scene)
-        depth = out.depth[0].cpu().numpy().astype(np.float32)[..., None]  # [H, W, 1]
-        return {**observation, self.key: depth}
+        frame = {"depth": out.depth.cpu().numpy()[..., None]}  # [1, H, W, 1]
+        # What the agent would see: the task's pixels (e.g. Ballet's moving dancers) drawn over the static scene,
+        # as NavCore.observe does for pixel modes.
+        task_pixels = getattr(core.task, "modify_pixels", None)
+        if task_pixels is not None:
+            task_pixels(core, np.arange(core.n), frame, out)
+        return {**observation, self.key: frame["depth"][0].astype(np.float32)}  # [H, W, 1]
 
 
 # name -> wrapper class, in the order they are applied (depth first: the maps read it)
