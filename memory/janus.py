@@ -856,6 +856,26 @@ class JanusReencodeMemory(JanusMemory):
             "valid": torch.zeros(batch_size, k, dtype=torch.bool, device=device),
         }
 
+    def reset_rows(self, state: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Empties the window of the rows where ``rows[B]`` is True."""
+        if not bool(rows.any()):
+            return state
+        return {"window": state["window"], "valid": state["valid"].masked_fill(rows[:, None], False)}
+
+    def cache_frames(self, state: dict[str, torch.Tensor]) -> list[list[int]]:
+        """Per row, the window slots that hold a frame (0 = oldest); this model keeps no cache."""
+        return [[k for k, v in enumerate(row.tolist()) if v] for row in state["valid"]]
+
+    # The cached model's instruction and cache bookkeeping read state keys this model does not have.
+    def set_instruction(self, state, instruction, instruction_mask=None, rows=None):  # noqa: D102
+        raise NotImplementedError("janus_reencode reads no instruction (its window holds frame features only)")
+
+    def cache_lengths(self, state):  # noqa: D102
+        raise NotImplementedError("janus_reencode keeps no cache; its window holds state['valid'].sum(1) frames")
+
+    def attended_keys(self, state):  # noqa: D102
+        raise NotImplementedError("janus_reencode keeps no cache: every step re-encodes its whole window")
+
     def _window_forward(self, window: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``window[B, K, F]``, ``valid[B, K]`` -> read-out of the newest frame ``[B, policy_width]``."""
         k = window.shape[1]
