@@ -2,13 +2,13 @@
 
 A run folder ``out_dir/name`` belongs to one training process at a time: :class:`RunFolder` holds an exclusive
 ``flock`` on ``<run>/.lock`` for the whole run (the kernel releases it when the process dies, even by
-``kill -9``, so a crashed run never leaves a stale lock). A second ``chronotope train`` on the same folder is
-refused; a new run on an existing folder is refused unless ``--overwrite`` (which empties it first), and
-``--resume DIR`` continues in ``DIR`` itself (not in the ``out_dir/name`` recorded in its config, so a copied run
-resumes in the copy). A resume keeps the run's settings; it may raise ``--steps`` (the run is extended) and change
-only what does not alter the training (:data:`RESUME_OVERRIDES`); anything else is refused with the reason.
-Algorithms without an exact resume (:data:`RESUMABLE` lists those with one) refuse ``--resume`` instead of
-silently restarting.
+``kill -9``, so a crashed run never leaves a stale lock; a finished one removes the file). A second
+``chronotope train`` on the same folder is refused; a new run on an existing folder is refused unless
+``--overwrite`` (which empties it first), and ``--resume DIR`` continues in ``DIR`` itself (not in the
+``out_dir/name`` recorded in its config, so a copied run resumes in the copy). A resume keeps the run's settings;
+it may raise ``--steps`` (the run is extended) and change only what does not alter the training
+(:data:`RESUME_OVERRIDES`); anything else is refused with the reason. Algorithms without an exact resume
+(:data:`RESUMABLE` lists those with one) refuse ``--resume`` instead of silently restarting.
 """
 
 from __future__ import annotations
@@ -164,16 +164,26 @@ class RunFolder:
     def _lock(self) -> None:
         import fcntl
 
-        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        lock = self.path / LOCK_NAME
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise RunError(
+                    f"run folder {str(self.path)!r} is in use by another training (pid {holder}); wait for it to end "
+                    "or choose another --name"
+                ) from None
+            # The holder unlinks the file before it unlocks: a lock taken on an unlinked file is no lock.
+            try:
+                same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            raise RunError(
-                f"run folder {str(self.path)!r} is in use by another training (pid {holder}); wait for it to end "
-                "or choose another --name"
-            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -183,6 +193,8 @@ class RunFolder:
             return
         import fcntl
 
+        with contextlib.suppress(OSError):
+            (self.path / LOCK_NAME).unlink()  # while still locked (see _lock); a killed run leaves it, unlocked
         with contextlib.suppress(OSError):
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
