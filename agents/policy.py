@@ -19,6 +19,14 @@ class ActorCritic(nn.Module):
     """Works with any Box / Discrete / Dict observation space and a Discrete or Box action space.
 
     ``forward(obs[B, T, ...], state, episode_starts[B, T]) -> (dist, value[B, T], state)``.
+
+    Layout: per-key encoders -> ``proj`` (features ``z``) -> memory core (output ``y``) -> a shared ReLU layer
+    over ``[y, z]`` -> linear policy and value heads. The skip of ``z`` around the memory (as in the recurrent
+    agents of SB3-contrib and of the HCAM / Memory Maze papers, whose policy MLP reads the memory output beside
+    the current embedding) lets the memory only *keep* what is needed, while the layer after it combines that
+    with the current observation (for example a remembered goal in the start frame with the current GPS and
+    compass); without it a policy linear in a recurrent state must do that arithmetic inside the recurrence.
+    The ``none`` core (``y = z``) gets the same layer over ``z``, so every core has the same depth.
     """
 
     def __init__(
@@ -38,15 +46,16 @@ class ActorCritic(nn.Module):
         self.encoder = ObservationEncoder(observation_space)
         self.proj = nn.Sequential(init_linear(nn.Linear(self.encoder.out_dim, hidden), SQRT2), nn.ReLU())
         self.memory = make_memory(memory, input_size=hidden, **(memory_cfg or {}))
-        feat = self.memory.output_size
+        self._identity_memory = isinstance(self.memory, NoMemory) and len(self.memory.net) == 0
+        trunk_in = hidden if self._identity_memory else self.memory.output_size + hidden
+        self.trunk = nn.Sequential(init_linear(nn.Linear(trunk_in, hidden), SQRT2), nn.ReLU())
         if isinstance(action_space, spaces.Discrete):
-            self.pi = init_linear(nn.Linear(feat, int(action_space.n)), 0.01)
+            self.pi = init_linear(nn.Linear(hidden, int(action_space.n)), 0.01)
             self.log_std = None
         else:
-            self.pi = init_linear(nn.Linear(feat, int(np.prod(action_space.shape))), 0.01)
+            self.pi = init_linear(nn.Linear(hidden, int(np.prod(action_space.shape))), 0.01)
             self.log_std = nn.Parameter(torch.zeros(int(np.prod(action_space.shape))))
-        self.v = init_linear(nn.Linear(feat, 1), 1.0)
-        self._identity_memory = isinstance(self.memory, NoMemory) and len(self.memory.net) == 0
+        self.v = init_linear(nn.Linear(hidden, 1), 1.0)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
         return self.memory.initial_state(batch_size, device)
@@ -102,9 +111,11 @@ class ActorCritic(nn.Module):
             # The ``none`` core without layers returns its input; calling it would only re-validate our own
             # features (an isfinite pass and a host sync on every rollout step).
             y = z
+            h = self.trunk(z)
         else:
             y, state = self.memory(z, state, episode_starts)  # [B, T, F]
-        return self.pi(y), self.v(y).squeeze(-1), state, y
+            h = self.trunk(torch.cat([y, z], -1))
+        return self.pi(h), self.v(h).squeeze(-1), state, y
 
     def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
         lp = dist.log_prob(actions)

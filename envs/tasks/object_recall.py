@@ -58,9 +58,14 @@ class ObjectRecallTask(MemoryTask):
     In ``state`` mode ``goal`` equals ``distractor_goal`` (the target is never given there).
     Success: STOP in the recall phase within 1 m of the target region, with no other candidate object of the
     room nearer (stopping by an object chooses it; see :meth:`selects_target`).
-    Reward terms: ``success`` (+1), ``distractor`` (+0.1 per distractor point reached), ``progress`` (0.02 per
-    metre of geodesic progress to the distractor point during the delay), ``slack`` (-0.01 per recall step),
-    ``approach`` (``approach_reward`` = 0.5 per metre of geodesic progress, during recall, towards the *nearest*
+    In ``state`` mode ``candidates`` [K, 7] lists the target room's candidate objects in scene order (see
+    :meth:`candidates`): where each is, the cue flag on the target's row while the cue is shown and in view,
+    and a shortest-path guide to the cells where a STOP chooses it; the rows never depend on which object is the
+    target. Navigation to a chosen object is thus given, and what remains to learn is which one: memory.
+    Reward terms (Habitat's scale): ``success`` (+2.5), ``distractor`` (+0.1 per distractor point reached),
+    ``progress`` (0.02 per metre of geodesic progress to the distractor point during the delay), ``slack`` (-0.01
+    per recall step),
+    ``approach`` (``approach_reward`` = 1 per metre of geodesic progress, during recall, towards the *nearest*
     candidate object of the room, whichever it is: it teaches going to an object and reveals nothing of which
     one is the target; potential-based, so it changes no optimal policy).
     Measures: ``success``, ``spl`` (l = geodesic from the recall start to the target region minus 1 m, p = the
@@ -102,14 +107,14 @@ class ObjectRecallTask(MemoryTask):
         success_radius: float = 1.0,
         distractor_bonus: float = 0.1,
         distractor_progress: float = 0.02,
-        success_reward: float = 1.0,
+        success_reward: float = 2.5,
         slack_reward: float = -0.01,
         teleport: bool = False,
         delay_task: str = "wait",
         min_start_distance: float = 1.0,
         observe_motion: str = "spin",
         observability: str = "partial",
-        approach_reward: float = 0.5,
+        approach_reward: float = 1.0,
     ) -> None:
         super().__init__(
             success_radius=success_radius,
@@ -148,6 +153,7 @@ class ObjectRecallTask(MemoryTask):
         self.distractor_progress = float(distractor_progress)
         self.approach_reward = float(approach_reward)
         self._candidate_fields: dict[tuple[int, int], np.ndarray] = {}
+        self._guides: dict[tuple[int, int], np.ndarray] = {}
 
     def scene_overrides(self) -> dict:
         out: dict = {}
@@ -242,6 +248,13 @@ class ObjectRecallTask(MemoryTask):
             if o.room_id == room and self.object_field(core, scene, o.instance_id) is not None
         ]
 
+    def candidate_slots(self, core) -> int:
+        """Rows of the ``state`` mode's ``candidates`` observation: the most objects any room of the pool holds."""
+        if getattr(self, "_slots", None) is None:
+            counts = [sum(o.room_id == r.id for o in spec.objects) for spec in core.scenes for r in spec.rooms]
+            self._slots = max([self.num_distractors + 1, *counts])
+        return self._slots
+
     def candidate_distance(self, core, scene: int, room: int) -> np.ndarray:
         """float [H, W] (pool grid): geodesic distance to the nearest goal region of the room's candidates."""
         key = (scene, room)
@@ -286,16 +299,44 @@ class ObjectRecallTask(MemoryTask):
         ``radius`` (default ``success_radius``) narrows the cells to those within it of the object's region:
         scripted policies aim inside, away from the border, so a step's worth of error still chooses the object.
         """
+        return self.room_choice_cells(core, int(core.sim.scene[i]), int(self.target_room[i]), instance, radius)
+
+    def room_choice_cells(self, core, scene: int, room: int, instance: int, radius: float | None = None):
+        """:meth:`choice_cells` for an object of ``room`` in ``scene`` (the cells depend on the room only)."""
         radius = self.success_radius if radius is None else radius
-        scene = int(core.sim.scene[i])
         f = self.object_field(core, scene, instance)
         others = [
             self.object_field(core, scene, o.instance_id)
-            for o in self.room_candidates(core, scene, int(self.target_room[i]))
+            for o in self.room_candidates(core, scene, room)
             if o.instance_id != instance
         ]
         rival = np.min(others, axis=0) if others else np.full_like(f, np.inf)
         return (f <= radius) & (f < rival)
+
+    def choice_guides(self, core, scene: int, room: int) -> np.ndarray:
+        """float32 [K, H, W, 3] (pool grid; K = the room's candidates in scene order): for every cell, the
+        geodesic distance (m) to where a STOP chooses that object (its choice cells, aiming at most 0.5 m from
+        its region, or ``success_radius`` where that leaves none) and the world-frame unit direction (x, y) of the
+        first step of a shortest path there (zero inside). Cached per (scene, room); the same whatever the target.
+        """
+        key = (scene, room)
+        cache = self._guides
+        if key not in cache:
+            grid = core.grids[scene]
+            h, w = grid.shape
+            out = []
+            for o in self.room_candidates(core, scene, room):
+                cells = self.room_choice_cells(core, scene, room, o.instance_id, min(0.5, self.success_radius))
+                if not (cells[:h, :w] & grid.navigable).any():
+                    cells = self.room_choice_cells(core, scene, room, o.instance_id)
+                field = grid.distance_field(goal_mask=cells[:h, :w]) if (cells[:h, :w] & grid.navigable).any() else None
+                g = np.zeros((*core.sim.stack.shape, 3), np.float32)
+                g[..., 0] = np.inf
+                if field is not None:
+                    g[:h, :w] = _descent(field)
+                out.append(g)
+            cache[key] = np.stack(out)
+        return cache[key]
 
     def memoryless_posterior(self, core, i: int) -> list[int]:
         """Instance ids a policy without memory cannot rule out as environment ``i``'s target (uniform posterior).
@@ -337,11 +378,26 @@ class ObjectRecallTask(MemoryTask):
     def on_reset(self, core, idx: np.ndarray, rngs) -> None:
         self.ensure(core)
         self.remember_rngs(idx, rngs)
+        if core.cfg.obs_mode == "state":
+            k = self.candidate_slots(core)
+            if getattr(self, "cand_xy", None) is None or self.cand_xy.shape != (core.n, k, 2):
+                self.cand_xy = np.zeros((core.n, k, 2))
+                self.cand_present = np.zeros((core.n, k), bool)
+                self.target_slot = np.zeros(core.n, np.int64)
         for i in idx:
             ep = core.episodes[i]
             self.target[i] = ep.extra["target"]
             self.target_room[i] = ep.extra["room"]
             self.target_xy[i] = ep.goal_position
+            if core.cfg.obs_mode == "state":
+                objs = self.room_candidates(core, ep.scene, ep.extra["room"])
+                self.cand_xy[i] = 0.0
+                self.cand_present[i] = False
+                for slot, o in enumerate(objs):
+                    self.cand_xy[i, slot] = np.asarray(o.center[:2], float)
+                    self.cand_present[i, slot] = True
+                    if o.instance_id == self.target[i]:
+                        self.target_slot[i] = slot
         for a in (self.phase, self.phase_t, self.recall_l, self.recall_path, self.recall_used, self.distractor_total):
             a[idx] = 0
         self.distractor_xy[idx] = 0.0
@@ -510,6 +566,11 @@ class ObjectRecallTask(MemoryTask):
             out["target_cue"] = spaces.Box(
                 np.array([0.0, 0.0, -np.pi], np.float32), np.array([1.0, d, np.pi], np.float32), dtype=np.float32
             )
+        if core.cfg.obs_mode == "state":
+            k = self.candidate_slots(core)
+            lo = np.tile(np.array([0.0, -d, -d, 0.0, 0.0, -1.0, -1.0], np.float32), (k, 1))
+            hi = np.tile(np.array([1.0, d, d, 1.0, d, 1.0, 1.0], np.float32), (k, 1))
+            out["candidates"] = spaces.Box(lo, hi, dtype=np.float32)
         return out
 
     def sensors(self, core) -> dict[str, np.ndarray]:
@@ -530,6 +591,42 @@ class ObjectRecallTask(MemoryTask):
             cue = self.target_cue(core)
             cue[:, 1] = np.minimum(cue[:, 1], core.max_extent)
             out["target_cue"] = cue
+            if core.cfg.obs_mode == "state":
+                shown = self.cued() if self.observability == "full" else cue[:, 0] > 0
+                out["candidates"] = self.candidates(core, shown)
+        return out
+
+    def candidates(self, core, cue_on: np.ndarray) -> np.ndarray:
+        """float32 [N, K, 7]: one row per candidate object of the target room, in scene order.
+
+        Columns: ``present``; ``x, y``, the object's centre in the agent's frame (x forward, y left, m); ``cue``, 1
+        on the target's row while ``cue_on`` (the cue is shown and the target in view: the ``state`` analogue of
+        the magenta tint in ``rgb``); ``choice_distance``, the geodesic distance (m) to the cells where a STOP
+        chooses this object (0 there); ``dx, dy``, the agent-frame unit direction of the first step of a shortest
+        path to those cells. The rows do not depend on which object is the target, so without the cue they say
+        nothing about it: a policy without memory chooses among them at chance (the memoryless bound), while
+        walking to a chosen object and stopping there is a matter of following its row, so what a learned agent
+        adds over that bound is memory.
+        """
+        k = self.cand_xy.shape[1]
+        e = core.max_extent
+        out = np.zeros((core.n, k, 7), np.float32)
+        row, col, _ = core.sim.stack.cells(core.sim.scene, core.sim.position)
+        guide = np.zeros((core.n, k, 3), np.float32)
+        for i in range(core.n):
+            g = self.choice_guides(core, int(core.sim.scene[i]), int(self.target_room[i]))
+            guide[i, : len(g)] = g[:, row[i], col[i]]
+        d = self.cand_xy - core.sim.position[:, None, :]
+        c, s = np.cos(core.sim.yaw)[:, None], np.sin(core.sim.yaw)[:, None]
+        present = self.cand_present.astype(np.float32)
+        out[..., 0] = present
+        out[..., 1] = np.clip(c * d[..., 0] + s * d[..., 1], -e, e) * present
+        out[..., 2] = np.clip(-s * d[..., 0] + c * d[..., 1], -e, e) * present
+        rows = np.flatnonzero(cue_on)
+        out[rows, self.target_slot[rows], 3] = 1.0
+        out[..., 4] = np.minimum(guide[..., 0], e) * present
+        out[..., 5] = (c * guide[..., 1] + s * guide[..., 2]) * present
+        out[..., 6] = (-s * guide[..., 1] + c * guide[..., 2]) * present
         return out
 
     def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
@@ -550,15 +647,14 @@ class ObjectRecallTask(MemoryTask):
             paint(obs["rgb"][r], sem[r] == self.target[sel[r]], CUE_COLOUR, strength=0.9)
 
     def info(self, core) -> dict[str, np.ndarray]:
-        """Also ``memory_target`` float [N, 2]: the target's position in the agent's frame (x forward, y left, m),
-        what a memory must keep; a label for auxiliary losses, never part of the observation."""
-        d = self.target_xy - core.sim.position
-        c, s = np.cos(core.sim.yaw), np.sin(core.sim.yaw)
-        ego = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1)
+        """Also ``memory_target`` float [N, 2]: the target's position in the start frame (the frame of ``gps``,
+        m), constant over an episode: what a memory must keep (with the current ``gps`` / ``compass`` it gives
+        the way back); a label for auxiliary losses, never part of the observation."""
+        target, _ = start_frame(self.target_xy, core.sim.yaw, core.start_position, core.start_yaw)
         return {
             "phase": self.phase.astype(float),
             "target_instance": self.target.astype(float),
-            "memory_target": np.clip(ego, -core.max_extent, core.max_extent),
+            "memory_target": np.clip(target, -core.max_extent, core.max_extent),
         }
 
 
@@ -597,3 +693,34 @@ class _DistractorReward(Measure):
 
     def update_metric(self, ctx) -> None:
         self.value[:] = ctx.task.distractor_total
+
+
+def _descent(field: np.ndarray, lookahead: int = 8) -> np.ndarray:
+    """float32 [H, W, 3]: a geodesic field's value and the unit world direction (x = column, y = row) towards the
+    cell ``lookahead`` steps down its steepest 8-neighbour descent (zero on the goal cells).
+
+    Aiming a few cells (0.4 m at 5 cm cells) down the path rather than at the next cell smooths the direction
+    into one a 15-degree-turn agent can follow without grazing obstacles."""
+    h, w = field.shape
+    pad = np.pad(field, 1, constant_values=np.inf)
+    best = field.copy()
+    nxt = np.arange(h * w).reshape(h, w)
+    rows, cols = np.divmod(nxt, w)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr == 0 and dc == 0:
+                continue
+            nb = pad[1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w]
+            lower = nb < best
+            best = np.where(lower, nb, best)
+            nxt = np.where(lower, (rows + dr) * w + (cols + dc), nxt)
+    jump = nxt.ravel()
+    for _ in range(int(np.log2(lookahead))):  # pointer doubling: 2^k steps down the path
+        jump = jump[jump]
+    jr, jc = np.divmod(jump.reshape(h, w), w)
+    v = np.stack([jc - cols, jr - rows], -1).astype(np.float64)
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    out = np.zeros((h, w, 3), np.float32)
+    out[..., 0] = np.minimum(field, 1e6)
+    out[..., 1:] = np.where(n > 0, v / np.maximum(n, 1e-9), 0.0)
+    return out

@@ -140,8 +140,8 @@ class MemoryTask(Task):
 
     name = "memory"
     success_radius = 1.0
-    # ObjectRecallTask's per-room candidate fields (``_candidate_fields``) are such a cache too.
-    cache_attrs = ("_regions", "_rooms", "_candidate_fields")
+    # ObjectRecallTask's per-room candidate fields and choice guides are such caches too.
+    cache_attrs = ("_regions", "_rooms", "_candidate_fields", "_guides")
 
     def __init__(self, success_radius: float = 1.0, observability: str = "partial", **kw) -> None:
         super().__init__(**kw)

@@ -193,11 +193,12 @@ def test_none_core_is_skipped_only_when_it_is_the_identity():
     assert plain._identity_memory and not mlp._identity_memory
     x = torch.rand(2, 3, 4)
     starts = torch.zeros(2, 3, dtype=torch.bool)
-    for model in (plain, mlp):  # the heads see exactly what the core returns
+    for model in (plain, mlp):  # the heads see exactly what the core returns, beside the features it read
         z = model.proj(model.encoder(x.reshape(6, 4))).reshape(2, 3, -1)
         y, _ = model.memory(z, model.initial_state(2), starts)
         _, v, _ = model(x, model.initial_state(2), starts)
-        torch.testing.assert_close(v, model.v(y).squeeze(-1), atol=0, rtol=0)
+        h = model.trunk(z if model is plain else torch.cat([y, z], -1))
+        torch.testing.assert_close(v, model.v(h).squeeze(-1), atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("core", ["lstm", "hcam", "none"])

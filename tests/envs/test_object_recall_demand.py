@@ -98,8 +98,36 @@ def test_observability_twin_keeps_the_cue():
             obs, *_ = env.step(1)
         if obs_mode == "full":
             assert obs["cue"][0] == 1.0 and obs["target_cue"][1] > 0
+            assert obs["candidates"][:, 3].sum() == 1.0  # the target's row stays flagged
         else:
             assert obs["cue"][0] == 0.0 and not obs["target_cue"].any()
+            assert not obs["candidates"][:, 3].any()
+
+
+def test_candidate_rows_flag_the_target_only_while_it_is_cued_and_in_view():
+    """``candidates`` lists the room's objects in a fixed order that does not depend on the target; the cue flag
+    marks the target's row exactly when ``target_cue`` shows it, and the row's position is the cue's."""
+    env = _env()
+    core = env.unwrapped.core
+    task = core.task
+    slots, counts, flagged = [], [], 0
+    for seed in range(12):
+        obs, _ = env.reset(seed=seed)
+        rows = task.room_candidates(core, int(core.sim.scene[0]), int(task.target_room[0]))
+        counts.append(len(rows))
+        assert obs["candidates"][:, 0].sum() == len(rows)
+        slots.append([o.instance_id for o in rows].index(int(task.target[0])))
+        while task.phase[0] != 2:
+            c, cue = obs["candidates"], obs["target_cue"]
+            assert (c[:, 3] > 0).sum() == (1 if cue[0] > 0 else 0)
+            if cue[0] > 0:
+                flagged += 1
+                row = c[slots[-1]]
+                assert row[3] == 1.0
+                np.testing.assert_allclose(np.hypot(row[1], row[2]), cue[1], atol=1e-4)
+                np.testing.assert_allclose(np.arctan2(row[2], row[1]), cue[2], atol=1e-4)
+            obs, *_ = env.step(1)
+    assert flagged > 0 and len(set(slots)) > 1  # the target is not always the same row
 
 
 def test_span_and_bad_observability():
