@@ -649,13 +649,17 @@ class ObjectRecallTask(MemoryTask):
     def info(self, core) -> dict[str, np.ndarray]:
         """Also ``memory_target`` float [N, 2]: the target's position in the start frame (the frame of ``gps``,
         m), constant over an episode: what a memory must keep (with the current ``gps`` / ``compass`` it gives
-        the way back); a label for auxiliary losses, never part of the observation."""
+        the way back); in ``state`` mode also ``memory_slot`` float [N, K], the one-hot row of ``candidates``
+        that is the target (what a memory must keep there). Labels for auxiliary losses, never observed."""
         target, _ = start_frame(self.target_xy, core.sim.yaw, core.start_position, core.start_yaw)
-        return {
+        out = {
             "phase": self.phase.astype(float),
             "target_instance": self.target.astype(float),
             "memory_target": np.clip(target, -core.max_extent, core.max_extent),
         }
+        if core.cfg.obs_mode == "state":  # which row of ``candidates`` is the target: one-hot [K]
+            out["memory_slot"] = np.eye(self.cand_xy.shape[1])[self.target_slot]
+        return out
 
 
 class _RecallSuccess(Measure):

@@ -112,11 +112,12 @@ def test_candidate_rows_flag_the_target_only_while_it_is_cued_and_in_view():
     task = core.task
     slots, counts, flagged = [], [], 0
     for seed in range(12):
-        obs, _ = env.reset(seed=seed)
+        obs, info = env.reset(seed=seed)
         rows = task.room_candidates(core, int(core.sim.scene[0]), int(task.target_room[0]))
         counts.append(len(rows))
         assert obs["candidates"][:, 0].sum() == len(rows)
         slots.append([o.instance_id for o in rows].index(int(task.target[0])))
+        assert info["memory_slot"].sum() == 1 and int(np.argmax(info["memory_slot"])) == slots[-1]  # aux label
         while task.phase[0] != 2:
             c, cue = obs["candidates"], obs["target_cue"]
             assert (c[:, 3] > 0).sum() == (1 if cue[0] > 0 else 0)
@@ -135,3 +136,37 @@ def test_span_and_bad_observability():
     assert task.cue_to_query_span() == 24 + 7 + 30
     with pytest.raises(ValueError, match="observability.*'hidden'"):
         _env(observability="hidden")
+
+
+def _follow_rows(env, pick, episodes: int) -> float:
+    """Success of a scripted policy that follows the guide of the ``candidates`` row ``pick(obs, task)`` and
+    STOPs where that row's choice distance is 0."""
+    task = env.unwrapped.core.task
+    wins = []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=500 + ep)
+        while True:
+            a = 1
+            if obs["phase"][2] == 1:
+                dist, dx, dy = obs["candidates"][pick(obs, task), 4:]
+                ang = np.arctan2(dy, dx)
+                a = 0 if dist <= 0 else (1 if abs(ang) <= np.radians(10) else (2 if ang > 0 else 3))
+            obs, _, term, trunc, info = env.step(a)
+            if term or trunc:
+                break
+        wins.append(info["success"])
+    return float(np.mean(wins))
+
+
+def test_following_the_target_row_succeeds_and_a_guess_is_at_chance():
+    """The rows' guides lead to where a STOP chooses their object: following the cued row (perfect memory) wins,
+    following the nearest row (no memory) wins about once per candidate count."""
+    env = _env()
+    perfect = _follow_rows(env, lambda obs, task: int(task.target_slot[0]), 20)
+    guess = _follow_rows(
+        env,
+        lambda obs, task: int(np.argmin(np.where(obs["candidates"][:, 0] > 0, obs["candidates"][:, 4], np.inf))),
+        20,
+    )
+    assert perfect >= 0.85, perfect
+    assert guess <= 0.45, guess
