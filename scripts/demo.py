@@ -29,7 +29,8 @@ DEMO_ENV = "chronotope/ObjectRecall-v0"
 DEMO_ENV_KWARGS = {"obs_mode": "state"}
 # The recipe, tuned once on the GRU and the same for every core. ``bptt_overlap`` is left to the trainer: it
 # replays the task's declared cue-to-query span before each sequence, so the gradient reaches the cue.
-DEMO_RECIPE = {"num_envs": 32, "rollout_len": 128, "bptt_len": 128, "aux_coef": 1.0}
+# The auxiliary loss (on for every core) trains a head on the memory output to say which ``candidates`` row was cued.
+DEMO_RECIPE = {"num_envs": 32, "rollout_len": 128, "bptt_len": 128, "aux_coef": 1.0, "aux_key": "memory_slot"}
 
 
 @dataclass

@@ -35,7 +35,8 @@ PRESETS: dict[str, dict] = {
         "env_kwargs": {"obs_mode": "state"},
         "knob": "delay",
         "train_value": 10,
-        "recipe": {"num_envs": 32, "rollout_len": 128, "bptt_len": 128, "steps": 500_000},
+        # aux_key: with --aux-coef > 0, a head on the memory output predicts which ``candidates`` row was cued.
+        "recipe": {"num_envs": 32, "rollout_len": 128, "bptt_len": 128, "steps": 500_000, "aux_key": "memory_slot"},
     },
 }
 
