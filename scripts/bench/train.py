@@ -9,9 +9,12 @@ Cases, all on the same batched vector env (``TargetSequence-v0`` in ``state`` mo
   ``MultiInputLstmPolicy``).
 
 Network sizes are matched by giving SB3 our own observation encoder as its features extractor
-(:class:`OursExtractor`: per-key MLPs -> ``Linear(., hidden)`` + ReLU), no extra MLP layers (``net_arch=[]``)
-and one shared trunk, so PPO and ``ours-none`` have exactly the same parameters; RecurrentPPO gets one shared
-LSTM of ``hidden`` units (``shared_lstm=True, enable_critic_lstm=False``), the same as our ``lstm`` core. What
+(:class:`OursExtractor`: per-key MLPs -> ``Linear(., hidden)`` + ReLU, then for PPO our shared
+``Linear(hidden, hidden)`` + ReLU layer before the heads), no extra MLP layers (``net_arch=[]``) and one shared
+trunk, so PPO and ``ours-none`` have exactly the same parameters; RecurrentPPO gets one shared LSTM of ``hidden``
+units (``shared_lstm=True, enable_critic_lstm=False``), the same as our ``lstm`` core, and a ``hidden`` layer per
+head after it (``net_arch=dict(pi=[hidden], vf=[hidden])``: the weights of our shared layer over the LSTM output
+and the features, 2 x hidden x hidden, though SB3 cannot feed the features around the LSTM). What
 still differs is the algorithms' own work: SB3 PPO shuffles single steps into minibatches, ours whole
 ``bptt_len`` sequences; RecurrentPPO cuts and pads sequences at episode starts, ours replays stored chunk
 states; SB3's ``learn`` also runs its callbacks and logger.
@@ -103,12 +106,13 @@ def _sb3_extractor_class():
     class OursExtractor(BaseFeaturesExtractor):
         """Our ``ObservationEncoder`` + ``proj`` (the trunk of ``ActorCritic``) as an SB3 features extractor."""
 
-        def __init__(self, observation_space, hidden: int = 128) -> None:
+        def __init__(self, observation_space, hidden: int = 128, trunk: bool = True) -> None:
             super().__init__(observation_space, features_dim=hidden)
             self.encoder = ObservationEncoder(observation_space)
-            self.proj = torch.nn.Sequential(
-                init_linear(torch.nn.Linear(self.encoder.out_dim, hidden), SQRT2), torch.nn.ReLU()
-            )
+            layers = [init_linear(torch.nn.Linear(self.encoder.out_dim, hidden), SQRT2), torch.nn.ReLU()]
+            if trunk:  # ActorCritic's layer before the heads (the ``none`` core: over the features alone)
+                layers += [init_linear(torch.nn.Linear(hidden, hidden), SQRT2), torch.nn.ReLU()]
+            self.proj = torch.nn.Sequential(*layers)
 
         def forward(self, obs):  # obs leaves [B, ...] -> [B, hidden]
             return self.proj(self.encoder(obs))
@@ -182,6 +186,8 @@ class _SB3Case:
             from sb3_contrib import RecurrentPPO
 
             kw.update(lstm_hidden_size=cfg.hidden, n_lstm_layers=1, shared_lstm=True, enable_critic_lstm=False)
+            kw.update(features_extractor_kwargs={"hidden": cfg.hidden, "trunk": False})
+            kw.update(net_arch=dict(pi=[cfg.hidden], vf=[cfg.hidden]))
             self.model_obj = RecurrentPPO("MultiInputLstmPolicy", venv, policy_kwargs=kw, **common)
         else:
             from stable_baselines3 import PPO
