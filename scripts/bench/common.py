@@ -82,7 +82,11 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(str(c))
     for r in rows:
         table.add_row(*[_fmt(v) for v in r])
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped / redirected: the table's full width (rich would cut it to 80 columns)
+        natural = console.measure(table, options=console.options.update_width(10**6)).maximum
+        console = Console(width=max(console.width, natural))
+    console.print(table)
     md = [f"### {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     md += ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in rows]
     return "\n".join(md) + "\n"
