@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import tyro
@@ -124,9 +123,7 @@ def viz(cfg: VizConfig) -> None:
     """Open3D episode scene (window or headless PNG), top-down map, episode video, learning curves, metric bars."""
     from chronotope.scripts.viz import viz as run_viz
 
-    out = run_viz(cfg)
-    if out is not None:
-        print(f"wrote {Path(out).resolve()}")
+    run_viz(cfg)  # prints "wrote <file>"
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, ImportError)

@@ -55,8 +55,13 @@ def _default_out(cfg: VizConfig, suffix: str) -> Path:
     return base / "viz" / f"{cfg.what}_ep{cfg.episode}{suffix}"
 
 
+def _wrote(out: Path) -> None:
+    print(f"wrote {Path(out).resolve()}")
+
+
 def viz(cfg: VizConfig) -> Path | None:
-    """Draws what ``cfg.what`` asks for; returns the file written (None after an interactive window)."""
+    """Draws what ``cfg.what`` asks for, says where it wrote (once); returns the file written (None after an
+    interactive window)."""
     from chronotope.scripts.viz import open3d_scene as o3s
     from chronotope.scripts.viz.trajectory import load_episode, scene_for_episode
 
@@ -65,14 +70,14 @@ def viz(cfg: VizConfig) -> Path | None:
 
         out = cfg.save or _default_out(cfg, ".png")
         learning_curves([cfg.target, *cfg.runs], metric=cfg.metric, path=out)
-        print(f"wrote {out}")
+        _wrote(out)
         return out
     if cfg.what == "metrics":
         from chronotope.scripts.viz.plots import metrics_bar
 
         out = cfg.save or _default_out(cfg, ".png")
         metrics_bar({p.name: p for p in (cfg.target, *cfg.runs)}, path=out)
-        print(f"wrote {out}")
+        _wrote(out)
         return out
 
     ep = load_episode(cfg.target, cfg.episode)
@@ -82,14 +87,14 @@ def viz(cfg: VizConfig) -> Path | None:
 
         out = cfg.save or _default_out(cfg, ".png")
         topdown_map(scene, ep.poses, ep.goal, ep.collided, title=f"episode {ep.index}", path=out)
-        print(f"wrote {out}")
+        _wrote(out)
         return out
     if cfg.what == "video":
         from chronotope.scripts.viz.video import episode_frames, write_video
 
         out = cfg.save or _default_out(cfg, ".gif")
         write_video(episode_frames(ep, scene), out, cfg.fps)
-        print(f"wrote {out}")
+        _wrote(out)
         return out
 
     layers = tuple(x.strip() for x in cfg.layers.split(",") if x.strip())
@@ -101,5 +106,5 @@ def viz(cfg: VizConfig) -> Path | None:
         return None
     out = cfg.save or _default_out(cfg, f"_{cfg.camera}.png")
     o3s.render_png(flat, camera, out)
-    print(f"wrote {out}")
+    _wrote(out)
     return out

@@ -262,3 +262,14 @@ def test_viz_command_writes_png(recorded, tmp_path):
     img = iio.imread(out)
     assert img.shape == (240, 320, 3) and img.std() > 10
     assert viz(VizConfig(target=path, what="map", save=tmp_path / "m.png")).is_file()
+
+
+def test_viz_cli_says_once_where_it_wrote(recorded, tmp_path, capsys):
+    from chronotope.scripts.cli import main
+
+    path, _ = recorded
+    out = tmp_path / "once.png"
+    main(["viz", str(path), "--what", "map", "--save", str(out)])
+    printed = capsys.readouterr().out
+    assert out.is_file()
+    assert printed.count("wrote") == 1 and f"wrote {out.resolve()}" in printed
