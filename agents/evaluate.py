@@ -44,6 +44,8 @@ class EvalConfig:
     """JSON object overriding env keyword arguments (e.g. a longer delay to test extrapolation)."""
     out: Path | None = None
     """Output folder (default: <run>/eval); an earlier evaluation there is kept in ``previous/<time>/``."""
+    progress: bool | None = None
+    """Progress bar over the episodes on stderr; default: when stderr is a terminal."""
 
     def validate(self) -> None:
         for k in ("episodes", "num_envs"):
@@ -57,6 +59,18 @@ ID_FIELDS = frozenset(
 )
 """Scalar info entries that identify an episode or a phase rather than measure it: kept per episode, never
 averaged into the summary."""
+
+
+def episode_progress(total: int, enabled: bool | None = None):
+    """A tqdm bar over ``total`` evaluation episodes on stderr (``enabled=None``: only when stderr is a terminal);
+    ``update(1)`` per finished episode, ``close()`` at the end."""
+    import sys
+
+    from tqdm import tqdm
+
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    return tqdm(total=total, desc="eval", unit="episode", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
 
 
 def summarize_episodes(episodes: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -132,7 +146,14 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
         from chronotope.agents.sb3 import evaluate_sb3
 
         return evaluate_sb3(
-            ecfg.run, ecfg.episodes, ecfg.num_envs, ecfg.seed, ecfg.deterministic, ecfg.out, ecfg.env_kwargs
+            ecfg.run,
+            ecfg.episodes,
+            ecfg.num_envs,
+            ecfg.seed,
+            ecfg.deterministic,
+            ecfg.out,
+            ecfg.env_kwargs,
+            progress=ecfg.progress,
         )
     cfg, data, _ = load_policy(ecfg.run)
     kw = {**cfg.env_kwargs_dict(), **json.loads(ecfg.env_kwargs)}
@@ -158,6 +179,7 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     traj: list[dict[str, list]] = [_new_traj() for _ in range(n)]
     for i in range(n):
         _record_pose(traj[i], info, i)
+    bar = episode_progress(total, ecfg.progress)
     with torch.no_grad():
         while any(k is not None for k in episode_of):
             o1 = obs_to_torch(obs, "cpu", time_dim=True)
@@ -182,6 +204,7 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
                     _record_pose(traj[i], {"agent_pose": [fi.get("agent_pose")]}, 0)
                     if episode_of[i] is not None:
                         results[episode_of[i]] = (rec, _finish_traj(traj[i], episode_of[i], fi))
+                        bar.update(1)
                     episode_of[i] = next_episode if next_episode < total else None
                     if episode_of[i] is not None:
                         next_episode += 1
@@ -197,6 +220,7 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
             for i in np.flatnonzero(~reseed):
                 _record_pose(traj[i], info, i)
             start = done
+    bar.close()
     venv.close()
     ordered = [results[k] for k in range(total)]
     episodes = [rec for rec, _ in ordered]

@@ -186,6 +186,7 @@ def evaluate_sb3(
     deterministic: bool = False,
     out=None,
     env_kwargs: str = "{}",
+    progress: bool | None = None,
 ) -> dict[str, dict[str, float]]:
     """Evaluates an SB3 run (``sb3_model.zip`` of ``--algo sb3-ppo`` / ``recurrent-ppo``) as
     :func:`chronotope.agents.evaluate.evaluate` does an ActorCritic run: the run's env, kwargs and wrappers,
@@ -200,7 +201,7 @@ def evaluate_sb3(
 
     from chronotope.agents.config import TrainConfig
     from chronotope.agents.envs import make_vector_env, scalar_info
-    from chronotope.agents.evaluate import EvalConfig, summarize_episodes, write_results
+    from chronotope.agents.evaluate import EvalConfig, episode_progress, summarize_episodes, write_results
 
     EvalConfig(run=run, episodes=episodes, num_envs=num_envs, env_kwargs=env_kwargs).validate()
 
@@ -225,6 +226,7 @@ def evaluate_sb3(
     # first episodes to *finish* would favour short ones.
     quota = [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
     per_env: list[list[dict[str, Any]]] = [[] for _ in range(num_envs)]
+    bar = episode_progress(episodes, progress)
     while any(len(per_env[i]) < quota[i] for i in range(num_envs)):
         act, state = model.predict(obs, state=state, episode_start=start, deterministic=deterministic)
         obs, r, dones, infos = venv.step(act)
@@ -237,8 +239,10 @@ def evaluate_sb3(
             rec["truncated"] = bool(infos[i].get("TimeLimit.truncated", False))
             if len(per_env[i]) < quota[i]:
                 per_env[i].append(rec)
+                bar.update(1)
             ret[i] = 0.0
         start = dones
+    bar.close()
     venv.close()
     # Episode k of env i is number i + num_envs * k: one order whatever finished first.
     done_eps = [per_env[i][k] for k in range(max(quota)) for i in range(num_envs) if k < len(per_env[i])]

@@ -297,6 +297,21 @@ def test_eval_refuses_zero_episodes_and_keeps_earlier_results(tmp_path):
     assert json.loads((run / "eval" / "summary.json").read_text())["success"]["n"] == 3
 
 
+def test_eval_shows_progress_and_says_where_it_wrote(tmp_path, capsys):
+    from chronotope.agents.evaluate import EvalConfig
+    from chronotope.scripts.eval import evaluate as eval_command
+
+    train(_cfg(tmp_path, updates=1))
+    run = tmp_path / "r"
+    capsys.readouterr()
+    eval_command(EvalConfig(run=run, episodes=3, num_envs=2, progress=True))
+    res = capsys.readouterr()
+    assert "eval" in res.err and "3/3" in res.err  # a tqdm bar over the episodes, on stderr
+    assert f"wrote {(run / 'eval').resolve()}" in res.out and "3/3" not in res.out
+    eval_command(EvalConfig(run=run, episodes=2, num_envs=2))  # default: no bar when stderr is not a terminal
+    assert "2/2" not in capsys.readouterr().err
+
+
 def test_eval_episodes_do_not_depend_on_the_number_of_envs(tmp_path):
     """Episode k is fixed by the seed: 2 or 3 parallel envs evaluate the same episodes, in the same order (the
     first episodes to finish would have favoured short ones, and the set changed with --num-envs)."""
@@ -314,13 +329,15 @@ def test_eval_episodes_do_not_depend_on_the_number_of_envs(tmp_path):
     assert len({(r["scene_id"], r["return"]) for r in rows[2]}) > 1  # different episodes, not one repeated
 
 
-def test_eval_evaluates_sb3_runs(tmp_path):
+def test_eval_evaluates_sb3_runs(tmp_path, capsys):
     pytest.importorskip("stable_baselines3")
     from chronotope.agents.evaluate import EvalConfig, evaluate
 
     train(_cfg(tmp_path, "sb3", algo="sb3-ppo", agent="none", updates=1))
-    summary = evaluate(EvalConfig(run=tmp_path / "sb3", episodes=2, num_envs=2))
+    capsys.readouterr()
+    summary = evaluate(EvalConfig(run=tmp_path / "sb3", episodes=2, num_envs=2, progress=True))
     assert summary["success"]["n"] == 2 and "scene_id" not in summary
+    assert "2/2" in capsys.readouterr().err  # the progress bar, as for PPO runs
 
 
 def test_summary_leaves_out_id_fields():
