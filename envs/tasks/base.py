@@ -86,11 +86,16 @@ class Task:
         }
 
 
+def agent_frame(d: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    """World vectors ``d`` [..., 2] in the frame of headings ``yaw`` (broadcast against ``d[..., 0]``): x forward,
+    y left."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
+
+
 def start_frame(position: np.ndarray, yaw: np.ndarray, start: np.ndarray, start_yaw: np.ndarray):
     """GPS (position in the start frame, x forward, y left) [N, 2] and compass (heading - start heading) [N]."""
-    d = position - start
-    c, s = np.cos(start_yaw), np.sin(start_yaw)
-    gps = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], -1)
+    gps = agent_frame(position - start, start_yaw)
     compass = np.pi - np.mod(np.pi - (yaw - start_yaw), 2 * np.pi)
     return gps, compass
 

@@ -6,7 +6,7 @@ import numpy as np
 from gymnasium import spaces
 
 from chronotope.envs.sim.kinematic import STOP, TURN_LEFT
-from chronotope.envs.tasks.base import Episode, polar, start_frame
+from chronotope.envs.tasks.base import Episode, agent_frame, polar, start_frame
 from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps, spl
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 
@@ -154,6 +154,8 @@ class ObjectRecallTask(MemoryTask):
         self.approach_reward = float(approach_reward)
         self._candidate_fields: dict[tuple[int, int], np.ndarray] = {}
         self._guides: dict[tuple[int, int], np.ndarray] = {}
+        self._slots: int | None = None  # rows of ``candidates`` (state mode), from the scene pool
+        self.cand_xy: np.ndarray | None = None  # [N, K, 2] candidate centres of each env's room (state mode)
 
     def scene_overrides(self) -> dict:
         out: dict = {}
@@ -250,7 +252,7 @@ class ObjectRecallTask(MemoryTask):
 
     def candidate_slots(self, core) -> int:
         """Rows of the ``state`` mode's ``candidates`` observation: the most objects any room of the pool holds."""
-        if getattr(self, "_slots", None) is None:
+        if self._slots is None:
             counts = [sum(o.room_id == r.id for o in spec.objects) for spec in core.scenes for r in spec.rooms]
             self._slots = max([self.num_distractors + 1, *counts])
         return self._slots
@@ -326,14 +328,13 @@ class ObjectRecallTask(MemoryTask):
             h, w = grid.shape
             out = []
             for o in self.room_candidates(core, scene, room):
-                cells = self.room_choice_cells(core, scene, room, o.instance_id, min(0.5, self.success_radius))
-                if not (cells[:h, :w] & grid.navigable).any():
-                    cells = self.room_choice_cells(core, scene, room, o.instance_id)
-                field = grid.distance_field(goal_mask=cells[:h, :w]) if (cells[:h, :w] & grid.navigable).any() else None
                 g = np.zeros((*core.sim.stack.shape, 3), np.float32)
                 g[..., 0] = np.inf
-                if field is not None:
-                    g[:h, :w] = _descent(field)
+                for radius in (min(0.5, self.success_radius), None):  # aim inside; the whole region if need be
+                    goal = self.room_choice_cells(core, scene, room, o.instance_id, radius)[:h, :w] & grid.navigable
+                    if goal.any():
+                        g[:h, :w] = _descent(grid.distance_field(goal_mask=goal))
+                        break
                 out.append(g)
             cache[key] = np.stack(out)
         return cache[key]
@@ -380,7 +381,7 @@ class ObjectRecallTask(MemoryTask):
         self.remember_rngs(idx, rngs)
         if core.cfg.obs_mode == "state":
             k = self.candidate_slots(core)
-            if getattr(self, "cand_xy", None) is None or self.cand_xy.shape != (core.n, k, 2):
+            if self.cand_xy is None or self.cand_xy.shape != (core.n, k, 2):
                 self.cand_xy = np.zeros((core.n, k, 2))
                 self.cand_present = np.zeros((core.n, k), bool)
                 self.target_slot = np.zeros(core.n, np.int64)
@@ -616,17 +617,14 @@ class ObjectRecallTask(MemoryTask):
         for i in range(core.n):
             g = self.choice_guides(core, int(core.sim.scene[i]), int(self.target_room[i]))
             guide[i, : len(g)] = g[:, row[i], col[i]]
-        d = self.cand_xy - core.sim.position[:, None, :]
-        c, s = np.cos(core.sim.yaw)[:, None], np.sin(core.sim.yaw)[:, None]
-        present = self.cand_present.astype(np.float32)
-        out[..., 0] = present
-        out[..., 1] = np.clip(c * d[..., 0] + s * d[..., 1], -e, e) * present
-        out[..., 2] = np.clip(-s * d[..., 0] + c * d[..., 1], -e, e) * present
+        yaw = core.sim.yaw[:, None]
+        present = self.cand_present.astype(np.float32)[..., None]
+        out[..., 0] = present[..., 0]
+        out[..., 1:3] = np.clip(agent_frame(self.cand_xy - core.sim.position[:, None, :], yaw), -e, e) * present
         rows = np.flatnonzero(cue_on)
         out[rows, self.target_slot[rows], 3] = 1.0
-        out[..., 4] = np.minimum(guide[..., 0], e) * present
-        out[..., 5] = (c * guide[..., 1] + s * guide[..., 2]) * present
-        out[..., 6] = (-s * guide[..., 1] + c * guide[..., 2]) * present
+        out[..., 4] = np.minimum(guide[..., 0], e) * present[..., 0]
+        out[..., 5:7] = agent_frame(guide[..., 1:], yaw) * present
         return out
 
     def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
