@@ -24,8 +24,9 @@ class NavEnv(gym.Env):
       ``state`` -> ``pose`` (x, y, yaw), ``goal`` (distance, angle to the goal from the agent), ``objects``
       (K nearest objects: x forward, y left, category id, distance), ``range`` (16 rangefinder distances to walls
       and furniture, first straight ahead, counter-clockwise, capped at 5 m). Task sensors are added in every mode.
-    - Info: every measure (distance_to_goal, success, oracle_success, spl, soft_spl, path_length, collisions,
-      steps), ``reward_<term>`` for each reward term (they sum to the reward), ``camera_pose`` (cam-to-world 4x4
+    - Info: the task's measures (every task: distance_to_goal, success, path_length, steps; PointNav, ObjectNav
+      and VLN add oracle_success, spl, soft_spl, collisions; the memory tasks their own, see the README's table),
+      ``reward_<term>`` for each reward term (they sum to the reward), ``camera_pose`` (cam-to-world 4x4
       of the observed frame), ``agent_pose`` (x, y, yaw), ``scene_id``.
     - Episodes end on STOP (terminated); the time limit comes from ``max_episode_steps`` at registration.
     """

@@ -239,15 +239,22 @@ def learning_curves(
     return fig
 
 
+DEFAULT_BAR_METRICS = ("success", "spl", "soft_spl")
+"""Measures ``metrics_bar`` draws by default, where the summaries have them."""
+
+
 def metrics_bar(
     summaries: dict[str, str | Path],
-    metrics: tuple[str, ...] = ("success", "spl", "soft_spl"),
+    metrics: tuple[str, ...] | None = None,
     path: str | Path | None = None,
 ):
     """Grouped bars (mean ± 95% CI) of ``metrics`` from ``chronotope eval``'s ``summary.json`` files.
 
     Args:
         summaries: ``{label: summary.json or run folder}``.
+        metrics: measures to draw; None: those of ``DEFAULT_BAR_METRICS`` that any summary has (tasks report
+            different measures: ObjectRecall has no ``soft_spl``). A measure one summary lacks is left as a gap
+            marked "n/a"; one that no summary has is an error.
     """
     plt = _plt()
     data = {}
@@ -258,16 +265,24 @@ def metrics_bar(
         if not p.is_file():
             raise ValueError(f"no eval summary at {str(p)!r} (run `chronotope eval` first)")
         data[label] = json.loads(p.read_text())
-    missing = [(lbl, m) for lbl, d in data.items() for m in metrics if m not in d]
-    if missing:
-        raise ValueError(f"summary lacks metric(s) {missing}")
+    if metrics is None:
+        metrics = tuple(m for m in DEFAULT_BAR_METRICS if any(m in d for d in data.values()))
+        if not metrics:
+            raise ValueError(f"summary lacks every default metric {list(DEFAULT_BAR_METRICS)}")
+    absent = [m for m in metrics if not any(m in d for d in data.values())]
+    if absent:
+        raise ValueError(f"summary lacks metric(s) {absent} (in every summary given)")
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(metrics) * max(1, len(data)) / 2, 3.6), dpi=110)
     width = 0.8 / len(data)
     x = np.arange(len(metrics))
     for k, (label, d) in enumerate(data.items()):
-        mean = [d[m]["mean"] for m in metrics]
-        ci = [0.0 if not np.isfinite(d[m]["ci95"]) else d[m]["ci95"] for m in metrics]
-        ax.bar(x + (k - (len(data) - 1) / 2) * width, mean, width, yerr=ci, capsize=3, label=label)
+        mean = np.array([d[m]["mean"] if m in d else np.nan for m in metrics], dtype=float)
+        ci = np.array([d[m].get("ci95", 0.0) if m in d else 0.0 for m in metrics], dtype=float)
+        ci[~np.isfinite(ci)] = 0.0
+        pos = x + (k - (len(data) - 1) / 2) * width
+        ax.bar(pos, np.nan_to_num(mean), width, yerr=ci, capsize=3, label=label)
+        for xi in pos[np.isnan(mean)]:
+            ax.text(xi, 0.0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_xticks(x, metrics)
     ax.set_ylabel("mean ± 95% CI")
     ax.grid(axis="y", alpha=0.3)
