@@ -25,6 +25,7 @@ from chronotope.envs.render.camera import CameraIntrinsics
 from chronotope.envs.render.mjcf import cv_to_mujoco_cam, geom_instance_table, pool_to_mjspec
 from chronotope.envs.render.open3d_backend import single_torch_thread
 from chronotope.envs.render.pool import pool_offsets
+from chronotope.envs.render.quiet import init_warp_quietly
 from chronotope.envs.render.shading import Lighting
 from chronotope.envs.scene.mesh import SceneMesh
 
@@ -66,6 +67,7 @@ class MJWarpRenderer(Renderer):
             warp_device = str(self.device) if self.device.type == "cuda" else "cpu"
             if warp_device == "cuda":
                 warp_device = "cuda:0"
+        init_warp_quietly(wp, cpu_only=str(warp_device) == "cpu")  # no banner; warnings and errors still print
         self._wp_device = wp.get_device(warp_device)
         self.offsets = pool_offsets(self.meshes, self.max_depth)  # float64 [K, 3]
         # zfar a little past max_depth: warp stops traversing there, and the exact clip is done below.

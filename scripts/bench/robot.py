@@ -110,7 +110,9 @@ def run(cfg: Config) -> dict:
         import mujoco_warp as mjw
         import warp as wp
 
-        wp.config.quiet = True
+        from chronotope.envs.render.quiet import init_warp_quietly
+
+        init_warp_quietly(wp, cpu_only=False)  # no banner (warp.config.quiet is gone since Warp 1.10)
     except ImportError as e:  # pragma: no cover - reported, not hidden
         warp_error = f"import failed: {e}"
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from chronotope.envs.render.quiet import OPEN3D_HEADLESS_NOISE, drop_native_lines
+
 LAYERS = ("scene", "path", "poses", "goal", "octree", "graph", "splats")
 DEFAULT_LAYERS = ("scene", "path", "poses", "goal")
 PATH_CMAP = "plasma"
@@ -456,7 +458,11 @@ def render_png(
     if not geometries:
         raise ValueError("nothing to render: every requested layer is empty")
     vis = o3d.visualization.Visualizer()
-    if not vis.create_window(visible=False, width=camera.width, height=camera.height):
+    # Headless, GLFW finds no display and Open3D falls back to EGL, printing that path as GLFW / XDG "errors".
+    noise = () if has_display() else OPEN3D_HEADLESS_NOISE
+    with drop_native_lines(noise):
+        created = vis.create_window(visible=False, width=camera.width, height=camera.height)
+    if not created:
         raise RuntimeError("Open3D could not create an offscreen window (no EGL / OpenGL available)")
     try:
         for g in geometries:
