@@ -154,17 +154,51 @@ def time_colors(n: int, cmap: str = PATH_CMAP) -> np.ndarray:
     return np.asarray(matplotlib.colormaps[cmap](t))[:, :3]
 
 
-def path_geometry(poses: np.ndarray, z: float = 0.1, cmap: str = PATH_CMAP) -> list:
-    """A LineSet through the poses [T, 3] at height ``z``, segment i coloured ``cmap(i / (T - 2))``."""
+JUMP_COLOR = (0.35, 0.35, 0.35)
+"""Colour of the dashes that mark a teleport."""
+
+
+def dashes(a: np.ndarray, b: np.ndarray, dash: float = 0.15, gap: float = 0.12) -> np.ndarray:
+    """float64 [K, 2, D]: the dashes of a dashed line from point ``a`` to ``b`` (lengths in the points' units)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    length = float(np.linalg.norm(b - a))
+    if length == 0.0:
+        return np.zeros((0, 2, a.shape[0]))
+    starts = np.arange(0.0, length, dash + gap)
+    ends = np.minimum(starts + dash, length)
+    d = (b - a) / length
+    return np.stack([a + starts[:, None] * d, a + ends[:, None] * d], 1)
+
+
+def path_geometry(poses: np.ndarray, z: float = 0.1, cmap: str = PATH_CMAP, max_step: float | None = None) -> list:
+    """A LineSet through the poses [T, 3] at height ``z``, segment i coloured ``cmap(i / (T - 2))``.
+
+    Steps longer than ``max_step`` (default :data:`~.trajectory.JUMP_DISTANCE`) are teleports: left out of the
+    walked line and drawn as grey dashes (a second LineSet), so a jump never reads as a walk through walls.
+    """
+    from chronotope.scripts.viz.trajectory import JUMP_DISTANCE, jump_steps
+
     o3d = _o3d()
     poses = np.asarray(poses, np.float64)
     if len(poses) < 2:
         return []
     pts = np.column_stack([poses[:, 0], poses[:, 1], np.full(len(poses), z)])
     lines = np.column_stack([np.arange(len(pts) - 1), np.arange(1, len(pts))])
-    ls = o3d.geometry.LineSet(o3d.utility.Vector3dVector(pts), o3d.utility.Vector2iVector(lines))
-    ls.colors = o3d.utility.Vector3dVector(time_colors(len(lines), cmap))
-    return [ls]
+    jump = jump_steps(poses, JUMP_DISTANCE if max_step is None else max_step)
+    out = []
+    if (~jump).any():
+        ls = o3d.geometry.LineSet(o3d.utility.Vector3dVector(pts), o3d.utility.Vector2iVector(lines[~jump]))
+        ls.colors = o3d.utility.Vector3dVector(time_colors(len(lines), cmap)[~jump])
+        out.append(ls)
+    if jump.any():
+        d = np.concatenate([dashes(pts[i], pts[i + 1]) for i in np.flatnonzero(jump)])
+        js = o3d.geometry.LineSet(
+            o3d.utility.Vector3dVector(d.reshape(-1, 3)),
+            o3d.utility.Vector2iVector(np.arange(2 * len(d)).reshape(-1, 2)),
+        )
+        js.paint_uniform_color(JUMP_COLOR)
+        out.append(js)
+    return out
 
 
 def pose_geometry(poses: np.ndarray, every: int = 10, z: float = 0.12, size: float = 0.35) -> list:

@@ -68,18 +68,38 @@ def draw_floor_plan(ax, scene, navgrid: bool = True) -> None:
         ax.add_patch(Rectangle(blo[:2], *(bhi[:2] - blo[:2]), fc="0.25", ec="none", zorder=3))
 
 
-def draw_path(ax, poses: np.ndarray, goal=None, collided=None, cmap: str = PATH_CMAP, lw: float = 3.0) -> None:
-    """Path coloured by time (segment i -> ``cmap(i / (T - 2))``), start dot, goal star, collisions as black x."""
+def draw_path(
+    ax,
+    poses: np.ndarray,
+    goal=None,
+    collided=None,
+    cmap: str = PATH_CMAP,
+    lw: float = 3.0,
+    max_step: float | None = None,
+) -> None:
+    """Path coloured by time (segment i -> ``cmap(i / (T - 2))``), start dot, goal star, collisions as black x.
+
+    A step longer than ``max_step`` (default :data:`~.trajectory.JUMP_DISTANCE`) is a teleport: it is drawn as a
+    thin dashed grey line (legend "teleport"), not as a walked segment.
+    """
     from matplotlib.collections import LineCollection
+
+    from chronotope.scripts.viz.trajectory import JUMP_DISTANCE, jump_steps
 
     poses = np.asarray(poses, np.float64)
     if len(poses) >= 2:
         segs = np.stack([poses[:-1, :2], poses[1:, :2]], 1)
         t = np.linspace(0, 1, len(segs)) if len(segs) > 1 else np.zeros(1)
+        jump = jump_steps(poses, JUMP_DISTANCE if max_step is None else max_step)
         import matplotlib
 
-        lc = LineCollection(segs, colors=matplotlib.colormaps[cmap](t), linewidths=lw, capstyle="round", zorder=5)
+        colors = matplotlib.colormaps[cmap](t)
+        lc = LineCollection(segs[~jump], colors=colors[~jump], linewidths=lw, capstyle="round", zorder=5)
         ax.add_collection(lc)
+        if jump.any():
+            jc = LineCollection(segs[jump], colors="0.35", linewidths=1.2, linestyles=(0, (3, 3)), zorder=5)
+            jc.set_label("teleport")
+            ax.add_collection(jc)
     ax.plot(*poses[0, :2], "o", ms=9, mfc=START_COLOR, mec="k", zorder=6, label="start")
     if goal is not None:
         ax.plot(*np.asarray(goal)[:2], "*", ms=16, mfc=GOAL_COLOR, mec="k", zorder=6, label="goal")

@@ -149,6 +149,33 @@ def load_episode(target: str | Path, episode: int = 0) -> EpisodeTrajectory:
     return ep
 
 
+JUMP_DISTANCE = 0.5
+"""A move longer than this (m) between consecutive poses is a jump (a teleport: ObjectRecall's ``teleport=True``,
+a new episode's start), not a walk: twice the default forward step (0.25 m), which actuation noise stays far
+below."""
+
+
+def jump_steps(poses: np.ndarray, max_step: float = JUMP_DISTANCE) -> np.ndarray:
+    """bool [T - 1]: step i (pose i -> i + 1) moved the agent farther than ``max_step`` metres."""
+    xy = np.asarray(poses, np.float64).reshape(len(poses), -1)[:, :2]
+    if len(xy) < 2:
+        return np.zeros(0, bool)
+    return np.linalg.norm(np.diff(xy, axis=0), axis=1) > max_step
+
+
+def path_segments(poses: np.ndarray, max_step: float = JUMP_DISTANCE) -> list[np.ndarray]:
+    """Pose indices of the walked pieces of a path: consecutive poses, split where a step is a jump.
+
+    ``[0, 1, 2] [3, 4]`` means poses 2 -> 3 were a teleport: draw two lines, and the jump apart (dashed), never
+    as a walk through walls. Every pose is in exactly one piece; a piece may be a single pose.
+    """
+    n = len(poses)
+    if n == 0:
+        return []
+    cuts = np.flatnonzero(jump_steps(poses, max_step)) + 1
+    return np.split(np.arange(n), cuts)
+
+
 def check_episode(ep: EpisodeTrajectory) -> None:
     """Raises ValueError when an episode cannot be drawn (no poses, non-finite poses)."""
     poses = np.asarray(ep.poses)

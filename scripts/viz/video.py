@@ -9,6 +9,9 @@ import numpy as np
 from chronotope.scripts.viz.open3d_scene import episode_views, time_colors
 from chronotope.scripts.viz.plots import topdown_map
 
+PANEL_NAMES_BAND = 14
+"""Height (px) of the band above the panels that names them (rgb, depth, semantic, map)."""
+
 
 def _resize(img: np.ndarray, height: int, nearest: bool = False) -> np.ndarray:
     from PIL import Image
@@ -20,7 +23,9 @@ def _resize(img: np.ndarray, height: int, nearest: bool = False) -> np.ndarray:
 
 
 def episode_frames(ep, scene, panel: int = 160, max_frames: int | None = None, text: str | None = None) -> list:
-    """One uint8 [H, W, 3] picture per pose: RGB | depth | semantic | map, a caption band on top.
+    """One uint8 [H, W, 3] picture per pose: RGB | depth (with its colour bar in metres) | semantic | map, each
+    panel named in a band above it, the caption band on top. Teleports (steps longer than
+    :data:`~.trajectory.JUMP_DISTANCE`) are dashed grey on the map, not drawn as walks.
 
     Recorded frames are used when the file has them, otherwise the views are rendered again from the poses.
 
@@ -33,8 +38,9 @@ def episode_frames(ep, scene, panel: int = 160, max_frames: int | None = None, t
     """
     from PIL import Image, ImageDraw
 
-    from chronotope.envs.render.colorize import colorize_depth, colorize_semantic
-    from chronotope.scripts.viz.trajectory import check_episode
+    from chronotope.envs.render.colorize import colorize_depth, colorize_semantic, depth_colorbar, label_image
+    from chronotope.scripts.viz.open3d_scene import dashes
+    from chronotope.scripts.viz.trajectory import check_episode, jump_steps
 
     check_episode(ep)
     n = len(ep.poses)
@@ -48,19 +54,26 @@ def episode_frames(ep, scene, panel: int = 160, max_frames: int | None = None, t
     scale = panel / base.image.shape[0]
     uv = base.world_to_pixel(ep.poses[:, :2]) * scale
     cols = (time_colors(max(n - 1, 1)) * 255).astype(np.uint8)
+    jump = jump_steps(ep.poses)
+    bar = depth_colorbar(panel, float(views["max_depth"])) if "depth" in views else None
     caption = text if text is not None else (ep.instruction or f"episode {ep.index}")
-    band = 22
+    band, names_band, gap = 22, PANEL_NAMES_BAND, 2
     frames = []
     for t in idx:
-        panels = [_resize(views["rgb"][t], panel, nearest=True)]
+        panels = [("rgb", _resize(views["rgb"][t], panel, nearest=True))]
         if "depth" in views:
-            panels.append(_resize(colorize_depth(views["depth"][t], float(views["max_depth"])), panel, nearest=True))
+            depth = _resize(colorize_depth(views["depth"][t], float(views["max_depth"])), panel, nearest=True)
+            panels.append(("depth", np.concatenate([depth, bar], 1)))
         if "semantic" in views:
-            panels.append(_resize(colorize_semantic(views["semantic"][t], n_inst), panel, nearest=True))
+            panels.append(("semantic", _resize(colorize_semantic(views["semantic"][t], n_inst), panel, nearest=True)))
         m = Image.fromarray(mp.copy())
         d = ImageDraw.Draw(m)
         for i in range(t):
-            d.line([tuple(uv[i]), tuple(uv[i + 1])], fill=tuple(int(c) for c in cols[i]), width=3)
+            if jump[i]:  # a teleport: grey dashes, not a walk through walls
+                for a, b in dashes(uv[i], uv[i + 1], dash=5.0, gap=4.0):
+                    d.line([tuple(a), tuple(b)], fill=(90, 90, 90), width=1)
+            else:
+                d.line([tuple(uv[i]), tuple(uv[i + 1])], fill=tuple(int(c) for c in cols[i]), width=3)
         x, y, yaw = ep.poses[t]
         cx, cy = uv[t]
         r = 6
@@ -68,8 +81,9 @@ def episode_frames(ep, scene, panel: int = 160, max_frames: int | None = None, t
         left = (cx + r * np.cos(yaw + 2.4), cy - r * np.sin(yaw + 2.4))
         right = (cx + r * np.cos(yaw - 2.4), cy - r * np.sin(yaw - 2.4))
         d.polygon([tip, left, right], fill=(0, 0, 0))
-        panels.append(np.asarray(m))
-        row = np.concatenate([np.pad(p, ((0, 0), (0, 2), (0, 0)), constant_values=255) for p in panels], 1)
+        panels.append(("map", np.asarray(m)))
+        named = [np.concatenate([label_image(name, img.shape[1], names_band), img], 0) for name, img in panels]
+        row = np.concatenate([np.pad(p, ((0, 0), (0, gap), (0, 0)), constant_values=255) for p in named], 1)
         img = Image.fromarray(np.pad(row, ((band, 0), (0, 0), (0, 0)), constant_values=255))
         d = ImageDraw.Draw(img)
         steps = f"t={t}/{n - 1}"

@@ -15,8 +15,14 @@ from chronotope.envs.wrappers.recording import TrajectoryRecorder
 from chronotope.scripts.viz import VizConfig, viz
 from chronotope.scripts.viz import open3d_scene as o3s
 from chronotope.scripts.viz.plots import learning_curves, mean_ci, metrics_bar, topdown_map
-from chronotope.scripts.viz.trajectory import load_episode, num_episodes, scene_for_episode
-from chronotope.scripts.viz.video import episode_frames, frame_strip, write_video
+from chronotope.scripts.viz.trajectory import (
+    JUMP_DISTANCE,
+    load_episode,
+    num_episodes,
+    path_segments,
+    scene_for_episode,
+)
+from chronotope.scripts.viz.video import PANEL_NAMES_BAND, episode_frames, frame_strip, write_video
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +248,7 @@ def test_video_frames_and_gif(recorded, tmp_path):
     frames = episode_frames(ep, scene, panel=64, max_frames=4, text="go to the goal")
     assert len(frames) == 4 and len({f.shape for f in frames}) == 1
     h, w, _ = frames[0].shape
-    assert h == 64 + 22 and w > 3 * 64  # rgb | depth | (map) plus the caption band
+    assert h == 64 + 22 + PANEL_NAMES_BAND and w > 3 * 64  # rgb | depth | (map), caption band, names band
     assert (frames[0][:22] < 100).any()  # caption text drawn
     out = write_video(frames, tmp_path / "ep.gif", fps=4)
     import imageio.v3 as iio
@@ -273,3 +279,89 @@ def test_viz_cli_says_once_where_it_wrote(recorded, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert out.is_file()
     assert printed.count("wrote") == 1 and f"wrote {out.resolve()}" in printed
+
+
+def _teleport_poses():
+    """Two walks of 0.25 m steps with a 3 m jump between them (pose 3 -> 4)."""
+    a = [[0.25 * k, 0.0, 0.0] for k in range(4)]
+    b = [[0.75, 3.0 + 0.25 * k, 1.5] for k in range(3)]
+    return np.array(a + b)
+
+
+def test_path_segments_split_at_teleports():
+    poses = _teleport_poses()
+    assert [s.tolist() for s in path_segments(poses)] == [[0, 1, 2, 3], [4, 5, 6]]
+    walk = np.column_stack([np.arange(6) * 0.25, np.zeros(6), np.zeros(6)])
+    assert [s.tolist() for s in path_segments(walk)] == [list(range(6))]  # a walk stays one line
+    two = np.array([[0, 0, 0], [5, 0, 0], [5, 0.25, 0], [0, 0, 0]], float)
+    assert [s.tolist() for s in path_segments(two)] == [[0], [1, 2], [3]]  # every jump cuts; lone poses kept
+    assert [s.tolist() for s in path_segments(two, max_step=10.0)] == [[0, 1, 2, 3]]
+    assert path_segments(np.zeros((0, 3))) == []
+    turn = np.array([[0, 0, 0], [0, 0, 3.0], [JUMP_DISTANCE, 0, 3.0]])  # turning in place, the longest step
+    assert len(path_segments(turn)) == 1
+
+
+def test_teleports_drawn_as_jumps_not_walks():
+    """Map: the jump is not in the walked line but dashed apart; 3D: left out of the path, dashes along it."""
+    import matplotlib.pyplot as plt
+
+    from chronotope.scripts.viz.plots import draw_path
+
+    poses = _teleport_poses()
+    fig, ax = plt.subplots()
+    draw_path(ax, poses)
+    walked, jumps = ax.collections[:2]
+    segs = [np.asarray(s) for s in walked.get_segments()]
+    assert len(segs) == len(poses) - 2 and all(np.linalg.norm(s[1] - s[0]) <= 0.26 for s in segs)
+    (jump,) = [np.asarray(s) for s in jumps.get_segments()]
+    np.testing.assert_allclose(jump, poses[3:5, :2])
+    assert jumps.get_label() == "teleport" and jumps.get_linestyle()[0][1] is not None  # dashed
+    plt.close(fig)
+
+    line, dashed = o3s.path_geometry(poses)
+    lines = np.asarray(line.lines)
+    assert [3, 4] not in lines.tolist() and len(lines) == len(poses) - 2
+    pts = np.asarray(dashed.points)[:, :2]
+    a, b = poses[3, :2], poses[4, :2]
+    along = (pts - a) @ (b - a) / np.sum((b - a) ** 2)
+    assert np.allclose(a + along[:, None] * (b - a), pts) and along.min() >= 0 and along.max() <= 1
+    covered = sum(np.linalg.norm(pts[2 * k + 1] - pts[2 * k]) for k in range(len(pts) // 2))
+    assert 0.3 * np.linalg.norm(b - a) < covered < 0.8 * np.linalg.norm(b - a)  # gaps: a dashed line
+    assert len(o3s.path_geometry(poses[:4])) == 1  # no jump: one walked line, no dashes
+
+
+def test_strip_rows_labelled_with_depth_colour_bar():
+    from chronotope.envs.render.colorize import colorize_depth, grid_image
+
+    tile = np.full((48, 48, 3), 128, np.uint8)
+    rows = [[tile] * 3 for _ in range(3)]
+    plain = grid_image(rows)
+    img = grid_image(rows, row_labels=("rgb", "depth", "semantic"), depth_row=1, max_depth=10.0)
+    extra = img.shape[1] - plain.shape[1]
+    assert img.shape[0] == plain.shape[0] and extra > 40
+    label_w = int(np.flatnonzero((img[0] == 128).all(1))[0])  # first column of the first tile
+    for r in range(3):  # each row's name is written left of it
+        assert (img[r * 50 : r * 50 + 48, :label_w] < 80).any()
+    bar = img[50:98, label_w + 3 * 50 :]
+    assert (img[:48, label_w + 3 * 50 :] == 255).all()  # the bar sits on the depth row only
+    near, far = colorize_depth(np.array([[0.0]]), 10.0)[0, 0], colorize_depth(np.array([[10.0]]), 10.0)[0, 0]
+    colour_col = bar[:, 4].astype(int)
+    assert np.abs(colour_col - near).max(1).min() <= 20 and np.abs(colour_col - far).max(1).min() <= 20
+    assert np.argmin(np.abs(colour_col - near).max(1)) < np.argmin(np.abs(colour_col - far).max(1))  # 0 m on top
+    with pytest.raises(ValueError, match="row labels"):
+        grid_image(rows, row_labels=("rgb",))
+
+
+def test_video_panels_named_with_depth_colour_bar(recorded):
+    from chronotope.envs.render.colorize import depth_colorbar
+
+    path, _ = recorded
+    ep = load_episode(path, 0)
+    scene = scene_for_episode(ep)
+    (frame,) = episode_frames(ep, scene, panel=64, max_frames=1)
+    names = frame[22 : 22 + PANEL_NAMES_BAND]
+    assert (names < 80).any()  # the panel names
+    body = frame[22 + PANEL_NAMES_BAND :]
+    bar = depth_colorbar(64, float(ep.max_depth or 10.0))
+    x = 64 + 2 + 64  # after rgb | depth
+    np.testing.assert_array_equal(body[:, x : x + bar.shape[1]], bar)
