@@ -13,6 +13,7 @@ SB3 computes as a numpy integer that torch >= 2.13's ``nn.LSTM`` refuses).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,6 +130,19 @@ class SB3VecEnv(VecEnv):
         return self.venv.render()
 
 
+def sb3_logger(folder: str | Path | None = None):
+    """An SB3 logger for ``model.set_logger``: TensorBoard events under ``folder``, or (None) nothing, anywhere.
+
+    Without one, every ``model.learn`` of a model made without ``tensorboard_log`` configures SB3's default
+    logger, which creates an (empty) folder ``$TMPDIR/SB3-<date-time>`` per call and leaves it there.
+    """
+    from stable_baselines3.common.logger import Logger, configure
+
+    if folder is None:
+        return Logger(folder=None, output_formats=[])
+    return configure(str(folder), ["tensorboard"])
+
+
 def train_sb3(cfg) -> None:
     """``--algo sb3-ppo`` (PPO, MultiInputPolicy / MlpPolicy) or ``recurrent-ppo`` (sb3-contrib RecurrentPPO,
     the LSTM baseline) on the batched env; logs to TensorBoard and saves ``sb3_model.zip`` atomically."""
@@ -171,6 +185,9 @@ def train_sb3(cfg) -> None:
         from stable_baselines3 import PPO
 
         model = PPO(policy, venv, **common)
+    # TensorBoard inside the run folder (as tensorboard_log=run/tb gave: tb/PPO_1), set here so that SB3 never
+    # falls back to its default logger folder $TMPDIR/SB3-<date>.
+    model.set_logger(sb3_logger(run / "tb" / f"{type(model).__name__}_1"))
     model.learn(cfg.steps, progress_bar=cfg.progress)
     tmp = run / "sb3_model.tmp.zip"
     model.save(tmp)

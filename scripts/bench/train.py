@@ -168,7 +168,7 @@ class _OursCase:
 class _SB3Case:
     def __init__(self, cfg: Config, recurrent: bool) -> None:
         from chronotope.agents.envs import make_vector_env
-        from chronotope.agents.sb3 import SB3VecEnv
+        from chronotope.agents.sb3 import SB3VecEnv, sb3_logger
 
         venv = SB3VecEnv(make_vector_env(cfg.env, cfg.num_envs, json.loads(cfg.env_kwargs)))
         venv.seed(cfg.seed)
@@ -193,6 +193,8 @@ class _SB3Case:
             from stable_baselines3 import PPO
 
             self.model_obj = PPO("MultiInputPolicy", venv, policy_kwargs=kw, **common)
+        # log nothing: SB3's default logger would leave an empty $TMPDIR/SB3-<date> folder per learn() call
+        self.model_obj.set_logger(sb3_logger(None))
         self.model = self.model_obj.policy
         self.steps = cfg.num_envs * cfg.n_steps
         self.update_s = 0.0

@@ -94,7 +94,10 @@ def test_wrapper_input_errors():
 def test_sb3_multi_input_policy_runs():
     sb3 = pytest.importorskip("stable_baselines3")
     env = OctreeWrapper(TopologyWrapper(BoxRoomEnv(16, 16, max_depth=8.0)), OCT, k=8)
+    from chronotope.agents.sb3 import sb3_logger
+
     model = sb3.PPO("MultiInputPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(sb3_logger(None))  # SB3's default would leave an empty $TMPDIR/SB3-<date> folder
     model.learn(total_timesteps=16)
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, deterministic=True)
