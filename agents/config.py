@@ -43,6 +43,12 @@ class TrainConfig:
     relative to the agent); its gradient shapes what the memory keeps. Applied to every core alike."""
     aux_key: str = "memory_target"
     """Info key (float [N, D]) that the auxiliary loss predicts."""
+    readout_key: str | None = None
+    """Dict observation key of a [K, F] set of entity rows (e.g. ObjectRecall's ``candidates``) that the policy
+    reads through weights a linear head puts on the K rows from the memory output (None: no readout). That head
+    is the auxiliary head, taught by the auxiliary loss alone (aux_coef > 0; ``aux_key`` must label the rows with
+    K values, e.g. ``memory_slot``): the memory is taught which row to remember and the policy reads that row.
+    Every core alike."""
     epochs: int = 4
     """PPO epochs per update."""
     minibatches: int = 4
@@ -137,6 +143,11 @@ class TrainConfig:
     def validate(self) -> None:
         if not self.aux_coef >= 0:
             raise ValueError(f"aux_coef must be >= 0, got {self.aux_coef!r}")
+        if self.readout_key is not None and not self.aux_coef > 0:
+            raise ValueError(
+                f"readout_key {self.readout_key!r} needs the auxiliary loss (aux_coef > 0, got {self.aux_coef!r}): "
+                "it is what teaches the readout's weights"
+            )
         if not self.checkpoint_minutes > 0:
             raise ValueError(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes!r}")
         counts = ("steps", "num_envs", "rollout_len", "bptt_len", "epochs", "minibatches", "hidden", "checkpoint_every")

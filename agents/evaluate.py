@@ -159,7 +159,12 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     kw = {**cfg.env_kwargs_dict(), **json.loads(ecfg.env_kwargs)}
     venv = make_vector_env(cfg.env, ecfg.num_envs, kw, cfg.wrappers, cfg.seed)  # the training run's wrappers
     model = ActorCritic(
-        venv.single_observation_space, venv.single_action_space, cfg.agent, cfg.memory_cfg_dict(), cfg.hidden
+        venv.single_observation_space,
+        venv.single_action_space,
+        cfg.agent,
+        cfg.memory_cfg_dict(),
+        cfg.hidden,
+        cfg.readout_key,
     )
     model.load_state_dict(data["model"])
     model.eval()

@@ -68,7 +68,12 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
     expert = expert_for(venv)
     controllable = controllable_for(venv)
     model = ActorCritic(
-        venv.single_observation_space, venv.single_action_space, cfg.agent, cfg.memory_cfg_dict(), cfg.hidden
+        venv.single_observation_space,
+        venv.single_action_space,
+        cfg.agent,
+        cfg.memory_cfg_dict(),
+        cfg.hidden,
+        cfg.readout_key,
     ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batcher = StateBatcher(model.memory)

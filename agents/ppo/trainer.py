@@ -99,6 +99,7 @@ class PPOTrainer:
             cfg.agent,
             cfg.memory_cfg_dict(),
             cfg.hidden,
+            cfg.readout_key,
         ).to(self.device)
         if self.dist.enabled:
             broadcast_module(self.model, self.dist)  # identical start on every rank
@@ -117,8 +118,18 @@ class PPOTrainer:
         self.label: np.ndarray | None = None
         if cfg.aux_coef > 0:
             self.label = _aux_label(info, cfg.aux_key, cfg.env)
-            self.aux_head = torch.nn.Linear(self.model.memory.output_size, self.label.shape[1]).to(self.device)
-        params = list(self.model.parameters()) + (list(self.aux_head.parameters()) if self.aux_head else [])
+            if self.model.address is not None:  # the readout's weights are what the auxiliary loss teaches
+                if self.model.address.out_features != self.label.shape[1]:
+                    raise ValueError(
+                        f"readout_key {cfg.readout_key!r} has {self.model.address.out_features} rows but the "
+                        f"auxiliary label {cfg.aux_key!r} has {self.label.shape[1]} values: use an aux_key that "
+                        "labels the rows (e.g. memory_slot)"
+                    )
+                self.aux_head = self.model.address
+            else:
+                self.aux_head = torch.nn.Linear(self.model.memory.output_size, self.label.shape[1]).to(self.device)
+        separate = self.aux_head is not None and self.aux_head is not self.model.address
+        params = list(self.model.parameters()) + (list(self.aux_head.parameters()) if separate else [])
         self.opt = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5, fused=fused or None)
         self.state = self.model.initial_state(cfg.num_envs, self.device)
         self.ep_start = np.ones(cfg.num_envs, bool)

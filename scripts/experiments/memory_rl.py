@@ -35,8 +35,16 @@ PRESETS: dict[str, dict] = {
         "env_kwargs": {"obs_mode": "state"},
         "knob": "delay",
         "train_value": 10,
-        # aux_key: with --aux-coef > 0, a head on the memory output predicts which ``candidates`` row was cued.
-        "recipe": {"num_envs": 32, "rollout_len": 128, "bptt_len": 128, "steps": 500_000, "aux_key": "memory_slot"},
+        # The auxiliary head on the memory output predicts which ``candidates`` row was cued (aux_key), and the
+        # policy reads the rows through that prediction (readout_key; see ActorCritic.read_rows).
+        "recipe": {
+            "num_envs": 32,
+            "rollout_len": 128,
+            "bptt_len": 128,
+            "steps": 1_000_000,
+            "aux_key": "memory_slot",
+            "readout_key": "candidates",
+        },
     },
 }
 
@@ -50,7 +58,7 @@ class Config:
         agents: memory cores, all with the same recipe and budget.
         seeds: training seeds.
         steps: environment steps per run (0: the preset's).
-        aux_coef: weight of the auxiliary memory loss for every core (0: off).
+        aux_coef: weight of the auxiliary memory loss for every core (0: off; the preset's readout needs it on).
         memory_cfgs: memory config per core.
         eval_episodes: evaluation episodes per agent, seed, delay and action rule.
         reference_episodes: episodes per reference policy and delay.
@@ -64,7 +72,7 @@ class Config:
     agents: tuple[str, ...] = ("none", "gru", "hcam")
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int = 0
-    aux_coef: float = 0.0
+    aux_coef: float = 1.0
     memory_cfgs: dict = field(default_factory=lambda: {"hcam": {"hidden_size": 128, "num_heads": 4, "chunk_size": 4}})
     eval_episodes: int = 200
     reference_episodes: int = 200

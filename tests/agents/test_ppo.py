@@ -227,3 +227,58 @@ def _flat(state, prefix=""):
         return {prefix: state}
     items = state.items() if isinstance(state, dict) else enumerate(state)
     return {k2: v2 for k, v in items for k2, v2 in _flat(v, f"{prefix}/{k}").items()}
+
+
+def test_entity_readout_reads_the_addressed_row():
+    """The readout is the rows, scaled to [-1, 1] by the space's bounds, summed with the address head's weights:
+    a one-hot address hands back exactly that row; the policy gradient does not reach the address head (only the
+    auxiliary loss teaches it); a bad key or shape is refused naming it."""
+    from gymnasium import spaces
+
+    from chronotope.agents.policy import ActorCritic
+
+    lo, hi = np.array([[0, -4, 0]] * 3, np.float32), np.array([[1, 4, 8]] * 3, np.float32)
+    rows_space = spaces.Box(lo, hi, dtype=np.float32)
+    obs_space = spaces.Dict({"pos": spaces.Box(-1, 1, (2,), np.float32), "rows": rows_space})
+    model = ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="rows")
+    rows = torch.tensor([[1.0, -4.0, 2.0], [0.0, 2.0, 8.0], [1.0, 0.0, 0.0]])
+    with torch.no_grad():
+        model.address.weight.zero_()
+        model.address.bias.copy_(torch.tensor([0.0, 1.0, 0.0]))  # every step addresses row 1
+    obs = {"pos": torch.zeros(2, 4, 2), "rows": rows.expand(2, 4, 3, 3)}
+    y = torch.randn(2, 4, model.memory.output_size)
+    torch.testing.assert_close(model.read_rows(obs, y), torch.tensor([-1.0, 0.5, 1.0]).expand(2, 4, 3))
+    dist, value, _ = model(obs, model.initial_state(2), torch.zeros(2, 4, dtype=torch.bool))
+    (dist.logits.sum() + value.sum()).backward()
+    assert model.address.weight.grad is None and model.trunk[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="'nope' is not a key"):
+        ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="nope")
+    with pytest.raises(ValueError, match="'pos' must name a \\[K, F\\] Box"):
+        ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="pos")
+
+
+def test_readout_needs_the_auxiliary_loss_on_labels_of_its_rows(tmp_path):
+    from chronotope.agents.config import TrainConfig
+    from chronotope.agents.ppo.trainer import PPOTrainer
+
+    with pytest.raises(ValueError, match="readout_key 'candidates' needs the auxiliary loss"):
+        TrainConfig(readout_key="candidates").validate()
+    kw = dict(
+        env="chronotope/ObjectRecall-v0",
+        env_kwargs='{"obs_mode": "state"}',
+        agent="gru",
+        num_envs=2,
+        rollout_len=8,
+        bptt_len=8,
+        steps=16,
+        out_dir=tmp_path,
+        readout_key="candidates",
+        aux_coef=1.0,
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="auxiliary label 'memory_target' has 2 values"):
+        PPOTrainer(TrainConfig(**kw, aux_key="memory_target", name="bad"))
+    trainer = PPOTrainer(TrainConfig(**kw, aux_key="memory_slot", name="ok"))
+    assert trainer.aux_head is trainer.model.address  # one head: what the aux loss teaches is what the policy reads
+    assert sum(len(g["params"]) for g in trainer.opt.param_groups) == len(list(trainer.model.parameters()))
+    trainer.venv.close()
