@@ -87,7 +87,7 @@ def render_strip(out: Path, scene_seed: int = 3, views: int = 4, resolution: int
     ]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "strip.png"
-    Image.fromarray(grid_image(rows)).save(path)
+    Image.fromarray(grid_image(rows, row_labels=("rgb", "depth", "semantic"), depth_row=1, max_depth=10.0)).save(path)
     return path
 
 

@@ -62,7 +62,7 @@ def main(cfg: Config) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
 
     import chronotope.envs  # noqa: F401
-    from chronotope.agents.sb3 import SB3VecEnv
+    from chronotope.agents.sb3 import SB3VecEnv, sb3_logger
 
     torch.set_num_threads(1)
     env_kwargs = {
@@ -107,6 +107,7 @@ def main(cfg: Config) -> dict:
         verbose=0,
         device="cpu",
     )
+    model.set_logger(sb3_logger(None))  # the curve is recorded by the callback; SB3's default litters $TMPDIR
     model.learn(cfg.steps, callback=Curve(), progress_bar=False)
 
     def trained(obs):  # the stochastic policy PPO trained (greedy actions can loop: reported separately)
