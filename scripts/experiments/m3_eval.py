@@ -2,8 +2,8 @@
 
 For each apartment seed the shortest-path expert walks a few PointNav episodes (rgbd 64x64 with poses); every
 ``keyframe_every``-th frame is added online to a :class:`GaussianSceneMemory` (EfficientNet-Lite0 features by
-default), which is then consolidated; a raw-feature baseline stores every back-projected per-pixel feature. The
-library :mod:`chronotope.memory.gaussian.evaluate` measures held-out PSNR and feature cosine, bytes, and the
+default), which is then consolidated; a raw-feature baseline stores every back-projected per-pixel feature.
+:mod:`chronotope.scripts.experiments.gaussian_eval` measures held-out PSNR and feature cosine, bytes, and the
 "where did I see it" localisation of Gaussian memory vs the raw-feature baseline vs chance; this script repeats
 that over seeds and reports mean +- 95% CI (Student t over seeds).
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chronotope.memory.gaussian.evaluate import ApartmentEvalConfig, evaluate_apartment, mean_ci
+from chronotope.scripts.experiments.gaussian_eval import ApartmentEvalConfig, evaluate_apartment, mean_ci
 
 
 @dataclass

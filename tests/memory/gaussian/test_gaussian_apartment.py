@@ -107,7 +107,7 @@ def test_bad_arguments():
 
 def test_box_distance_oracle():
     from chronotope.envs.scene.spec import SceneObject
-    from chronotope.memory.gaussian.evaluate import box_distance
+    from chronotope.scripts.experiments.gaussian_eval import box_distance
 
     obj = SceneObject(4, 1, "red", (1.0, 2.0), math.pi / 2, (0.4, 1.0, 0.8))  # rotated: 1.0 along x, 0.4 along y
     pts = np.array([[1.0, 2.0, 0.4], [1.5, 2.0, 0.4], [1.9, 2.0, 0.4], [1.0, 2.5, 0.4], [1.0, 2.0, 1.8]])

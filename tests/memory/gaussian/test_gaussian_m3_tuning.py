@@ -11,10 +11,10 @@ import torch
 
 from chronotope.envs.render.camera import CameraIntrinsics
 from chronotope.memory.gaussian.encoders import RandomConvEncoder
-from chronotope.memory.gaussian.evaluate import RawFeatureMemory, backproject, compression, mean_ci, psnr
 from chronotope.memory.gaussian.scene_memory import GaussianSceneMemory, SceneMemoryConfig, rotmat_to_quat
 from chronotope.memory.gaussian.splat import quat_to_rotmat, rasterize
 from chronotope.memory.gaussian.synthetic import box_room, orbit_poses, raycast_boxes
+from chronotope.scripts.experiments.gaussian_eval import RawFeatureMemory, backproject, compression, mean_ci, psnr
 
 torch.set_num_threads(1)
 INTR = CameraIntrinsics(32, 32, 90.0)
@@ -210,7 +210,7 @@ def test_mean_ci_and_psnr_oracles():
 def test_heldout_strip_shows_ground_truth_above_the_render(tmp_path):
     import imageio.v3 as iio
 
-    from chronotope.memory.gaussian.evaluate import heldout_strip
+    from chronotope.scripts.experiments.gaussian_eval import heldout_strip
 
     mem = _build(frames=2, steps=1)
     frames = []

@@ -1,6 +1,7 @@
 """Evaluation of a Gaussian scene memory on a generated apartment walked by the shortest-path expert (issue 9).
 
-The pieces of ``scripts/experiments/m3_eval.py``, reusable on their own:
+Experiment code (it lived in ``memory/gaussian/evaluate.py``; the library does not import it). The pieces of
+:mod:`chronotope.scripts.experiments.m3_eval`, reusable on their own:
 
 * :func:`walk_apartment` / :func:`heldout_poses` / :func:`render_frames`: posed RGB-D + instance frames of an
   expert walk, and ground-truth frames at poses *off* the walk;
