@@ -9,7 +9,6 @@ format). An earlier evaluation in the same folder is moved to ``previous/<time>/
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from chronotope.agents.checkpoint import load_checkpoint
 from chronotope.agents.config import TrainConfig, _json_object
 from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.policy import ActorCritic, obs_to_torch
+from chronotope.agents.stats import summarize
 
 
 @dataclass
@@ -112,19 +112,6 @@ def archive_previous(out: Path) -> Path | None:
     for f in present:
         os.replace(f, dest / f.name)
     return dest
-
-
-def summarize(values: list[float]) -> dict[str, float]:
-    """mean, std, 95% CI half-width (normal approximation, t for small n) and n."""
-    x = np.asarray(values, float)
-    n = len(x)
-    if n == 0:
-        return {"mean": float("nan"), "std": float("nan"), "ci95": float("nan"), "n": 0}
-    std = float(x.std(ddof=1)) if n > 1 else 0.0
-    from scipy import stats
-
-    t = float(stats.t.ppf(0.975, n - 1)) if n > 1 else float("nan")
-    return {"mean": float(x.mean()), "std": std, "ci95": t * std / math.sqrt(n) if n > 1 else float("nan"), "n": n}
 
 
 def load_policy(run: Path, device: str = "cpu") -> tuple[TrainConfig, ActorCritic, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
+from chronotope.agents.stats import wilson_interval
 
 MEMORY_TASKS = ("chronotope/CueRecallPick-v0", "chronotope/CountPress-v0")
 
@@ -31,15 +31,6 @@ class Config:
     """First episode seed; episode i seeds the env and the policy's generator with ``seed + i``."""
     out_dir: str = "runs/bench"
     """Where ``robot_oracles.json`` / ``.md`` are written."""
-
-
-def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate."""
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return centre - half, centre + half
 
 
 def run(cfg: Config) -> dict:
@@ -63,7 +54,7 @@ def run(cfg: Config) -> dict:
             r = evaluate(env_id, kind, cfg.episodes, seed=cfg.seed, **kw)
             wall = time.perf_counter() - t0
             k = int(round(r["success"] * cfg.episodes))
-            lo, hi = _wilson(k, cfg.episodes)
+            lo, hi = wilson_interval(k, cfg.episodes)
             if key == "memory":
                 perfect = r["success"]
             elif key == "memoryless":

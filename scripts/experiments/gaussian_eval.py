@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chronotope.agents.stats import summarize
 from chronotope.envs.render.camera import CameraIntrinsics
 from chronotope.memory.gaussian.encoders import FeatureEncoder
 from chronotope.memory.gaussian.scene_memory import GaussianSceneMemory
@@ -357,17 +358,9 @@ def localisation(
 
 
 def mean_ci(values: Sequence[float]) -> dict[str, float]:
-    """Mean, sample std, 95% confidence half-width (Student t, n - 1 dof; nan for n < 2) and n."""
-    x = np.asarray([v for v in values if np.isfinite(v)], np.float64)
-    n = len(x)
-    if n == 0:
-        return {"mean": float("nan"), "std": float("nan"), "ci95": float("nan"), "n": 0}
-    if n == 1:
-        return {"mean": float(x[0]), "std": 0.0, "ci95": float("nan"), "n": 1}
-    from scipy import stats
-
-    std = float(x.std(ddof=1))
-    return {"mean": float(x.mean()), "std": std, "ci95": float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n), "n": n}
+    """Mean, sample std, 95% confidence half-width (Student t, n - 1 dof; nan for n < 2) and n of the finite
+    values (:func:`chronotope.agents.stats.summarize` with ``finite_only``)."""
+    return summarize(values, finite_only=True)
 
 
 # ------------------------------------------------------------------------------------------------ one apartment

@@ -193,7 +193,7 @@ def references(cfg: Config, task: str) -> dict[str, dict[int, dict]]:
 
 def aggregate(per_seed: dict[int, dict[int, dict]], measure: str) -> dict:
     """Mean ± 95% CI across seeds of the per-seed mean of ``measure``, plus the pooled episode count."""
-    from chronotope.agents.evaluate import summarize
+    from chronotope.agents.stats import summarize
 
     means = [per_seed[s][measure]["mean"] for s in sorted(per_seed)]
     s = summarize(means)

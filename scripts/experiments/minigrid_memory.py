@@ -188,7 +188,7 @@ def _trained_steps(tcfg) -> int:
 
 def aggregate(per_seed: dict[int, dict], mode: str, key: str) -> dict:
     """Mean ± 95% CI (t) over seeds of the per-seed value ``per_seed[s][mode][key]``."""
-    from chronotope.agents.evaluate import summarize
+    from chronotope.agents.stats import summarize
 
     vals = [per_seed[s][mode][key] for s in sorted(per_seed)]
     s = summarize(vals)

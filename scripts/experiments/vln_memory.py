@@ -245,7 +245,7 @@ def run_one(cfg: Config, name: str, seed: int) -> dict[str, Any]:
 
 def t_ci(values: list[float]) -> tuple[float, float]:
     """Mean and 95% CI half-width (Student t) over seeds; the half-width is nan for one seed."""
-    from chronotope.agents.evaluate import summarize
+    from chronotope.agents.stats import summarize
 
     s = summarize(values)
     return s["mean"], s["ci95"]

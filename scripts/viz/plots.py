@@ -197,15 +197,15 @@ def group_runs(runs: list[str | Path]) -> dict[str, list[Path]]:
 
 
 def mean_ci(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean [N] and 95% CI half-width [N] (Student t) across seeds of curves [S, N]; NaN half-width for S = 1."""
-    from scipy import stats
+    """Mean [N] and 95% CI half-width [N] (Student t, :func:`chronotope.agents.stats.ci95_halfwidth`) across seeds
+    of curves [S, N]; NaN half-width for S = 1."""
+    from chronotope.agents.stats import ci95_halfwidth
 
     s = curves.shape[0]
     mean = np.nanmean(curves, 0)
     if s < 2:
         return mean, np.full_like(mean, np.nan)
-    sem = np.nanstd(curves, 0, ddof=1) / math.sqrt(s)
-    return mean, float(stats.t.ppf(0.975, s - 1)) * sem
+    return mean, ci95_halfwidth(np.nanstd(curves, 0, ddof=1), s)
 
 
 def learning_curves(
