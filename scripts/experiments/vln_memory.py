@@ -287,8 +287,8 @@ def step_cost(cfg: Config) -> list[dict[str, Any]]:
     import torch
 
     from chronotope.memory.base import make_memory
-    from chronotope.memory.janus import make_step_fn, state_nbytes
     from chronotope.scripts.bench.common import timeit
+    from chronotope.scripts.bench.janus import make_step_fn, state_nbytes
 
     rows = []
     base = {"n_init": cfg.janus_n_init, "n_window": cfg.janus_n_window}

@@ -7,16 +7,10 @@ import copy
 import pytest
 import torch
 
-from chronotope.memory import janus as janus_mod
 from chronotope.memory import make_memory, state_to
-from chronotope.memory.janus import (
-    JanusMemory,
-    make_step_fn,
-    retained_frames,
-    retention_mask,
-    state_nbytes,
-    synthetic_state,
-)
+from chronotope.memory.janus import JanusMemory, retained_frames, retention_mask, state_nbytes
+from chronotope.memory.janus import layers as janus_mod  # every attention goes through layers._attention
+from chronotope.scripts.bench.janus import make_step_fn, synthetic_state
 
 F_IN = 10
 N_INIT, N_WIN = 2, 3
@@ -475,3 +469,35 @@ def test_recall_through_the_sink_frame():
 
     assert train(n_init=1) > 0.9
     assert train(n_init=0) < 0.45
+
+
+def test_reencode_baseline_inherits_nothing_of_the_cache():
+    """The re-encoding baseline shares the model (JanusModel), not JanusMemory's cache methods: every method it has
+    is its own or one written for any state; the cache-only ones say why they do not apply."""
+    from chronotope.memory.janus import JanusModel, JanusReencodeMemory
+    from chronotope.memory.janus.memory import JanusMemory as CachedMemory
+
+    assert CachedMemory is JanusMemory and issubclass(JanusMemory, JanusModel)
+    assert issubclass(JanusReencodeMemory, JanusModel) and not issubclass(JanusReencodeMemory, JanusMemory)
+    own = set(vars(JanusReencodeMemory))
+    for name in set(vars(JanusMemory)) - set(vars(JanusModel)):  # what the cached memory adds to the model
+        if callable(getattr(JanusMemory, name)) and not name.startswith("__"):
+            assert name in own or not hasattr(JanusReencodeMemory, name), name
+    # the shared model's methods run on the baseline
+    m = make_memory("janus_reencode", F_IN, reencode_frames=3, **SMALL).eval()
+    x = _x(2, 4)
+    with torch.no_grad():
+        y, state = m(x, m.initial_state(2))
+        y_ref, _ = m.reference_forward(x[:, 1:], evict=False)  # the last 3 frames, frame-causal
+    torch.testing.assert_close(y[:, -1], y_ref[:, -1], **TOL)
+    frozen = [p for e in m.encoders() for p in e.parameters()]
+    assert frozen and not any(p.requires_grad for p in frozen)
+    for call in (
+        lambda: m.set_instruction(state, torch.zeros(2, 1, 4)),
+        lambda: m.cache_lengths(state),
+        lambda: m.attended_keys(state),
+    ):
+        with pytest.raises(NotImplementedError, match="janus_reencode"):
+            call()
+    for name in ("_slot", "_step", "_check_state"):  # cache bookkeeping: absent, not inherited and broken
+        assert not hasattr(m, name), name
