@@ -40,9 +40,10 @@ the chunks it may see (written before it, same episode, not yet evicted).
 
 A call with T = 1 (an agent acting) takes a one-step path instead, where fixed per-op costs dominate: it
 gathers only the top-k chunks and folds the within-chunk attention's key and value projections into the query
-and the output (:meth:`HCAMAttention.read_topk`), writes all layers at once, and on CPU skips ops that are
-identities for the step at hand (no restart, no completed chunk, nothing masked). The test suite checks it
-against the sequence path, output and state, to float rounding.
+and the output (:meth:`HCAMAttention.read_topk`), writes all layers at once, and, with ``step_shortcuts=True`` (the
+default) on CPU, skips ops that are identities for the step at hand (no restart, no completed chunk, nothing
+masked). The test suite checks it against the sequence path, output and state, to float rounding, with the
+shortcuts on and off.
 
 Hyperparameters of the paper are not public; the defaults (D = 32, H = 2, C = 8, k = 4, M = 32, 2 layers, local
 attention on) are the small CPU sizes of the spec, chosen so the synthetic recall experiment trains in seconds.
@@ -60,7 +61,6 @@ from torch import nn
 from chronotope.memory.base import MemoryModule, register_memory
 
 _MASKED_LOGIT = -1e6  # the spec's value for masked slots (not -inf, so softmax stays finite)
-_BRANCH_ON_HOST = True  # CPU one-step path may skip identity ops after reading flags (tests turn it off)
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -402,6 +402,12 @@ class HCAMMemory(MemoryModule):
         mlp_ratio: MLP width as a multiple of D.
         local_attention: add the local read (each step attends over itself and the C steps before it, within its
             episode) beside the chunk read; off gives the chunk read alone (the spec's HCAM block).
+        step_shortcuts: the one-step path's speed trick (a call with T = 1 on a CPU tensor). True (default): it reads
+            three flags on the host (any restart? any chunk completed? every slot valid?) and skips the ops that are
+            identities when they are false (clearing rows, masking, rewriting the ring), since on CPU the host read
+            costs less than the ops. False: it always takes the general, branch-free path, as it does on an
+            accelerator (where a host read would stall the stream). Outputs and states are the same either way (to
+            float rounding); only the cost differs. The sequence path (T > 1) has no such branches.
     """
 
     def __init__(
@@ -415,6 +421,7 @@ class HCAMMemory(MemoryModule):
         capacity: int = 32,
         mlp_ratio: int = 2,
         local_attention: bool = True,
+        step_shortcuts: bool = True,
     ) -> None:
         super().__init__()
         for name, v in [
@@ -436,6 +443,8 @@ class HCAMMemory(MemoryModule):
             raise ValueError(f"topk {topk} exceeds capacity {capacity}")
         if not isinstance(local_attention, bool):
             raise ValueError(f"local_attention must be a bool, got {local_attention!r}")
+        if not isinstance(step_shortcuts, bool):
+            raise ValueError(f"step_shortcuts must be a bool, got {step_shortcuts!r}")
         self.input_size = input_size
         self.output_size = hidden_size
         self.hidden_size = hidden_size
@@ -444,6 +453,7 @@ class HCAMMemory(MemoryModule):
         self.capacity = capacity
         self.topk = topk
         self.local_attention = local_attention
+        self.step_shortcuts = step_shortcuts
         self.inp = nn.Linear(input_size, hidden_size)
         self.layers = nn.ModuleList(
             _HCAMLayer(hidden_size, num_heads, topk, mlp_ratio, chunk_size, local_attention) for _ in range(num_layers)
@@ -548,8 +558,9 @@ class HCAMMemory(MemoryModule):
         # On CPU, reading three flags costs less than the ops they let us skip: most steps neither restart a
         # row nor complete a chunk, and once the ring is full nothing is masked. Every skipped op is an identity
         # in that case (mask of all false, gate of ones, ring unchanged), so both branches give the same values.
-        # On an accelerator a host read would stall the stream: there every step takes the general branch.
-        host = dev.type == "cpu" and _BRANCH_ON_HOST
+        # On an accelerator a host read would stall the stream: there every step takes the general branch, as it
+        # does everywhere with step_shortcuts=False (see the class docstring).
+        host = dev.type == "cpu" and self.step_shortcuts
         any_start = bool(start.any()) if host else True
         valid = state["valid"] & ~start[:, None] if any_start else state["valid"]  # [B, M]: restart clears
         acc_len = state["steps_since_last_write"]  # [B]

@@ -268,16 +268,23 @@ def _starts(b: int, t: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize(
     ("seed", "branch", "local"), [(1, True, True), (2, True, True), (1, False, True), (1, True, False)]
 )
-def test_fast_step_equals_the_sequence_path(seed, branch, local, monkeypatch):
+def test_fast_step_equals_the_sequence_path(seed, branch, local):
     """``_step`` (the one-step fast path) equals ``_sequence`` run on the same one step: outputs and every
     state field, through chunk completions, ring wrap-around, restarts and an empty memory; with and without
-    the CPU branches that skip identity ops (accelerators always take the branch-free path), with and without the
-    local read."""
-    import chronotope.memory.hcam as hcam_module
-
-    monkeypatch.setattr(hcam_module, "_BRANCH_ON_HOST", branch)
+    the CPU branches that skip identity ops (``step_shortcuts``; accelerators always take the branch-free path),
+    with and without the local read."""
     torch.manual_seed(4)
-    mem = make_memory("hcam", 5, hidden_size=8, chunk_size=3, capacity=4, topk=2, num_heads=2, local_attention=local)
+    mem = make_memory(
+        "hcam",
+        5,
+        hidden_size=8,
+        chunk_size=3,
+        capacity=4,
+        topk=2,
+        num_heads=2,
+        local_attention=local,
+        step_shortcuts=branch,
+    )
     mem = mem.double().eval()
     b = 3
     x = torch.randn(b, 41, 5, dtype=torch.float64)
@@ -294,6 +301,30 @@ def test_fast_step_equals_the_sequence_path(seed, branch, local, monkeypatch):
                 torch.testing.assert_close(s_fast[k], s_ref[k], atol=1e-12, rtol=1e-12, msg=f"{k} at step {t}")
             state = s_fast
     assert state["valid"][0].all()  # the long episode filled the ring (so the all-valid branch ran)
+
+
+def test_step_shortcuts_switch_selects_the_step_path():
+    """``step_shortcuts`` (constructor switch, default on) decides whether the CPU one-step path branches on host
+    flags: on, a step that neither restarts nor completes a chunk hands the ring tensors on as they are; off, it
+    takes the general path and rewrites them (same values). The sequence path is the same either way."""
+    assert make_memory("hcam", 5).step_shortcuts is True
+    with pytest.raises(ValueError, match="step_shortcuts"):
+        make_memory("hcam", 5, step_shortcuts=1)
+    x = torch.randn(2, 6, 5, generator=torch.Generator().manual_seed(0))
+    runs = {}
+    for on in (True, False):
+        torch.manual_seed(7)
+        mem = make_memory("hcam", 5, hidden_size=8, chunk_size=4, capacity=3, topk=2, step_shortcuts=on).eval()
+        with torch.no_grad():
+            _, state = mem(x[:, :5], mem.initial_state(2))  # 5 steps: one chunk written, the next one at 1 of 4
+            y, after = mem(x[:, 5:6], state)  # no restart, no chunk completes
+            y_seq, _ = mem(x, mem.initial_state(2))
+        assert (after["keys"] is state["keys"]) is on and (after["contents"] is state["contents"]) is on
+        runs[on] = (y, after, y_seq)
+    torch.testing.assert_close(runs[True][0], runs[False][0], atol=1e-6, rtol=1e-6)
+    for k in runs[True][1]:
+        torch.testing.assert_close(runs[True][1][k], runs[False][1][k], atol=1e-6, rtol=1e-6)
+    assert torch.equal(runs[True][2], runs[False][2])
 
 
 def test_fast_step_leaves_its_input_state_untouched():
