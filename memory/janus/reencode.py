@@ -59,13 +59,7 @@ class JanusReencodeMemory(JanusModel):
         return [[k for k, v in enumerate(row.tolist()) if v] for row in state["valid"]]
 
     # The cached model's instruction and cache bookkeeping have no counterpart in a window of raw frames.
-    def set_instruction(
-        self,
-        state: dict[str, torch.Tensor],
-        instruction: torch.Tensor,
-        instruction_mask: torch.Tensor | None = None,
-        rows: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
+    def set_instruction(self, state: dict[str, torch.Tensor], *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
         """Not supported: raises ``NotImplementedError`` (the window holds frame features only)."""
         raise NotImplementedError("janus_reencode reads no instruction (its window holds frame features only)")
 

@@ -274,17 +274,8 @@ def test_fast_step_equals_the_sequence_path(seed, branch, local):
     the CPU branches that skip identity ops (``step_shortcuts``; accelerators always take the branch-free path),
     with and without the local read."""
     torch.manual_seed(4)
-    mem = make_memory(
-        "hcam",
-        5,
-        hidden_size=8,
-        chunk_size=3,
-        capacity=4,
-        topk=2,
-        num_heads=2,
-        local_attention=local,
-        step_shortcuts=branch,
-    )
+    cfg = dict(hidden_size=8, chunk_size=3, capacity=4, topk=2, num_heads=2)
+    mem = make_memory("hcam", 5, local_attention=local, step_shortcuts=branch, **cfg)
     mem = mem.double().eval()
     b = 3
     x = torch.randn(b, 41, 5, dtype=torch.float64)
