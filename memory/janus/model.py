@@ -113,21 +113,16 @@ class JanusModel(MemoryModule):
 
     # ------------------------------------------------------------------ full pass
 
-    def _full_pass(
-        self,
-        x: torch.Tensor,
-        instruction: torch.Tensor | None,
-        instruction_mask: torch.Tensor | None,
-        allowed: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _full_pass(self, x: torch.Tensor, ins: Any, mask: Any, allowed: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """Both encoders and the policy core over whole sequences ``x[B, T, F]`` under the frame mask ``allowed``
-        (``[T, T]`` or ``[B, T, T]``): ``y[B, T, policy_width]`` and the spatial tokens (None without them)."""
+        (``[T, T]`` or ``[B, T, T]``), with the prepared instruction ``ins[B, L, E]`` and ``mask[B, L]`` or None:
+        ``y[B, T, policy_width]`` and the spatial tokens ``[B, T, P, D]`` (None without the spatial encoder)."""
         fused = self.semantic_encoder(x)  # [B, T, M, d]
         spatial = None
         if self.spatial_encoder is not None:
             spatial = self.spatial_encoder.forward_full(self.spatial_encoder.tokenizer(x), allowed)
             fused = fused + self.cfg.fusion_weight * self.fusion(_merge2x2(spatial, self.cfg.grid))
-        return self.policy.forward_full(fused, instruction, instruction_mask, allowed), spatial
+        return self.policy.forward_full(fused, ins, mask, allowed), spatial
 
     def reference_forward(
         self,
