@@ -58,7 +58,7 @@ class ObjectRecallTask(MemoryTask):
     In ``state`` mode ``goal`` equals ``distractor_goal`` (the target is never given there).
     Success: STOP in the recall phase within 1 m of the target region, with no other candidate object of the
     room nearer (stopping by an object chooses it; see :meth:`selects_target`).
-    In ``state`` mode ``candidates`` [K, 7] lists the target room's candidate objects in scene order (see
+    In ``state`` mode ``candidates`` [K, 8] lists the target room's candidate objects in scene order (see
     :meth:`candidates`): where each is, the cue flag on the target's row while the cue is shown and in view,
     and a shortest-path guide to the cells where a STOP chooses it; the rows never depend on which object is the
     target. Navigation to a chosen object is thus given, and what remains to learn is which one: memory.
@@ -569,8 +569,8 @@ class ObjectRecallTask(MemoryTask):
             )
         if core.cfg.obs_mode == "state":
             k = self.candidate_slots(core)
-            lo = np.tile(np.array([0.0, -d, -d, 0.0, 0.0, -1.0, -1.0], np.float32), (k, 1))
-            hi = np.tile(np.array([1.0, d, d, 1.0, d, 1.0, 1.0], np.float32), (k, 1))
+            lo = np.tile(np.array([0.0, -d, -d, 0.0, 0.0, -1.0, -1.0, 0.0], np.float32), (k, 1))
+            hi = np.tile(np.array([1.0, d, d, 1.0, d, 1.0, 1.0, 1.0], np.float32), (k, 1))
             out["candidates"] = spaces.Box(lo, hi, dtype=np.float32)
         return out
 
@@ -598,20 +598,22 @@ class ObjectRecallTask(MemoryTask):
         return out
 
     def candidates(self, core, cue_on: np.ndarray) -> np.ndarray:
-        """float32 [N, K, 7]: one row per candidate object of the target room, in scene order.
+        """float32 [N, K, 8]: one row per candidate object of the target room, in scene order.
 
         Columns: ``present``; ``x, y``, the object's centre in the agent's frame (x forward, y left, m); ``cue``, 1
         on the target's row while ``cue_on`` (the cue is shown and the target in view: the ``state`` analogue of
         the magenta tint in ``rgb``); ``choice_distance``, the geodesic distance (m) to the cells where a STOP
         chooses this object (0 there); ``dx, dy``, the agent-frame unit direction of the first step of a shortest
-        path to those cells. The rows do not depend on which object is the target, so without the cue they say
+        path to those cells; ``here``, 1 where a STOP now chooses this object (``choice_distance`` 0: scaled to
+        the space's bounds, 0 and one step away differ by 1/64 of that column's range, a threshold a policy learns
+        slowly). The rows do not depend on which object is the target, so without the cue they say
         nothing about it: a policy without memory chooses among them at chance (the memoryless bound), while
         walking to a chosen object and stopping there is a matter of following its row, so what a learned agent
         adds over that bound is memory.
         """
         k = self.cand_xy.shape[1]
         e = core.max_extent
-        out = np.zeros((core.n, k, 7), np.float32)
+        out = np.zeros((core.n, k, 8), np.float32)
         row, col, _ = core.sim.stack.cells(core.sim.scene, core.sim.position)
         guide = np.zeros((core.n, k, 3), np.float32)
         for i in range(core.n):
@@ -625,6 +627,7 @@ class ObjectRecallTask(MemoryTask):
         out[rows, self.target_slot[rows], 3] = 1.0
         out[..., 4] = np.minimum(guide[..., 0], e) * present[..., 0]
         out[..., 5:7] = agent_frame(guide[..., 1:], yaw) * present
+        out[..., 7] = (guide[..., 0] <= 0) * present[..., 0]
         return out
 
     def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:

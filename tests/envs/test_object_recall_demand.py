@@ -140,7 +140,7 @@ def test_span_and_bad_observability():
 
 def _follow_rows(env, pick, episodes: int) -> float:
     """Success of a scripted policy that follows the guide of the ``candidates`` row ``pick(obs, task)`` and
-    STOPs where that row's choice distance is 0."""
+    STOPs where that row says ``here`` (its choice distance is 0)."""
     task = env.unwrapped.core.task
     wins = []
     for ep in range(episodes):
@@ -148,9 +148,10 @@ def _follow_rows(env, pick, episodes: int) -> float:
         while True:
             a = 1
             if obs["phase"][2] == 1:
-                dist, dx, dy = obs["candidates"][pick(obs, task), 4:]
+                dist, dx, dy, here = obs["candidates"][pick(obs, task), 4:]
+                assert here == (dist <= 0)
                 ang = np.arctan2(dy, dx)
-                a = 0 if dist <= 0 else (1 if abs(ang) <= np.radians(10) else (2 if ang > 0 else 3))
+                a = 0 if here else (1 if abs(ang) <= np.radians(10) else (2 if ang > 0 else 3))
             obs, _, term, trunc, info = env.step(a)
             if term or trunc:
                 break
