@@ -41,7 +41,7 @@ PRESETS: dict[str, dict] = {
             "num_envs": 32,
             "rollout_len": 128,
             "bptt_len": 128,
-            "steps": 1_000_000,
+            "steps": 600_000,
             "aux_key": "memory_slot",
             "readout_key": "candidates",
         },
