@@ -236,7 +236,8 @@ def report(cfg: Config) -> str:
     if agents:
         from chronotope.scripts.viz.plots import learning_curves
 
-        groups = {a: sorted(runs_dir.glob(f"{cfg.task}-{a}-s*")) for a in agents}
+        # finished runs only (the table's): an unfinished one would cut its core's mean curve short
+        groups = {a: sorted(p.parent for p in runs_dir.glob(f"{cfg.task}-{a}-s*/results.json")) for a in agents}
         try:
             title = f"{p['env']}: training success (last 100 episodes)"
             learning_curves(groups, "success", cfg.out / f"{cfg.task}_curves.png", title=title)
