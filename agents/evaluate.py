@@ -145,14 +145,7 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     cfg, data, _ = load_policy(ecfg.run)
     kw = {**cfg.env_kwargs_dict(), **json.loads(ecfg.env_kwargs)}
     venv = make_vector_env(cfg.env, ecfg.num_envs, kw, cfg.wrappers, cfg.seed)  # the training run's wrappers
-    model = ActorCritic(
-        venv.single_observation_space,
-        venv.single_action_space,
-        cfg.agent,
-        cfg.memory_cfg_dict(),
-        cfg.hidden,
-        cfg.readout_key,
-    )
+    model = ActorCritic.from_config(cfg, venv.single_observation_space, venv.single_action_space)
     model.load_state_dict(data["model"])
     model.eval()
     # Episode k is fixed by the evaluation seed alone: its env is reset with seed + k and its actions are drawn

@@ -67,14 +67,7 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
     venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed)
     expert = expert_for(venv)
     controllable = controllable_for(venv)
-    model = ActorCritic(
-        venv.single_observation_space,
-        venv.single_action_space,
-        cfg.agent,
-        cfg.memory_cfg_dict(),
-        cfg.hidden,
-        cfg.readout_key,
-    ).to(device)
+    model = ActorCritic.from_config(cfg, venv.single_observation_space, venv.single_action_space).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batcher = StateBatcher(model.memory)
     rng = np.random.default_rng(cfg.seed)

@@ -80,6 +80,12 @@ class ActorCritic(nn.Module):
             self.log_std = nn.Parameter(torch.zeros(int(np.prod(action_space.shape))))
         self.v = init_linear(nn.Linear(hidden, 1), 1.0)
 
+    @classmethod
+    def from_config(cls, cfg, observation_space: spaces.Space, action_space: spaces.Space) -> ActorCritic:
+        """The model a :class:`~chronotope.agents.config.TrainConfig` describes (core, its config, width,
+        readout), for the spaces of the run's env: the one constructor call of training, imitation and eval."""
+        return cls(observation_space, action_space, cfg.agent, cfg.memory_cfg_dict(), cfg.hidden, cfg.readout_key)
+
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
         return self.memory.initial_state(batch_size, device)
 

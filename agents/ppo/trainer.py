@@ -93,14 +93,9 @@ class PPOTrainer:
         self.env_kwargs = env_kwargs
         seed_everything(cfg.seed)
         self.venv = make_vector_env(cfg.env, cfg.num_envs, env_kwargs, cfg.wrappers, cfg.seed)
-        self.model = ActorCritic(
-            self.venv.single_observation_space,
-            self.venv.single_action_space,
-            cfg.agent,
-            cfg.memory_cfg_dict(),
-            cfg.hidden,
-            cfg.readout_key,
-        ).to(self.device)
+        self.model = ActorCritic.from_config(cfg, self.venv.single_observation_space, self.venv.single_action_space).to(
+            self.device
+        )
         if self.dist.enabled:
             broadcast_module(self.model, self.dist)  # identical start on every rank
             seed_everything(self.dist.seed(cfg.seed))  # but each rank samples its own actions
