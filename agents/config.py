@@ -103,6 +103,9 @@ class TrainConfig:
     """Imitation: DAgger iterations after behaviour cloning."""
     learner_eval_episodes: int = 0
     """Imitation: episodes of a learner-only evaluation after each iteration (0: none), logged as learner_*."""
+    dataset: str | None = None
+    """Imitation (``--algo bc``): learn from this stored Minari dataset (made by ``chronotope dataset``) instead of
+    querying the oracle online; the env id and kwargs are the dataset's. ``steps`` counts stored transitions."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form values recorded with the run."""
 
@@ -154,6 +157,15 @@ class TrainConfig:
         for k in counts:
             if getattr(self, k) <= 0:
                 raise ValueError(f"{k} must be positive, got {getattr(self, k)!r}")
+        if self.dataset is not None and self.algo != "bc":
+            raise ValueError(
+                f"--dataset trains with --algo bc only, got {self.algo!r} (DAgger needs the oracle online to label "
+                "the learner's states; PPO needs the env's rewards)"
+            )
+        if self.dataset is not None and self.wrappers:
+            raise ValueError(
+                f"--dataset holds the env's own observations: map wrappers ({self.wrappers!r}) do not apply"
+            )
         if self.bptt_overlap is not None and not 0 <= self.bptt_overlap <= self.rollout_len:
             raise ValueError(f"bptt_overlap must be in 0..rollout_len ({self.rollout_len}), got {self.bptt_overlap!r}")
         if self.rollout_len % self.bptt_len:

@@ -6,6 +6,10 @@ provides ``expert()``). Data are whole sequences (``rollout_len`` steps per envi
 memory cores train on the same sequences they will act on; the memory state at each sequence start is stored
 as in sequence PPO. Iteration 0 is behaviour cloning (the expert acts); DAgger iteration i lets the learner act
 with probability ``1 - 0.5**i`` while the expert labels every visited state; the dataset aggregates.
+
+With ``--dataset NAME`` behaviour cloning reads its rollouts from a stored Minari dataset instead
+(:class:`~chronotope.agents.datasets.DatasetRollouts`, recorded by ``chronotope dataset``): the same layout,
+labelled by the recorded actions, at the same budget of transitions.
 """
 
 from __future__ import annotations
@@ -55,7 +59,71 @@ def _core_expert(core) -> Callable[[], np.ndarray]:
     return lambda: expert.act(core)
 
 
+class OracleRollouts:
+    """Rollouts collected online from ``venv``: the task's oracle labels every visited state and acts with
+    probability ``beta``, the learner (sampled actions) otherwise. Every rollout starts at fresh episodes, so the
+    memory states of its sequences can be recomputed by the network being fitted (states saved at collection time
+    would be those of the network that collected: stale from the next iteration on)."""
+
+    def __init__(self, venv, cfg: TrainConfig, device) -> None:
+        self.venv, self.cfg, self.device = venv, cfg, device
+        self.observation_space, self.action_space = venv.single_observation_space, venv.single_action_space
+        self.expert = expert_for(venv)
+        self.controllable = controllable_for(venv)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.collected = 0
+
+    @torch.no_grad()
+    def collect(self, model, beta: float) -> tuple[dict, list[dict]]:
+        """One rollout ``{"obs", "labels", "starts", "mask"}`` ([T, N, ...]) and its finished episodes' infos."""
+        venv, device, n, t_len = self.venv, self.device, self.cfg.num_envs, self.cfg.rollout_len
+        obs, _ = venv.reset(seed=self.cfg.seed + self.collected)
+        self.collected += 1
+        state = model.initial_state(n, device)
+        start = np.ones(n, bool)
+        obs_buf, labels, starts, masks, episodes = [], [], [], [], []
+        for _t in range(t_len):
+            label = self.expert()
+            masks.append(self.controllable())
+            o1 = obs_to_torch(obs, device, time_dim=True)
+            dist, _, state = model(o1, state, torch.as_tensor(start, device=device)[:, None])
+            # The learner samples, as in evaluation and in the learner-only curve: one action rule.
+            learner = dist.sample()[:, 0].cpu().numpy()
+            act = np.where(self.rng.random(n) < beta, label, learner)
+            obs_buf.append(obs)
+            labels.append(label)
+            starts.append(start.copy())
+            obs, _, term, trunc, info = venv.step(act)
+            start = np.asarray(term) | np.asarray(trunc)
+            if "_final_info" in info:
+                episodes += [info["final_info"][i] for i in np.flatnonzero(info["_final_info"])]
+        rollout = {
+            "obs": _stack_time(obs_buf, "cpu"),
+            "labels": torch.as_tensor(np.stack(labels)),
+            "starts": torch.as_tensor(np.stack(starts)),
+            "mask": torch.as_tensor(np.stack(masks)),
+        }
+        return rollout, episodes
+
+    def close(self) -> None:
+        self.venv.close()
+
+
+def rollout_source(cfg: TrainConfig, device):
+    """Where imitation's rollouts come from: the stored dataset ``cfg.dataset`` (its recorded actions are the
+    labels) or the env's oracle online. Both give ``collect(model, beta) -> (rollout, episode infos)``."""
+    if cfg.dataset is not None:
+        from chronotope.agents.datasets import DatasetRollouts
+
+        return DatasetRollouts(cfg.dataset, cfg.num_envs, cfg.rollout_len)
+    venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed)
+    return OracleRollouts(venv, cfg, device)
+
+
 def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
+    from chronotope.agents.datasets import resolve_dataset_config
+
+    cfg = resolve_dataset_config(cfg)
     cfg.validate()
     device = torch.device(cfg.resolved_device())
     if device.type == "cpu":
@@ -64,13 +132,10 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
     run = cfg.run_dir()
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed)
-    expert = expert_for(venv)
-    controllable = controllable_for(venv)
-    model = ActorCritic.from_config(cfg, venv.single_observation_space, venv.single_action_space).to(device)
+    source = rollout_source(cfg, device)
+    model = ActorCritic.from_config(cfg, source.observation_space, source.action_space).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batcher = StateBatcher(model.memory)
-    rng = np.random.default_rng(cfg.seed)
     n, t_len = cfg.num_envs, cfg.rollout_len
     dataset: list[dict] = []
     history: list[dict[str, float]] = []
@@ -82,38 +147,10 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
         t0 = time.perf_counter()
         episodes: list[dict] = []
         for _ in range(max(1, steps_per_iter // (t_len * n))):
-            # Every stored rollout starts at fresh episodes, so the memory states of its sequences can be
-            # recomputed by the network being fitted (states saved at collection time would be those of the
-            # network that collected: stale from the next iteration on).
-            obs, _ = venv.reset(seed=cfg.seed + len(dataset))
-            state = model.initial_state(n, device)
-            start = np.ones(n, bool)
-            obs_buf, labels, starts, masks = [], [], [], []
-            with torch.no_grad():
-                for _t in range(t_len):
-                    label = expert()
-                    masks.append(controllable())
-                    o1 = obs_to_torch(obs, device, time_dim=True)
-                    dist, _, state = model(o1, state, torch.as_tensor(start, device=device)[:, None])
-                    # The learner samples, as in evaluation and in the learner-only curve: one action rule.
-                    learner = dist.sample()[:, 0].cpu().numpy()
-                    act = np.where(rng.random(n) < beta, label, learner)
-                    obs_buf.append(obs)
-                    labels.append(label)
-                    starts.append(start.copy())
-                    obs, _, term, trunc, info = venv.step(act)
-                    start = np.asarray(term) | np.asarray(trunc)
-                    if "_final_info" in info:
-                        episodes += [info["final_info"][i] for i in np.flatnonzero(info["_final_info"])]
-                    step += n
-            dataset.append(
-                {
-                    "obs": _stack_time(obs_buf, "cpu"),
-                    "labels": torch.as_tensor(np.stack(labels)),
-                    "starts": torch.as_tensor(np.stack(starts)),
-                    "mask": torch.as_tensor(np.stack(masks)),
-                }
-            )
+            rollout, finished = source.collect(model, beta)
+            dataset.append(rollout)
+            episodes += finished
+            step += t_len * n
         loss = _fit(model, opt, batcher, dataset, cfg, device)
         rec = {
             "iteration": it,
@@ -123,6 +160,8 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
             "time": time.perf_counter() - t0,
             "episodes": len(episodes),
         }
+        if cfg.dataset is not None:
+            rec.update(dataset_episodes_used=source.episodes_used, dataset_passes=source.passes)
         for k in ("success", "spl", "ndtw"):
             vals = [float(e[k]) for e in episodes if k in e]
             if vals:
@@ -148,7 +187,7 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
                 "history": history,
             },
         )
-    venv.close()
+    source.close()
     return history
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 import tyro
 
 from chronotope.agents.config import TrainConfig
+from chronotope.agents.datasets import DatasetConfig
 from chronotope.agents.evaluate import EvalConfig
 from chronotope.scripts.demo import DemoConfig
 from chronotope.scripts.experiments.memory_demand import Config as MemoryDemandConfig
@@ -98,6 +99,13 @@ def evaluate(cfg: EvalConfig) -> None:
     run_eval(cfg)
 
 
+def dataset(cfg: DatasetConfig) -> None:
+    """Records a task's reference policy (expert, perfect, memoryless, random) into a Minari dataset."""
+    from chronotope.scripts.dataset import main as dataset_main
+
+    dataset_main(cfg)
+
+
 def vln_dataset(cfg: VLNDatasetConfig) -> None:
     """Generates a VLN episode split in the R2R-VLN-CE schema (.json.gz)."""
     from chronotope.scripts.vln_dataset import main as vln_main
@@ -171,6 +179,7 @@ def _dispatch(argv: list[str]) -> None:
             "eval": evaluate,
             "bench": bench,
             "viz": viz,
+            "dataset": dataset,
             "vln-dataset": vln_dataset,
             "robot-oracles": robot_oracles,
             "memory-demand": memory_demand,

@@ -20,10 +20,12 @@ def train(cfg: TrainConfig) -> None:
     import os
     from pathlib import Path
 
+    from chronotope.agents.datasets import resolve_dataset_config
     from chronotope.agents.runs import RunFolder, resolve_resume
 
     if cfg.resume is not None:
         cfg = resolve_resume(cfg)
+    cfg = resolve_dataset_config(cfg)  # --dataset: the dataset's env id and kwargs (and so the default run name)
     cfg.validate()  # bad values (e.g. an unknown --wrappers name) fail before any env or run folder is made
     world = os.environ.get("WORLD_SIZE", "1")
     if world not in ("", "1") and cfg.algo != "ppo":
