@@ -46,6 +46,8 @@ POLICIES = ("expert", "perfect", "memoryless", "random")
 METADATA_KEY = "chronotope"
 NAV_MEMORY_TASKS = {"object_recall": "success", "target_sequence": "score", "ballet": "success"}
 """Navigation memory tasks with perfect / memoryless oracles -> the measure their memory demand is stated in."""
+IDENTIFIERS = ("scene_id", "episode_id", "target_instance", "phase", "cued_color", "target_count")
+"""Info entries that name things (scenes, objects, phases): not averaged into the recorded policy's measures."""
 VERSIONED_PACKAGES = ("chronotope", "minari", "gymnasium", "numpy", "torch", "mujoco", "open3d-cpu", "open3d", "h5py")
 
 
@@ -306,6 +308,15 @@ def _nav_episodes(cfg: DatasetConfig, env_id: str, kw: dict[str, Any], seeds: li
         venv.close()
 
 
+def collect_episodes(cfg: DatasetConfig, seeds: list[int]) -> Iterator[_Episode]:
+    """The episodes of ``seeds`` as ``cfg``'s policy acts them, in the order they finish (nothing is written)."""
+    from chronotope.agents.envs import resolve_env_id
+
+    env_id = resolve_env_id(cfg.env)
+    record = _nav_episodes if _is_nav(env_id) else _single_episodes
+    return record(cfg, env_id, cfg.env_kwargs_dict(), seeds)
+
+
 def _row(batched: dict[str, Any], i: int) -> dict[str, Any]:
     return {k: v[i] for k, v in batched.items() if not k.startswith("_") and k not in ("final_obs", "final_info")}
 
@@ -486,13 +497,12 @@ def record_dataset(cfg: DatasetConfig):
         dataset = _create(cfg, env_id, kw, *spaces)
         done = set()
     seeds = [s for s in range(cfg.seed, cfg.seed + cfg.episodes) if s not in done]
-    record = _nav_episodes if nav else _single_episodes
     bar = tqdm(total=cfg.episodes, initial=len(done), unit="ep", disable=not cfg.progress, desc=cfg.name)
     pending: list[_Episode] = []
     steps, t0 = 0, time.perf_counter()
     flush_every = max(1, cfg.num_envs if nav else 4)
     try:
-        for ep in record(cfg, env_id, kw, seeds) if seeds else ():
+        for ep in collect_episodes(cfg, seeds) if seeds else ():
             pending.append(ep)
             steps += len(ep)
             bar.update(1)
@@ -532,7 +542,7 @@ def _finish(cfg: DatasetConfig, env_id: str, kw: dict[str, Any], dataset) -> Non
     storage = dataset.storage
     info = storage.metadata[METADATA_KEY]
     finals = list(storage.get_episode_metadata(range(storage.total_episodes)))
-    keys = sorted({k for m in finals for k in m if k not in ("id", "seed", "total_steps")})
+    keys = sorted({k for m in finals for k in m if k not in ("id", "seed", "total_steps", *IDENTIFIERS)})
     info["recorded"] = {
         k: float(np.mean([float(m[k]) for m in finals if k in m])) for k in keys if all(k in m for m in finals)
     }

@@ -27,8 +27,9 @@ BENCH_SUITES = {
     "splat": ("splat",),
     "robot": ("robot",),
     "train": ("train",),
+    "dataset": ("dataset",),
     "peers": ("peers",),  # Memory Maze in its own venv vs our TargetSequence-v0
-    "all": ("render", "nav", "memory", "maps", "splat", "robot", "train"),
+    "all": ("render", "nav", "memory", "maps", "splat", "robot", "train", "dataset"),
 }
 
 
@@ -50,7 +51,7 @@ class BenchArgs:
     """Runs benchmarks and prints their tables (JSON + Markdown under runs/bench/)."""
 
     suite: tyro.conf.Positional[
-        Literal["sim", "render", "nav", "memory", "maps", "splat", "robot", "train", "peers", "all"]
+        Literal["sim", "render", "nav", "memory", "maps", "splat", "robot", "train", "dataset", "peers", "all"]
     ] = "all"
     """Which benchmark to run ("sim" = render + nav)."""
     quick: bool = False
