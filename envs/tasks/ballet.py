@@ -427,8 +427,17 @@ class BalletTask(MemoryTask):
                 sem[r, ..., 0][m] = core.max_instance + 1 + who[m]
 
     def info(self, core) -> dict[str, np.ndarray]:
+        """``phase``, ``instructed_dancer`` (slot index); in modes with ``dancers`` also ``memory_slot`` float
+        [N, 8]: the one-hot row of ``dancers`` that is the instructed dancer during the seek phase (what a memory
+        must name once the instruction shows), NaN (no label) before it, when nothing yet says which dancer it is.
+        Labels for auxiliary losses, never observed."""
         self.ensure(core)
-        return {"phase": self.phase.astype(float), "instructed_dancer": self.instructed.astype(float)}
+        out = {"phase": self.phase.astype(float), "instructed_dancer": self.instructed.astype(float)}
+        if core.cfg.obs_mode != "rgbd":
+            slot = np.eye(NUM_PATTERNS)[self.instructed]
+            slot[self.phase != SEEK] = np.nan
+            out["memory_slot"] = slot
+        return out
 
 
 class _Success(Measure):

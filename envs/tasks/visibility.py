@@ -105,10 +105,9 @@ class WallGrid:
         bearing = np.pi - np.mod(np.pi - bearing, 2 * np.pi)
         ok = (np.abs(bearing) <= math.radians(hfov_deg) / 2) & (dist <= max_depth)
         out = np.zeros((n, m), bool)
-        rows = np.flatnonzero(ok.any(1))
-        if rows.size:
-            los = self.line_of_sight(scene[rows], eye[rows], pts[rows])
-            out[rows] = ok[rows] & los
+        rows, cols = np.nonzero(ok)
+        if rows.size:  # walls are checked only for the pairs in view and range, each as its own segment
+            out[rows, cols] = self.line_of_sight(scene[rows], eye[rows], pts[rows, cols][:, None, :])[:, 0]
         return out
 
 

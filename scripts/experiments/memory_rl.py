@@ -46,6 +46,23 @@ PRESETS: dict[str, dict] = {
             "readout_key": "candidates",
         },
     },
+    "ballet": {
+        "env": "chronotope/Ballet-v0",
+        "env_kwargs": {"obs_mode": "state"},
+        "knob": "delay",
+        "train_value": 16,
+        # The auxiliary head names the instructed dancer's row of ``dancers`` in the seek phase (memory_slot; no
+        # label before the instruction shows), and the policy reads that row through it. Episodes are <= 88 steps:
+        # a 128-step sequence plus the declared span as overlap reaches from any seek step back to the dances.
+        "recipe": {
+            "num_envs": 32,
+            "rollout_len": 128,
+            "bptt_len": 128,
+            "steps": 600_000,
+            "aux_key": "memory_slot",
+            "readout_key": "dancers",
+        },
+    },
 }
 
 

@@ -196,6 +196,25 @@ def test_ballet_state_exposes_moving_visible_dancers():
     assert np.ptp(track[:, 1:5], axis=0).max() > 0.05  # and it moves (or pulses)
 
 
+def test_ballet_memory_slot_labels_the_instructed_row_only_once_instructed():
+    env = gym.make("chronotope/Ballet-v0", obs_mode="state", num_scenes=3, num_dancers=2, delay=2, dance_steps=2)
+    obs, info = env.reset(seed=3)
+    task = env.unwrapped.core.task
+    seen_seek = False
+    for _ in range(12):
+        if obs["phase"][2] == 1:  # seek: the label is the instructed dancer's row, and the instruction shows
+            seen_seek = True
+            assert obs["instruction"].sum() == 1
+            assert np.array_equal(info["memory_slot"], np.eye(8)[int(task.instructed[0])])
+        else:  # nothing observed yet says which dancer: no label
+            assert np.isnan(info["memory_slot"]).all()
+        obs, _, term, trunc, info = env.step(1)
+        if term or trunc:
+            break
+    assert seen_seek
+    env.close()
+
+
 @pytest.mark.parametrize(
     "env_id,kwargs,perfect_min,memoryless_max",
     [
