@@ -79,7 +79,9 @@ def test_agents_and_wrappers_listed_are_accepted():
     assert parse_wrappers(wrappers) == wrappers.split(",")
 
 
-def test_python_snippets_run():
+def test_python_snippets_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    _record_readme_datasets()  # the dataset snippet loads what the README's `chronotope dataset` line records
     blocks = _blocks("python")
     assert len(blocks) >= 2
     for code in blocks:
@@ -106,6 +108,16 @@ def _commands() -> list[list[str]]:
             lines.append(shlex.split(cur))
             cur = ""
     return [c for c in lines if c and c[0] == "chronotope"]
+
+
+def _record_readme_datasets() -> None:
+    """Runs the README's ``chronotope dataset`` commands at 2 episodes (no memory-demand measurement)."""
+    from chronotope.scripts.cli import main
+
+    for cmd in (c for c in _commands() if c[1] == "dataset"):
+        args = cmd[2:]
+        args[args.index("--episodes") + 1] = "2"
+        main(["dataset", *args, "--demand-episodes", "0", "--no-progress"])
 
 
 def test_command_line_flags_exist(capsys):
