@@ -17,8 +17,11 @@ Every single env made here (any id without a ``vector_entry_point``: MiniGrid, c
 External env packages register their ids on import: ids starting with a prefix in :data:`EXTERNAL_ENV_MODULES`
 (``MiniGrid-...``, ``BabyAI-...``) import their package first, so ``--env MiniGrid-MemoryS7-v0`` works as is.
 
-With map wrappers (``wrappers="depth,octree"``, see :mod:`chronotope.maps.wrappers`) every sub-environment is a
-single env wrapped on its own (a map belongs to one agent's episode), stepped by a SAME_STEP ``SyncVectorEnv``.
+With map wrappers (``wrappers="occupancy,octree"``, see :mod:`chronotope.maps.wrappers`) a batched env stays
+batched: one ``VectorMapWrapper`` per map keeps N maps and updates them from the batched observations in one call.
+Two cases still step N single envs through a SAME_STEP ``SyncVectorEnv``, each wrapped on its own: ids without a
+``vector_entry_point`` (they have no batched core), and the ``"depth"`` wrapper (it renders a depth frame for a
+``state`` observation inside a single env; for batched maps use ``obs_mode`` ``"depth"`` or ``"rgbd"``).
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ def make_vector_env(
         num_envs: sub-environments.
         env_kwargs: keyword arguments of the env.
         wrappers: map wrapper names (comma-separated string or list; see ``chronotope.maps.wrappers.WRAPPERS``).
-            Given, the result is a ``SyncVectorEnv`` of individually wrapped single envs.
+            On an id with a ``vector_entry_point`` the batched env is kept and wrapped by vector map wrappers;
+            otherwise (or with ``"depth"``) the result is a ``SyncVectorEnv`` of individually wrapped single envs.
         wrapper_seed: seed of the wrappers' fixed random weights (the Mem4Nav LTM), the same in every env.
     """
     env_id = resolve_env_id(env_id)
@@ -83,6 +87,11 @@ def make_vector_env(
         from chronotope.maps.wrappers import parse_wrappers
 
         names = parse_wrappers(wrappers)
+    if names and spec.vector_entry_point is not None and "depth" not in names:
+        from chronotope.maps.wrappers import apply_vector_wrappers
+
+        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kw)
+        return apply_vector_wrappers(venv, names, seed=wrapper_seed)
     if names:
         from chronotope.maps.wrappers import apply_wrappers
 

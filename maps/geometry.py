@@ -38,21 +38,51 @@ def backproject_depth(
     Returns:
         points float64 ``[N, 3]`` in the world frame, and the flat pixel indices int64 ``[N]`` they came from.
     """
+    d = np.asarray(depth)
+    pts, _, idx = backproject_depth_batch(d[None], intrinsics, check_pose(cam_to_world)[None], max_depth)
+    return pts, idx
+
+
+def backproject_depth_batch(
+    depth: np.ndarray,
+    intrinsics: CameraIntrinsics,
+    cam_to_world: np.ndarray,
+    max_depth: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World points of the pixels that hit something, for a batch of B frames at once.
+
+    The arithmetic is elementwise (no matrix product whose summation order could depend on the batch), so a
+    frame's points are bit-identical whichever batch it comes in.
+
+    Args:
+        depth: z-depth in metres, ``[B, H, W]`` or ``[B, H, W, 1]``.
+        intrinsics: the camera of every frame.
+        cam_to_world: float ``[B, 4, 4]`` poses.
+        max_depth: the renderer's depth clip.
+
+    Returns:
+        points float64 ``[M, 3]`` grouped by frame (frame 0's first), the frame int64 ``[M]`` and the flat
+        pixel index int64 ``[M]`` of each.
+    """
     d = np.asarray(depth, dtype=np.float64)
-    if d.ndim == 3 and d.shape[-1] == 1:
+    if d.ndim == 4 and d.shape[-1] == 1:
         d = d[..., 0]
-    if d.shape != (intrinsics.height, intrinsics.width):
+    if d.ndim != 3 or d.shape[1:] != (intrinsics.height, intrinsics.width):
         raise ValueError(
             f"depth shape {np.asarray(depth).shape} does not match the camera {intrinsics.height}x{intrinsics.width}"
         )
-    pose = check_pose(cam_to_world)
-    flat = d.reshape(-1)
-    keep = np.isfinite(flat) & (flat > 0) & (flat < max_depth)
-    idx = np.flatnonzero(keep)
-    rays = intrinsics.camera_rays().reshape(-1, 3).astype(np.float64)[idx]  # [N, 3], z == 1
-    pts_cam = rays * flat[idx, None]  # z-depth scales the z == 1 ray to the hit
-    pts = pts_cam @ pose[:3, :3].T + pose[:3, 3]
-    return pts, idx
+    pose = np.asarray(cam_to_world, dtype=np.float64)
+    if pose.shape != (d.shape[0], 4, 4) or not np.isfinite(pose).all():
+        raise ValueError(f"cam_to_world must be {d.shape[0]} finite [4, 4] poses, got shape {pose.shape}")
+    flat = d.reshape(d.shape[0], -1)
+    with np.errstate(invalid="ignore"):
+        keep = np.isfinite(flat) & (flat > 0) & (flat < max_depth)
+    frame, idx = np.nonzero(keep)
+    rays = intrinsics.camera_rays().reshape(-1, 3).astype(np.float64)[idx]  # [M, 3], z == 1
+    pc = rays * flat[frame, idx, None]  # z-depth scales the z == 1 ray to the hit
+    rot, t = pose[frame, :3, :3], pose[frame, :3, 3]  # [M, 3, 3], [M, 3]
+    pts = rot[:, :, 0] * pc[:, 0:1] + rot[:, :, 1] * pc[:, 1:2] + rot[:, :, 2] * pc[:, 2:3] + t
+    return pts, frame, idx
 
 
 def camera_yaw(cam_to_world: np.ndarray) -> float:

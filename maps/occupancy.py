@@ -140,13 +140,12 @@ class OccupancyMap:
         rc = np.floor((pts[:, :2] - self.origin) / self.cell_size).astype(np.int64)[:, ::-1]
         inside = self.in_bounds(rc)
         stats.n_outside_map = int(((floor | obst) & ~inside).sum())
-        n_cells = self.shape[0] * self.shape[1]
         flat = rc[:, 0] * self.shape[1] + rc[:, 1]
         f = floor & inside
         o = obst & inside
         stats.n_floor, stats.n_obstacle = int(f.sum()), int(o.sum())
-        self.floor_hits += np.bincount(flat[f], minlength=n_cells).reshape(self.shape).astype(np.int32)
-        self.obstacle_hits += np.bincount(flat[o], minlength=n_cells).reshape(self.shape).astype(np.int32)
+        np.add.at(self.floor_hits.reshape(-1), flat[f], 1)
+        np.add.at(self.obstacle_hits.reshape(-1), flat[o], 1)
         if sensor is not None and self.cfg.carve_free and f.any():
             self._carve(np.asarray(sensor, np.float64).reshape(3)[:2], pts[f, :2])
         if labels is not None:
@@ -157,19 +156,39 @@ class OccupancyMap:
         return stats
 
     def _carve(self, start: np.ndarray, ends: np.ndarray) -> None:
-        """Counts the cells under 2D segments ``start -> ends [N, 2]`` (end cells excluded: hit directly)."""
+        """Counts the cells under 2D segments ``start -> ends [N, 2]`` (end cells excluded: hit directly).
+
+        Floor points seen in (nearly) the same direction from the sensor lie on one line from it (every pixel
+        of an image column does, for a level camera), so only the farthest end per direction is walked: the
+        directions are binned at ``step / longest`` radians, within which the nearer segments stray at most
+        ``step`` (half a cell) from the farthest one -- the sampling's own tolerance. This cuts the samples
+        from (floor pixels x length) to (image columns x length).
+        """
         step = self.cell_size / 2  # half-cell steps miss at most corner-clipped cells
-        length = np.linalg.norm(ends - start, axis=1)
-        n = int(np.ceil(length.max() / step)) if length.size else 0
-        if n < 1:
+        vec = ends - start
+        length = np.hypot(vec[:, 0], vec[:, 1])
+        longest = float(length.max()) if length.size else 0.0
+        if longest < step:
             return
-        frac = np.arange(n, dtype=np.float64) / n  # [n]; excludes the end point
-        xy = start + frac[None, :, None] * (ends - start)[:, None, :]  # [N, n, 2]
-        keep = (frac[None, :] * length[:, None]) <= length[:, None] - step  # stay off the end cell
-        rc = np.floor((xy[keep] - self.origin) / self.cell_size).astype(np.int64)[:, ::-1]
+        angle = np.arctan2(vec[:, 1], vec[:, 0])
+        bins = np.floor(angle * (longest / step)).astype(np.int64)
+        order = np.lexsort((length, bins))  # by direction bin, then length: the last of each bin is its farthest
+        last = np.flatnonzero(np.r_[bins[order][1:] != bins[order][:-1], True])
+        far = order[last]
+        vec, length = vec[far], length[far]
+        # ragged sampling: segment i gets n_i = ceil(L_i / step) samples at k * L_i / n_i, k < n_i, each kept
+        # while at least ``step`` short of its end cell
+        n = np.ceil(length / step).astype(np.int64)
+        seg = np.repeat(np.arange(n.shape[0]), n)
+        k = np.arange(seg.shape[0]) - np.repeat(np.cumsum(n) - n, n)
+        frac = k / n[seg]
+        keep = frac * length[seg] <= length[seg] - step
+        seg, frac = seg[keep], frac[keep]
+        xy = start + frac[:, None] * vec[seg]
+        rc = np.floor((xy - self.origin) / self.cell_size).astype(np.int64)[:, ::-1]
         rc = rc[self.in_bounds(rc)]
-        flat = np.unique(rc[:, 0] * self.shape[1] + rc[:, 1])  # one vote per frame per cell
-        self.carved.reshape(-1)[flat] += 1
+        # ``a[idx] += 1`` adds once per distinct index however often it repeats: one vote per frame per cell
+        self.carved.reshape(-1)[rc[:, 0] * self.shape[1] + rc[:, 1]] += 1
 
     def integrate_depth(
         self,
@@ -222,9 +241,11 @@ class OccupancyMap:
         rc = self.world_to_cell(np.stack([wx, wy], axis=-1).reshape(-1, 2))
         ok = self.in_bounds(rc)
         out = np.zeros((3, size * size), np.float32)
-        r, c = rc[ok, 0], rc[ok, 1]
-        occ = self.occupied_mask
-        out[0, ok] = occ[r, c]
-        out[1, ok] = self.observed_free_mask[r, c]
-        out[2, ok] = self.semantic[r, c]
+        flat = rc[ok, 0] * self.shape[1] + rc[ok, 1]
+        # the masks of the cells in view only (the whole-grid masks cost more than the crop)
+        occ = self.obstacle_hits.reshape(-1)[flat] >= self.cfg.min_hits
+        seen = (self.floor_hits.reshape(-1)[flat] > 0) | (self.carved.reshape(-1)[flat] > 0)
+        out[0, ok] = occ
+        out[1, ok] = seen & ~occ
+        out[2, ok] = self.semantic.reshape(-1)[flat]
         return out.reshape(3, size, size)

@@ -10,11 +10,13 @@ Only occupied leaves exist. Storage is two-level:
   revisit known voxels cost O(N log M)). Coarser levels are ``key >> 3k`` over this sorted array, which stays
   sorted, so a level's cells and counts come out in one linear pass.
 
-Geometric queries (radius, box, k nearest) go through a ``scipy.spatial.cKDTree`` over leaf centres (in
+Radius and box queries go through a ``scipy.spatial.cKDTree`` over leaf centres (in
 integer voxel units, so distances are exact), rebuilt lazily the first time a geometric query follows an
 insertion that created leaves. Why a k-d tree rather than descending the Morton hierarchy: its queries are
 O(log M + output) in compiled code, whereas a level-by-level numpy descent pays ~10 numpy calls per level
-per query; and the rebuild (O(M log M), ~3 ms for 2*10^4 leaves) is paid only when geometry changed. Ray
+per query; and the rebuild (O(M log M), ~3 ms for 2*10^4 leaves) is paid only when geometry changed. k nearest
+leaves (the map wrappers' query, one per insertion, which would rebuild the tree every time) instead search the
+sorted index around the point (:meth:`SparseOctree.query_knn`). Ray
 traversal does not need the tree: it walks the voxels a ray crosses (Amanatides-Woo, vectorised) and looks
 them up in the sorted index, so it stops at the first occupied voxel exactly.
 
@@ -473,16 +475,52 @@ class SparseOctree:
         return self._tree_slots[np.sort(idx[keep])]
 
     def query_knn(self, point: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``min(k, M)`` leaves whose centres are nearest to ``point``: slots and distances, nearest first."""
+        """The ``min(k, M)`` leaves whose centres are nearest to ``point``: slots and distances, nearest first
+        (equal distances by Morton code).
+
+        No k-d tree: the leaves of the 3 x 3 x 3 block of coarse cells around the point are contiguous runs of
+        the sorted Morton index (a cell's leaves share its code as prefix), so they are found with 54 binary
+        searches and ranked exactly. The answer is final once the k-th distance is below the point's distance to
+        the block's faces (nothing outside can be nearer); otherwise the cells double in size, up to the whole
+        cube. A map queried once per insertion (the wrappers) thus never pays for a tree rebuild.
+        """
         point = self._check_point("point", point)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         k = min(int(k), self._n)
         if k == 0:
             return np.zeros(0, np.int64), np.zeros(0)
-        d, idx = self._kdtree().query(self._to_voxel_units(point), k=k)
-        idx = np.atleast_1d(idx).astype(np.int64)
-        return self._tree_slots[idx], np.atleast_1d(d) * self.voxel_size
+        u = (point - self.origin) / self.voxel_size  # voxel units: leaf i spans [i, i + 1)
+        offsets = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+        for level in range(min(3, self.depth), self.depth + 1):
+            side = 1 << level
+            cells = self.resolution >> level  # coarse cells per axis
+            cc = np.floor(u / side).astype(np.int64)
+            block = cc + offsets
+            block = block[((block >= 0) & (block < cells)).all(axis=1)]
+            if level == self.depth or block.shape[0] == 0:
+                idx = np.arange(self._keys.shape[0])
+                bound = np.inf
+            else:
+                prefix = morton.encode_unchecked(block)
+                shift = np.int64(3 * level)
+                lo = np.searchsorted(self._keys, prefix << shift)
+                hi = np.searchsorted(self._keys, (prefix + 1) << shift)
+                n = hi - lo
+                idx = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+                # distance to the block's faces; a face on the cube's boundary has nothing beyond it
+                lo_face = np.where(cc - 1 >= 0, u - (cc - 1) * side, np.inf)
+                hi_face = np.where(cc + 2 <= cells, (cc + 2) * side - u, np.inf)
+                bound = float(min(lo_face.min(), hi_face.min()))
+            if idx.shape[0] < k and bound < np.inf:
+                continue
+            keys = self._keys[idx]
+            d2 = ((morton.decode(keys) + 0.5 - u) ** 2).sum(axis=1)
+            order = np.lexsort((keys, d2))[:k]
+            if bound < np.inf and not d2[order[-1]] < bound * bound:
+                continue
+            return self._slots[idx[order]], np.sqrt(d2[order]) * self.voxel_size
+        raise AssertionError("unreachable: the last level covers the whole cube")
 
     def raycast(self, origin: np.ndarray, direction: np.ndarray, max_range: float) -> RayHit | None:
         """First occupied leaf along a ray (exact voxel traversal), or None within ``max_range`` metres."""

@@ -8,6 +8,11 @@ is the cam-to-world float64 ``[4, 4]`` of the frame just observed, from both ``r
 Each wrapper adds one key, so they stack (``Mem4NavWrapper(OctreeWrapper(OccupancyMapWrapper(env)))``) and
 any stable-baselines3 ``MultiInputPolicy`` uses the result unchanged. The map itself stays reachable as
 ``wrapper.map`` for inspection and tests.
+
+A map kind (:class:`MapKind`: occupancy, octree, topology, Mem4Nav) owns its update; :class:`MapWrapper` applies
+it to one env, :class:`VectorMapWrapper` to the N sub-environments of a batched vector env (``NavVectorEnv``: one
+core, one renderer) in one call per step, reading the batched observations and ``info["camera_pose"]`` it
+already produced. :func:`apply_wrappers` / :func:`apply_vector_wrappers` build either from wrapper names.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
 
-from chronotope.maps.geometry import backproject_depth, camera_yaw, world_to_agent_xy
+from chronotope.maps.geometry import backproject_depth, backproject_depth_batch, camera_yaw, world_to_agent_xy
 from chronotope.maps.mem4nav import Mem4NavConfig, Mem4NavMemory
 from chronotope.maps.occupancy import OccupancyConfig, OccupancyMap
 from chronotope.maps.octree import OctreeConfig, SparseOctree
@@ -47,59 +54,278 @@ def depth_descriptor(depth: np.ndarray, max_depth: float, grid: int = 8) -> np.n
     return (pooled / n if n > 1e-9 else pooled).astype(np.float32)
 
 
-class MapWrapper(gym.Wrapper):
-    """Base class: calls :meth:`new_map` on reset, :meth:`integrate` on every frame, adds ``self.key``.
+class Frames:
+    """A batch of B observed frames, what every map update reads: one row per map being updated.
 
-    Subclasses set ``self.key`` and ``space`` and implement ``new_map``, ``integrate`` and ``features``.
+    Args:
+        obs: batched observation dict (``"depth"`` ``[B, H, W, 1]``, optional ``"semantic"`` ``[B, H, W, 1]``).
+        poses: cam-to-world float ``[B, 4, 4]`` of those frames.
+        intrinsics: the camera.
+        max_depth: the renderer's depth clip.
     """
 
-    def __init__(self, env: gym.Env, key: str, space: gym.spaces.Space) -> None:
+    def __init__(self, obs: dict, poses: np.ndarray, intrinsics, max_depth: float) -> None:
+        self.obs = obs
+        self.depth = np.asarray(obs["depth"])
+        self.semantic = None if obs.get("semantic") is None else np.asarray(obs["semantic"])
+        self.poses = np.asarray(poses, np.float64)
+        if self.poses.shape != (self.depth.shape[0], 4, 4):
+            raise ValueError(f"expected {self.depth.shape[0]} camera poses [4, 4], got shape {self.poses.shape}")
+        self.intrinsics, self.max_depth = intrinsics, float(max_depth)
+        self._points: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.depth.shape[0]
+
+    def points(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """World points float64 ``[M, 3]`` of frame ``b``'s pixels that hit something, and their flat pixel
+        indices ``[M]`` (back-projected once for the whole batch, on first use)."""
+        if self._points is None:
+            pts, frame, idx = backproject_depth_batch(self.depth, self.intrinsics, self.poses, self.max_depth)
+            bounds = np.searchsorted(frame, np.arange(len(self) + 1))
+            self._points = (pts, idx, bounds)
+        pts, idx, bounds = self._points
+        return pts[bounds[b] : bounds[b + 1]], idx[bounds[b] : bounds[b + 1]]
+
+    def row(self, b: int) -> dict:
+        """Frame ``b``'s observation (every key)."""
+        return {k: v[b] for k, v in self.obs.items()}
+
+
+class MapKind:
+    """One kind of map: its observation key and space, and how N maps of it are made and updated.
+
+    The single-env wrapper (:class:`MapWrapper`) and the vector wrapper (:class:`VectorMapWrapper`) both call
+    :meth:`observe`, so a map sees the same update whether its env is stepped alone or in a batch.
+    """
+
+    key: str
+    space: gym.spaces.Box
+
+    def new_map(self, previous: Any = None) -> Any:
+        """An empty map for a new episode (``previous``: the map it replaces, which it may reuse)."""
+        raise NotImplementedError
+
+    def observe(self, maps: list, frames: Frames) -> np.ndarray:
+        """Integrates frame b into ``maps[b]``; returns the features ``[B, *space.shape]`` float32."""
+        raise NotImplementedError
+
+
+class OccupancyKind(MapKind):
+    """``"occupancy"``: float32 ``[3, crop, crop]`` agent-centred crop (occupied, free, semantic id).
+
+    The space declares the true bounds per channel: occupied and free in [0, 1], the semantic id in
+    [0, the env's largest instance id] (0 without a ``"semantic"`` observation).
+    """
+
+    def __init__(
+        self,
+        obs_space: gym.spaces.Dict,
+        cfg: OccupancyConfig | None = None,
+        crop_size: int = 64,
+        rotate: bool = True,
+        key: str = "occupancy",
+    ) -> None:
+        self.cfg = cfg or OccupancyConfig()
+        self.crop_size, self.rotate, self.key = int(crop_size), rotate, key
+        sem = obs_space.spaces.get("semantic")
+        max_id = float(np.max(sem.high)) if sem is not None else 0.0
+        high = np.empty((3, self.crop_size, self.crop_size), np.float32)
+        high[0], high[1], high[2] = 1.0, 1.0, max_id
+        self.space = gym.spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+
+    def new_map(self, previous: Any = None) -> OccupancyMap:
+        return OccupancyMap(self.cfg)
+
+    def observe(self, maps: list, frames: Frames) -> np.ndarray:
+        out = np.empty((len(frames), *self.space.shape), np.float32)
+        for b, m in enumerate(maps):
+            pts, idx = frames.points(b)
+            labels = None if frames.semantic is None else frames.semantic[b].reshape(-1)[idx]
+            m.integrate_points(pts, labels, sensor=frames.poses[b, :3, 3])
+            pose = frames.poses[b]
+            out[b] = m.crop(pose[:3, 3], camera_yaw(pose), self.crop_size, self.rotate)
+        return out
+
+
+class OctreeKind(MapKind):
+    """``"octree_knn"``: float32 ``[k, 6]`` for the k leaves nearest the camera, nearest first.
+
+    Columns: leaf centre offset in the agent frame (forward, left, up; metres), log(1 + point count),
+    dominant semantic label (-1 without labels), valid flag (rows beyond the leaf count are zeros).
+    Semantic ids ``>= num_labels - 1`` share the last histogram bin.
+    """
+
+    def __init__(self, cfg: OctreeConfig | None = None, k: int = 16, key: str = "octree_knn") -> None:
+        self.cfg = cfg or OctreeConfig(num_labels=64)
+        self.k, self.key = int(k), key
+        self.space = gym.spaces.Box(-np.inf, np.inf, (self.k, 6), np.float32)
+
+    def new_map(self, previous: Any = None) -> SparseOctree:
+        return SparseOctree(self.cfg)
+
+    def observe(self, maps: list, frames: Frames) -> np.ndarray:
+        out = np.zeros((len(frames), self.k, 6), np.float32)
+        sem = None
+        if frames.semantic is not None and self.cfg.num_labels:
+            sem = np.clip(frames.semantic, 0, self.cfg.num_labels - 1)
+        for b, m in enumerate(maps):
+            pts, idx = frames.points(b)
+            m.insert(pts, None if sem is None else sem[b].reshape(-1)[idx])
+            pose = frames.poses[b]
+            cam = pose[:3, 3]
+            slots, _ = m.query_knn(cam, self.k)
+            n = slots.shape[0]
+            if n == 0:
+                continue
+            off = m.centers(m.slot_keys(slots)) - cam
+            out[b, :n, :2] = world_to_agent_xy(off[:, :2], camera_yaw(pose))
+            out[b, :n, 2] = off[:, 2]
+            out[b, :n, 3] = np.log1p(m.counts(slots))
+            out[b, :n, 4] = m.label_histograms(slots).argmax(axis=1) if self.cfg.num_labels else -1
+            out[b, :n, 5] = 1.0
+        return out
+
+
+class TopologyKind(MapKind):
+    """``"topology"``: float32 ``[1 + k, 6]`` for the current place node and its k cheapest successors.
+
+    Nodes come from :func:`depth_descriptor` embeddings of each frame at the camera position. Columns: node
+    offset in the agent frame (forward, left, up), log(1 + observations), edge weight (0 for the current
+    node), valid flag.
+    """
+
+    def __init__(
+        self, max_depth: float, cfg: TopologyConfig | None = None, k: int = 8, grid: int = 8, key: str = "topology"
+    ) -> None:
+        self.cfg = cfg or TopologyConfig(delta=0.6)
+        self.max_depth, self.k, self.grid, self.key = float(max_depth), int(k), int(grid), key
+        self.space = gym.spaces.Box(-np.inf, np.inf, (1 + self.k, 6), np.float32)
+
+    def new_map(self, previous: Any = None) -> TopologyGraph:
+        return TopologyGraph(self.grid * self.grid, self.cfg)
+
+    def observe(self, maps: list, frames: Frames) -> np.ndarray:
+        out = np.zeros((len(frames), 1 + self.k, 6), np.float32)
+        for b, m in enumerate(maps):
+            pose = frames.poses[b]
+            m.update(depth_descriptor(frames.depth[b], self.max_depth, self.grid), pose[:3, 3])
+            cur = m.current
+            nbrs, w = m.neighbourhood(cur, self.k)
+            nodes = np.concatenate([[cur], nbrs]).astype(np.int64)
+            off = m.positions[nodes] - pose[:3, 3]
+            n = nodes.shape[0]
+            out[b, :n, :2] = world_to_agent_xy(off[:, :2], camera_yaw(pose))
+            out[b, :n, 2] = off[:, 2]
+            out[b, :n, 3] = np.log1p(m.counts[nodes])
+            out[b, 1:n, 4] = w
+            out[b, :n, 5] = 1.0
+        return out
+
+
+class Mem4NavKind(MapKind):
+    """``"mem4nav"``: float32 ``[d + 2]``, the STM-first retrieval for the current frame.
+
+    Retrieval runs *before* the frame is written, so it returns what earlier frames left. The embedding is
+    :func:`depth_descriptor` (d = grid^2) unless ``embed_fn(obs) -> [d]`` is given; the object id of an STM
+    entry is the semantic id at the image centre (0 without semantics). The default LTM reads with
+    ``query_mode="encode"`` (training-free); pass a trained ``Mem4NavMemory`` config to use the learned query.
+    Every map's LTM has the same weights (built from ``seed``); a map is reset, not rebuilt, per episode.
+    """
+
+    def __init__(
+        self,
+        max_depth: float,
+        cfg: Mem4NavConfig | None = None,
+        octree_cfg: OctreeConfig | None = None,
+        topo_cfg: TopologyConfig | None = None,
+        grid: int = 8,
+        embed_fn=None,
+        seed: int = 0,
+        device: str = "cpu",
+        key: str = "mem4nav",
+    ) -> None:
+        self.max_depth, self.grid, self.key = float(max_depth), int(grid), key
+        self.mcfg = cfg or Mem4NavConfig(dim=self.grid**2, blocks=2, heads=4, chunks=2, query_mode="encode")
+        self.octree_cfg, self.topo_cfg, self.embed_fn = octree_cfg, topo_cfg, embed_fn
+        self.seed, self.device = int(seed), device
+        self.space = gym.spaces.Box(-np.inf, np.inf, (self.mcfg.dim + 2,), np.float32)
+
+    def new_map(self, previous: Any = None) -> Mem4NavMemory:
+        if previous is not None:
+            previous.reset()
+            return previous
+        import torch
+
+        # the LTM weights are seeded: the same in every map
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            memory = Mem4NavMemory(self.mcfg, self.octree_cfg, self.topo_cfg, device=self.device)
+        memory.ltm.eval()
+        return memory
+
+    def _embed(self, frames: Frames, b: int) -> np.ndarray:
+        if self.embed_fn is not None:
+            return np.asarray(self.embed_fn(frames.row(b)), np.float32).reshape(-1)
+        return depth_descriptor(frames.depth[b], self.max_depth, self.grid)
+
+    def observe(self, maps: list, frames: Frames) -> np.ndarray:
+        out = np.empty((len(frames), *self.space.shape), np.float32)
+        for b, m in enumerate(maps):
+            pos = frames.poses[b, :3, 3]
+            v = self._embed(frames, b)
+            out[b] = m.feature(v, pos)
+            obj = 0
+            if frames.semantic is not None:
+                sem = frames.semantic[b]
+                obj = int(sem[sem.shape[0] // 2, sem.shape[1] // 2].reshape(-1)[0])
+            m.observe(v, pos, object_id=obj)
+        return out
+
+
+def _check_map_obs(space: gym.Space, key: str) -> None:
+    if not isinstance(space, gym.spaces.Dict) or "depth" not in space.spaces:
+        raise ValueError(f"map wrappers need a Dict observation with a 'depth' key, got {space}")
+    if key in space.spaces:
+        raise ValueError(f"observation key {key!r} already exists")
+
+
+def _pose(info: dict, key: str) -> np.ndarray:
+    if key not in info:
+        raise ValueError(f"map wrappers need info[{key!r}] (cam-to-world 4x4); info keys: {list(info)}")
+    return np.asarray(info[key], np.float64)
+
+
+class MapWrapper(gym.Wrapper):
+    """Keeps one map of a :class:`MapKind` per episode of a single env and adds its key to the observation.
+
+    The map reads ``info[pose_key]`` (cam-to-world ``[4, 4]`` of the observed frame); it is reachable as
+    ``wrapper.map``.
+    """
+
+    def __init__(self, env: gym.Env, kind: MapKind, pose_key: str = "camera_pose") -> None:
         super().__init__(env)
-        if not isinstance(env.observation_space, gym.spaces.Dict) or "depth" not in env.observation_space.spaces:
-            raise ValueError(f"map wrappers need a Dict observation with a 'depth' key, got {env.observation_space}")
-        if key in env.observation_space.spaces:
-            raise ValueError(f"observation key {key!r} already exists")
-        self.key = key
+        _check_map_obs(env.observation_space, kind.key)
+        self.kind, self.key, self.pose_key = kind, kind.key, pose_key
         self.intrinsics = env.unwrapped.intrinsics
         self.max_depth = float(env.unwrapped.max_depth)
-        self.observation_space = gym.spaces.Dict({**env.observation_space.spaces, key: space})
+        self.observation_space = gym.spaces.Dict({**env.observation_space.spaces, kind.key: kind.space})
         self.map: Any = None
 
-    # hooks ---------------------------------------------------------------
-    def new_map(self) -> Any:
-        raise NotImplementedError
-
-    def integrate(self, obs: dict, pose: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def features(self, obs: dict, pose: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    # gymnasium -----------------------------------------------------------
-    @staticmethod
-    def _pose(info: dict) -> np.ndarray:
-        if "camera_pose" not in info:
-            raise ValueError(f"map wrappers need info['camera_pose'] (cam-to-world 4x4); info keys: {list(info)}")
-        pose = np.asarray(info["camera_pose"], np.float64)
+    def integrate(self, obs: dict, pose: np.ndarray) -> np.ndarray:
+        """Integrates one frame (observation, cam-to-world ``[4, 4]``) into ``self.map``; returns its features."""
+        pose = np.asarray(pose, np.float64)
         if pose.shape != (4, 4):
-            raise ValueError(f"info['camera_pose'] must be [4, 4], got {pose.shape}")
-        return pose
+            raise ValueError(f"the camera pose (info[{self.pose_key!r}]) must be [4, 4], got {pose.shape}")
+        frames = Frames({k: np.asarray(v)[None] for k, v in obs.items()}, pose[None], self.intrinsics, self.max_depth)
+        return self.kind.observe([self.map], frames)[0]
 
     def _observe(self, obs: dict, info: dict) -> dict:
-        pose = self._pose(info)
-        feat = self.features_before(obs, pose)
-        self.integrate(obs, pose)
-        if feat is None:
-            feat = self.features(obs, pose)
-        return {**obs, self.key: feat}
-
-    def features_before(self, obs: dict, pose: np.ndarray) -> np.ndarray | None:
-        """Features computed before the frame is integrated (None: compute after). Retrieval uses this."""
-        return None
+        return {**obs, self.key: self.integrate(obs, _pose(info, self.pose_key))}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self.map = self.new_map()
+        self.map = self.kind.new_map(self.map)
         return self._observe(obs, info), info
 
     def step(self, action):
@@ -108,12 +334,7 @@ class MapWrapper(gym.Wrapper):
 
 
 class OccupancyMapWrapper(MapWrapper):
-    """Adds ``"occupancy"``: float32 ``[3, crop, crop]`` agent-centred crop (occupied, free, semantic id).
-
-    The space declares the true bounds per channel: occupied and free in [0, 1], the semantic id in
-    [0, the env's largest instance id] (0 without a ``"semantic"`` observation), so an encoder that scales by the
-    bounds sees the map's content at unit scale.
-    """
+    """Adds ``"occupancy"`` (see :class:`OccupancyKind`) to a single env."""
 
     def __init__(
         self,
@@ -123,107 +344,28 @@ class OccupancyMapWrapper(MapWrapper):
         rotate: bool = True,
         key: str = "occupancy",
     ) -> None:
-        self.cfg = cfg or OccupancyConfig()
-        self.crop_size, self.rotate = int(crop_size), rotate
-        spaces = env.observation_space.spaces if isinstance(env.observation_space, gym.spaces.Dict) else {}
-        sem = spaces.get("semantic")
-        max_id = float(np.max(sem.high)) if sem is not None else 0.0
-        high = np.empty((3, self.crop_size, self.crop_size), np.float32)
-        high[0], high[1], high[2] = 1.0, 1.0, max_id
-        super().__init__(env, key, gym.spaces.Box(np.zeros_like(high), high, dtype=np.float32))
-
-    def new_map(self) -> OccupancyMap:
-        return OccupancyMap(self.cfg)
-
-    def integrate(self, obs: dict, pose: np.ndarray) -> None:
-        self.map.integrate_depth(obs["depth"], self.intrinsics, pose, self.max_depth, obs.get("semantic"))
-
-    def features(self, obs: dict, pose: np.ndarray) -> np.ndarray:
-        return self.map.crop(pose[:3, 3], camera_yaw(pose), self.crop_size, self.rotate)
+        space = env.observation_space if isinstance(env.observation_space, gym.spaces.Dict) else gym.spaces.Dict()
+        super().__init__(env, OccupancyKind(space, cfg, crop_size, rotate, key))
 
 
 class OctreeWrapper(MapWrapper):
-    """Adds ``"octree_knn"``: float32 ``[k, 6]`` for the k leaves nearest the camera, nearest first.
-
-    Columns: leaf centre offset in the agent frame (forward, left, up; metres), log(1 + point count),
-    dominant semantic label (-1 without labels), valid flag (rows beyond the leaf count are zeros).
-    Semantic ids ``>= num_labels - 1`` share the last histogram bin.
-    """
+    """Adds ``"octree_knn"`` (see :class:`OctreeKind`) to a single env."""
 
     def __init__(self, env: gym.Env, cfg: OctreeConfig | None = None, k: int = 16, key: str = "octree_knn") -> None:
-        self.cfg = cfg or OctreeConfig(num_labels=64)
-        self.k = int(k)
-        super().__init__(env, key, gym.spaces.Box(-np.inf, np.inf, (self.k, 6), np.float32))
-
-    def new_map(self) -> SparseOctree:
-        return SparseOctree(self.cfg)
-
-    def integrate(self, obs: dict, pose: np.ndarray) -> None:
-        sem = obs.get("semantic") if self.cfg.num_labels else None
-        if sem is not None:
-            sem = np.clip(np.asarray(sem), 0, self.cfg.num_labels - 1)
-        self.map.insert_depth(obs["depth"], self.intrinsics, pose, self.max_depth, semantic=sem)
-
-    def features(self, obs: dict, pose: np.ndarray) -> np.ndarray:
-        out = np.zeros((self.k, 6), np.float32)
-        cam = pose[:3, 3]
-        slots, _ = self.map.query_knn(cam, self.k)
-        n = slots.shape[0]
-        if n == 0:
-            return out
-        off = self.map.centers(self.map.slot_keys(slots)) - cam
-        out[:n, :2] = world_to_agent_xy(off[:, :2], camera_yaw(pose))
-        out[:n, 2] = off[:, 2]
-        out[:n, 3] = np.log1p(self.map.counts(slots))
-        out[:n, 4] = self.map.label_histograms(slots).argmax(axis=1) if self.cfg.num_labels else -1
-        out[:n, 5] = 1.0
-        return out
+        super().__init__(env, OctreeKind(cfg, k, key))
 
 
 class TopologyWrapper(MapWrapper):
-    """Adds ``"topology"``: float32 ``[1 + k, 6]`` for the current place node and its k cheapest successors.
-
-    Nodes come from :func:`depth_descriptor` embeddings of each frame at the camera position. Columns: node
-    offset in the agent frame (forward, left, up), log(1 + observations), edge weight (0 for the current
-    node), valid flag.
-    """
+    """Adds ``"topology"`` (see :class:`TopologyKind`) to a single env."""
 
     def __init__(
         self, env: gym.Env, cfg: TopologyConfig | None = None, k: int = 8, grid: int = 8, key: str = "topology"
     ) -> None:
-        self.cfg = cfg or TopologyConfig(delta=0.6)
-        self.k, self.grid = int(k), int(grid)
-        super().__init__(env, key, gym.spaces.Box(-np.inf, np.inf, (1 + self.k, 6), np.float32))
-
-    def new_map(self) -> TopologyGraph:
-        return TopologyGraph(self.grid * self.grid, self.cfg)
-
-    def integrate(self, obs: dict, pose: np.ndarray) -> None:
-        self.map.update(depth_descriptor(obs["depth"], self.max_depth, self.grid), pose[:3, 3])
-
-    def features(self, obs: dict, pose: np.ndarray) -> np.ndarray:
-        out = np.zeros((1 + self.k, 6), np.float32)
-        cur = self.map.current
-        nbrs, w = self.map.neighbourhood(cur, self.k)
-        nodes = np.concatenate([[cur], nbrs]).astype(np.int64)
-        off = self.map.positions[nodes] - pose[:3, 3]
-        n = nodes.shape[0]
-        out[:n, :2] = world_to_agent_xy(off[:, :2], camera_yaw(pose))
-        out[:n, 2] = off[:, 2]
-        out[:n, 3] = np.log1p(self.map.counts[nodes])
-        out[1:n, 4] = w
-        out[:n, 5] = 1.0
-        return out
+        super().__init__(env, TopologyKind(float(env.unwrapped.max_depth), cfg, k, grid, key))
 
 
 class Mem4NavWrapper(MapWrapper):
-    """Adds ``"mem4nav"``: float32 ``[d + 2]``, the STM-first retrieval for the current frame.
-
-    Retrieval runs *before* the frame is written, so it returns what earlier frames left. The embedding is
-    :func:`depth_descriptor` (d = grid^2) unless ``embed_fn(obs) -> [d]`` is given; the object id of an STM
-    entry is the semantic id at the image centre (0 without semantics). The default LTM reads with
-    ``query_mode="encode"`` (training-free); pass a trained ``Mem4NavMemory`` config to use the learned query.
-    """
+    """Adds ``"mem4nav"`` (see :class:`Mem4NavKind`) to a single env."""
 
     def __init__(
         self,
@@ -237,36 +379,102 @@ class Mem4NavWrapper(MapWrapper):
         device: str = "cpu",
         key: str = "mem4nav",
     ) -> None:
-        import torch
+        max_depth = float(env.unwrapped.max_depth)
+        super().__init__(env, Mem4NavKind(max_depth, cfg, octree_cfg, topo_cfg, grid, embed_fn, seed, device, key))
 
-        self.grid = int(grid)
-        self.mcfg = cfg or Mem4NavConfig(dim=self.grid**2, blocks=2, heads=4, chunks=2, query_mode="encode")
-        self.embed_fn = embed_fn
-        # the LTM weights are built once (seeded) and shared by every episode's memory
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self._memory = Mem4NavMemory(self.mcfg, octree_cfg, topo_cfg, device=device)
-        self._memory.ltm.eval()
-        super().__init__(env, key, gym.spaces.Box(-np.inf, np.inf, (self.mcfg.dim + 2,), np.float32))
 
-    def _embed(self, obs: dict) -> np.ndarray:
-        if self.embed_fn is not None:
-            return np.asarray(self.embed_fn(obs), np.float32).reshape(-1)
-        return depth_descriptor(obs["depth"], self.max_depth, self.grid)
+class VectorMapWrapper(gym.vector.VectorWrapper):
+    """Keeps N maps of a :class:`MapKind`, one per sub-environment of a batched env, all updated in one call.
 
-    def new_map(self) -> Mem4NavMemory:
-        self._memory.reset()
-        return self._memory
+    Reads only what the env produced: the batched observation (``"depth"``, optional ``"semantic"``) and
+    ``info[pose_key]`` (cam-to-world ``[N, 4, 4]`` of the observed frames); for a finished episode, its last
+    frame from ``info["final_obs"]`` and its pose from ``info["final_info"]`` (per-env dicts or gymnasium's
+    dict of arrays). Follows the env's ``metadata["autoreset_mode"]``:
 
-    def features_before(self, obs: dict, pose: np.ndarray) -> np.ndarray:
-        return self.map.feature(self._embed(obs), pose[:3, 3])
+    * SAME_STEP (``NavVectorEnv``): a finished episode's last frame goes into its map, whose features are added
+      to ``info["final_obs"][i]`` (the trainers bootstrap from them); then the row gets a new map for the first
+      frame of the next episode, returned in the same step.
+    * NEXT_STEP: the row gets a new map on the step after the episode ended (the reset step).
+    * DISABLED / a masked ``reset(options={"reset_mask": m})``: rows get new maps when reset.
 
-    def integrate(self, obs: dict, pose: np.ndarray) -> None:
-        obj = 0
-        if "semantic" in obs:
-            sem = np.asarray(obs["semantic"])
-            obj = int(sem[sem.shape[0] // 2, sem.shape[1] // 2].reshape(-1)[0])
-        self.map.observe(self._embed(obs), pose[:3, 3], object_id=obj)
+    Row i therefore sees exactly what a :class:`MapWrapper` of the same kind over sub-environment i would.
+    The maps are ``wrapper.maps`` (one per sub-environment).
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, kind: MapKind, pose_key: str = "camera_pose") -> None:
+        super().__init__(env)
+        _check_map_obs(env.single_observation_space, kind.key)
+        self.kind, self.key, self.pose_key = kind, kind.key, pose_key
+        self.intrinsics = env.unwrapped.intrinsics
+        self.max_depth = float(env.unwrapped.max_depth)
+        self.single_observation_space = gym.spaces.Dict({**env.single_observation_space.spaces, kind.key: kind.space})
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.autoreset_mode = AutoresetMode(env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
+        self.maps: list[Any] = [None] * self.num_envs
+        self._features = np.zeros((self.num_envs, *kind.space.shape), np.float32)
+        self._reset_next = np.zeros(self.num_envs, bool)  # NEXT_STEP: rows whose next step is a reset
+
+    def _update(self, obs: dict, info: dict, rows: np.ndarray) -> None:
+        poses = _pose(info, self.pose_key)
+        if poses.shape != (self.num_envs, 4, 4):
+            raise ValueError(f"info[{self.pose_key!r}] must be [{self.num_envs}, 4, 4], got {poses.shape}")
+        if rows.size == self.num_envs:
+            frames = Frames(obs, poses, self.intrinsics, self.max_depth)
+        else:
+            frames = Frames({k: v[rows] for k, v in obs.items()}, poses[rows], self.intrinsics, self.max_depth)
+        self._features[rows] = self.kind.observe([self.maps[i] for i in rows], frames)
+
+    def _new_maps(self, rows: np.ndarray) -> None:
+        for i in rows:
+            self.maps[i] = self.kind.new_map(self.maps[i])
+
+    def _with_features(self, obs: dict) -> dict:
+        return {**obs, self.key: self._features.copy()}
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        mask = None if options is None else options.get("reset_mask")
+        rows = np.arange(self.num_envs) if mask is None else np.flatnonzero(mask)
+        self._new_maps(rows)
+        self._reset_next[rows] = False
+        self._update(obs, info, rows)
+        return self._with_features(obs), info
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        done = np.asarray(terminated) | np.asarray(truncated)
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            self._new_maps(np.flatnonzero(self._reset_next))
+            self._reset_next = done.copy()
+        elif self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
+            info = self._finish_episodes(np.flatnonzero(done), info)
+        self._update(obs, info, np.arange(self.num_envs))
+        return self._with_features(obs), reward, terminated, truncated, info
+
+    def _finish_episodes(self, ended: np.ndarray, info: dict) -> dict:
+        """SAME_STEP: integrates the last frames of the ``ended`` rows, adds their features to ``final_obs``,
+        and gives those rows new maps."""
+        final_obs = info["final_obs"]
+        last = [final_obs[i] for i in ended]
+        frames = Frames(
+            {k: np.stack([o[k] for o in last]) for k in last[0]},
+            np.stack([_final_info_value(info, self.pose_key, i) for i in ended]),
+            self.intrinsics,
+            self.max_depth,
+        )
+        feats = self.kind.observe([self.maps[i] for i in ended], frames)
+        fo = final_obs.copy()
+        for j, i in enumerate(ended):
+            fo[i] = {**final_obs[i], self.key: feats[j]}
+        self._new_maps(ended)
+        return {**info, "final_obs": fo}
+
+
+def _final_info_value(info: dict, key: str, i: int) -> Any:
+    """``key`` of sub-environment ``i``'s final info: gymnasium's layout (a dict of batched arrays) or an object
+    array of per-environment dicts."""
+    fi = info["final_info"]
+    return fi[key][i] if isinstance(fi, dict) else fi[i][key]
 
 
 class RenderedDepthWrapper(gym.ObservationWrapper):
@@ -337,51 +545,87 @@ def apply_wrappers(env: gym.Env, spec: str | list[str] | tuple[str, ...] | None,
     every apartment fits; ``seed`` seeds the (untrained) Mem4Nav LTM weights.
     """
     names = parse_wrappers(spec)
-    if (
-        names
-        and names[0] != "depth"
-        and not (isinstance(env.observation_space, gym.spaces.Dict) and "depth" in env.observation_space.spaces)
-    ):
-        raise ValueError(
-            f"map wrappers {names} need a 'depth' observation: use obs_mode 'depth'/'rgbd' or add the 'depth' wrapper"
-        )
+    _check_depth(names, env.observation_space)
     bounds = _scene_bounds(env)
     for n in names:
         if n == "depth":
             env = RenderedDepthWrapper(env)
-        elif n == "occupancy":
-            cfg = None
-            if bounds is not None:
-                cell = OccupancyConfig().cell_size
-                lo, hi = bounds
-                nx, ny = (int(np.ceil((hi[i] - lo[i]) / cell)) + 1 for i in range(2))
-                shape = (ny, nx)  # rows along y, columns along x
-                cfg = OccupancyConfig(cell_size=cell, shape=shape, origin=(float(lo[0]), float(lo[1])))
-            env = OccupancyMapWrapper(env, cfg)
-        elif n == "octree":
-            cfg = None
-            if bounds is not None:
-                lo, hi = bounds
-                base = OctreeConfig(num_labels=64)
-                size = max(float(np.max(hi - lo)), base.size)  # the default 5 cm voxels unless scenes are larger
-                cfg = OctreeConfig(origin=(float(lo[0]), float(lo[1]), -0.5), size=size, num_labels=64)
-            env = OctreeWrapper(env, cfg)
-        elif n == "topology":
-            env = TopologyWrapper(env)
         else:
-            env = Mem4NavWrapper(env, seed=seed)
+            space = env.observation_space
+            env = MapWrapper(env, _kind(n, space, float(env.unwrapped.max_depth), bounds, seed))
     return env
 
 
-def _scene_bounds(env: gym.Env) -> tuple[np.ndarray, np.ndarray] | None:
+def apply_vector_wrappers(
+    env: gym.vector.VectorEnv, spec: str | list[str] | tuple[str, ...] | None, seed: int = 0
+) -> gym.vector.VectorEnv:
+    """Wraps a batched vector env with the named map wrappers as :class:`VectorMapWrapper` s: the same maps,
+    configs and features as :func:`apply_wrappers` gives each sub-environment.
+
+    Raises:
+        ValueError: for ``"depth"`` (rendering depth for a ``state`` observation is a single-env wrapper; use
+            ``obs_mode`` ``"depth"``/``"rgbd"`` for batched maps) or when the observation has no depth.
+    """
+    names = parse_wrappers(spec)
+    if "depth" in names:
+        raise ValueError("the 'depth' wrapper is single-env only; batched maps read the env's own depth")
+    _check_depth(names, env.single_observation_space)
+    bounds = _scene_bounds(env)
+    for n in names:
+        space = env.single_observation_space
+        env = VectorMapWrapper(env, _kind(n, space, float(env.unwrapped.max_depth), bounds, seed))
+    return env
+
+
+def _check_depth(names: list[str], space: gym.Space) -> None:
+    if names and names[0] != "depth" and not (isinstance(space, gym.spaces.Dict) and "depth" in space.spaces):
+        raise ValueError(
+            f"map wrappers {names} need a 'depth' observation: use obs_mode 'depth'/'rgbd' or add the 'depth' wrapper"
+        )
+
+
+def _kind(
+    name: str, obs_space: gym.spaces.Dict, max_depth: float, bounds: tuple[np.ndarray, np.ndarray] | None, seed: int
+) -> MapKind:
+    """The map kind of a wrapper name, default configs (maps sized to ``bounds`` when given)."""
+    if name == "occupancy":
+        cfg = None
+        if bounds is not None:
+            cell = OccupancyConfig().cell_size
+            lo, hi = bounds
+            nx, ny = (int(np.ceil((hi[i] - lo[i]) / cell)) + 1 for i in range(2))
+            shape = (ny, nx)  # rows along y, columns along x
+            cfg = OccupancyConfig(cell_size=cell, shape=shape, origin=(float(lo[0]), float(lo[1])))
+        return OccupancyKind(obs_space, cfg)
+    if name == "octree":
+        cfg = None
+        if bounds is not None:
+            lo, hi = bounds
+            base = OctreeConfig(num_labels=64)
+            size = max(float(np.max(hi - lo)), base.size)  # the default 5 cm voxels unless scenes are larger
+            cfg = OctreeConfig(origin=(float(lo[0]), float(lo[1]), -0.5), size=size, num_labels=64)
+        return OctreeKind(cfg)
+    if name == "topology":
+        return TopologyKind(max_depth)
+    if name == "mem4nav":
+        return Mem4NavKind(max_depth, seed=seed)
+    raise ValueError(f"no map kind named {name!r}")
+
+
+def _scene_bounds(env: gym.Env | gym.vector.VectorEnv) -> tuple[np.ndarray, np.ndarray] | None:
     """World xy bounds ``(lo[2], hi[2])`` of every scene of a Chronotope nav env (a 1 m margin), else None."""
-    core = getattr(env.unwrapped, "core", None)
-    scenes = getattr(core, "scenes", None)
-    if not scenes:
-        return None
-    lo = np.min([np.asarray(s.bounds[0], float)[:2] for s in scenes], axis=0) - 1.0
-    hi = np.max([np.asarray(s.bounds[1], float)[:2] for s in scenes], axis=0) + 1.0
-    return lo, hi
+    base = env.unwrapped
+    bounds = getattr(base, "scene_bounds", None)  # NavVectorEnv
+    if bounds is None:
+        scenes = getattr(getattr(base, "core", None), "scenes", None)  # NavEnv
+        if not scenes:
+            return None
+        bounds = (
+            np.min([np.asarray(s.bounds[0], float)[:2] for s in scenes], axis=0),
+            np.max([np.asarray(s.bounds[1], float)[:2] for s in scenes], axis=0),
+        )
+    lo, hi = (np.asarray(b, float)[:2] for b in bounds)
+    return lo - 1.0, hi + 1.0
 
 
 def backprojected_points(obs: dict, pose: np.ndarray, env: gym.Env) -> np.ndarray:

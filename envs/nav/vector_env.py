@@ -19,8 +19,10 @@ class NavVectorEnv(VectorEnv):
 
     Sub-environment i seeded with ``seed + i`` produces exactly what a ``NavEnv`` reset with that seed does.
     Auto-reset is SAME_STEP: when an episode ends, the returned observation already belongs to the next
-    episode, and ``info["final_obs"]`` / ``info["final_info"]`` hold the finished episode's last observation and
-    measures (masked by ``info["_final_obs"]``). Time limits come from ``max_episode_steps`` (truncation).
+    episode, and so does that environment's row of the info (its reset info: fresh measures, the new
+    ``camera_pose``; reward terms masked off, as gymnasium's ``SyncVectorEnv`` does), while
+    ``info["final_obs"]`` / ``info["final_info"]`` hold the finished episode's last observation and step info
+    (masked by ``info["_final_obs"]``). Time limits come from ``max_episode_steps`` (truncation).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
@@ -95,6 +97,18 @@ class NavVectorEnv(VectorEnv):
         obs = core.observe()
         out = self._vector_info(info)
         if done.size:
+            # As gymnasium's SAME_STEP SyncVectorEnv: a finished environment's row of the top-level info is its
+            # reset info (so info["camera_pose"] is the pose of the observation returned in that row); the step
+            # info of the finished episode goes to final_info. Keys the reset info lacks (reward terms) are
+            # masked off in those rows.
+            fresh = core.info(None)
+            for k, v in fresh.items():
+                out[k] = v.copy() if k not in info else np.where(_rows(done, self.num_envs, v.ndim), v, info[k])
+            for k in info.keys() - fresh.keys():
+                out[k] = info[k].copy()
+                out[k][done] = 0
+                out[f"_{k}"] = np.ones(self.num_envs, bool)
+                out[f"_{k}"][done] = False
             fo = np.empty(self.num_envs, dtype=object)
             fi = np.empty(self.num_envs, dtype=object)
             for row, i in enumerate(done):
@@ -113,9 +127,23 @@ class NavVectorEnv(VectorEnv):
             out[f"_{k}"] = mask
         return out
 
+    @property
+    def scene_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Floor-plan bounds ``(lo[2], hi[2])`` (x, y) of every scene of the pool (map wrappers size maps by it)."""
+        lo = np.min([np.asarray(s.bounds[0], float) for s in self.core.scenes], axis=0)
+        hi = np.max([np.asarray(s.bounds[1], float) for s in self.core.scenes], axis=0)
+        return lo, hi
+
     def render(self):
         out = self.core.renderer.render(self.core.camera_poses(), self.core.sim.scene)
         return list(out.rgb.cpu().numpy())
 
     def close_extras(self, **kwargs: Any) -> None:
         self.core.close()
+
+
+def _rows(rows: np.ndarray, n: int, ndim: int) -> np.ndarray:
+    """Bool mask ``[n, 1, ...]`` (``ndim`` dims) that is True in ``rows``: selects rows of a batched array."""
+    m = np.zeros(n, bool)
+    m[rows] = True
+    return m.reshape((n,) + (1,) * (ndim - 1))
