@@ -508,11 +508,11 @@ def record_dataset(cfg: DatasetConfig):
             bar.update(1)
             bar.set_postfix(steps_per_s=f"{steps / (time.perf_counter() - t0):.0f}")
             if len(pending) >= flush_every:
-                _flush(dataset, pending)
-                pending = []
-        if pending:
-            _flush(dataset, pending)
-            pending = []
+                batch, pending = pending, []  # handed over first: an interrupt during the write must not repeat it
+                _flush(dataset, batch)
+        batch, pending = pending, []
+        if batch:
+            _flush(dataset, batch)
     finally:
         bar.close()
         if pending:  # interrupted: keep what finished, the rest is recorded on resume

@@ -111,6 +111,24 @@ def test_an_interrupted_recording_continues(monkeypatch):
     _assert_replays("chronotope/test-v0")
 
 
+def test_ctrl_c_during_a_write_keeps_each_episode_once(monkeypatch):
+    """A Ctrl-C held back during a write is raised after it: the written batch must not be written again."""
+    env, policy, kwargs = ROUND_TRIPS["memory"]
+    real = ds._flush
+
+    def write_then_interrupt(dataset, episodes):
+        real(dataset, episodes)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ds, "_flush", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        record_dataset(_cfg(env, policy, kwargs, episodes=4))
+    monkeypatch.setattr(ds, "_flush", real)
+    dataset = record_dataset(_cfg(env, policy, kwargs, episodes=4))
+    seeds = [int(m["seed"]) for m in dataset.storage.get_episode_metadata(range(dataset.total_episodes))]
+    assert sorted(seeds) == [0, 1, 2, 3]
+
+
 def test_bad_values_are_named():
     with pytest.raises(ValueError, match="'oracle'"):
         _cfg("chronotope/PointNav-v0", "oracle", {}).validate()
