@@ -51,8 +51,7 @@ def backproject_depth_batch(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World points of the pixels that hit something, for a batch of B frames at once.
 
-    The arithmetic is elementwise (no matrix product whose summation order could depend on the batch), so a
-    frame's points are bit-identical whichever batch it comes in.
+    Each frame is transformed on its own, so its points are bit-identical whichever batch it comes in.
 
     Args:
         depth: z-depth in metres, ``[B, H, W]`` or ``[B, H, W, 1]``.
@@ -74,14 +73,20 @@ def backproject_depth_batch(
     pose = np.asarray(cam_to_world, dtype=np.float64)
     if pose.shape != (d.shape[0], 4, 4) or not np.isfinite(pose).all():
         raise ValueError(f"cam_to_world must be {d.shape[0]} finite [4, 4] poses, got shape {pose.shape}")
-    flat = d.reshape(d.shape[0], -1)
+    flat = d.reshape(-1)
     with np.errstate(invalid="ignore"):
         keep = np.isfinite(flat) & (flat > 0) & (flat < max_depth)
-    frame, idx = np.nonzero(keep)
-    rays = intrinsics.camera_rays().reshape(-1, 3).astype(np.float64)[idx]  # [M, 3], z == 1
-    pc = rays * flat[frame, idx, None]  # z-depth scales the z == 1 ray to the hit
-    rot, t = pose[frame, :3, :3], pose[frame, :3, 3]  # [M, 3, 3], [M, 3]
-    pts = rot[:, :, 0] * pc[:, 0:1] + rot[:, :, 1] * pc[:, 1:2] + rot[:, :, 2] * pc[:, 2:3] + t
+    lin = np.flatnonzero(keep)  # frame * P + pixel
+    n_pix = d.shape[1] * d.shape[2]
+    frame, idx = np.divmod(lin, n_pix)
+    rays = intrinsics.camera_rays().reshape(-1, 3).astype(np.float64)  # [P, 3], z == 1
+    pc = rays[idx] * flat[lin, None]  # [M, 3]: z-depth scales the z == 1 ray to the hit
+    pts = np.empty_like(pc)
+    bounds = np.searchsorted(frame, np.arange(d.shape[0] + 1))
+    for b in range(d.shape[0]):  # one product per frame: its points do not depend on the rest of the batch
+        s = slice(bounds[b], bounds[b + 1])
+        np.matmul(pc[s], pose[b, :3, :3].T, out=pts[s])
+        pts[s] += pose[b, :3, 3]
     return pts, frame, idx
 
 

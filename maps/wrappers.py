@@ -384,35 +384,45 @@ class Mem4NavWrapper(MapWrapper):
 
 
 class VectorMapWrapper(gym.vector.VectorWrapper):
-    """Keeps N maps of a :class:`MapKind`, one per sub-environment of a batched env, all updated in one call.
+    """Keeps N maps of each given :class:`MapKind`, one per sub-environment of a batched env, all updated in one
+    call per step from one back-projection of the batch.
 
     Reads only what the env produced: the batched observation (``"depth"``, optional ``"semantic"``) and
     ``info[pose_key]`` (cam-to-world ``[N, 4, 4]`` of the observed frames); for a finished episode, its last
     frame from ``info["final_obs"]`` and its pose from ``info["final_info"]`` (per-env dicts or gymnasium's
     dict of arrays). Follows the env's ``metadata["autoreset_mode"]``:
 
-    * SAME_STEP (``NavVectorEnv``): a finished episode's last frame goes into its map, whose features are added
-      to ``info["final_obs"][i]`` (the trainers bootstrap from them); then the row gets a new map for the first
+    * SAME_STEP (``NavVectorEnv``): a finished episode's last frame goes into its maps, whose features are added
+      to ``info["final_obs"][i]`` (the trainers bootstrap from them); then the row gets new maps for the first
       frame of the next episode, returned in the same step.
-    * NEXT_STEP: the row gets a new map on the step after the episode ended (the reset step).
+    * NEXT_STEP: the row gets new maps on the step after the episode ended (the reset step).
     * DISABLED / a masked ``reset(options={"reset_mask": m})``: rows get new maps when reset.
 
-    Row i therefore sees exactly what a :class:`MapWrapper` of the same kind over sub-environment i would.
-    The maps are ``wrapper.maps`` (one per sub-environment).
+    Row i therefore sees exactly what :class:`MapWrapper` s of the same kinds over sub-environment i would.
+    The maps are ``wrapper.maps[key]`` (a list with one map per sub-environment).
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, kind: MapKind, pose_key: str = "camera_pose") -> None:
+    def __init__(
+        self, env: gym.vector.VectorEnv, kinds: MapKind | list[MapKind], pose_key: str = "camera_pose"
+    ) -> None:
         super().__init__(env)
-        _check_map_obs(env.single_observation_space, kind.key)
-        self.kind, self.key, self.pose_key = kind, kind.key, pose_key
+        self.kinds = [kinds] if isinstance(kinds, MapKind) else list(kinds)
+        spaces = dict(env.single_observation_space.spaces) if hasattr(env.single_observation_space, "spaces") else {}
+        for kind in self.kinds:
+            _check_map_obs(gym.spaces.Dict(spaces) if spaces else env.single_observation_space, kind.key)
+            spaces[kind.key] = kind.space
+        self.pose_key = pose_key
         self.intrinsics = env.unwrapped.intrinsics
         self.max_depth = float(env.unwrapped.max_depth)
-        self.single_observation_space = gym.spaces.Dict({**env.single_observation_space.spaces, kind.key: kind.space})
+        self.single_observation_space = gym.spaces.Dict(spaces)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.autoreset_mode = AutoresetMode(env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
-        self.maps: list[Any] = [None] * self.num_envs
-        self._features = np.zeros((self.num_envs, *kind.space.shape), np.float32)
+        self.maps: dict[str, list[Any]] = {k.key: [None] * self.num_envs for k in self.kinds}
+        self._features = {k.key: np.zeros((self.num_envs, *k.space.shape), np.float32) for k in self.kinds}
         self._reset_next = np.zeros(self.num_envs, bool)  # NEXT_STEP: rows whose next step is a reset
+
+    def _observe(self, frames: Frames, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {k.key: k.observe([self.maps[k.key][i] for i in rows], frames) for k in self.kinds}
 
     def _update(self, obs: dict, info: dict, rows: np.ndarray) -> None:
         poses = _pose(info, self.pose_key)
@@ -422,14 +432,17 @@ class VectorMapWrapper(gym.vector.VectorWrapper):
             frames = Frames(obs, poses, self.intrinsics, self.max_depth)
         else:
             frames = Frames({k: v[rows] for k, v in obs.items()}, poses[rows], self.intrinsics, self.max_depth)
-        self._features[rows] = self.kind.observe([self.maps[i] for i in rows], frames)
+        for key, feats in self._observe(frames, rows).items():
+            self._features[key][rows] = feats
 
     def _new_maps(self, rows: np.ndarray) -> None:
-        for i in rows:
-            self.maps[i] = self.kind.new_map(self.maps[i])
+        for kind in self.kinds:
+            maps = self.maps[kind.key]
+            for i in rows:
+                maps[i] = kind.new_map(maps[i])
 
     def _with_features(self, obs: dict) -> dict:
-        return {**obs, self.key: self._features.copy()}
+        return {**obs, **{k: v.copy() for k, v in self._features.items()}}
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -462,10 +475,10 @@ class VectorMapWrapper(gym.vector.VectorWrapper):
             self.intrinsics,
             self.max_depth,
         )
-        feats = self.kind.observe([self.maps[i] for i in ended], frames)
+        feats = self._observe(frames, ended)
         fo = final_obs.copy()
         for j, i in enumerate(ended):
-            fo[i] = {**final_obs[i], self.key: feats[j]}
+            fo[i] = {**final_obs[i], **{k: v[j] for k, v in feats.items()}}
         self._new_maps(ended)
         return {**info, "final_obs": fo}
 
@@ -559,7 +572,7 @@ def apply_wrappers(env: gym.Env, spec: str | list[str] | tuple[str, ...] | None,
 def apply_vector_wrappers(
     env: gym.vector.VectorEnv, spec: str | list[str] | tuple[str, ...] | None, seed: int = 0
 ) -> gym.vector.VectorEnv:
-    """Wraps a batched vector env with the named map wrappers as :class:`VectorMapWrapper` s: the same maps,
+    """Wraps a batched vector env with one :class:`VectorMapWrapper` holding the named maps: the same maps,
     configs and features as :func:`apply_wrappers` gives each sub-environment.
 
     Raises:
@@ -570,11 +583,11 @@ def apply_vector_wrappers(
     if "depth" in names:
         raise ValueError("the 'depth' wrapper is single-env only; batched maps read the env's own depth")
     _check_depth(names, env.single_observation_space)
+    if not names:
+        return env
     bounds = _scene_bounds(env)
-    for n in names:
-        space = env.single_observation_space
-        env = VectorMapWrapper(env, _kind(n, space, float(env.unwrapped.max_depth), bounds, seed))
-    return env
+    space, max_depth = env.single_observation_space, float(env.unwrapped.max_depth)
+    return VectorMapWrapper(env, [_kind(n, space, max_depth, bounds, seed) for n in names])
 
 
 def _check_depth(names: list[str], space: gym.Space) -> None:

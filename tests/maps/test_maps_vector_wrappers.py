@@ -65,10 +65,10 @@ def test_masked_reset_renews_only_the_masked_maps():
     for _ in range(3):
         vobs, *_ = venv.step(np.array([1, 2]))
     before = vobs["octree_knn"].copy()
-    leaves = len(venv.maps[0])
+    leaves = len(venv.maps["octree_knn"][0])
     vobs, _ = venv.reset(seed=[None, 20], options={"reset_mask": np.array([False, True])})
     np.testing.assert_array_equal(vobs["octree_knn"][0], before[0])  # untouched row: same features, same map
-    assert len(venv.maps[0]) == leaves
+    assert len(venv.maps["octree_knn"][0]) == leaves
     ref, _ = singles[1].reset(seed=20)
     np.testing.assert_array_equal(vobs["octree_knn"][1], ref["octree_knn"])
 
