@@ -482,7 +482,8 @@ class SparseOctree:
         the sorted Morton index (a cell's leaves share its code as prefix), so they are found with 54 binary
         searches and ranked exactly. The answer is final once the k-th distance is below the point's distance to
         the block's faces (nothing outside can be nearer); otherwise the cells double in size, up to the whole
-        cube. A map queried once per insertion (the wrappers) thus never pays for a tree rebuild.
+        cube. A map queried once per insertion (the wrappers) thus never pays for a tree rebuild; when a tree is
+        already built (no leaf added since a radius or box query), it answers instead.
         """
         point = self._check_point("point", point)
         if k < 1:
@@ -490,6 +491,11 @@ class SparseOctree:
         k = min(int(k), self._n)
         if k == 0:
             return np.zeros(0, np.int64), np.zeros(0)
+        if self._tree is not None:  # a tree built since the last new leaf (radius/box queries): use it
+            d, idx = self._tree.query(self._to_voxel_units(point), k=k)
+            idx, d = np.atleast_1d(idx).astype(np.int64), np.atleast_1d(d)
+            order = np.lexsort((self._keys[idx], d))
+            return self._tree_slots[idx[order]], d[order] * self.voxel_size
         u = (point - self.origin) / self.voxel_size  # voxel units: leaf i spans [i, i + 1)
         offsets = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
         for level in range(min(3, self.depth), self.depth + 1):

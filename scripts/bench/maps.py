@@ -7,6 +7,11 @@ Clouds are uniform in a 10 m cube; every structure uses the same depth, so leave
 * point queries: Open3D ``locate_leaf_node`` (one Python call per point) vs our batched lookup;
 * radius / k-nearest queries: a linear scan over leaf centres (Open3D's octree has no such query).
 
+Map wrappers in training (``ppo``): our PPO's env steps/s with ``--wrappers occupancy,octree`` (one
+``VectorMapWrapper`` over the batched env) against the same PPO without wrappers, same env, N, rollout and seed,
+timed round-robin one update each per round (target >= 0.7). Also the env alone: batched steps/s with the maps
+against without.
+
 Timings on a shared machine are noisy: read the ratios (measured in the same run), not absolute times.
 """
 
@@ -44,6 +49,20 @@ class Config:
     """Seed of the clouds and queries."""
     out_dir: str = "runs/bench"
     """Where results go."""
+    ppo: bool = True
+    """Also time PPO training with map wrappers against without (the ``ppo`` table)."""
+    ppo_env: str = "chronotope/TargetSequence-v0"
+    """Env of the PPO comparison (its episodes never end early, so both cases pay the same env work per step)."""
+    ppo_env_kwargs: str = '{"obs_mode": "depth", "num_scenes": 1}'
+    """JSON env keyword arguments (a depth observation: the maps read it)."""
+    ppo_wrappers: str = "occupancy,octree"
+    """Map wrappers of the wrapped case."""
+    ppo_num_envs: int = 16
+    """Environments stepped in one batch."""
+    ppo_rollout_len: int = 128
+    """Rollout length per update (the trainer's default; quick: 32)."""
+    ppo_rounds: int = 3
+    """Timed updates per case, round-robin (quick: 2)."""
 
 
 def _open3d_insert(pts: np.ndarray, depth: int):
@@ -55,8 +74,100 @@ def _open3d_insert(pts: np.ndarray, depth: int):
     return tree
 
 
+def _ppo_case(cfg: Config, wrappers: str):
+    import time
+
+    from chronotope.agents.config import TrainConfig
+    from chronotope.agents.ppo.trainer import PPOTrainer
+
+    tc = TrainConfig(
+        env=cfg.ppo_env, steps=10**9, seed=cfg.seed, num_envs=cfg.ppo_num_envs, rollout_len=cfg.ppo_rollout_len,
+        bptt_len=min(32, cfg.ppo_rollout_len),
+        env_kwargs=cfg.ppo_env_kwargs, wrappers=wrappers, device="cpu", progress=False,
+    )  # fmt: skip
+    trainer = PPOTrainer(tc)
+    env_s = [0.0]
+    inner = trainer.venv.step
+
+    def timed_step(actions):
+        t0 = time.perf_counter()
+        out = inner(actions)
+        env_s[0] += time.perf_counter() - t0
+        return out
+
+    trainer.venv.step = timed_step
+
+    def update() -> tuple[float, float]:
+        env_s[0] = 0.0
+        t0 = time.perf_counter()
+        trainer.train_step(trainer.rollout())
+        trainer.update += 1
+        return time.perf_counter() - t0, env_s[0]
+
+    return trainer, update
+
+
+def run_ppo(cfg: Config) -> tuple[dict, str]:
+    """PPO env steps/s with map wrappers over without, measured round-robin in one run."""
+    import statistics
+
+    import torch
+
+    names = {"none": "", cfg.ppo_wrappers: cfg.ppo_wrappers}
+    cases = {}
+    for label, wrappers in names.items():
+        trainer, update = _ppo_case(cfg, wrappers)
+        update()  # warm-up: first rollout, optimiser state, lazy inits
+        cases[label] = (trainer, update)
+    threads = torch.get_num_threads()
+    wall: dict[str, list[float]] = {k: [] for k in cases}
+    env: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(cfg.ppo_rounds):
+        for label, (_, update) in cases.items():
+            w, e = update()
+            wall[label].append(w)
+            env[label].append(e)
+    steps = cfg.ppo_num_envs * cfg.ppo_rollout_len
+    out: dict = {"steps_per_update": steps, "cases": {}}
+    for label in cases:
+        w, e = statistics.median(wall[label]), statistics.median(env[label])
+        out["cases"][label] = {
+            "sps": steps / w, "env_sps": steps / e, "update_s": w, "env_s": e, "samples_s": wall[label],
+        }  # fmt: skip
+    base, wrapped = out["cases"]["none"], out["cases"][cfg.ppo_wrappers]
+    out["ratio"] = wrapped["sps"] / base["sps"]
+    out["env_ratio"] = wrapped["env_sps"] / base["env_sps"]
+    rows = [
+        [label, c["sps"], c["env_sps"], c["env_s"], c["update_s"] - c["env_s"], c["sps"] / base["sps"]]
+        for label, c in out["cases"].items()
+    ]
+    md = print_table(
+        f"PPO with map wrappers, {cfg.ppo_env} {cfg.ppo_env_kwargs}, N={cfg.ppo_num_envs} x {cfg.ppo_rollout_len} "
+        f"steps ({threads} torch thread(s))",
+        ["wrappers", "env steps/s (PPO)", "steps per env-second", "env s", "learner s", "ratio steps/s"],
+        rows,
+    )
+    met = "met" if out["ratio"] >= 0.7 else "not met"
+    md += (
+        f"\nPPO with --wrappers {cfg.ppo_wrappers}: {out['ratio']:.2f} of the no-wrapper env steps/s (target >= 0.7: "
+        f"{met}); inside the env step (maps included): {out['env_ratio']:.2f} of the bare env's steps per second. "
+        "Medians of "
+        f"{cfg.ppo_rounds} round-robin updates; env s: time in the (wrapped) vector env's step per update.\n"
+    )
+    for trainer, _ in cases.values():
+        trainer.venv.close()
+    return out, md
+
+
 def run(cfg: Config) -> dict:
     from chronotope.maps.octree import OctreeConfig, SparseOctree
+
+    if cfg.quick:
+        from dataclasses import replace
+
+        d = Config()
+        pick = {"ppo_rollout_len": 32, "ppo_rounds": 2}
+        cfg = replace(cfg, **{k: v for k, v in pick.items() if getattr(cfg, k) == getattr(d, k)})
 
     rng = np.random.default_rng(cfg.seed)
     sizes = [n for n in [10**4, 10**5, 10**6] + ([] if cfg.quick else [10**7]) if n <= cfg.max_points]
@@ -179,6 +290,12 @@ def run(cfg: Config) -> dict:
     md += f"\nInsertion of 10^6 points vs Open3D: {shown} (target >= 10x). Shared, noisy CPU: ratios only.\n"
     print(md.splitlines()[-1])
     payload = {"config": cfg, "results": results, "speedup_vs_open3d_1e6": target}
+    if cfg.ppo:
+        ppo, ppo_md = run_ppo(cfg)
+        print(ppo_md.splitlines()[-1])
+        md += "\n" + ppo_md
+        payload["ppo"] = ppo
+        payload["ppo_wrappers_ratio"] = ppo["ratio"]
     write_results("maps", payload, md, cfg.out_dir)
     return payload
 
