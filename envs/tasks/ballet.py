@@ -429,13 +429,14 @@ class BalletTask(MemoryTask):
     def info(self, core) -> dict[str, np.ndarray]:
         """``phase``, ``instructed_dancer`` (slot index); in modes with ``dancers`` also ``memory_slot`` float
         [N, 8]: the one-hot row of ``dancers`` that is the instructed dancer during the seek phase (what a memory
-        must name once the instruction shows), NaN (no label) before it, when nothing yet says which dancer it is.
-        Labels for auxiliary losses, never observed."""
+        must name once the instruction shows), ``inf`` before it (non-finite: no label; nothing yet says which dancer
+        it is; inf rather than NaN so that equal steps give equal infos). Labels for auxiliary losses, never
+        observed."""
         self.ensure(core)
         out = {"phase": self.phase.astype(float), "instructed_dancer": self.instructed.astype(float)}
         if core.cfg.obs_mode != "rgbd":
             slot = np.eye(NUM_PATTERNS)[self.instructed]
-            slot[self.phase != SEEK] = np.nan
+            slot[self.phase != SEEK] = np.inf
             out["memory_slot"] = slot
         return out
 
