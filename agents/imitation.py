@@ -77,7 +77,9 @@ class OracleRollouts:
     def collect(self, model, beta: float) -> tuple[dict, list[dict]]:
         """One rollout ``{"obs", "labels", "starts", "mask"}`` ([T, N, ...]) and its finished episodes' infos."""
         venv, device, n, t_len = self.venv, self.device, self.cfg.num_envs, self.cfg.rollout_len
-        obs, _ = venv.reset(seed=self.cfg.seed + self.collected)
+        # Rollout k resets lane i with seed + k * N + i (the vector env seeds lane i with seed + i): every rollout's
+        # episodes are new (with seed + k, lane i of rollout k was lane i + 1 of rollout k - 1).
+        obs, _ = venv.reset(seed=self.cfg.seed + self.collected * n)
         self.collected += 1
         state = model.initial_state(n, device)
         start = np.ones(n, bool)
@@ -195,8 +197,8 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
 def _learner_eval(model, cfg: TrainConfig, device, it: int) -> dict[str, float]:
     """The learner alone (sampled actions) on fresh episodes: the imitation learning curve."""
     venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed)
-    obs, _ = venv.reset(seed=cfg.seed + 100_000 + it)
     n = cfg.num_envs
+    obs, _ = venv.reset(seed=cfg.seed + 100_000 + it * n)  # disjoint episodes per iteration (see OracleRollouts)
     state = model.initial_state(n, device)
     start = np.ones(n, bool)
     ret = np.zeros(n)

@@ -92,3 +92,24 @@ def test_sequence_states_are_recomputed_by_the_current_network():
         dist, _, _ = model(seq, states, split_sequences(d["starts"], 4))
     expect = split_sequences(ref.logits.transpose(0, 1), 4)
     assert torch.allclose(dist.logits, expect, atol=1e-6)
+
+
+def test_online_rollouts_start_at_new_episodes_every_time():
+    """Each rollout of the online oracle starts every lane at an episode no earlier rollout started (resetting
+    rollout k with seed + k replayed lane i + 1 of rollout k - 1 as lane i)."""
+    import gymnasium as gym
+
+    import chronotope.envs  # noqa: F401
+    from chronotope.agents.imitation import OracleRollouts
+    from chronotope.agents.policy import ActorCritic
+
+    cfg = TrainConfig(env="chronotope/ObjectRecall-v0", num_envs=3, rollout_len=2, env_kwargs='{"obs_mode": "state"}')
+    venv = gym.make_vec(cfg.env, num_envs=3, vectorization_mode="vector_entry_point", obs_mode="state")
+    source = OracleRollouts(venv, cfg, "cpu")
+    model = ActorCritic(venv.single_observation_space, venv.single_action_space, "none", {}, 16)
+    firsts = []
+    for _ in range(3):
+        rollout, _ = source.collect(model, beta=1.0)
+        firsts += [tuple(rollout["obs"]["pose"][0, i].tolist()) for i in range(3)]
+    assert len(set(firsts)) == len(firsts)  # 9 lanes, 9 distinct start poses
+    venv.close()
