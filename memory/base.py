@@ -79,7 +79,7 @@ def _load_builtin() -> None:
     # Imported lazily so that ``import chronotope.memory.base`` stays cheap; each module registers itself.
     import importlib
 
-    for mod in ("recurrent", "trxl", "hcam", "janus", "gaussian"):
+    for mod in ("recurrent", "trxl", "hcam", "janus", "gaussian", "mingru", "ffm", "ssm", "titans", "memoryvla", "sat"):
         try:
             importlib.import_module(f"chronotope.memory.{mod}")
         except ModuleNotFoundError as e:  # a module not written yet must not break the others
