@@ -42,6 +42,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from chronotope.envs.vector_info import final_info_row
+
 POLICIES = ("expert", "perfect", "memoryless", "random")
 METADATA_KEY = "chronotope"
 NAV_MEMORY_TASKS = {"object_recall": "success", "target_sequence": "score", "ballet": "success"}
@@ -293,7 +295,7 @@ def _nav_episodes(cfg: DatasetConfig, env_id: str, kw: dict[str, Any], seeds: li
                 if e is None:
                     continue  # nothing left to record here: the env runs on, unrecorded
                 if done[i]:
-                    e.step(info["final_obs"][i], reward[i], term[i], trunc[i], info["final_info"][i])
+                    e.step(info["final_obs"][i], reward[i], term[i], trunc[i], final_info_row(info, i))
                     yield e
                     lanes[i] = None
                     reseed[i] = next(todo, None)

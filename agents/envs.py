@@ -22,6 +22,9 @@ batched: one ``VectorMapWrapper`` per map keeps N maps and updates them from the
 Two cases still step N single envs through a SAME_STEP ``SyncVectorEnv``, each wrapped on its own: ids without a
 ``vector_entry_point`` (they have no batched core), and the ``"depth"`` wrapper (it renders a depth frame for a
 ``state`` observation inside a single env; for batched maps use ``obs_mode`` ``"depth"`` or ``"rgbd"``).
+
+Both kinds give Gymnasium's SAME_STEP info layout (``final_obs``, ``final_info`` as a batched dict with ``_key``
+masks); :mod:`chronotope.envs.vector_info` reads it.
 """
 
 from __future__ import annotations
@@ -98,15 +101,12 @@ def make_vector_env(
         def make() -> gym.Env:
             return apply_wrappers(adapt_observations(gym.make(env_id, **kw)), names, seed=wrapper_seed)
 
-        venv = gym.vector.SyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP)
-        return PerEnvFinalInfo(venv)
+        return gym.vector.SyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP)
     if spec.vector_entry_point is not None:
         return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kw)
-    return PerEnvFinalInfo(
-        gym.vector.SyncVectorEnv(
-            [lambda: adapt_observations(gym.make(env_id, **kw)) for _ in range(num_envs)],
-            autoreset_mode=AutoresetMode.SAME_STEP,
-        )
+    return gym.vector.SyncVectorEnv(
+        [lambda: adapt_observations(gym.make(env_id, **kw)) for _ in range(num_envs)],
+        autoreset_mode=AutoresetMode.SAME_STEP,
     )
 
 
@@ -194,37 +194,6 @@ class MiniGridSymbolicGrid(gym.ObservationWrapper):
 
     def observation(self, observation):
         return observation
-
-
-class PerEnvFinalInfo(gym.vector.VectorWrapper):
-    """Makes ``info["final_info"]`` an object array of per-environment dicts, as ``NavVectorEnv`` gives it.
-
-    ``SyncVectorEnv`` batches a finished episode's info into a dict of arrays; every consumer here (trainers,
-    eval, experiments) reads ``info["final_info"][i]``, so one layout for both kinds of vector env.
-    """
-
-    def step(self, actions):
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        fi = info.get("final_info")
-        if isinstance(fi, dict):
-            per_env = np.empty(self.num_envs, dtype=object)
-            for i in np.flatnonzero(info.get("_final_info", np.zeros(self.num_envs, bool))):
-                per_env[i] = _row(fi, int(i))
-            info = {**info, "final_info": per_env}
-        return obs, reward, terminated, truncated, info
-
-
-def _row(batched: dict[str, Any], i: int) -> dict[str, Any]:
-    """Environment ``i``'s entries of a gymnasium batched info dict (masks ``_key`` dropped, nested dicts too)."""
-    out: dict[str, Any] = {}
-    for k, v in batched.items():
-        if k.startswith("_"):
-            continue
-        mask = batched.get(f"_{k}")
-        if mask is not None and not mask[i]:
-            continue
-        out[k] = _row(v, i) if isinstance(v, dict) else v[i]
-    return out
 
 
 def nav_cores(venv) -> list[Any]:

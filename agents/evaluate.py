@@ -23,6 +23,7 @@ from chronotope.agents.config import TrainConfig, _json_object
 from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.stats import summarize
+from chronotope.envs.vector_info import final_info_row
 
 
 @dataclass
@@ -182,7 +183,7 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
                 traj[i]["actions"].append(int(act[i]) if np.ndim(act[i]) == 0 else act[i].tolist())
                 traj[i]["rewards"].append(float(r[i]))
                 if done[i]:
-                    fi = info["final_info"][i] if "final_info" in info else {}
+                    fi = final_info_row(info, i)
                     rec = scalar_info(fi)
                     rec["return"] = float(ret[i])
                     rec["truncated"] = bool(trunc[i] and not term[i])

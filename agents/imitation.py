@@ -28,6 +28,7 @@ from chronotope.agents.memory_span import controllable_for
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.trainer import _rng_state, _stack_time, seed_everything
 from chronotope.agents.state_utils import StateBatcher, split_sequences
+from chronotope.envs.vector_info import final_info_row, finished_rows
 
 
 def expert_for(venv) -> Callable[[], np.ndarray]:
@@ -97,8 +98,7 @@ class OracleRollouts:
             starts.append(start.copy())
             obs, _, term, trunc, info = venv.step(act)
             start = np.asarray(term) | np.asarray(trunc)
-            if "_final_info" in info:
-                episodes += [info["final_info"][i] for i in np.flatnonzero(info["_final_info"])]
+            episodes += [final_info_row(info, i) for i in finished_rows(info)]
         rollout = {
             "obs": _stack_time(obs_buf, "cpu"),
             "labels": torch.as_tensor(np.stack(labels)),
@@ -210,7 +210,7 @@ def _learner_eval(model, cfg: TrainConfig, device, it: int) -> dict[str, float]:
         ret += r
         start = np.asarray(term) | np.asarray(trunc)
         for i in np.flatnonzero(start):
-            fi = info["final_info"][i]
+            fi = final_info_row(info, i)
             done_eps.append({"return": float(ret[i]), **{k: float(fi[k]) for k in ("success", "spl") if k in fi}})
             ret[i] = 0.0
     venv.close()

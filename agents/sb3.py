@@ -20,6 +20,8 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
+from chronotope.envs.vector_info import final_info_row, finished_rows
+
 
 def _is_grid(space: spaces.Space) -> bool:
     return isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim > 1
@@ -97,14 +99,12 @@ class SB3VecEnv(VecEnv):
         obs, rew, term, trunc, info = self.venv.step(self._actions)
         dones = term | trunc
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        final = info.get("_final_info")
-        for i in range(self.num_envs):
-            if final is not None and final[i]:
-                d = {k: v for k, v in info["final_info"][i].items() if np.ndim(v) == 0}
-                d["terminal_observation"] = self._encode(info["final_obs"][i])
-                d["TimeLimit.truncated"] = bool(trunc[i] and not term[i])
-                d["episode_measures"] = True
-                infos[i] = d
+        for i in finished_rows(info):
+            d = {k: v for k, v in final_info_row(info, i).items() if np.ndim(v) == 0}
+            d["terminal_observation"] = self._encode(info["final_obs"][i])
+            d["TimeLimit.truncated"] = bool(trunc[i] and not term[i])
+            d["episode_measures"] = True
+            infos[i] = d
         return self._encode(obs), rew.astype(np.float32), dones, infos
 
     def close(self) -> None:

@@ -389,8 +389,8 @@ class VectorMapWrapper(gym.vector.VectorWrapper):
 
     Reads only what the env produced: the batched observation (``"depth"``, optional ``"semantic"``) and
     ``info[pose_key]`` (cam-to-world ``[N, 4, 4]`` of the observed frames); for a finished episode, its last
-    frame from ``info["final_obs"]`` and its pose from ``info["final_info"]`` (per-env dicts or gymnasium's
-    dict of arrays). Follows the env's ``metadata["autoreset_mode"]``:
+    frame from ``info["final_obs"]`` and its pose from ``info["final_info"]`` (gymnasium's batched layout,
+    see :mod:`chronotope.envs.vector_info`). Follows the env's ``metadata["autoreset_mode"]``:
 
     * SAME_STEP (``NavVectorEnv``): a finished episode's last frame goes into its maps, whose features are added
       to ``info["final_obs"][i]`` (the trainers bootstrap from them); then the row gets new maps for the first
@@ -471,7 +471,7 @@ class VectorMapWrapper(gym.vector.VectorWrapper):
         last = [final_obs[i] for i in ended]
         frames = Frames(
             {k: np.stack([o[k] for o in last]) for k in last[0]},
-            np.stack([_final_info_value(info, self.pose_key, i) for i in ended]),
+            info["final_info"][self.pose_key][ended],
             self.intrinsics,
             self.max_depth,
         )
@@ -481,13 +481,6 @@ class VectorMapWrapper(gym.vector.VectorWrapper):
             fo[i] = {**final_obs[i], **{k: v[j] for k, v in feats.items()}}
         self._new_maps(ended)
         return {**info, "final_obs": fo}
-
-
-def _final_info_value(info: dict, key: str, i: int) -> Any:
-    """``key`` of sub-environment ``i``'s final info: gymnasium's layout (a dict of batched arrays) or an object
-    array of per-environment dicts."""
-    fi = info["final_info"]
-    return fi[key][i] if isinstance(fi, dict) else fi[i][key]
 
 
 class RenderedDepthWrapper(gym.ObservationWrapper):

@@ -45,6 +45,7 @@ from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.loss import gae, masked_mean, policy_loss, value_loss
 from chronotope.agents.runs import truncate_progress
 from chronotope.agents.state_utils import StateBatcher, split_sequences
+from chronotope.envs.vector_info import final_info_row
 
 
 def seed_everything(seed: int) -> None:
@@ -293,11 +294,9 @@ class PPOTrainer:
                     st = self.batcher.index(self.state, torch.as_tensor(boot, device=dev))
                     _, v_final, _ = self.model(fo1, st, torch.zeros(len(boot), 1, dtype=torch.bool, device=dev))
                     r[boot] += cfg.gamma * v_final[:, 0].cpu().numpy()
-                fi = info.get("final_info")
                 for i in np.flatnonzero(done):
                     rec = {"return": float(self.ep_return[i])}
-                    if fi is not None:
-                        rec.update(scalar_info(fi[i]))
+                    rec.update(scalar_info(final_info_row(info, i)))
                     self.recent.append(rec)
                     self.ep_return[i] = 0.0
             obs_buf.append(self.obs)

@@ -22,6 +22,7 @@ import numpy as np
 
 from chronotope.envs.nav.expert import ShortestPathExpert
 from chronotope.envs.sim.kinematic import MOVE_FORWARD, STOP
+from chronotope.envs.vector_info import final_info_row, finished_rows
 
 ORACLE_KINDS = ("random", "memoryless", "perfect")
 STOP_RADIUS = 0.08  # ObjectRecall oracles stop (at <= 0.03 m, i.e. inside) the cells where a STOP chooses their object,
@@ -484,11 +485,10 @@ def evaluate(
     while any(len(per_env[i]) < quota[i] for i in range(num_envs)):
         _, r, _, _, info = venv.step(policy.act(core))
         ret += r
-        if "_final_info" in info:
-            for i in np.flatnonzero(info["_final_info"]):
-                if len(per_env[i]) < quota[i]:
-                    per_env[i].append((info["final_info"][i], float(ret[i])))
-                ret[i] = 0.0
+        for i in finished_rows(info):
+            if len(per_env[i]) < quota[i]:
+                per_env[i].append((final_info_row(info, i), float(ret[i])))
+            ret[i] = 0.0
     venv.close()
     done = [d for rows in per_env for d, _ in rows]
     returns = [g for rows in per_env for _, g in rows]

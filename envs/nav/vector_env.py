@@ -21,8 +21,11 @@ class NavVectorEnv(VectorEnv):
     Auto-reset is SAME_STEP: when an episode ends, the returned observation already belongs to the next
     episode, and so does that environment's row of the info (its reset info: fresh measures, the new
     ``camera_pose``; reward terms masked off, as gymnasium's ``SyncVectorEnv`` does), while
-    ``info["final_obs"]`` / ``info["final_info"]`` hold the finished episode's last observation and step info
-    (masked by ``info["_final_obs"]``). Time limits come from ``max_episode_steps`` (truncation).
+    ``info["final_obs"]`` (object array [N] of observation dicts) and ``info["final_info"]`` (a batched info dict:
+    arrays [N, ...] with ``_key`` masks) hold the finished episodes' last observations and step infos, masked by
+    ``info["_final_obs"]`` / ``info["_final_info"]``: Gymnasium 1.x's own layout, entry for entry (keys, masks,
+    values and dtypes) what a ``SyncVectorEnv`` of single ``NavEnv`` s gives; read rows with
+    :func:`chronotope.envs.vector_info.final_info_row`. Time limits come from ``max_episode_steps`` (truncation).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
@@ -110,13 +113,13 @@ class NavVectorEnv(VectorEnv):
                 out[f"_{k}"] = np.ones(self.num_envs, bool)
                 out[f"_{k}"][done] = False
             fo = np.empty(self.num_envs, dtype=object)
-            fi = np.empty(self.num_envs, dtype=object)
             for row, i in enumerate(done):
                 fo[i] = {k: v[row] for k, v in final_obs.items()}
-                fi[i] = {k: v[i] for k, v in info.items()}
             mask = np.zeros(self.num_envs, bool)
             mask[done] = True
-            out.update({"final_obs": fo, "_final_obs": mask, "final_info": fi, "_final_info": mask.copy()})
+            out.update(
+                {"final_obs": fo, "_final_obs": mask, "final_info": _final_info(info, done), "_final_info": mask.copy()}
+            )
         return obs, reward.astype(np.float64), terminated, truncated, out
 
     def _vector_info(self, info: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -140,6 +143,25 @@ class NavVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.core.close()
+
+
+def _final_info(info: dict[str, np.ndarray], done: np.ndarray) -> dict[str, np.ndarray]:
+    """Gymnasium's batched ``final_info`` of the ``done`` rows of a step ``info``: each key zero outside those rows,
+    with its ``_key`` mask. A per-env scalar gets the dtype ``SyncVectorEnv`` gives the Python scalar a single
+    ``NavEnv`` reports (bool, int64, float64); arrays keep theirs."""
+    n = next(iter(info.values())).shape[0]
+    mask = np.zeros(n, bool)
+    mask[done] = True
+    out: dict[str, np.ndarray] = {}
+    for k, v in info.items():
+        dtype = v.dtype if v.ndim > 1 else _SCALAR_DTYPE.get(v.dtype.kind, v.dtype)
+        a = np.zeros(v.shape, dtype)
+        a[done] = v[done]
+        out[k], out[f"_{k}"] = a, mask.copy()
+    return out
+
+
+_SCALAR_DTYPE = {"b": np.dtype(bool), "i": np.dtype(np.int64), "u": np.dtype(np.int64), "f": np.dtype(np.float64)}
 
 
 def _rows(rows: np.ndarray, n: int, ndim: int) -> np.ndarray:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from chronotope.envs.vector_info import final_info_row, finished_rows
+
 
 @dataclass
 class Config:
@@ -49,8 +51,7 @@ def evaluate(policy, env_kwargs: dict, episodes: int, seed: int) -> dict[str, fl
     done: list[dict] = []
     while len(done) < episodes:
         obs, _, _, _, info = venv.step(policy(obs))
-        if "_final_info" in info:
-            done += [info["final_info"][i] for i in np.flatnonzero(info["_final_info"])]
+        done += [final_info_row(info, i) for i in finished_rows(info)]
     done = done[:episodes]
     return {k: float(np.mean([d[k] for d in done])) for k in ("success", "spl", "steps")}
 

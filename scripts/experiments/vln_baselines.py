@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from chronotope.envs.vector_info import final_info_row, finished_rows
+
 METRICS = ("success", "oracle_success", "spl", "ndtw", "sdtw", "distance_to_goal", "path_length", "steps")
 METRICS += ("task_completion", "spd")
 
@@ -69,12 +71,11 @@ def evaluate(env_kwargs: dict, make_policy, episodes: int, num_envs: int) -> dic
     done: dict[int, dict] = {}
     while len(done) < episodes:
         _, _, _, _, info = venv.step(policy())
-        if "_final_info" in info:
-            for i in np.flatnonzero(info["_final_info"]):
-                fi = info["final_info"][i]
-                eid = int(fi["episode_id"])
-                if eid < episodes and eid not in done:
-                    done[eid] = fi
+        for i in finished_rows(info):
+            fi = final_info_row(info, i)
+            eid = int(fi["episode_id"])
+            if eid < episodes and eid not in done:
+                done[eid] = fi
     venv.close()
     return {k: float(np.mean([d[k] for d in done.values()])) for k in METRICS}
 

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from chronotope.envs.vector_info import final_info_row
+
 METRICS = ("success", "spl", "ndtw", "task_completion", "oracle_success", "distance_to_goal", "steps")
 BASE_WRAPPERS = "depth"
 
@@ -272,7 +274,7 @@ def forward_then_stop(cfg: Config) -> dict[str, float]:
     while len(eps) < cfg.eval_episodes:
         _, _, term, trunc, info = venv.step(act())
         for i in np.flatnonzero(np.asarray(term) | np.asarray(trunc)):
-            eps.append(info["final_info"][i])
+            eps.append(final_info_row(info, i))
     venv.close()
     eps = eps[: cfg.eval_episodes]
     return {m: float(np.mean([float(e[m]) for e in eps])) for m in METRICS} | {"k": k}

@@ -10,6 +10,7 @@ import pytest
 
 import chronotope.envs as ce
 from chronotope.envs.nav.expert import ShortestPathExpert
+from chronotope.envs.vector_info import final_info_row, finished_rows
 
 NAV_IDS = sorted(ce.NAV_ENVS)
 SMALL = {"num_scenes": 2, "resolution": (32, 32)}
@@ -86,7 +87,7 @@ def test_vector_env_matches_single_envs(env_id):
             assert vr[i] == pytest.approx(r, abs=0) and vterm[i] == term
             if term:
                 assert vinfo["_final_info"][i]
-                assert vinfo["final_info"][i]["success"] == info["success"]
+                assert final_info_row(vinfo, i)["success"] == info["success"]
                 assert all(np.array_equal(vinfo["final_obs"][i][k], o[k]) for k in o)
                 o, _ = e.reset()
             for k in o:
@@ -141,8 +142,7 @@ def test_expert_solves_pointnav_and_objectnav():
         done = []
         while len(done) < n_eps:
             _, _, _, _, info = venv.step(expert.act(venv.unwrapped.core))
-            if "_final_info" in info:
-                done += [info["final_info"][i] for i in np.flatnonzero(info["_final_info"])]
+            done += [final_info_row(info, i) for i in finished_rows(info)]
         sr = np.mean([d["success"] for d in done])
         spl = np.mean([d["spl"] for d in done])
         assert sr >= min_sr and spl >= min_spl, (env_id, sr, spl)

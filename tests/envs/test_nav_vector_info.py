@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 
 import chronotope.envs  # noqa: F401
+from chronotope.envs.vector_info import final_info_row, finished_rows, info_row
 
 
 def test_finished_rows_of_the_info_belong_to_the_new_episode():
@@ -25,7 +26,60 @@ def test_finished_rows_of_the_info_belong_to_the_new_episode():
     # reward terms exist for the rows that stepped only
     assert info["_reward_progress"].tolist() == [True, False, True]
     # the finished episode's step info is in final_info
-    fi = info["final_info"][1]
+    fi = final_info_row(info, 1)
     np.testing.assert_array_equal(fi["camera_pose"], step_info["camera_pose"])
     assert fi["reward_progress"] == step_info["reward_progress"] and fi["steps"] == step_info["steps"]
     venv.close()
+
+
+def _assert_batched_equal(got: dict, want: dict, where: str) -> None:
+    assert set(got) == set(want), (where, sorted(set(got) ^ set(want)))
+    for k, w in want.items():
+        g = got[k]
+        if isinstance(w, dict):
+            _assert_batched_equal(g, w, f"{where}.{k}")
+        elif w.dtype == object:  # final_obs: None or an observation dict per row
+            for a, b in zip(g, w):
+                assert (a is None) == (b is None), (where, k)
+                if b is not None:
+                    assert set(a) == set(b) and all(np.array_equal(a[o], b[o]) for o in b), (where, k)
+        else:
+            assert g.dtype == w.dtype and g.shape == w.shape, (where, k, g.dtype, w.dtype, g.shape, w.shape)
+            np.testing.assert_array_equal(g, w, err_msg=f"{where}.{k}")
+
+
+def test_final_info_is_gymnasium_same_step_layout():
+    """The batched env's final_obs / final_info equal, key for key (masks, dtypes, values), what gymnasium's
+    SyncVectorEnv(SAME_STEP) of single envs gives for the same seeds: terminations (STOP) and truncations."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    n, seed, kw = 3, 7, {"obs_mode": "state", "num_scenes": 2, "max_episode_steps": 6}
+    venv = gym.make_vec("chronotope/PointNav-v0", num_envs=n, vectorization_mode="vector_entry_point", **kw)
+    sync = SyncVectorEnv([lambda: gym.make("chronotope/PointNav-v0", **kw) for _ in range(n)],
+                         autoreset_mode=AutoresetMode.SAME_STEP)  # fmt: skip
+    venv.reset(seed=seed)
+    sync.reset(seed=seed)
+    rng = np.random.default_rng(0)
+    ended = 0
+    for t in range(20):
+        acts = rng.integers(0, 4, n)
+        o1, r1, te1, tr1, i1 = venv.step(acts)
+        o2, r2, te2, tr2, i2 = sync.step(acts)
+        np.testing.assert_array_equal(te1, te2)
+        np.testing.assert_array_equal(tr1, tr2)
+        _assert_batched_equal(o1, o2, f"obs t={t}")
+        assert ("final_info" in i1) == ("final_info" in i2)
+        if "final_info" in i2:
+            ended += len(finished_rows(i2))
+            np.testing.assert_array_equal(finished_rows(i1), finished_rows(i2))
+            for k in ("final_info", "_final_info", "final_obs", "_final_obs"):
+                if isinstance(i2[k], dict):
+                    _assert_batched_equal(i1[k], i2[k], f"{k} t={t}")
+                else:
+                    _assert_batched_equal({k: i1[k]}, {k: i2[k]}, f"t={t}")
+            for i in finished_rows(i2):
+                row = final_info_row(i1, i)
+                assert row.keys() == info_row(i2["final_info"], i).keys() and "success" in row
+    assert ended >= n  # both kinds of ending happened (time limit 6, random STOPs)
+    venv.close()
+    sync.close()

@@ -42,6 +42,7 @@ from chronotope.envs.tasks.vln_dataset import (
     segment_free,
     yaw_to_quaternion,
 )
+from chronotope.envs.vector_info import final_info_row
 
 
 # ------------------------------------------------------------------------------------------------ measures
@@ -363,8 +364,8 @@ def test_expert_follows_the_reference_path(val_file):
             if i not in done:
                 trail[i].append(core.sim.position[i].copy() if not (term[i] or trunc[i]) else None)
             if info.get("_final_info", np.zeros(4, bool))[i] and i not in done:
-                done[i] = info["final_info"][i]
-                trail[i][-1] = info["final_info"][i]["agent_pose"][:2]
+                done[i] = final_info_row(info, i)
+                trail[i][-1] = done[i]["agent_pose"][:2]
     for i, fi in done.items():
         assert fi["success"] == 1.0 and fi["ndtw"] >= 0.9, fi
         exact = np.exp(-dtw(np.array(trail[i]), refs[i]) / (len(refs[i]) * 3.0))
