@@ -27,7 +27,8 @@ from before a row's start. State ``h [B, num_layers, E·H, N]`` and ``conv [B, n
 
 Choices where the spec leaves one: both stacks put a Linear F -> H in front and a final norm (LayerNorm for
 LRU, RMSNorm for S6) behind; dropout is 0 (none built); the sequence path is the doubling scan, optionally in
-chunks (``scan_chunk``) to bound its memory, since for s6 each round copies a [B, T, E·H, N] tensor.
+chunks (``scan_chunk``) to bound its memory; s6 defaults to the loop (``scan_mode``), since each doubling round
+copies a [B, T, E·H, N] tensor and on CPU that costs more than the T small steps.
 """
 
 from __future__ import annotations
@@ -215,7 +216,13 @@ class S6Layer(nn.Module):
         return a, b, c_t
 
     def forward(
-        self, x: torch.Tensor, h0: torch.Tensor, buf: torch.Tensor, starts: torch.Tensor, chunk: int | None
+        self,
+        x: torch.Tensor,
+        h0: torch.Tensor,
+        buf: torch.Tensor,
+        starts: torch.Tensor,
+        chunk: int | None,
+        mode: str = "doubling",
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``x [B, T, H]``, ``h0 [B, E·H, N]``, ``buf [B, E·H, K-1]`` -> ``out [B, T, H]``, last h, new buffer."""
         t = x.shape[1]
@@ -227,7 +234,7 @@ class S6Layer(nn.Module):
             keep = (~starts[:, 0]).to(x.dtype)[:, None, None]
             h = (a[:, 0] * h0 * keep + b[:, 0]).unsqueeze(1)
         else:
-            h = linear_scan(a, b, h0, starts, chunk=chunk)  # [B, T, E·H, N]
+            h = linear_scan(a, b, h0, starts, mode=mode, chunk=chunk)  # [B, T, E·H, N]
         y = (h * c_t[:, :, None, :]).sum(-1) + self.D * u  # [B, T, E·H]
         y = y * F.silu(z)
         return self.out_proj(y), h[:, -1], new_buf
@@ -247,7 +254,10 @@ class S6Memory(MemoryModule):
         num_layers: blocks.
         dt_min: smallest initial Delta.
         dt_max: largest initial Delta.
-        scan_chunk: run the sequence scan in chunks of this many steps (``None``: one chunk).
+        scan_chunk: with ``scan_mode="doubling"``, run the scan in chunks of this many steps (``None``: one chunk).
+        scan_mode: ``"loop"`` or ``"doubling"``. On CPU the loop is faster for this state (batch 16 x 128 steps x
+            128 x 16 states: 45 ms loop, 161 ms doubling, 85 ms doubling in chunks of 16, measured); the doubling
+            scan's log2 T rounds pay off where parallel work is cheap (GPU).
     """
 
     def __init__(
@@ -261,7 +271,8 @@ class S6Memory(MemoryModule):
         num_layers: int = 2,
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
-        scan_chunk: int | None = 64,
+        scan_chunk: int | None = 16,
+        scan_mode: str = "loop",
     ) -> None:
         super().__init__()
         for name, v in (
@@ -276,6 +287,8 @@ class S6Memory(MemoryModule):
         dt_rank = math.ceil(hidden_size / 16) if dt_rank is None else dt_rank
         _check_positive("dt_rank", dt_rank)
         _check_chunk(scan_chunk)
+        if scan_mode not in ("loop", "doubling"):
+            raise ValueError(f"scan_mode must be 'loop' or 'doubling', got {scan_mode!r}")
         if not (0 < dt_min <= dt_max):
             raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min!r}, dt_max={dt_max!r}")
         self.input_size = input_size
@@ -284,7 +297,7 @@ class S6Memory(MemoryModule):
         self.inner = expand * hidden_size
         self.state_size = state_size
         self.conv_kernel = conv_kernel
-        self.scan_chunk = scan_chunk
+        self.scan_chunk, self.scan_mode = scan_chunk, scan_mode
         self.inp = nn.Linear(input_size, hidden_size)
         self.norms = nn.ModuleList(nn.RMSNorm(hidden_size) for _ in range(num_layers))
         self.mixers = nn.ModuleList(
@@ -316,7 +329,9 @@ class S6Memory(MemoryModule):
         v = self.inp(x)
         hs, bufs = [], []
         for i, mixer in enumerate(self.mixers):
-            out, h, buf = mixer(self.norms[i](v), state["h"][:, i], state["conv"][:, i], starts, self.scan_chunk)
+            out, h, buf = mixer(
+                self.norms[i](v), state["h"][:, i], state["conv"][:, i], starts, self.scan_chunk, self.scan_mode
+            )
             v = v + out
             hs.append(h)
             bufs.append(buf)

@@ -15,6 +15,11 @@ A sample is the mean of ``number`` consecutive steps from that state, threading 
 so work a memory does only every few steps (HCAM completes and stores a chunk every ``chunk_size`` steps) is
 in every sample at its real frequency.
 
+A second table times a whole-sequence forward (``seq_batch`` rows x ``seq_len`` steps from a fresh state, as a
+trainer calls the memory), reported as env steps/s beside the one-step rate: the parallel-scan memories (mingru,
+ffm, lru, s6) gain most from whole sequences; the memories whose writes depend on their own reads (titans,
+memoryvla) loop over the steps either way.
+
 Ratios are against full attention at the same T, measured in the same run with the memories timed in
 round-robin (sample r of every memory, then sample r + 1 ...) so drifting load affects them alike. The
 attention memories (hcam, trxl, full_attention) share width and head count (``width``, ``heads``) and have two
@@ -40,10 +45,23 @@ class Config:
     """Cap the episode lengths at 10^4 and take 3 samples per point."""
     lengths: tuple[int, ...] = (100, 1_000, 10_000, 100_000)
     """Histories T at which one step is timed."""
-    memories: tuple[str, ...] = ("hcam", "trxl", "janus", "lstm", "full_attention")
+    memories: tuple[str, ...] = (
+        "hcam",
+        "trxl",
+        "janus",
+        "lstm",
+        "gru",
+        "mingru",
+        "ffm",
+        "lru",
+        "s6",
+        "titans",
+        "memoryvla",
+        "full_attention",
+    )
     """Memories to compare; names that are not registered are skipped with a note."""
     width: int = 64
-    """hidden_size of hcam, trxl, full_attention and lstm (janus keeps its own defaults)."""
+    """hidden_size of every memory that has one (janus keeps its own defaults; memoryvla: its cognitive width)."""
     heads: int = 4
     """num_heads of hcam, trxl and full_attention, so the attention memories compare at one width and head count."""
     input_size: int = 64
@@ -62,6 +80,10 @@ class Config:
     """torch threads."""
     device: str = "cpu"
     """torch device."""
+    seq_len: int = 128
+    """Length of the whole-sequence forward timed for the sequence throughput table (0: skip that table)."""
+    seq_batch: int = 16
+    """Rows of that whole-sequence forward (a rollout chunk of this many environments)."""
     out_dir: str = "runs/bench"
     """Where ``memory.json`` / ``memory.md`` are written."""
 
@@ -72,8 +94,10 @@ def fill_steps(name: str, mem: torch.nn.Module, default: int) -> int:
         return mem.capacity * mem.chunk_size + mem.chunk_size
     if name == "trxl":
         return mem.window
-    if name in ("lstm", "gru", "none"):
-        return 1
+    if name in ("lstm", "gru", "none", "mingru", "ffm", "lru", "s6", "titans"):
+        return 1  # a fixed-size recurrent state: per-step work does not depend on the history
+    if name == "memoryvla":
+        return mem.capacity + 1  # banks full, consolidation on every step from here
     cap = getattr(getattr(mem, "cfg", None), "capacity", None)  # janus: n_init + n_window frames
     return int(cap) + 1 if isinstance(cap, int) else default
 
@@ -81,7 +105,8 @@ def fill_steps(name: str, mem: torch.nn.Module, default: int) -> int:
 def _build(name: str, cfg: Config):
     from chronotope.memory import make_memory
 
-    kw = {"hidden_size": cfg.width} if name in ("hcam", "trxl", "full_attention", "lstm", "gru") else {}
+    widths = ("hcam", "trxl", "full_attention", "lstm", "gru", "mingru", "ffm", "lru", "s6", "titans", "memoryvla")
+    kw = {"hidden_size": cfg.width} if name in widths else {}
     if name in ("hcam", "trxl", "full_attention"):
         kw["num_heads"] = cfg.heads
     torch.manual_seed(0)
@@ -140,6 +165,23 @@ def run(cfg: Config) -> dict:
                     "filled": filled[n][1],
                 }
             del filled
+        seq: dict[str, dict[str, float]] = {}
+        if cfg.seq_len > 0:
+            xs = torch.randn(cfg.seq_batch, cfg.seq_len, cfg.input_size, generator=gen).to(cfg.device)
+            # Episode starts as a rollout chunk has them: one row starts mid-chunk.
+            starts = torch.zeros(cfg.seq_batch, cfg.seq_len, dtype=torch.bool, device=cfg.device)
+            starts[0, cfg.seq_len // 2] = True
+            fresh = {n: mems[n].initial_state(cfg.seq_batch, cfg.device) for n in names}
+            seq_samples: dict[str, list[float]] = {n: [] for n in names}
+            for r in range(1 + repeat):  # the first round is warm-up
+                for n in names:
+                    t0 = time.perf_counter()
+                    mems[n](xs, fresh[n], starts)
+                    if r >= 1:
+                        seq_samples[n].append(time.perf_counter() - t0)
+            for n in names:
+                sec = statistics.median(seq_samples[n])
+                seq[n] = {"seq_ms": sec * 1e3, "seq_steps_per_s": cfg.seq_batch * cfg.seq_len / sec}
 
     cols = ["memory"] + [f"T={t:,}" for t in lengths]
     md = print_table(
@@ -157,6 +199,21 @@ def run(cfg: Config) -> dict:
         cols,
         [[n] + [results[n][t]["filled"] for t in lengths] for n in names],
     )
+    if seq:
+        md += print_table(
+            f"Forward throughput, env steps/s (batch {cfg.batch_size} one step at a time at T={lengths[0]:,}; "
+            f"batch {cfg.seq_batch} x a whole {cfg.seq_len}-step sequence, fresh state, one row restarting mid-way)",
+            ["memory", "one step (steps/s)", "sequence (steps/s)", "sequence / one step"],
+            [
+                [
+                    n,
+                    cfg.batch_size / (results[n][lengths[0]]["step_ms"] / 1e3),
+                    seq[n]["seq_steps_per_s"],
+                    seq[n]["seq_steps_per_s"] / (cfg.batch_size / (results[n][lengths[0]]["step_ms"] / 1e3)),
+                ]
+                for n in names
+            ],
+        )
     headline: dict[str, float] = {}
     if "full_attention" in results:
         full = results["full_attention"]
@@ -190,7 +247,14 @@ def run(cfg: Config) -> dict:
         print(note)
         md += f"\n{note}\n"
     md += "\nTimings on a shared CPU are noisy; compare ratios measured in the same run.\n"
-    out = {"config": cfg, "results": results, "headline": headline, "skipped": skipped, "machine": machine_info()}
+    out = {
+        "config": cfg,
+        "results": results,
+        "sequence": seq,
+        "headline": headline,
+        "skipped": skipped,
+        "machine": machine_info(),
+    }
     write_results("memory", out, md, cfg.out_dir)
     return out
 

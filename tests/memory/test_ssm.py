@@ -82,11 +82,11 @@ def test_s6_selectivity():
     torch.testing.assert_close(linear_scan(a, b, h0)[0, :, 0, 0], delta * u[0, :, 0] ** 2, atol=1e-6, rtol=1e-8)
 
 
-@pytest.mark.parametrize("name", ["lru", "s6"])
+@pytest.mark.parametrize("name,extra", [("lru", {}), ("s6", {"scan_mode": "doubling"}), ("s6", {"scan_mode": "loop"})])
 @pytest.mark.parametrize("chunk", [None, 3])
-def test_chunked_and_step_paths_agree(name, chunk):
+def test_chunked_and_step_paths_agree(name, extra, chunk):
     torch.manual_seed(1)
-    m = make_memory(name, 5, hidden_size=16, scan_chunk=chunk).double().eval()
+    m = make_memory(name, 5, hidden_size=16, scan_chunk=chunk, **extra).double().eval()
     x = torch.randn(3, 14, 5, dtype=torch.float64)
     starts = torch.zeros(3, 14, dtype=torch.bool)
     starts[0, 0] = starts[1, 6] = starts[2, 9] = starts[2, 10] = True
@@ -156,3 +156,5 @@ def test_config_errors_name_the_value():
         make_memory("s6", 5, dt_min=0.5, dt_max=0.1)
     with pytest.raises(ValueError, match="0"):
         make_memory("s6", 5, scan_chunk=0)
+    with pytest.raises(ValueError, match="'fast'"):
+        make_memory("s6", 5, scan_mode="fast")
