@@ -262,11 +262,11 @@ class MemoryVLAMemory(MemoryModule):
         p_all, c_all = self.tokens(x)
         st = dict(state)
         ys = []
-        for i in range(t):
-            r = starts[:, i]  # [B]
-            st = {k: torch.where(r.view(-1, *([1] * (v.dim() - 1))), torch.zeros_like(v), v) for k, v in st.items()}
+        for r, p_i, c_i in zip(starts.unbind(1), p_all.unbind(1), c_all.unbind(1)):  # r: [B]
+            if bool(r.any()):
+                st = {k: torch.where(r.view(-1, *([1] * (v.dim() - 1))), torch.zeros_like(v), v) for k, v in st.items()}
             fused = []
-            for name, stream, cur in (("per", self.per, p_all[:, i]), ("cog", self.cog, c_all[:, i])):
+            for name, stream, cur in (("per", self.per, p_i), ("cog", self.cog, c_i)):
                 mem = st[f"{name}_mem"]
                 mem4 = mem if mem.dim() == 4 else mem.unsqueeze(2)  # [B, L, N, d]
                 h = stream.retrieve(cur, mem4, st[f"{name}_ts"], st[f"{name}_n"], st["step"])

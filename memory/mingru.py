@@ -71,8 +71,8 @@ class MinGRUCell(nn.Module):
             ht = g(h_hat)
             h = h0
             hs = []
-            for i in range(t):
-                h = (1 - z[:, i]) * (h * keep[:, i]) + z[:, i] * ht[:, i]
+            for z_i, k_i, g_i in zip(z.unbind(1), keep.unbind(1), ht.unbind(1)):
+                h = (1 - z_i) * (h * k_i) + z_i * g_i
                 hs.append(h)
             return torch.stack(hs, dim=1)
         if scan == "log":

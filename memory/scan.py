@@ -52,12 +52,13 @@ def _doubling(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    t = b.shape[1]
-    if t == 0:
+    if b.shape[1] == 0:
         return b
-    outs = [b[:, 0]]
-    for i in range(1, t):
-        outs.append(a[:, i] * outs[-1] + b[:, i])
+    # unbind, not a[:, i]: the backward of T selects writes T full-size zero gradients (O(T^2) memory traffic).
+    a_s, b_s = a.unbind(1), b.unbind(1)
+    outs = [b_s[0]]
+    for a_t, b_t in zip(a_s[1:], b_s[1:]):
+        outs.append(a_t * outs[-1] + b_t)
     return torch.stack(outs, dim=1)
 
 

@@ -230,17 +230,18 @@ class TitansMemory(MemoryModule):
         ss = tuple(state[f"s{i + 1}"] for i in range(n))
         m0 = tuple(w.unsqueeze(0) for w in self.m0)
         reads = []
-        for i in range(t):
-            r = starts[:, i, None, None, None]  # [B, 1, 1, 1]
-            ws = tuple(torch.where(r, w0, w) for w0, w in zip(m0, ws))
-            ss = tuple(torch.where(r, torch.zeros_like(s), s) for s in ss)
+        # Per-step slices by unbind: indexing [:, i] would give T full-size zero gradients in the backward.
+        steps = zip(*(z.unbind(1) for z in (q, k, v, theta, eta, alpha)), starts.unbind(1))
+        for q_i, k_i, v_i, th_i, et_i, al_i, st_i in steps:
+            if bool(st_i.any()):  # skipping the where on steps without a start is exact and saves its cost
+                r = st_i[:, None, None, None]  # [B, 1, 1, 1]
+                ws = tuple(torch.where(r, w0, w) for w0, w in zip(m0, ws))
+                ss = tuple(torch.where(r, torch.zeros_like(s), s) for s in ss)
             if self.read_before_write:
-                reads.append(memory_read(ws, q[:, i], self.residual))
-            ws, ss = memory_update(
-                ws, ss, k[:, i], v[:, i], theta[:, i], eta[:, i], alpha[:, i], self.residual, self.max_grad_norm
-            )
+                reads.append(memory_read(ws, q_i, self.residual))
+            ws, ss = memory_update(ws, ss, k_i, v_i, th_i, et_i, al_i, self.residual, self.max_grad_norm)
             if not self.read_before_write:
-                reads.append(memory_read(ws, q[:, i], self.residual))
+                reads.append(memory_read(ws, q_i, self.residual))
         y = self.out_norm(torch.stack(reads, dim=1))  # [B, T, Hm, d]
         y = y * torch.sigmoid(self.out_gate(x)).view(b, t, hm, d)
         new_state = {f"w{i + 1}": w for i, w in enumerate(ws)} | {f"s{i + 1}": s for i, s in enumerate(ss)}
