@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from chronotope.envs.vector_info import final_info_row
+from chronotope.envs.rollout import iter_episodes, obs_row
 
 POLICIES = ("expert", "perfect", "memoryless", "random")
 METADATA_KEY = "chronotope"
@@ -278,36 +278,33 @@ def _nav_episodes(cfg: DatasetConfig, env_id: str, kw: dict[str, Any], seeds: li
     venv = make_vector_env(env_id, n, kw)
     try:
         act = _nav_actor(venv, cfg.policy, cfg.seed)
-        controllable = controllable_for(venv)
-        todo = iter(seeds)
-        obs, info = venv.reset(seed=[next(todo) for _ in range(n)])
-        lanes: list[_Episode | None] = [_Episode(s, _row(obs, i), _row(info, i)) for i, s in enumerate(seeds[:n])]
-        while any(e is not None for e in lanes):
-            ctrl = controllable()
-            actions = np.asarray(act())
-            for i, e in enumerate(lanes):
-                if e is not None:
-                    e.act(actions[i], ctrl[i])
-            obs, reward, term, trunc, info = venv.step(actions)
-            done = np.asarray(term) | np.asarray(trunc)
-            reseed: list[int | None] = [None] * n
-            for i, e in enumerate(lanes):
-                if e is None:
-                    continue  # nothing left to record here: the env runs on, unrecorded
-                if done[i]:
-                    e.step(info["final_obs"][i], reward[i], term[i], trunc[i], final_info_row(info, i))
-                    yield e
-                    lanes[i] = None
-                    reseed[i] = next(todo, None)
-                else:
-                    e.step(_row(obs, i), reward[i], term[i], trunc[i], _row(info, i))
-            mask = np.array([s is not None for s in reseed])
-            if mask.any():  # the auto-reset drew its episode from the env's generator; start the seeded one instead
-                obs, info = venv.reset(seed=reseed, options={"reset_mask": mask})
-                for i in np.flatnonzero(mask):
-                    lanes[i] = _Episode(reseed[i], _row(obs, i), _row(info, i))
+        recorder = _Recorder(seeds, controllable_for(venv))
+
+        def policy(obs, starts, lane_seeds):
+            recorder.ctrl = recorder.controllable()  # of the state the actions are taken in
+            return np.asarray(act())
+
+        for r in iter_episodes(venv, policy, seeds, recorder):
+            yield recorder.episodes.pop(r.index)
     finally:
         venv.close()
+
+
+class _Recorder:
+    """Rollout observer (:mod:`chronotope.envs.rollout`) building the :class:`_Episode` of every listed seed."""
+
+    def __init__(self, seeds: list[int], controllable) -> None:
+        self.seeds, self.controllable = seeds, controllable
+        self.ctrl: np.ndarray | None = None
+        self.episodes: dict[int, _Episode] = {}
+
+    def start(self, episode: int, lane: int, obs, info: dict[str, Any]) -> None:
+        self.episodes[episode] = _Episode(self.seeds[episode], obs, info)
+
+    def step(self, episode: int, lane: int, action, reward, terminated, truncated, obs, info) -> None:
+        e = self.episodes[episode]
+        e.act(action, self.ctrl[lane])
+        e.step(obs, reward, terminated, truncated, info)
 
 
 def collect_episodes(cfg: DatasetConfig, seeds: list[int]) -> Iterator[_Episode]:
@@ -319,41 +316,39 @@ def collect_episodes(cfg: DatasetConfig, seeds: list[int]) -> Iterator[_Episode]
     return record(cfg, env_id, cfg.env_kwargs_dict(), seeds)
 
 
-def _row(batched: dict[str, Any], i: int) -> dict[str, Any]:
-    return {k: v[i] for k, v in batched.items() if not k.startswith("_") and k not in ("final_obs", "final_info")}
-
-
 def _single_episodes(cfg: DatasetConfig, env_id: str, kw: dict[str, Any], seeds: list[int]) -> Iterator[_Episode]:
-    """Finished episodes of a single env (the arm tasks' scripted references, or random actions)."""
+    """Finished episodes of a single env (the arm tasks' scripted references, or random actions), one lane of a
+    ``SyncVectorEnv``; the policy is re-seeded per episode (``policy_seed(seed)``)."""
     import gymnasium as gym
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-    env = gym.make(env_id, **kw)
+    venv = SyncVectorEnv([lambda: gym.make(env_id, **kw)], autoreset_mode=AutoresetMode.SAME_STEP)
     try:
+        env = venv.envs[0]
         u = env.unwrapped
         if hasattr(u, "memoryless_bound"):  # an arm task: its scripted references
             from chronotope.envs.robot import oracles
 
-            policy = oracles.make_policy(env, "perfect" if cfg.policy == "expert" else cfg.policy, cfg.seed)
+            actor = oracles.make_policy(env, "perfect" if cfg.policy == "expert" else cfg.policy, cfg.seed)
             policy_seed = oracles.policy_seed
         elif cfg.policy == "random":
-            policy = _RandomActions(env.action_space)
+            actor = _RandomActions(env.action_space)
             policy_seed = int
         else:
             raise ValueError(f"{env_id} has no scripted policies: only --policy random records it")
-        for s in seeds:
-            obs, info = env.reset(seed=s)
-            policy.reset(obs, seed=policy_seed(s))
-            ep = _Episode(s, obs, info)
-            while True:
-                action = policy.act(obs)
-                ep.act(action, u.controllable() if hasattr(u, "controllable") else True)
-                obs, reward, term, trunc, info = env.step(action)
-                ep.step(obs, reward, term, trunc, info)
-                if term or trunc:
-                    break
-            yield ep
+        recorder = _Recorder(seeds, lambda: np.array([u.controllable() if hasattr(u, "controllable") else True]))
+
+        def policy(obs, starts, lane_seeds):
+            row = obs_row(obs, 0)
+            if starts[0]:  # an unrecorded episode (seed None) keeps the policy's generator
+                actor.reset(row, seed=None if lane_seeds[0] is None else policy_seed(lane_seeds[0]))
+            recorder.ctrl = recorder.controllable()
+            return np.asarray(actor.act(row))[None]
+
+        for r in iter_episodes(venv, policy, seeds, recorder):
+            yield recorder.episodes.pop(r.index)
     finally:
-        env.close()
+        venv.close()
 
 
 class _RandomActions:

@@ -23,7 +23,7 @@ from chronotope.agents.config import TrainConfig, _json_object
 from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.stats import summarize
-from chronotope.envs.vector_info import final_info_row
+from chronotope.envs.rollout import EpisodeRecord, iter_episodes
 
 
 @dataclass
@@ -150,72 +150,82 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     model.load_state_dict(data["model"])
     model.eval()
     # Episode k is fixed by the evaluation seed alone: its env is reset with seed + k and its actions are drawn
-    # from a generator seeded with seed + k, whichever environment runs it. Environments take the next episode
-    # when theirs ends, and every episode of the list is run to its end (taking the first episodes to *finish*
-    # would favour short ones, e.g. early STOPs).
-    n, total = ecfg.num_envs, ecfg.episodes
-    obs, info = venv.reset(seed=[ecfg.seed + i for i in range(n)])
-    episode_of: list[int | None] = [i if i < total else None for i in range(n)]
-    gens = [_generator(ecfg.seed + i) for i in range(n)]
-    next_episode = min(n, total)
-    state = model.initial_state(n, "cpu")
-    start = np.ones(n, bool)
-    ret = np.zeros(n)
-    results: dict[int, tuple[dict[str, Any], dict[str, np.ndarray]]] = {}
-    traj: list[dict[str, list]] = [_new_traj() for _ in range(n)]
-    for i in range(n):
-        _record_pose(traj[i], info, i)
-    bar = episode_progress(total, ecfg.progress)
-    with torch.no_grad():
-        while any(k is not None for k in episode_of):
-            o1 = obs_to_torch(obs, "cpu", time_dim=True)
-            dist, _, state = model(o1, state, torch.as_tensor(start)[:, None])
-            if ecfg.deterministic:
-                a = dist.probs.argmax(-1) if hasattr(dist, "probs") else dist.mean
-            else:
-                a = _sample_rows(dist, gens)
-            act = a[:, 0].numpy()
-            obs, r, term, trunc, info = venv.step(act)
-            ret += r
-            done = np.asarray(term) | np.asarray(trunc)
-            reseed = np.zeros(n, bool)
-            for i in range(n):
-                traj[i]["actions"].append(int(act[i]) if np.ndim(act[i]) == 0 else act[i].tolist())
-                traj[i]["rewards"].append(float(r[i]))
-                if done[i]:
-                    fi = final_info_row(info, i)
-                    rec = scalar_info(fi)
-                    rec["return"] = float(ret[i])
-                    rec["truncated"] = bool(trunc[i] and not term[i])
-                    _record_pose(traj[i], {"agent_pose": [fi.get("agent_pose")]}, 0)
-                    if episode_of[i] is not None:
-                        results[episode_of[i]] = (rec, _finish_traj(traj[i], episode_of[i], fi))
-                        bar.update(1)
-                    episode_of[i] = next_episode if next_episode < total else None
-                    if episode_of[i] is not None:
-                        next_episode += 1
-                        reseed[i] = True
-                        gens[i] = _generator(ecfg.seed + episode_of[i])
-                    traj[i] = _new_traj()
-                    ret[i] = 0.0
-            if reseed.any():  # the auto-reset episode is replaced by the list's next one
-                seeds = [ecfg.seed + episode_of[i] if reseed[i] else None for i in range(n)]
-                obs, reset_info = venv.reset(seed=seeds, options={"reset_mask": reseed})
-                for i in np.flatnonzero(reseed):
-                    _record_pose(traj[i], reset_info, i)
-            for i in np.flatnonzero(~reseed):
-                _record_pose(traj[i], info, i)
-            start = done
+    # from a generator seeded with seed + k, whichever environment runs it (chronotope.envs.rollout).
+    seeds = [ecfg.seed + k for k in range(ecfg.episodes)]
+    trajectories = TrajectoryObserver()
+    bar = episode_progress(ecfg.episodes, ecfg.progress)
+    records = []
+    for r in iter_episodes(venv, ModelPolicy(model, "cpu", ecfg.deterministic), seeds, trajectories):
+        records.append(r)
+        bar.update(1)
     bar.close()
     venv.close()
-    ordered = [results[k] for k in range(total)]
-    episodes = [rec for rec, _ in ordered]
-    finished_traj = [t for _, t in ordered]
+    records.sort(key=lambda r: r.index)
+    episodes = [episode_record(r) for r in records]
+    finished_traj = [trajectories.pop(r.index, r.info) for r in records]
     out = Path(ecfg.out or (Path(ecfg.run) / "eval"))
     summary = summarize_episodes(episodes)
     write_results(out, episodes, summary)
     save_trajectories(out / "trajectories.npz", finished_traj)
     return summary
+
+
+def episode_record(r: EpisodeRecord) -> dict[str, Any]:
+    """The line of ``episodes.jsonl`` of one finished episode: every scalar measure of its last info, ``return``
+    and ``truncated`` (ended by the time limit)."""
+    rec = scalar_info(r.info)
+    rec["return"] = r.ret
+    rec["truncated"] = bool(r.truncated and not r.terminated)
+    return rec
+
+
+class ModelPolicy:
+    """An :class:`ActorCritic` as a rollout policy (:mod:`chronotope.envs.rollout`): its memory state carried across
+    steps and cleared at episode starts; actions greedy (``deterministic``) or sampled from a generator seeded with
+    the episode's seed, so an episode's actions do not depend on the other lanes."""
+
+    def __init__(self, model: ActorCritic, device: str | torch.device = "cpu", deterministic: bool = False) -> None:
+        self.model, self.device, self.deterministic = model, device, deterministic
+        self.state = None
+        self.gens: list[torch.Generator | None] = []
+
+    @torch.no_grad()
+    def __call__(self, obs, starts: np.ndarray, seeds: list[int | None]) -> np.ndarray:
+        if self.state is None:
+            self.state = self.model.initial_state(len(starts), self.device)
+            self.gens = [None] * len(starts)
+        for i, s in enumerate(seeds):
+            if s is not None:
+                self.gens[i] = _generator(s)
+        o1 = obs_to_torch(obs, self.device, time_dim=True)
+        start = torch.as_tensor(np.asarray(starts), device=self.device)[:, None]
+        dist, _, self.state = self.model(o1, self.state, start)
+        if self.deterministic:
+            a = dist.probs.argmax(-1) if hasattr(dist, "probs") else dist.mean
+        else:
+            a = _sample_rows(dist, self.gens)
+        return a[:, 0].cpu().numpy()
+
+
+class TrajectoryObserver:
+    """Collects each recorded episode's poses (``info["agent_pose"]`` of every observation, first and last
+    included), actions and rewards, for :func:`save_trajectories`."""
+
+    def __init__(self) -> None:
+        self.trajs: dict[int, dict[str, list]] = {}
+
+    def start(self, episode: int, lane: int, obs, info: dict) -> None:
+        self.trajs[episode] = {"poses": [], "actions": [], "rewards": []}
+        _record_pose(self.trajs[episode], info)
+
+    def step(self, episode: int, lane: int, action, reward: float, terminated, truncated, obs, info: dict) -> None:
+        t = self.trajs[episode]
+        t["actions"].append(int(action) if np.ndim(action) == 0 else np.asarray(action).tolist())
+        t["rewards"].append(float(reward))
+        _record_pose(t, info)
+
+    def pop(self, episode: int, final_info: dict) -> dict[str, Any]:
+        return _finish_traj(self.trajs.pop(episode), episode, final_info)
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -229,20 +239,16 @@ def _sample_rows(dist, gens: list[torch.Generator]) -> torch.Tensor:
     other rows): inverse-CDF for a Categorical, ``mean + std * noise`` for a Normal."""
     if hasattr(dist, "probs"):
         cdf = dist.probs[:, 0].cumsum(-1)  # [N, n]
-        u = torch.stack([torch.rand((), generator=g) for g in gens])  # [N]
+        u = torch.stack([torch.rand((), generator=g) for g in gens]).to(cdf.device)  # [N]
         return (cdf < u[:, None] * cdf[:, -1:]).sum(-1).clamp(max=cdf.shape[-1] - 1)[:, None]  # [N, 1]
-    noise = torch.stack([torch.randn(dist.mean.shape[1:], generator=g) for g in gens])  # [N, 1, D]
-    return dist.mean + dist.stddev * noise
+    noise = torch.stack([torch.randn(dist.mean.shape[1:], generator=g) for g in gens]).to(dist.mean.device)
+    return dist.mean + dist.stddev * noise  # [N, 1, D]
 
 
-def _new_traj() -> dict[str, list]:
-    return {"poses": [], "actions": [], "rewards": []}
-
-
-def _record_pose(traj: dict, info: dict, i: int) -> None:
-    pose = info.get("agent_pose") if isinstance(info, dict) else None
-    if pose is not None and pose[i] is not None:
-        traj["poses"].append(np.asarray(pose[i], float).tolist())
+def _record_pose(traj: dict, info: dict) -> None:
+    pose = info.get("agent_pose")
+    if pose is not None:
+        traj["poses"].append(np.asarray(pose, float).tolist())
 
 
 def _finish_traj(traj: dict, episode: int, final_info: dict) -> dict[str, np.ndarray]:

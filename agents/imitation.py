@@ -24,10 +24,12 @@ import torch
 from chronotope.agents.checkpoint import save_checkpoint
 from chronotope.agents.config import TrainConfig
 from chronotope.agents.envs import make_vector_env, nav_cores
+from chronotope.agents.evaluate import ModelPolicy
 from chronotope.agents.memory_span import controllable_for
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.ppo.trainer import _rng_state, _stack_time, seed_everything
 from chronotope.agents.state_utils import StateBatcher, split_sequences
+from chronotope.envs.rollout import run_episodes
 from chronotope.envs.vector_info import final_info_row, finished_rows
 
 
@@ -193,27 +195,19 @@ def train_imitation(cfg: TrainConfig) -> list[dict[str, float]]:
     return history
 
 
-@torch.no_grad()
 def _learner_eval(model, cfg: TrainConfig, device, it: int) -> dict[str, float]:
-    """The learner alone (sampled actions) on fresh episodes: the imitation learning curve."""
+    """The learner alone on ``learner_eval_episodes`` fresh episodes, as ``chronotope eval`` runs a policy (actions
+    sampled per episode, every episode of a seeded list run to its end): the imitation learning curve. Iteration
+    ``it`` evaluates the episodes ``cfg.seed + 100_000 + it * E + k`` (disjoint per iteration, apart from the
+    training rollouts' seeds)."""
     venv = make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed)
-    n = cfg.num_envs
-    obs, _ = venv.reset(seed=cfg.seed + 100_000 + it * n)  # disjoint episodes per iteration (see OracleRollouts)
-    state = model.initial_state(n, device)
-    start = np.ones(n, bool)
-    ret = np.zeros(n)
-    done_eps: list[dict[str, float]] = []
-    while len(done_eps) < cfg.learner_eval_episodes:
-        o1 = obs_to_torch(obs, device, time_dim=True)
-        dist, _, state = model(o1, state, torch.as_tensor(start, device=device)[:, None])
-        obs, r, term, trunc, info = venv.step(dist.sample()[:, 0].cpu().numpy())
-        ret += r
-        start = np.asarray(term) | np.asarray(trunc)
-        for i in np.flatnonzero(start):
-            fi = final_info_row(info, i)
-            done_eps.append({"return": float(ret[i]), **{k: float(fi[k]) for k in ("success", "spl") if k in fi}})
-            ret[i] = 0.0
-    venv.close()
+    e = cfg.learner_eval_episodes
+    seeds = [cfg.seed + 100_000 + it * e + k for k in range(e)]
+    try:
+        records = run_episodes(venv, ModelPolicy(model, device), seeds)
+    finally:
+        venv.close()
+    done_eps = [{"return": r.ret, **{k: float(r.info[k]) for k in ("success", "spl") if k in r.info}} for r in records]
     keys = set().union(*done_eps)
     return {k: float(np.mean([e[k] for e in done_eps if k in e])) for k in keys}
 

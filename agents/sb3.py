@@ -207,9 +207,10 @@ def evaluate_sb3(
 ) -> dict[str, dict[str, float]]:
     """Evaluates an SB3 run (``sb3_model.zip`` of ``--algo sb3-ppo`` / ``recurrent-ppo``) as
     :func:`chronotope.agents.evaluate.evaluate` does an ActorCritic run: the run's env, kwargs and wrappers,
-    evaluation episodes seeded by ``seed`` (a quota per environment fixed in advance), sampled actions unless
-    ``deterministic``, and the same files (``episodes.jsonl``, ``summary.json``, ``summary.md``; no
-    trajectories) in ``out`` (default ``<run>/eval``). Returns the summary (measure -> mean, std, ci95, n).
+    evaluation episodes ``seed + k`` run to their ends by :func:`chronotope.envs.rollout.iter_episodes`, sampled
+    actions (torch's generator seeded ``seed``, shared by the lanes) unless ``deterministic``, and the same files
+    (``episodes.jsonl``, ``summary.json``, ``summary.md``; no trajectories) in ``out`` (default ``<run>/eval``).
+    Returns the summary (measure -> mean, std, ci95, n).
     """
     import json
     from pathlib import Path
@@ -217,8 +218,15 @@ def evaluate_sb3(
     import torch
 
     from chronotope.agents.config import TrainConfig
-    from chronotope.agents.envs import make_vector_env, scalar_info
-    from chronotope.agents.evaluate import EvalConfig, episode_progress, summarize_episodes, write_results
+    from chronotope.agents.envs import make_vector_env
+    from chronotope.agents.evaluate import (
+        EvalConfig,
+        episode_progress,
+        episode_record,
+        summarize_episodes,
+        write_results,
+    )
+    from chronotope.envs.rollout import iter_episodes
 
     EvalConfig(run=run, episodes=episodes, num_envs=num_envs, env_kwargs=env_kwargs).validate()
 
@@ -232,37 +240,24 @@ def evaluate_sb3(
         from stable_baselines3 import PPO as Algo
     model = Algo.load(run / "sb3_model.zip", device="cpu")
     kw = {**cfg.env_kwargs_dict(), **json.loads(env_kwargs)}
-    venv = SB3VecEnv(make_vector_env(cfg.env, num_envs, kw, cfg.wrappers, cfg.seed))
-    venv.seed(seed)
+    venv = make_vector_env(cfg.env, num_envs, kw, cfg.wrappers, cfg.seed)
+    encoder = SB3VecEnv(venv)  # SB3's view of the observations (one-hot grids); the loop steps venv itself
     torch.manual_seed(seed)
-    obs = venv.reset()
     state = None
-    start = np.ones(num_envs, bool)
-    ret = np.zeros(num_envs)
-    # As in evaluate: every environment contributes a quota fixed in advance (its first q_i episodes), since the
-    # first episodes to *finish* would favour short ones.
-    quota = [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
-    per_env: list[list[dict[str, Any]]] = [[] for _ in range(num_envs)]
+
+    def policy(obs, starts, seeds):
+        nonlocal state
+        act, state = model.predict(encoder._encode(obs), state=state, episode_start=starts, deterministic=deterministic)
+        return act
+
     bar = episode_progress(episodes, progress)
-    while any(len(per_env[i]) < quota[i] for i in range(num_envs)):
-        act, state = model.predict(obs, state=state, episode_start=start, deterministic=deterministic)
-        obs, r, dones, infos = venv.step(act)
-        ret += r
-        for i in np.flatnonzero(dones):
-            rec = scalar_info({k: v for k, v in infos[i].items() if k != "terminal_observation"})
-            rec.pop("episode_measures", None)
-            rec.pop("TimeLimit.truncated", None)
-            rec["return"] = float(ret[i])
-            rec["truncated"] = bool(infos[i].get("TimeLimit.truncated", False))
-            if len(per_env[i]) < quota[i]:
-                per_env[i].append(rec)
-                bar.update(1)
-            ret[i] = 0.0
-        start = dones
+    records = []
+    for r in iter_episodes(venv, policy, [seed + k for k in range(episodes)]):
+        records.append(r)
+        bar.update(1)
     bar.close()
     venv.close()
-    # Episode k of env i is number i + num_envs * k: one order whatever finished first.
-    done_eps = [per_env[i][k] for k in range(max(quota)) for i in range(num_envs) if k < len(per_env[i])]
+    done_eps = [episode_record(r) for r in sorted(records, key=lambda r: r.index)]
     summary = summarize_episodes(done_eps)
     write_results(Path(out or (run / "eval")), done_eps, summary)
     return summary

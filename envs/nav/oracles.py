@@ -22,7 +22,6 @@ import numpy as np
 
 from chronotope.envs.nav.expert import ShortestPathExpert
 from chronotope.envs.sim.kinematic import MOVE_FORWARD, STOP
-from chronotope.envs.vector_info import final_info_row, finished_rows
 
 ORACLE_KINDS = ("random", "memoryless", "perfect")
 STOP_RADIUS = 0.08  # ObjectRecall oracles stop (at <= 0.03 m, i.e. inside) the cells where a STOP chooses their object,
@@ -462,38 +461,32 @@ def make_oracle(task_name: str, kind: str, seed: int = 0):
 def evaluate(
     env_id: str, kind: str, episodes: int, num_envs: int = 16, seed: int = 0, make_policy=None, **env_kwargs
 ) -> dict[str, float]:
-    """Runs policy ``kind`` on ``episodes`` finished episodes of a vector env; returns mean final measures.
+    """Runs policy ``kind`` on the episodes ``seed + k`` (k < ``episodes``) of a vector env, each to its end
+    (:func:`chronotope.envs.rollout.run_episodes`: the same episodes whatever ``num_envs``); returns mean final
+    measures.
 
     ``make_policy(task_name, kind, seed)`` builds the policy (default :func:`make_oracle`), e.g. to keep a handle
-    on it.
+    on it. Its random choices come from one generator seeded ``seed`` shared by the lanes, so those (unlike the
+    episodes) depend on ``num_envs``.
 
-    Every measure of ``final_info`` is averaged (success, spl, score, time_to_target ...), plus ``return``
-    (mean undiscounted episode return) and ``episodes``.
+    Every scalar measure of the episodes' last info is averaged (success, spl, score, time_to_target ...), plus
+    ``return`` (mean undiscounted episode return) and ``episodes``.
     """
     import gymnasium as gym
 
     import chronotope.envs  # noqa: F401  (registers the ids)
+    from chronotope.envs.rollout import run_episodes
 
     venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
     core = venv.unwrapped.core
     policy = (make_policy or make_oracle)(core.task.name, kind, seed)
-    venv.reset(seed=seed)
-    ret = np.zeros(num_envs)
-    # A quota per environment fixed in advance: the first episodes to *finish* would favour short ones.
-    quota = [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
-    per_env: list[list[tuple[dict, float]]] = [[] for _ in range(num_envs)]
-    while any(len(per_env[i]) < quota[i] for i in range(num_envs)):
-        _, r, _, _, info = venv.step(policy.act(core))
-        ret += r
-        for i in finished_rows(info):
-            if len(per_env[i]) < quota[i]:
-                per_env[i].append((final_info_row(info, i), float(ret[i])))
-            ret[i] = 0.0
-    venv.close()
-    done = [d for rows in per_env for d, _ in rows]
-    returns = [g for rows in per_env for _, g in rows]
+    try:
+        records = run_episodes(venv, lambda obs, starts, seeds: policy.act(core), [seed + k for k in range(episodes)])
+    finally:
+        venv.close()
+    done = [r.info for r in records]
     keys = [k for k, v in done[0].items() if np.ndim(v) == 0 and not k.startswith(("reward_", "scene_id"))]
     out = {k: float(np.mean([d[k] for d in done])) for k in keys}
-    out["return"] = float(np.mean(returns))
+    out["return"] = float(np.mean([r.ret for r in records]))
     out["episodes"] = float(len(done))
     return out

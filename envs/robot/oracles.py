@@ -283,11 +283,10 @@ def evaluate(env_id: str, kind: str, episodes: int, seed: int = 0, num_envs: int
     robot task; returns the mean final measures.
 
     Episode i uses env seed ``seed + i`` and policy seed ``policy_seed(seed + i)`` (the same episode whatever ran
-    before).
-    ``env_kwargs`` go to ``gymnasium.make`` (e.g. ``observability="full"`` for the twin, ``num_colors=5``);
-    ``num_envs`` is accepted for call compatibility with ``chronotope.envs.nav.oracles.evaluate`` and ignored
-    (the arm envs run one episode at a time, so the results do not depend on it). The scripted oracles need
-    ``obs_mode="state"`` (the default) and ``ee_delta`` control.
+    before), run by :func:`chronotope.envs.rollout.run_episodes` on a ``SyncVectorEnv`` of ``num_envs`` arms (one
+    policy each), so the results do not depend on ``num_envs``.
+    ``env_kwargs`` go to ``gymnasium.make`` (e.g. ``observability="full"`` for the twin, ``num_colors=5``). The
+    scripted oracles need ``obs_mode="state"`` (the default) and ``ee_delta`` control.
 
     Returns: ``success`` (rate), ``return`` (mean undiscounted), ``steps`` (mean), every other numeric measure of
     the final info averaged (``wrong_lift``, ``early_lift``, ``presses``, ...), and ``episodes``.
@@ -300,14 +299,26 @@ def evaluate(env_id: str, kind: str, episodes: int, seed: int = 0, num_envs: int
         raise ValueError(f"unknown oracle kind {kind!r}; valid: {ORACLE_KINDS}")
     if episodes < 1:
         raise ValueError(f"episodes={episodes!r}; expected >= 1")
-    del num_envs
     register_robot_envs()
-    env = gym.make(env_id, **env_kwargs)
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    from chronotope.envs.rollout import obs_row, run_episodes
+
+    venv = SyncVectorEnv(
+        [lambda: gym.make(env_id, **env_kwargs) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP
+    )
     try:
-        policy = make_policy(env, kind, seed)
-        done = [run_episode(env, policy, seed=seed + i, policy_seed=policy_seed(seed + i)) for i in range(episodes)]
+        policies = [make_policy(e, kind, seed) for e in venv.envs]
+
+        def act(obs, starts, seeds):
+            for i in np.flatnonzero(starts):  # unrecorded episodes (seed None) keep the policy's generator
+                policies[i].reset(obs_row(obs, i), seed=None if seeds[i] is None else policy_seed(seeds[i]))
+            return np.stack([p.act(obs_row(obs, i)) for i, p in enumerate(policies)])
+
+        records = run_episodes(venv, act, [seed + i for i in range(episodes)])
     finally:
-        env.close()
+        venv.close()
+    done = [{**r.info, "steps": r.steps, "return": r.ret} for r in records]
     keys = [
         k
         for k, v in done[0].items()

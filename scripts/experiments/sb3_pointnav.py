@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chronotope.envs.vector_info import final_info_row, finished_rows
+from chronotope.envs.rollout import run_episodes
 
 
 @dataclass
@@ -44,16 +44,16 @@ class Config:
 
 
 def evaluate(policy, env_kwargs: dict, episodes: int, seed: int) -> dict[str, float]:
+    """Mean success / spl / steps of ``policy(obs) -> actions`` on the episodes ``seed + k``, each run to its end
+    (:func:`chronotope.envs.rollout.run_episodes`)."""
     import gymnasium as gym
 
     venv = gym.make_vec("chronotope/PointNav-v0", num_envs=8, vectorization_mode="vector_entry_point", **env_kwargs)
-    obs, _ = venv.reset(seed=seed)
-    done: list[dict] = []
-    while len(done) < episodes:
-        obs, _, _, _, info = venv.step(policy(obs))
-        done += [final_info_row(info, i) for i in finished_rows(info)]
-    done = done[:episodes]
-    return {k: float(np.mean([d[k] for d in done])) for k in ("success", "spl", "steps")}
+    try:
+        records = run_episodes(venv, lambda obs, starts, seeds: policy(obs), [seed + k for k in range(episodes)])
+    finally:
+        venv.close()
+    return {k: float(np.mean([r.info[k] for r in records])) for k in ("success", "spl", "steps")}
 
 
 def main(cfg: Config) -> dict:

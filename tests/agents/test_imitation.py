@@ -113,3 +113,26 @@ def test_online_rollouts_start_at_new_episodes_every_time():
         firsts += [tuple(rollout["obs"]["pose"][0, i].tolist()) for i in range(3)]
     assert len(set(firsts)) == len(firsts)  # 9 lanes, 9 distinct start poses
     venv.close()
+
+
+def test_learner_eval_runs_the_same_seeded_episodes_whatever_num_envs():
+    """The learner curve goes through the one evaluation loop: its episodes and sampled actions are fixed by the
+    seed list, so 2 or 3 lanes give the same numbers; iterations evaluate different episodes."""
+    import torch
+
+    from chronotope.agents.envs import make_vector_env
+    from chronotope.agents.imitation import _learner_eval
+    from chronotope.agents.policy import ActorCritic
+
+    def cfg(n):
+        kw = {"obs_mode": "state", "num_scenes": 1, "max_episode_steps": 12}
+        return TrainConfig(env="chronotope/PointNav-v0", agent="gru", num_envs=n, learner_eval_episodes=5,
+                           env_kwargs=json.dumps(kw), progress=False)  # fmt: skip
+
+    venv = make_vector_env("chronotope/PointNav-v0", 1, json.loads(cfg(1).env_kwargs))
+    torch.manual_seed(0)
+    model = ActorCritic.from_config(cfg(2), venv.single_observation_space, venv.single_action_space)
+    venv.close()
+    a, b = _learner_eval(model, cfg(2), "cpu", 0), _learner_eval(model, cfg(3), "cpu", 0)
+    assert a == b and {"return", "success", "spl"} <= a.keys()
+    assert _learner_eval(model, cfg(2), "cpu", 1) != a
