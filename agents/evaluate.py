@@ -2,8 +2,9 @@
 
 Writes ``<run>/eval/episodes.jsonl`` (one object per episode: every scalar measure in ``info`` and ``return``),
 ``summary.json`` (measure -> {mean, std, ci95, n}; identifiers such as ``scene_id`` (:data:`ID_FIELDS`) stay in
-the episodes but are not averaged), ``summary.md`` and ``trajectories.npz`` (see :func:`save_trajectories` for the
-format). An earlier evaluation in the same folder is moved to ``previous/<time>/`` first, never overwritten.
+the episodes but are not averaged), ``summary.md`` and ``trajectories.npz`` (format: :mod:`chronotope.envs.trajectory`).
+An earlier evaluation in the same folder is moved to ``previous/<time>/`` first, never overwritten. Episodes are run
+by the one evaluation loop, :mod:`chronotope.envs.rollout`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.policy import ActorCritic, obs_to_torch
 from chronotope.agents.stats import summarize
 from chronotope.envs.rollout import EpisodeRecord, iter_episodes
+from chronotope.envs.trajectory import save_trajectories
 
 
 @dataclass
@@ -259,29 +261,6 @@ def _finish_traj(traj: dict, episode: int, final_info: dict) -> dict[str, np.nda
         "rewards": np.asarray(traj["rewards"], float),
         "scene_id": int(final_info.get("scene_id", -1)) if final_info else -1,
     }
-
-
-def save_trajectories(path: Path, trajs: list[dict[str, Any]]) -> Path:
-    """Trajectory file (npz): ``poses`` float [P, 3] (x, y, yaw) of all episodes concatenated, ``pose_index``
-    int [E + 1] offsets into it per episode, ``actions`` / ``rewards`` concatenated with ``step_index`` [E + 1],
-    ``scene_id`` int [E]. Written atomically."""
-    poses = [t["poses"] for t in trajs]
-    acts = [
-        np.asarray(t["actions"]).reshape(len(t["rewards"]), -1) if len(t["rewards"]) else np.zeros((0, 1))
-        for t in trajs
-    ]
-    arrays = {
-        "poses": np.concatenate(poses) if poses else np.zeros((0, 3)),
-        "pose_index": np.cumsum([0] + [len(p) for p in poses]),
-        "actions": np.concatenate(acts) if acts else np.zeros((0, 1)),
-        "rewards": np.concatenate([t["rewards"] for t in trajs]) if trajs else np.zeros(0),
-        "step_index": np.cumsum([0] + [len(t["rewards"]) for t in trajs]),
-        "scene_id": np.asarray([t["scene_id"] for t in trajs], int),
-    }
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
 
 
 def _atomic_write(path: Path, text: str) -> None:

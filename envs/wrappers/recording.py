@@ -1,19 +1,20 @@
 """``TrajectoryRecorder``: a gymnasium wrapper writing nav-env episodes to the trajectory file of ``chronotope eval``.
 
-The file is written by :func:`chronotope.agents.evaluate.save_trajectories` (poses, actions, rewards, scene ids)
-and extended with optional arrays that let a viewer rebuild the episode without the run's config: scene JSON,
-scene seeds, goal positions, instructions, per-step collisions and, with ``record_frames=True``, the observed
-RGB / depth / semantic frames and camera poses. The format is documented in :mod:`chronotope.scripts.viz.trajectory`.
+The file (format, writing and reading: :mod:`chronotope.envs.trajectory`) holds poses, actions, rewards and scene
+ids, and from this recorder also the optional arrays that let a viewer rebuild the episode without the run's
+config: scene JSON, scene seeds, goal positions, instructions, per-step collisions and, with
+``record_frames=True``, the observed RGB / depth / semantic frames and camera poses.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from chronotope.envs.trajectory import save_trajectories
 
 
 class TrajectoryRecorder(gym.Wrapper):
@@ -126,46 +127,10 @@ class TrajectoryRecorder(gym.Wrapper):
         if path is None:
             raise ValueError("no output path: pass one to save() or to TrajectoryRecorder(path=...)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        intr = self.env.unwrapped.core.intrinsics
-        return save_recorded(path, self.episodes, hfov=intr.hfov_deg, max_depth=self.env.unwrapped.core.max_depth)
+        core = self.env.unwrapped.core
+        return save_trajectories(path, self.episodes, hfov=core.intrinsics.hfov_deg, max_depth=core.max_depth)
 
     def close(self) -> None:
         if self.path is not None and self.episodes:
             self.save()
         super().close()
-
-
-def save_recorded(path: Path, episodes: list[dict[str, Any]], hfov: float, max_depth: float) -> Path:
-    """``save_trajectories``' file plus the optional arrays (see the module docstring)."""
-    from chronotope.agents.evaluate import save_trajectories
-
-    path = Path(path)
-    base = path.with_name(path.name + ".base.npz")
-    save_trajectories(base, episodes)
-    with np.load(base, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    base.unlink()
-    e = len(episodes)
-    arrays["scene_seed"] = np.asarray([ep.get("scene_seed", -1) for ep in episodes], np.int64).reshape(e)
-    arrays["goal_position"] = np.asarray(
-        [ep.get("goal_position", (np.nan, np.nan)) for ep in episodes], np.float64
-    ).reshape(e, 2)
-    arrays["instruction"] = np.asarray([ep.get("instruction", "") for ep in episodes], dtype=str).reshape(e)
-    arrays["collided"] = (
-        np.concatenate([ep["collided"] for ep in episodes]) if episodes else np.zeros(0, bool)
-    ).astype(bool)
-    scenes = [ep.get("scene_json") for ep in episodes]
-    if episodes and all(s is not None for s in scenes):
-        table = sorted(set(scenes))
-        arrays["scenes_json"] = np.asarray(table, dtype=str)
-        arrays["scene_ref"] = np.asarray([table.index(s) for s in scenes], np.int64)
-    keys = set.intersection(*(set(ep.get("frames", {})) for ep in episodes)) if episodes else set()
-    for k in sorted(keys):
-        arrays[k] = np.concatenate([ep["frames"][k] for ep in episodes])
-    if keys:
-        arrays["hfov"] = np.float64(hfov)
-        arrays["max_depth"] = np.float64(max_depth)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-    return path

@@ -1,7 +1,8 @@
 """Visualisation: Open3D episode scenes (window or headless PNG), top-down maps, learning curves, metric bars and
 episode videos. ``viz(VizConfig)`` is the ``chronotope viz`` command; the modules are usable on their own:
 
-- :mod:`.trajectory`: reading trajectory files (format documented there) and rebuilding an episode's scene.
+- :mod:`.trajectory`: teleports on a path, and rebuilding an episode's scene (the trajectory file itself, its
+  format, writing and reading, is :mod:`chronotope.envs.trajectory`).
 - :mod:`.open3d_scene`: layers (scene, path, poses, goal, octree, graph, splats), camera presets, rendering.
 - :mod:`.plots`: top-down 2D map, learning curves with CI bands, metric bar chart.
 - :mod:`.video`: RGB | depth | semantic | map episode videos.
@@ -62,8 +63,9 @@ def _wrote(out: Path) -> None:
 def viz(cfg: VizConfig) -> Path | None:
     """Draws what ``cfg.what`` asks for, says where it wrote (once); returns the file written (None after an
     interactive window)."""
+    from chronotope.envs.trajectory import load_episode
     from chronotope.scripts.viz import open3d_scene as o3s
-    from chronotope.scripts.viz.trajectory import load_episode, scene_for_episode
+    from chronotope.scripts.viz.trajectory import scene_for_episode
 
     if cfg.what == "curves":
         from chronotope.scripts.viz.plots import learning_curves

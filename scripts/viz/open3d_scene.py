@@ -405,7 +405,7 @@ def episode_layers(
     """Geometries per layer for one episode.
 
     Args:
-        ep: an :class:`~chronotope.scripts.viz.trajectory.EpisodeTrajectory` (must have poses).
+        ep: an :class:`~chronotope.envs.trajectory.EpisodeTrajectory` (must have poses).
         scene: its ``SceneSpec`` (needed by ``scene``, ``octree`` and ``splats``).
         layers: names from :data:`LAYERS`.
         coloring: scene colouring, ``rgb`` or ``semantic``.
@@ -414,7 +414,7 @@ def episode_layers(
         splats: prebuilt (means [N, 3], colours [N, 3]) (default: a Gaussian memory built from the episode).
         cut_height: scene geometry above this height is cut away (None: full height).
     """
-    from chronotope.scripts.viz.trajectory import check_episode
+    from chronotope.envs.trajectory import check_episode
 
     check_episode(ep)
     bad = [x for x in layers if x not in LAYERS]

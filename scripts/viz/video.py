@@ -39,8 +39,9 @@ def episode_frames(ep, scene, panel: int = 160, max_frames: int | None = None, t
     from PIL import Image, ImageDraw
 
     from chronotope.envs.render.colorize import colorize_depth, colorize_semantic, depth_colorbar, label_image
+    from chronotope.envs.trajectory import check_episode
     from chronotope.scripts.viz.open3d_scene import dashes
-    from chronotope.scripts.viz.trajectory import check_episode, jump_steps
+    from chronotope.scripts.viz.trajectory import jump_steps
 
     check_episode(ep)
     n = len(ep.poses)

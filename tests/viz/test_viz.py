@@ -9,19 +9,13 @@ import numpy as np
 import pytest
 
 import chronotope.envs  # noqa: F401  (registers the ids)
-from chronotope.agents.evaluate import save_trajectories
 from chronotope.envs.nav.expert import ShortestPathExpert
+from chronotope.envs.trajectory import load_episode, num_episodes, save_trajectories
 from chronotope.envs.wrappers.recording import TrajectoryRecorder
 from chronotope.scripts.viz import VizConfig, viz
 from chronotope.scripts.viz import open3d_scene as o3s
 from chronotope.scripts.viz.plots import learning_curves, mean_ci, metrics_bar, topdown_map
-from chronotope.scripts.viz.trajectory import (
-    JUMP_DISTANCE,
-    load_episode,
-    num_episodes,
-    path_segments,
-    scene_for_episode,
-)
+from chronotope.scripts.viz.trajectory import JUMP_DISTANCE, path_segments, scene_for_episode
 from chronotope.scripts.viz.video import PANEL_NAMES_BAND, episode_frames, frame_strip, write_video
 
 
