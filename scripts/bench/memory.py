@@ -18,7 +18,8 @@ in every sample at its real frequency.
 A second table times a whole-sequence forward (``seq_batch`` rows x ``seq_len`` steps from a fresh state, as a
 trainer calls the memory), reported as env steps/s beside the one-step rate: the parallel-scan memories (mingru,
 ffm, lru, s6) gain most from whole sequences; the memories whose writes depend on their own reads (titans,
-memoryvla) loop over the steps either way.
+memoryvla, sat) loop over the steps either way. sat runs on its default place signal (columns 0 and 1 of x as
+a pose), which with random inputs spreads entries over its places.
 
 Ratios are against full attention at the same T, measured in the same run with the memories timed in
 round-robin (sample r of every memory, then sample r + 1 ...) so drifting load affects them alike. The
@@ -57,6 +58,7 @@ class Config:
         "s6",
         "titans",
         "memoryvla",
+        "sat",
         "full_attention",
     )
     """Memories to compare; names that are not registered are skipped with a note."""
@@ -96,8 +98,8 @@ def fill_steps(name: str, mem: torch.nn.Module, default: int) -> int:
         return mem.window
     if name in ("lstm", "gru", "none", "mingru", "ffm", "lru", "s6", "titans"):
         return 1  # a fixed-size recurrent state: per-step work does not depend on the history
-    if name == "memoryvla":
-        return mem.capacity + 1  # banks full, consolidation on every step from here
+    if name in ("memoryvla", "sat"):
+        return mem.capacity + 1  # banks full: consolidation / eviction on every step from here
     cap = getattr(getattr(mem, "cfg", None), "capacity", None)  # janus: n_init + n_window frames
     return int(cap) + 1 if isinstance(cap, int) else default
 
@@ -105,7 +107,20 @@ def fill_steps(name: str, mem: torch.nn.Module, default: int) -> int:
 def _build(name: str, cfg: Config):
     from chronotope.memory import make_memory
 
-    widths = ("hcam", "trxl", "full_attention", "lstm", "gru", "mingru", "ffm", "lru", "s6", "titans", "memoryvla")
+    widths = (
+        "hcam",
+        "trxl",
+        "full_attention",
+        "lstm",
+        "gru",
+        "mingru",
+        "ffm",
+        "lru",
+        "s6",
+        "titans",
+        "memoryvla",
+        "sat",
+    )
     kw = {"hidden_size": cfg.width} if name in widths else {}
     if name in ("hcam", "trxl", "full_attention"):
         kw["num_heads"] = cfg.heads

@@ -5,8 +5,10 @@ steps (random symbols from a separate alphabet), then a query step showing one o
 the value paired with it, read from the memory's output at the query step. Chance is ``1 / n_values``.
 
 A memory solves delay L if it keeps the pairs for L + 1 steps: trxl only while the pairs are inside its window
-(``n_pairs + L <= window``), HCAM while they are inside its ``capacity * chunk_size`` steps, an LSTM/GRU only
-if it learns to hold them in its state, which a short training budget does not give it at long delays.
+(``n_pairs + L <= window``), HCAM while they are inside its ``capacity * chunk_size`` steps, sat while they are
+among its ``capacity`` (64) entries, memoryvla while its merges keep them apart, the recurrent memories (lstm,
+gru, mingru, ffm, lru, s6, titans) only if they learn to hold them in their state, which a short training budget
+does not give them at long delays.
 
     python -m chronotope.scripts.experiments.memory_recall            # the accuracy vs L table
     python -m chronotope.scripts.experiments.memory_recall --iters 5  # smoke run
@@ -18,6 +20,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,7 +28,19 @@ from torch import nn
 
 @dataclass
 class Config:
-    memories: tuple[str, ...] = ("lstm", "gru", "trxl", "hcam")
+    memories: tuple[str, ...] = (
+        "lstm",
+        "gru",
+        "trxl",
+        "hcam",
+        "mingru",
+        "ffm",
+        "lru",
+        "s6",
+        "titans",
+        "memoryvla",
+        "sat",
+    )
     """Registered memory names to train (see ``chronotope.memory.available_memories``)."""
     delays: tuple[int, ...] = (4, 16, 48, 96)
     """Distractor delays L between the last pair and the query."""
@@ -105,11 +120,13 @@ class RecallModel(nn.Module):
         super().__init__()
         from chronotope.memory import make_memory
 
-        kw: dict[str, int] = {"hidden_size": cfg.hidden_size}
+        kw: dict[str, Any] = {"hidden_size": cfg.hidden_size}
         if name == "trxl":
             kw["window"] = cfg.trxl_window
         if name == "hcam":
             kw.update(cfg.hcam)
+        if name == "sat":  # the task has no place: one place holding the whole budget (SAT reduces to T-FIFO)
+            kw.update({"num_places": 1, "grid": (1, 1)})
         if name == "none":
             kw = {}
         self.memory = make_memory(name, input_size(cfg), **kw)
