@@ -3,6 +3,18 @@
 ``NavVectorEnv`` is this core with N environments; ``NavEnv`` is its N = 1 view. One :meth:`NavCore.step` moves
 all agents, updates every measure and reward term, resets finished environments (when asked) and renders
 all cameras in one renderer call.
+
+Conventions shared with the arm envs (:mod:`chronotope.envs.robot.env`):
+
+* ``obs_mode`` names what the observation holds: ``state`` (vectors, nothing rendered) and ``rgbd`` (colour and
+  depth, plus the proprioceptive / task vectors an agent may see) mean the same in both families; nav adds
+  ``depth`` (depth only).
+* Configuration is checked when the env is made: an unknown keyword, or a keyword of a nested config
+  (``task_kwargs``, ``scene_config``, ``agent``) that its class does not take, raises ``ValueError`` naming it; a
+  bad value raises ``ValueError`` naming the keyword and the value.
+* Depth is float32 metres, one channel ``[H, W, 1]``. Where a ray hits nothing the two families still differ: the
+  nav renderers report ``max_depth`` (the range cap; the map wrappers read it as free space up to the cap), the
+  arm cameras 0 (no return).
 """
 
 from __future__ import annotations
@@ -87,7 +99,7 @@ class NavConfig:
                 kwargs["task_kwargs"] = {**(kwargs.get("task_kwargs") or {}), **{k: kwargs.pop(k) for k in named}}
                 unknown = [k for k in unknown if k not in named]
         if unknown:
-            raise TypeError(f"unknown navigation env keyword(s) {unknown}; valid keywords: {sorted(names)}")
+            raise ValueError(f"unknown navigation env keyword(s) {unknown}; valid keywords: {sorted(names)}")
         if "resolution" in kwargs and kwargs["resolution"] is not None:
             res = kwargs["resolution"]
             if isinstance(res, int):
@@ -124,8 +136,8 @@ def make_task(name: str, kwargs: dict | None) -> Task:
         raise ValueError(f"unknown task {name!r}; valid: {sorted(TASKS)}")
     try:
         return TASKS[name](**(kwargs or {}))
-    except TypeError as e:
-        raise TypeError(f"bad task_kwargs for task {name!r}: {e}") from e
+    except TypeError as e:  # an unknown keyword: ValueError naming it, as every env config check
+        raise ValueError(f"bad task_kwargs for task {name!r}: {e}") from e
 
 
 @lru_cache(maxsize=256)
@@ -149,7 +161,7 @@ def load_scene_pool(cfg: NavConfig) -> list[SceneSpec]:
     try:
         ApartmentConfig(**sc)
     except TypeError as e:
-        raise TypeError(f"bad scene_config {cfg.scene_config!r}: {e}") from e
+        raise ValueError(f"bad scene_config {cfg.scene_config!r}: {e}") from e
     key = json.dumps(sc, sort_keys=True)
     return [_scene_from_seed(int(s), key) for s in seeds]
 
@@ -168,7 +180,7 @@ class NavCore:
         try:
             self.agent = AgentConfig(**(cfg.agent or {}))
         except TypeError as e:
-            raise TypeError(f"bad agent config {cfg.agent!r}: {e}") from e
+            raise ValueError(f"bad agent config {cfg.agent!r}: {e}") from e
         # A task may pin scene-generator knobs it depends on (e.g. room count, objects per room).
         scene_hook = getattr(self.task, "scene_overrides", None)
         overrides = scene_hook() if scene_hook is not None else None

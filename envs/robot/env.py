@@ -12,6 +12,10 @@ Memory tasks also override ``controllable()`` (False while a scripted phase hold
 then ignored), ``cue_to_query_span()`` and ``memoryless_bound()`` (the memory-demand spec's declarations).
 
 The reward is the sum of the named terms; each is reported as ``info["reward_<name>"]``.
+
+Conventions shared with the navigation envs (see :mod:`chronotope.envs.nav.core`): ``obs_mode`` ``state`` /
+``rgbd`` mean the same there; unknown kwargs and bad values raise ``ValueError`` naming them (:func:`make_config`,
+``__post_init__``); depth is float32 metres ``[H, W, 1]``, but 0 where a ray hits nothing (nav: ``max_depth``).
 """
 
 from __future__ import annotations

@@ -270,7 +270,7 @@ def test_bad_memory_task_kwargs():
         gym.make("chronotope/Ballet-v0", num_dancers=9)
     with pytest.raises(ValueError, match="num_targets"):
         gym.make("chronotope/TargetSequence-v0", num_targets=1)
-    with pytest.raises(TypeError, match="colour_mode"):
+    with pytest.raises(ValueError, match="colour_mode"):
         gym.make("chronotope/Ballet-v0", colour_mode=1)
     with pytest.raises(ValueError, match="unknown oracle kind"):
         make_oracle("ballet", "psychic")

@@ -158,7 +158,7 @@ def test_bad_input_gives_clear_errors():
         env.step(np.nan)
     with pytest.raises(ValueError, match="shape"):
         env.step(np.array([1, 2]))
-    with pytest.raises(TypeError, match="colour_mode"):
+    with pytest.raises(ValueError, match="colour_mode"):
         gym.make("chronotope/PointNav-v0", colour_mode=1)
     with pytest.raises(ValueError, match="resolution"):
         gym.make("chronotope/PointNav-v0", resolution=(0, 64))
