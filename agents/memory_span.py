@@ -20,10 +20,16 @@ from chronotope.agents.envs import nav_cores
 def declared_span(venv) -> int | None:
     """The cue-to-query span (steps) the env's task declares; None when the env declares none."""
     spans = []
-    for core in nav_cores(venv):
+    cores = nav_cores(venv)
+    for core in cores:
         try:
             spans.append(int(core.task.cue_to_query_span()))
         except (AttributeError, NotImplementedError):  # a task that declares no span
+            pass
+    if not cores:  # other envs may declare it themselves (e.g. chronotope/MemoryLength-v0)
+        try:
+            spans += [int(f() if callable(f) else f) for f in venv.get_attr("cue_to_query_span")]
+        except (AttributeError, NotImplementedError, TypeError, ValueError):
             pass
     return max(spans, default=None)
 

@@ -59,6 +59,11 @@ def _register_all() -> None:
                 kwargs=kwargs,
             )
         DESCRIPTIONS[env_id] = desc
+    if "chronotope/MemoryLength-v0" not in gym.registry:  # no scene: a diagnostic of memory learning alone
+        gym.register(id="chronotope/MemoryLength-v0", entry_point="chronotope.envs.diagnostic:MemoryLengthEnv")
+    DESCRIPTIONS["chronotope/MemoryLength-v0"] = (
+        "diagnostic: a cue at step 0, `delay` blank steps, then name the cue (bsuite memory_len); no scene"
+    )
     try:
         from chronotope.envs.robot.registration import register_robot_envs
     except ModuleNotFoundError as e:  # the robot package is optional in a partial checkout

@@ -75,6 +75,8 @@ class Config:
         agents: memory cores, all with the same recipe and budget.
         seeds: training seeds.
         steps: environment steps per run (0: the preset's).
+        epochs: PPO epochs per update (0: the preset's, else the trainer's default).
+        minibatches: minibatches per epoch (0: the preset's, else the trainer's default).
         aux_coef: weight of the auxiliary memory loss for every core (0: off; the preset's readout needs it on).
         memory_cfgs: memory config per core.
         eval_episodes: evaluation episodes per agent, seed, delay and action rule.
@@ -89,6 +91,8 @@ class Config:
     agents: tuple[str, ...] = ("none", "gru", "hcam")
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int = 0
+    epochs: int = 0
+    minibatches: int = 0
     aux_coef: float = 1.0
     memory_cfgs: dict = field(default_factory=lambda: {"hcam": {"hidden_size": 128, "num_heads": 4, "chunk_size": 4}})
     eval_episodes: int = 200
@@ -116,8 +120,9 @@ def train_config(cfg: Config, agent: str, seed: int):
 
     p = PRESETS[cfg.task]
     recipe = dict(p["recipe"])
-    if cfg.steps:
-        recipe["steps"] = cfg.steps
+    for k in ("steps", "epochs", "minibatches"):
+        if getattr(cfg, k):
+            recipe[k] = getattr(cfg, k)
     if cfg.quick:
         recipe.update(steps=2 * 4 * 16, num_envs=4, rollout_len=16, bptt_len=16)
     return TrainConfig(

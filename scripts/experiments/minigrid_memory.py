@@ -36,6 +36,7 @@ import numpy as np
 POLICIES = {
     "none": ("ppo", "none"),
     "gru": ("ppo", "gru"),
+    "hcam": ("ppo", "hcam"),
     "recurrent-ppo": ("recurrent-ppo", "none"),
 }
 """Policy name -> (--algo, --agent)."""
@@ -58,7 +59,10 @@ class Config:
         bptt_len: training sequence length of our PPO; rollout_len covers several whole episodes of a trained
             agent (about 10 steps; 245 at most), and bptt_len = rollout_len lets the gradient reach the cue.
         epochs: PPO epochs per update.
-        minibatches: minibatches per epoch.
+        minibatches: minibatches per epoch. 10 x 8 = 80 gradient steps per rollout (SB3's PPO defaults take 10
+            epochs of 64-sample batches): with 4 x 4 neither our GRU (lr 1e-3 or 3e-4) left the coin-flip level
+            in 250k-300k steps; with 10 x 8 it did (see scripts/experiments/memory_length for the same effect
+            on a bare delayed cue).
         lr: Adam learning rate (our PPO anneals it to 0; SB3 keeps it constant).
         ent_coef: entropy bonus.
         gamma: discount.
@@ -73,17 +77,22 @@ class Config:
     env_kwargs: str = "{}"
     policies: tuple[str, ...] = ("none", "gru", "recurrent-ppo")
     seeds: tuple[int, ...] = (0, 1, 2)
-    steps: int = 250_000
+    steps: int = 300_000
     num_envs: int = 16
-    rollout_len: int = 64
-    bptt_len: int = 64
-    epochs: int = 4
-    minibatches: int = 4
-    lr: float = 1e-3
+    rollout_len: int = 128
+    bptt_len: int = 128
+    epochs: int = 10
+    minibatches: int = 8
+    lr: float = 3e-4
     ent_coef: float = 0.01
     gamma: float = 0.99
     hidden: int = 128
-    memory_cfgs: dict = field(default_factory=lambda: {"gru": {"hidden_size": 128}})
+    memory_cfgs: dict = field(
+        default_factory=lambda: {
+            "gru": {"hidden_size": 128},
+            "hcam": {"hidden_size": 128, "num_heads": 4, "chunk_size": 4},
+        }
+    )
     eval_episodes: int = 200
     out: Path = Path("runs/minigrid_memory")
     quick: bool = False
