@@ -1,8 +1,8 @@
 """Imitation learning from an oracle: behaviour cloning, then DAgger (Ross et al. 2011).
 
 The oracle is found from the environment: a batched Chronotope nav env exposes its core, and
-:func:`expert_for` returns the task's expert (shortest-path follower, or a task-specific oracle when the task
-provides ``expert()``). Data are whole sequences (``rollout_len`` steps per environment) with episode starts, so
+:func:`expert_for` returns the task's expert (``Task.expert()``: the shortest-path follower, or the memory tasks'
+perfect-memory oracle). Data are whole sequences (``rollout_len`` steps per environment) with episode starts, so
 memory cores train on the same sequences they will act on; the memory state at each sequence start is stored
 as in sequence PPO. Iteration 0 is behaviour cloning (the expert acts); DAgger iteration i lets the learner act
 with probability ``1 - 0.5**i`` while the expert labels every visited state; the dataset aggregates.
@@ -48,17 +48,7 @@ def expert_for(venv) -> Callable[[], np.ndarray]:
 
 
 def _core_expert(core) -> Callable[[], np.ndarray]:
-    from chronotope.envs.nav import oracles
-
-    task_expert = getattr(core.task, "expert", None)
-    if task_expert is not None:
-        expert = task_expert()
-    elif core.task.name in ("object_recall", "target_sequence", "ballet"):
-        expert = oracles.make_oracle(core.task.name, "perfect")  # perfect memory of what the agent has seen
-    else:
-        from chronotope.envs.nav.expert import ShortestPathExpert
-
-        expert = ShortestPathExpert()
+    expert = core.task.expert()  # shortest-path follower, or the memory tasks' perfect-memory oracle
     return lambda: expert.act(core)
 
 

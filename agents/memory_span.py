@@ -62,10 +62,4 @@ def controllable_for(venv) -> Callable[[], np.ndarray] | None:
     cores = nav_cores(venv)
     if not cores:
         return None
-    hooks = [getattr(core.task, "controllable", None) for core in cores]
-    if all(h is None for h in hooks):
-        n = sum(core.n for core in cores)
-        return lambda: np.ones(n, bool)
-    return lambda: np.concatenate(
-        [np.ones(c.n, bool) if h is None else np.asarray(h(c), bool) for c, h in zip(cores, hooks)]
-    )
+    return lambda: np.concatenate([np.asarray(core.task.controllable(core), bool) for core in cores])

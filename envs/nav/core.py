@@ -46,7 +46,7 @@ class NavConfig:
     """Every keyword a navigation env accepts (unknown keywords are an error).
 
     Attributes:
-        task: task name ("pointnav", "objectnav", ...).
+        task: task name, a key of ``chronotope.envs.tasks.TASKS`` ("pointnav", "objectnav", ...).
         obs_mode: "rgbd" (rgb, depth, optional semantic), "depth", or "state" (privileged vectors, no rendering).
         resolution: (height, width) of the camera images.
         hfov: horizontal field of view (degrees).
@@ -182,13 +182,11 @@ class NavCore:
         except TypeError as e:
             raise ValueError(f"bad agent config {cfg.agent!r}: {e}") from e
         # A task may pin scene-generator knobs it depends on (e.g. room count, objects per room).
-        scene_hook = getattr(self.task, "scene_overrides", None)
-        overrides = scene_hook() if scene_hook is not None else None
+        overrides = self.task.scene_overrides()
         if overrides and not cfg.scene_files:
             cfg = dataclasses.replace(cfg, scene_config={**(cfg.scene_config or {}), **overrides})
         # A task may bring its own scenes (e.g. VLN episodes replayed from a dataset file name their scenes).
-        pool_hook = getattr(self.task, "scene_pool", None)
-        pool = pool_hook(cfg) if pool_hook is not None else None
+        pool = self.task.scene_pool(cfg)
         self.scenes = pool if pool is not None else load_scene_pool(cfg)
         self.grids = [_navgrid(s, self.agent.radius, self.agent.nav_cell, self.agent.height) for s in self.scenes]
         self._main: dict[int, np.ndarray] = {}
@@ -307,9 +305,7 @@ class NavCore:
         self._update_distance()
         for m in self.measures.values():
             m.reset_metric(idx, self)
-        reset_hook = getattr(self.task, "on_reset", None)
-        if reset_hook is not None:
-            reset_hook(self, idx, rngs)
+        self.task.on_reset(self, idx, rngs)
 
     def _update_distance(self) -> None:
         row, col, inside = self.sim.stack.cells(self.sim.scene, self.sim.position)
@@ -341,18 +337,14 @@ class NavCore:
         """Moves every agent and updates measures; returns (reward [N], terms {name: [N]}, terminated [N])."""
         a = self.check_actions(actions)
         # Scripted phases (observe, watch ...) replace the agent's actions before motion.
-        override = getattr(self.task, "override_actions", None)
-        if override is not None:
-            a = override(self, a)
+        a = self.task.override_actions(self, a)
         prev = self.distance_to_goal.copy()
         self.called_stop = a == 0
         noise = self.agent.forward_noise > 0 or self.agent.turn_noise > 0
         self.collided, self.moved = self.sim.step(a, rngs if noise else None)
         self.elapsed += 1
         self._update_distance()
-        task_step = getattr(self.task, "on_step", None)
-        if task_step is not None:
-            task_step(self, a)
+        self.task.on_step(self, a)
         for m in self.measures.values():
             m.update_metric(self)
         terms = self.task.reward_terms(self, prev)
@@ -361,8 +353,7 @@ class NavCore:
         return reward, terms, terminated
 
     def task_terminated(self) -> np.ndarray:
-        hook = getattr(self.task, "terminated", None)
-        return hook(self) if hook is not None else self.called_stop.copy()
+        return self.task.terminated(self)
 
     # ------------------------------------------------------------------------------------------- observations
     def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -378,15 +369,11 @@ class NavCore:
             obs["depth"] = out.depth.cpu().numpy()[..., None]
             if self.cfg.semantic:
                 obs["semantic"] = out.semantic.cpu().numpy()[..., None]
-            task_pixels = getattr(self.task, "modify_pixels", None)
-            if task_pixels is not None:
-                task_pixels(self, sel, obs, out)
+            self.task.modify_pixels(self, sel, obs, out)
         if mode == "state":
             obs.update(self._state_obs(sel))
             # Memory tasks hide privileged vectors the agent has not seen (e.g. the remembered target's ``goal``).
-            task_state = getattr(self.task, "modify_state", None)
-            if task_state is not None:
-                task_state(self, sel, obs)
+            self.task.modify_state(self, sel, obs)
         sensors = self.task.sensors(self)
         for k, v in sensors.items():
             obs[k] = v[sel]
@@ -430,7 +417,5 @@ class NavCore:
         out["camera_pose"] = self.camera_poses()
         out["agent_pose"] = np.concatenate([self.sim.position, self.sim.yaw[:, None]], -1)
         out["scene_id"] = self.sim.scene.copy()
-        extra = getattr(self.task, "info", None)
-        if extra is not None:
-            out.update(extra(self))
+        out.update(self.task.info(self))
         return out

@@ -1,17 +1,15 @@
-"""Navigation tasks by name (imported lazily by the nav core)."""
+"""Navigation tasks by name: ``TASKS`` (name -> class), filled by the ``@register_task`` decorator on each class.
 
-from chronotope.envs.tasks.ballet import BalletTask
-from chronotope.envs.tasks.object_recall import ObjectRecallTask
-from chronotope.envs.tasks.objectnav import ObjectNavTask
-from chronotope.envs.tasks.pointnav import PointNavTask
-from chronotope.envs.tasks.target_sequence import TargetSequenceTask
-from chronotope.envs.tasks.vln import VLNTask
+Importing this package imports every module in it, so a task class in a new module here is registered without
+editing any other file. A task defined elsewhere registers when its module is imported.
+"""
 
-TASKS = {
-    "pointnav": PointNavTask,
-    "objectnav": ObjectNavTask,
-    "vln": VLNTask,
-    "object_recall": ObjectRecallTask,
-    "target_sequence": TargetSequenceTask,
-    "ballet": BalletTask,
-}
+import importlib
+import pkgutil
+
+from chronotope.envs.tasks.base import TASKS, Task, register_task
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["TASKS", "Task", "register_task"]

@@ -9,7 +9,7 @@ from gymnasium import spaces
 from scipy import ndimage
 
 from chronotope.envs.sim.kinematic import STOP
-from chronotope.envs.tasks.base import Episode, start_frame
+from chronotope.envs.tasks.base import Episode, register_task, start_frame
 from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps, spl
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask
 
@@ -54,6 +54,7 @@ def pattern_offset(pattern: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.n
     return lat, rad, up, scale
 
 
+@register_task("ballet")
 class BalletTask(MemoryTask):
     """Task sheet.
 
@@ -109,8 +110,6 @@ class BalletTask(MemoryTask):
         observability: "partial" (the memory task) or "full" (the observability twin: the instructed dancer is
             marked after the watch phase).
     """
-
-    name = "ballet"
 
     def __init__(
         self,

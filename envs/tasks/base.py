@@ -1,7 +1,12 @@
-"""Task objects: episode sampling, task sensors, reward terms and success radius for the batched nav core."""
+"""Task objects: episode sampling, task sensors, reward terms and success radius for the batched nav core.
+
+Every hook the core, the trainers and the oracles call on a task is declared on :class:`Task` with its default;
+:func:`register_task` puts a task class in ``TASKS``, the one task-name -> class table the nav core reads.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,9 +45,15 @@ class Episode:
 class Task:
     """Base class of navigation tasks.
 
-    Subclasses set ``name`` and ``success_radius`` and implement :meth:`sample_episode`,
-    :meth:`sensor_spaces` and :meth:`sensors`. Rewards: progress on geodesic distance, a success bonus and a
-    slack penalty (habitat defaults), each reported as ``info["reward_<name>"]``.
+    Subclasses are registered with :func:`register_task` (which sets ``name``), set ``success_radius`` and
+    implement :meth:`sample_episode`, :meth:`sensor_spaces` and :meth:`sensors`. Rewards: progress on geodesic
+    distance, a success bonus and a slack penalty (habitat defaults), each reported as ``info["reward_<name>"]``.
+
+    The other hooks have defaults that leave the core's behaviour alone; a task overrides only those it needs.
+    In the order the core calls them: :meth:`scene_overrides` and :meth:`scene_pool` (construction),
+    :meth:`on_reset` (episode starts), :meth:`override_actions`, :meth:`on_step`, :meth:`reward_terms`,
+    :meth:`terminated` (each step), :meth:`modify_pixels` / :meth:`modify_state` (observations), :meth:`info`.
+    Trainers and oracles read :meth:`controllable`, :meth:`cue_to_query_span` and :meth:`expert`.
     """
 
     name = "task"
@@ -75,7 +86,32 @@ class Task:
     def sensors(self, core) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    # ------------------------------------------------------------------------------------------ construction
+    def scene_overrides(self) -> dict | None:
+        """Scene-generator knobs the task depends on (``ApartmentConfig`` keywords, e.g. room count), merged over
+        the env's ``scene_config`` when scenes are generated; None leaves it as given."""
+        return None
+
+    def scene_pool(self, cfg) -> list | None:
+        """The task's own scenes (``SceneSpec`` list, e.g. named by a dataset's episodes) for config ``cfg``;
+        None uses the pool the config describes."""
+        return None
+
+    # ------------------------------------------------------------------------------------------ episodes
+    def on_reset(self, core, idx: np.ndarray, rngs: list[np.random.Generator]) -> None:
+        """Called after environments ``idx`` started new episodes (measures already reset); ``rngs[i]`` is
+        environment i's generator, for the task's own per-episode sampling."""
+
+    def override_actions(self, core, actions: np.ndarray) -> np.ndarray:
+        """Actions int64 [N] as executed: scripted phases (observe, watch ...) replace the agent's. Default: the
+        agent's actions unchanged."""
+        return actions
+
+    def on_step(self, core, actions: np.ndarray) -> None:
+        """Called after the agents moved with ``actions`` [N] (distances updated), before the measures."""
+
     def reward_terms(self, core, prev_distance: np.ndarray) -> dict[str, np.ndarray]:
+        """Named reward terms {name: [N]}; the reward is their sum, each reported as ``info["reward_<name>"]``."""
         d = core.distance_to_goal
         progress = np.where(np.isfinite(prev_distance) & np.isfinite(d), prev_distance - d, 0.0)
         success = core.measures["success"].value
@@ -84,6 +120,65 @@ class Task:
             "success": self.success_reward * success,
             "slack": np.full(core.n, self.slack_reward),
         }
+
+    def terminated(self, core) -> np.ndarray:
+        """bool [N]: episodes that end now. Default: the agent called STOP."""
+        return core.called_stop.copy()
+
+    # ------------------------------------------------------------------------------------------ observations
+    def modify_pixels(self, core, sel: np.ndarray, obs: dict[str, np.ndarray], out) -> None:
+        """Edits the rendered images ``obs`` (rows ``sel``) in place, e.g. to draw what the scene mesh lacks;
+        ``out`` is the renderer's output. ``NavCore.observe`` and the rendered-depth map wrapper call it."""
+
+    def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
+        """Edits the ``state`` observation vectors (rows ``sel``) in place, e.g. to hide what the agent has not
+        seen."""
+
+    def info(self, core) -> dict[str, np.ndarray]:
+        """Extra per-environment info entries {key: [N, ...]} beyond the measures."""
+        return {}
+
+    # ------------------------------------------------------------------------------------------ trainers, oracles
+    def controllable(self, core) -> np.ndarray:
+        """bool [N]: environments whose next action is the agent's own (not replaced by a scripted phase).
+        Trainers mask the losses of the other steps."""
+        return np.ones(core.n, bool)
+
+    def cue_to_query_span(self) -> int:
+        """Most steps between the last informative observation and the decision that needs it (current settings).
+
+        Trainers warn when their gradient truncation (``bptt_len``) is shorter than this. Raises
+        ``NotImplementedError`` for tasks that declare no span (no memory demand).
+        """
+        raise NotImplementedError
+
+    def expert(self):
+        """The task's oracle for imitation: an object whose ``act(core)`` returns int64 actions [N]. Default: the
+        shortest-path expert on the goal's geodesic field."""
+        from chronotope.envs.nav.expert import ShortestPathExpert
+
+        return ShortestPathExpert()
+
+
+TASKS: dict[str, type[Task]] = {}
+"""Task name -> class, filled by :func:`register_task` (``chronotope.envs.tasks`` imports every task module)."""
+
+
+def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
+    """Class decorator: registers a :class:`Task` subclass under ``name`` (its ``task=`` keyword) and sets its
+    ``name``. A name may be taken once; re-running the same class definition (a reloaded module) replaces it."""
+
+    def register(cls: type[Task]) -> type[Task]:
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise TypeError(f"register_task({name!r}) decorates Task subclasses, got {cls!r}")
+        prior = TASKS.get(name)
+        if prior is not None and (prior.__module__, prior.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"task name {name!r} is taken by {prior.__module__}.{prior.__qualname__}")
+        cls.name = name
+        TASKS[name] = cls
+        return cls
+
+    return register
 
 
 def agent_frame(d: np.ndarray, yaw: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 from gymnasium import spaces
 
 from chronotope.envs.sim.kinematic import STOP, TURN_LEFT
-from chronotope.envs.tasks.base import Episode, agent_frame, polar, start_frame
+from chronotope.envs.tasks.base import Episode, agent_frame, polar, register_task, start_frame
 from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps, spl
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 
@@ -15,6 +15,7 @@ PHASE_NAMES = ("observe", "delay", "recall")
 CUE_COLOUR = PALETTE[4]  # magenta: rare among the furniture colours
 
 
+@register_task("object_recall")
 class ObjectRecallTask(MemoryTask):
     """Task sheet.
 
@@ -94,8 +95,6 @@ class ObjectRecallTask(MemoryTask):
         observability: "partial" (the memory task) or "full" (the observability twin: the cue never goes off).
         approach_reward: shaping per metre of progress towards the nearest candidate object during recall (0: off).
     """
-
-    name = "object_recall"
 
     def __init__(
         self,

@@ -8,9 +8,10 @@ from scipy import ndimage
 
 from chronotope.envs.scene import catalogue as cat
 from chronotope.envs.scene.navgrid import _fill_polygon
-from chronotope.envs.tasks.base import Episode, Task, start_frame
+from chronotope.envs.tasks.base import Episode, Task, register_task, start_frame
 
 
+@register_task("objectnav")
 class ObjectNavTask(Task):
     """Task sheet.
 
@@ -25,7 +26,6 @@ class ObjectNavTask(Task):
     Reward terms: ``progress``, ``success`` (+2.5), ``slack`` (-0.01 / step).
     """
 
-    name = "objectnav"
     success_radius = 1.0
     cache_attrs = ("_cache",)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.tasks.base import Episode, Task, polar, start_frame
+from chronotope.envs.tasks.base import Episode, Task, polar, register_task, start_frame
 
 
+@register_task("pointnav")
 class PointNavTask(Task):
     """Task sheet.
 
@@ -20,7 +21,6 @@ class PointNavTask(Task):
     Reward terms: ``progress`` (decrease of geodesic distance), ``success`` (+2.5), ``slack`` (-0.01 / step).
     """
 
-    name = "pointnav"
     success_radius = 0.2
 
     def __init__(self, min_distance: float = 1.0, max_distance: float = 12.0, success_radius: float = 0.2, **kw):

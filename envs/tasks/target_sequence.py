@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.tasks.base import Episode, polar, start_frame
+from chronotope.envs.tasks.base import Episode, polar, register_task, start_frame
 from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 
@@ -13,6 +13,7 @@ NUM_COLOURS = len(PALETTE)
 DEFAULT_HORIZON = 1000  # max_episode_steps at registration (the single env does not pass it to the core)
 
 
+@register_task("target_sequence")
 class TargetSequenceTask(MemoryTask):
     """Task sheet.
 
@@ -63,7 +64,6 @@ class TargetSequenceTask(MemoryTask):
             is observed at every step).
     """
 
-    name = "target_sequence"
     cache_attrs = (*MemoryTask.cache_attrs, "_separation")
 
     def __init__(

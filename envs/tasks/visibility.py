@@ -167,17 +167,11 @@ class MemoryTask(Task):
     def allocate(self, n: int) -> None:
         raise NotImplementedError
 
-    # ----------------------------------------------------------------------------------------- memory demand
-    def cue_to_query_span(self) -> int:
-        """Most steps between the last informative observation and the decision that needs it (current settings).
+    def expert(self):
+        """The perfect-memory oracle of the task (it remembers everything the agent has seen)."""
+        from chronotope.envs.nav import oracles
 
-        Trainers warn when their gradient truncation (``bptt_len``) is shorter than this.
-        """
-        raise NotImplementedError
-
-    def controllable(self, core) -> np.ndarray:
-        """bool [N]: environments whose next action is the agent's own (not replaced by a scripted phase)."""
-        return np.ones(core.n, bool)
+        return oracles.make_oracle(self.name, "perfect")
 
     def remember_rngs(self, idx: np.ndarray, rngs) -> None:
         for i in idx:

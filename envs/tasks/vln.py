@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.tasks.base import Episode, Task
+from chronotope.envs.tasks.base import Episode, Task, register_task
 from chronotope.envs.tasks.instructions import default_tokenizer
 from chronotope.envs.tasks.measures import NAV_MEASURES, Measure
 from chronotope.envs.tasks.vln_dataset import (
@@ -129,6 +129,7 @@ VLN_MEASURES: tuple[type[Measure], ...] = (*NAV_MEASURES, NDTW, SDTW, TaskComple
 
 
 # ------------------------------------------------------------------------------------------------ task
+@register_task("vln")
 class VLNTask(Task):
     """Task sheet.
 
@@ -162,7 +163,6 @@ class VLNTask(Task):
         landmark_reach: the goal lies within this distance (m) of its landmark's footprint, beyond the agent radius.
     """
 
-    name = "vln"
     success_radius = 3.0
     cache_attrs = ("_approach",)
 

@@ -90,8 +90,7 @@ def scene_from_env_kwargs(kwargs: dict[str, Any], scene_id: int, scene_seed: int
     kwargs = {k: v for k, v in kwargs.items() if k != "max_episode_steps"}
     cfg = NavConfig.from_kwargs(**kwargs)
     task = make_task(cfg.task, cfg.task_kwargs)
-    hook = getattr(task, "scene_overrides", None)
-    overrides = hook() if hook is not None else None
+    overrides = task.scene_overrides()
     if overrides and not cfg.scene_files:
         cfg = dataclasses.replace(cfg, scene_config={**(cfg.scene_config or {}), **overrides})
     if scene_seed is not None:
