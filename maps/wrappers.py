@@ -512,9 +512,7 @@ class RenderedDepthWrapper(gym.ObservationWrapper):
         frame = {"depth": out.depth.cpu().numpy()[..., None]}  # [1, H, W, 1]
         # What the agent would see: the task's pixels (e.g. Ballet's moving dancers) drawn over the static scene,
         # as NavCore.observe does for pixel modes.
-        task_pixels = getattr(core.task, "modify_pixels", None)
-        if task_pixels is not None:
-            task_pixels(core, np.arange(core.n), frame, out)
+        core.task.modify_pixels(core, np.arange(core.n), frame, out)  # declared on Task (a no-op by default)
         return {**observation, self.key: frame["depth"][0].astype(np.float32)}  # [H, W, 1]
 
 
