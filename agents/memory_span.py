@@ -29,7 +29,7 @@ def declared_span(venv) -> int | None:
     if not cores:  # other envs may declare it themselves (e.g. chronotope/MemoryLength-v0)
         try:
             spans += [int(f() if callable(f) else f) for f in venv.get_attr("cue_to_query_span")]
-        except (AttributeError, NotImplementedError, TypeError, ValueError):
+        except (AttributeError, NotImplementedError):  # declared by none of them
             pass
     return max(spans, default=None)
 

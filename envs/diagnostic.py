@@ -62,7 +62,8 @@ class MemoryLengthEnv(gym.Env):
         o = np.zeros(self.num_cues + 2, np.float32)
         if self.t == 0 or self.observability == "full":
             o[self.cue] = 1.0
-        o[self.num_cues + (self.t == self.delay + 1)] = 1.0 if self.t > 0 else 0.0
+        if self.t > 0:  # the wait flag, or the query flag at the answer step
+            o[self.num_cues + (self.t == self.delay + 1)] = 1.0
         return o
 
     def _info(self, success: float = 0.0) -> dict:
@@ -75,11 +76,8 @@ class MemoryLengthEnv(gym.Env):
         return self._obs(), self._info()
 
     def step(self, action):
-        if not self.action_space.contains(action):
-            # numpy integer scalars of any width count as actions; anything else (NaN, floats, out of range) is refused
-            if not (np.ndim(action) == 0 and np.issubdtype(np.asarray(action).dtype, np.integer)
-                    and 0 <= int(action) < self.num_cues):  # fmt: skip
-                raise ValueError(f"invalid action {action!r}: expected an integer in 0..{self.num_cues - 1}")
+        if not self.action_space.contains(action):  # integers and integer numpy scalars of any width pass
+            raise ValueError(f"invalid action {action!r}: expected an integer in 0..{self.num_cues - 1}")
         if self.t == self.delay + 1:
             success = float(int(action) == self.cue)
             self.t += 1

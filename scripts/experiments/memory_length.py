@@ -134,6 +134,12 @@ def _plan(cfg: Config) -> list[tuple[str, str]]:
     return [(a, r) for a in cfg.agents for r in cfg.recipes] + [(cfg.control, cfg.recipes[-1])]
 
 
+def _mean_ci(s: dict, digits: int) -> str:
+    """``mean ± ci95`` of a :func:`~chronotope.agents.stats.summarize` result (the mean alone for one value)."""
+    ci = f" ± {s['ci95']:.{digits}f}" if np.isfinite(s["ci95"]) else ""
+    return f"{s['mean']:.{digits}f}{ci}"
+
+
 def report(cfg: Config) -> str:
     from chronotope.agents.stats import summarize
 
@@ -150,14 +156,12 @@ def report(cfg: Config) -> str:
         rs = [r for r in results if r["agent"] == agent and r["recipe"] == recipe]
         if not rs:
             continue
-        s = summarize([r["success"] for r in rs])
         reached = [r["steps_to_threshold"] for r in rs if r["steps_to_threshold"] is not None]
-        ci = f" ± {s['ci95']:.3f}" if np.isfinite(s["ci95"]) else ""
-        st = summarize(reached) if reached else None
-        st_txt = "-" if st is None else f"{st['mean']:.0f}" + (f" ± {st['ci95']:.0f}" if np.isfinite(st["ci95"]) else "")
+        success = _mean_ci(summarize([r["success"] for r in rs]), 3)
+        steps = _mean_ci(summarize(reached), 0) if reached else "-"
         e, m = RECIPES[recipe]
         lines.append(
-            f"| {agent} | {e} x {m} | {len(rs)} | {s['mean']:.3f}{ci} | {len(reached)}/{len(rs)} | {st_txt} | "
+            f"| {agent} | {e} x {m} | {len(rs)} | {success} | {len(reached)}/{len(rs)} | {steps} | "
             f"{np.mean([r['train_s'] for r in rs]):.0f} |"
         )
     text = "\n".join(lines) + "\n"
