@@ -25,11 +25,20 @@ State = Any  # a pytree of tensors (tensor | tuple | list | dict of those)
 _REGISTRY: dict[str, Callable[..., MemoryModule]] = {}
 
 
+def check_positive(name: str, value: int, prefix: str = "") -> None:
+    """Raises ``ValueError`` (``"{prefix}{name} must be a positive int, got {value!r}"``) unless ``value`` is an
+    int >= 1 (a bool is refused)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{prefix}{name} must be a positive int, got {value!r}")
+
+
 class MemoryModule(nn.Module):
     """Base class: subclasses set ``input_size`` and ``output_size`` and implement the two methods."""
 
     input_size: int
     output_size: int
+    # Put before the messages of the helpers below that do not name the class (batch_size checks).
+    _error_prefix: str = ""
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         raise NotImplementedError
@@ -61,6 +70,42 @@ class MemoryModule(nn.Module):
                 f"expected {(b, t)} to match the input"
             )
         return episode_starts.to(device=x.device, dtype=torch.bool)
+
+    def check_state_batch(self, b: int, *state_batches: int) -> None:
+        """Raises ``ValueError`` naming the first of ``state_batches`` (the state's batch sizes) that is not the
+        input batch size ``b``."""
+        for got in state_batches:
+            if got != b:
+                raise ValueError(f"{type(self).__name__}: state batch size {got} != input batch {b}")
+
+    def _state_device_dtype(
+        self, device: torch.device | str | None
+    ) -> tuple[torch.device | str | None, torch.dtype | None]:
+        """Device and floating dtype of an empty state: ``device`` (None: the parameters' device), the
+        parameters' dtype. Subclasses whose state follows something else override it."""
+        p = next(self.parameters())
+        return (p.device if device is None else device), p.dtype
+
+    def _zeros_state(
+        self, batch_size: int, device: torch.device | str | None = None, **shapes: Any
+    ) -> dict[str, torch.Tensor]:
+        """A state of zero tensors, after checking that ``batch_size`` is a positive int.
+
+        Each keyword is one entry, in the order given: ``name=shape`` (a tuple of ints, batch dimension
+        included where the layout puts it) takes the dtype of :meth:`_state_device_dtype`, and
+        ``name=(shape, dtype)`` an explicit dtype (``torch.long``, ``torch.bool``). Every entry goes on
+        the device of :meth:`_state_device_dtype`.
+        """
+        check_positive("batch_size", batch_size, self._error_prefix)
+        device, dtype = self._state_device_dtype(device)
+        state = {}
+        for name, spec in shapes.items():
+            if len(spec) == 2 and isinstance(spec[1], torch.dtype):
+                shape, dt = spec
+            else:
+                shape, dt = spec, dtype
+            state[name] = torch.zeros(tuple(shape), device=device, dtype=dt)
+        return state
 
 
 def register_memory(name: str) -> Callable[[Callable[..., MemoryModule]], Callable[..., MemoryModule]]:

@@ -27,13 +27,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from chronotope.memory.base import MemoryModule, register_memory
+from chronotope.memory.base import MemoryModule, check_positive, register_memory
 from chronotope.memory.scan import linear_scan
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 @register_memory("ffm")
@@ -70,7 +65,7 @@ class FFMMemory(MemoryModule):
             ("max_period", max_period),
             ("max_len", max_len),
         ):
-            _check_positive(name, v)
+            check_positive(name, v)
         if max_period < min_period:
             raise ValueError(f"max_period {max_period} must be >= min_period {min_period}")
         self.input_size = input_size
@@ -114,10 +109,7 @@ class FFMMemory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Zero state ``S [B, m, c, 2]`` (real and imaginary parts)."""
-        _check_positive("batch_size", batch_size)
-        p = next(self.parameters())
-        device = p.device if device is None else device
-        return {"S": torch.zeros(batch_size, self.memory_size, self.context_size, 2, device=device, dtype=p.dtype)}
+        return self._zeros_state(batch_size, device, S=(batch_size, self.memory_size, self.context_size, 2))
 
     def forward(
         self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
@@ -126,8 +118,7 @@ class FFMMemory(MemoryModule):
         starts = self.check_input(x, episode_starts)
         b, t = x.shape[:2]
         s_in = state["S"]
-        if s_in.shape[0] != b:
-            raise ValueError(f"FFMMemory: state batch size {s_in.shape[0]} != input batch {b}")
+        self.check_state_batch(b, s_in.shape[0])
         if t == 0:
             return x.new_zeros(b, 0, self.output_size), state
         m, f_out = self.memory_size, self.output_size

@@ -58,14 +58,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from chronotope.memory.base import MemoryModule, register_memory
+from chronotope.memory.base import MemoryModule, check_positive, register_memory
 
 _MASKED_LOGIT = -1e6  # the spec's value for masked slots (not -inf, so softmax stays finite)
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def chunk_position_encoding(
@@ -154,7 +149,7 @@ class HCAMAttention(nn.Module):
         self, query_size: int, memory_size: int, num_heads: int, topk: int, feature_size: int | None = None
     ) -> None:
         super().__init__()
-        _check_positive("topk", topk)
+        check_positive("topk", topk)
         self.topk = topk
         self.memory_size = memory_size
         self.feature_size = feature_size or memory_size
@@ -326,8 +321,8 @@ class LocalAttention(nn.Module):
 
     def __init__(self, query_size: int, kv_size: int, num_heads: int, output_size: int, num_positions: int) -> None:
         super().__init__()
-        _check_positive("num_heads", num_heads)
-        _check_positive("num_positions", num_positions)
+        check_positive("num_heads", num_heads)
+        check_positive("num_positions", num_positions)
         self.num_heads = num_heads
         self.kv_size = kv_size
         h, d = num_heads, kv_size
@@ -434,7 +429,7 @@ class HCAMMemory(MemoryModule):
             ("capacity", capacity),
             ("mlp_ratio", mlp_ratio),
         ]:
-            _check_positive(name, v)
+            check_positive(name, v)
         if hidden_size % 2:
             raise ValueError(f"hidden_size must be even (sinusoidal chunk positions), got {hidden_size}")
         if hidden_size % num_heads:
@@ -462,18 +457,17 @@ class HCAMMemory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Empty memory for ``batch_size`` rows (see the class docstring for the fields)."""
-        _check_positive("batch_size", batch_size)
-        p = next(self.parameters())
-        device = p.device if device is None else device
         L, B, M, C, D = self.num_layers, batch_size, self.capacity, self.chunk_size, self.hidden_size  # noqa: N806
-        return {
-            "keys": torch.zeros(L, B, M, D, device=device, dtype=p.dtype),
-            "contents": torch.zeros(L, B, M, C, D, device=device, dtype=p.dtype),
-            "valid": torch.zeros(B, M, dtype=torch.bool, device=device),
-            "accumulator": torch.zeros(L, B, C, D, device=device, dtype=p.dtype),
-            "steps_since_last_write": torch.zeros(B, dtype=torch.long, device=device),
-            "write_pos": torch.zeros(B, dtype=torch.long, device=device),
-        }
+        return self._zeros_state(
+            B,
+            device,
+            keys=(L, B, M, D),
+            contents=(L, B, M, C, D),
+            valid=((B, M), torch.bool),
+            accumulator=(L, B, C, D),
+            steps_since_last_write=((B,), torch.long),
+            write_pos=((B,), torch.long),
+        )
 
     def forward(
         self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
@@ -490,8 +484,7 @@ class HCAMMemory(MemoryModule):
         """
         starts = self.check_input(x, episode_starts)
         b, t = x.shape[:2]
-        if state["valid"].shape[0] != b:
-            raise ValueError(f"HCAMMemory: state batch size {state['valid'].shape[0]} != input batch {b}")
+        self.check_state_batch(b, state["valid"].shape[0])
         if t == 1:
             return self._step(x, state, starts[:, 0])
         return self._sequence(x, state, starts)

@@ -37,12 +37,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from chronotope.memory.base import MemoryModule, register_memory
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+from chronotope.memory.base import MemoryModule, check_positive, register_memory
 
 
 def sinusoid(s: torch.Tensor, freqs: int) -> torch.Tensor:
@@ -202,7 +197,7 @@ class MemoryVLAMemory(MemoryModule):
             ("heads", heads),
             ("te_freqs", te_freqs),
         ):
-            _check_positive(name, v)
+            check_positive(name, v)
         if te_freqs % 2:
             raise ValueError(f"te_freqs must be even, got {te_freqs}")
         if d_per % heads or hidden_size % heads:
@@ -235,21 +230,18 @@ class MemoryVLAMemory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Empty banks (see the module docstring for the layout)."""
-        _check_positive("batch_size", batch_size)
-        p = next(self.parameters())
-        device = p.device if device is None else device
         b, cap = batch_size, self.capacity
-        kw = {"device": device, "dtype": p.dtype}
-        long = {"device": device, "dtype": torch.long}
-        return {
-            "per_mem": torch.zeros(b, cap, self.n_per, self.d_per, **kw),
-            "per_ts": torch.zeros(b, cap, **kw),
-            "per_n": torch.zeros(b, **long),
-            "cog_mem": torch.zeros(b, cap, self.d_cog, **kw),
-            "cog_ts": torch.zeros(b, cap, **kw),
-            "cog_n": torch.zeros(b, **long),
-            "step": torch.zeros(b, **long),
-        }
+        return self._zeros_state(
+            b,
+            device,
+            per_mem=(b, cap, self.n_per, self.d_per),
+            per_ts=(b, cap),
+            per_n=((b,), torch.long),
+            cog_mem=(b, cap, self.d_cog),
+            cog_ts=(b, cap),
+            cog_n=((b,), torch.long),
+            step=((b,), torch.long),
+        )
 
     def forward(
         self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
@@ -257,8 +249,7 @@ class MemoryVLAMemory(MemoryModule):
         """``x [B, T, F]`` -> ``y [B, T, N_p d_p + d_c]`` and the new state."""
         starts = self.check_input(x, episode_starts)
         b, t = x.shape[:2]
-        if state["step"].shape[0] != b:
-            raise ValueError(f"MemoryVLAMemory: state batch size {state['step'].shape[0]} != input batch {b}")
+        self.check_state_batch(b, state["step"].shape[0])
         p_all, c_all = self.tokens(x)
         st = dict(state)
         ys = []

@@ -25,13 +25,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from chronotope.memory.base import MemoryModule, register_memory
+from chronotope.memory.base import MemoryModule, check_positive, register_memory
 from chronotope.memory.scan import linear_scan, log_doubling_scan
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def g(v: torch.Tensor) -> torch.Tensor:
@@ -108,10 +103,10 @@ class MinGRUMemory(MemoryModule):
         scan: str = "linear",
     ) -> None:
         super().__init__()
-        _check_positive("input_size", input_size)
-        _check_positive("hidden_size", hidden_size)
-        _check_positive("num_layers", num_layers)
-        _check_positive("expansion", expansion)
+        check_positive("input_size", input_size)
+        check_positive("hidden_size", hidden_size)
+        check_positive("num_layers", num_layers)
+        check_positive("expansion", expansion)
         if not isinstance(ff_mult, int) or isinstance(ff_mult, bool) or ff_mult < 0:
             raise ValueError(f"ff_mult must be an int >= 0 (0: no feed-forward), got {ff_mult!r}")
         if scan not in ("linear", "log", "loop"):
@@ -141,10 +136,7 @@ class MinGRUMemory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Zero state ``h [B, num_layers, D]``."""
-        _check_positive("batch_size", batch_size)
-        p = next(self.parameters())
-        device = p.device if device is None else device
-        return {"h": torch.zeros(batch_size, self.num_layers, self.inner, device=device, dtype=p.dtype)}
+        return self._zeros_state(batch_size, device, h=(batch_size, self.num_layers, self.inner))
 
     def forward(
         self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
@@ -153,8 +145,7 @@ class MinGRUMemory(MemoryModule):
         starts = self.check_input(x, episode_starts)
         b, t = x.shape[:2]
         h_in = state["h"]
-        if h_in.shape[0] != b:
-            raise ValueError(f"MinGRUMemory: state batch size {h_in.shape[0]} != input batch {b}")
+        self.check_state_batch(b, h_in.shape[0])
         if t == 0:
             return x.new_zeros(b, 0, self.output_size), state
         u = self.inp(x)  # [B, T, H]

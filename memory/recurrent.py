@@ -11,12 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from chronotope.memory.base import MemoryModule, register_memory
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+from chronotope.memory.base import MemoryModule, check_positive, register_memory
 
 
 class _RNNMemory(MemoryModule):
@@ -33,9 +28,9 @@ class _RNNMemory(MemoryModule):
 
     def __init__(self, input_size: int, hidden_size: int = 128, num_layers: int = 1) -> None:
         super().__init__()
-        _check_positive("input_size", input_size)
-        _check_positive("hidden_size", hidden_size)
-        _check_positive("num_layers", num_layers)
+        check_positive("input_size", input_size)
+        check_positive("hidden_size", hidden_size)
+        check_positive("num_layers", num_layers)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -44,11 +39,9 @@ class _RNNMemory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Zero hidden state: ``h`` (and ``c`` for the LSTM) of shape ``[num_layers, B, H]``."""
-        _check_positive("batch_size", batch_size)
-        p = next(self.parameters())
-        device = p.device if device is None else device
-        z = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=p.dtype)
-        return {"h": z, "c": z.clone()} if self._has_cell_state else {"h": z}
+        shape = (self.num_layers, batch_size, self.hidden_size)
+        cell = {"c": shape} if self._has_cell_state else {}
+        return self._zeros_state(batch_size, device, h=shape, **cell)
 
     def forward(
         self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
@@ -65,8 +58,7 @@ class _RNNMemory(MemoryModule):
         """
         starts = self.check_input(x, episode_starts)
         b, t = x.shape[:2]
-        if state["h"].shape[1] != b:
-            raise ValueError(f"{type(self).__name__}: state batch size {state['h'].shape[1]} != input batch {b}")
+        self.check_state_batch(b, state["h"].shape[1])
         h = state["h"]
         c = state.get("c")
         # Cut the sequence at every step where some row starts an episode; inside a segment no reset happens.
@@ -114,9 +106,9 @@ class NoMemory(MemoryModule):
 
     def __init__(self, input_size: int, hidden_sizes: tuple[int, ...] = ()) -> None:
         super().__init__()
-        _check_positive("input_size", input_size)
+        check_positive("input_size", input_size)
         for s in hidden_sizes:
-            _check_positive("hidden_sizes entry", s)
+            check_positive("hidden_sizes entry", s)
         self.input_size = input_size
         layers: list[nn.Module] = []
         prev = input_size
@@ -130,14 +122,16 @@ class NoMemory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """An empty state; it carries only the batch size so that mismatched batches are caught."""
-        _check_positive("batch_size", batch_size)
-        return {"batch": torch.zeros(batch_size, 0, device=device)}
+        return self._zeros_state(batch_size, device, batch=(batch_size, 0))
+
+    def _state_device_dtype(self, device: torch.device | str | None) -> tuple[torch.device | str | None, None]:
+        # The state follows no parameters (there may be none): ``device`` as given, the default dtype.
+        return device, None
 
     def forward(
         self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``x [B, T, F] -> y [B, T, output_size]``; the state passes through unchanged."""
         self.check_input(x, episode_starts)
-        if state["batch"].shape[0] != x.shape[0]:
-            raise ValueError(f"NoMemory: state batch size {state['batch'].shape[0]} != input batch {x.shape[0]}")
+        self.check_state_batch(x.shape[0], state["batch"].shape[0])
         return self.net(x), state

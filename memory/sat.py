@@ -44,16 +44,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from chronotope.memory.base import MemoryModule, register_memory
+from chronotope.memory.base import MemoryModule, check_positive, register_memory
 
 STRATEGIES = ("fifo", "lifo", "mvfo", "lvfo", "place_fifo")
 _NEG = -1e9  # masked logit: exp underflows to exactly 0 beside any real logit, and no NaN when all are masked
 _BIG = torch.iinfo(torch.long).max
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def age_encoding(age: torch.Tensor, dim: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -241,9 +236,9 @@ class SATMemory(MemoryModule):
             ("top_k", top_k),
             ("ama_hidden", ama_hidden),
         ):
-            _check_positive(name, v)
+            check_positive(name, v)
         place_capacity = max(1, capacity // num_places) if place_capacity is None else place_capacity
-        _check_positive("place_capacity", place_capacity)
+        check_positive("place_capacity", place_capacity)
         if read not in ("ph", "flat"):
             raise ValueError(f"read must be 'ph' or 'flat', got {read!r}")
         if strategy not in (*STRATEGIES, "ama"):
@@ -289,21 +284,20 @@ class SATMemory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """An empty memory (see the module docstring for the layout)."""
-        _check_positive("batch_size", batch_size)
-        p = next(self.parameters())
-        device = p.device if device is None else device
         b, cap = batch_size, self.capacity
-        long = {"device": device, "dtype": torch.long}
-        fixed = STRATEGIES.index(self.strategy) if self.strategy != "ama" else 0
-        return {
-            "e": torch.zeros(b, cap, self.output_size, device=device, dtype=p.dtype),
-            "tw": torch.zeros(b, cap, **long),
-            "pl": torch.zeros(b, cap, **long),
-            "valid": torch.zeros(b, cap, dtype=torch.bool, device=device),
-            "step": torch.zeros(b, **long),
-            "strategy": torch.full((b,), fixed, **long),
-            "task": torch.zeros(b, self.num_tasks, device=device, dtype=p.dtype),
-        }
+        state = self._zeros_state(
+            b,
+            device,
+            e=(b, cap, self.output_size),
+            tw=((b, cap), torch.long),
+            pl=((b, cap), torch.long),
+            valid=((b, cap), torch.bool),
+            step=((b,), torch.long),
+            strategy=((b,), torch.long),
+            task=(b, self.num_tasks),
+        )
+        state["strategy"].fill_(STRATEGIES.index(self.strategy) if self.strategy != "ama" else 0)
+        return state
 
     def choose_strategy(self, task: torch.Tensor) -> torch.Tensor:
         """AMA: ``task [B, num_tasks]`` -> ``[B]`` strategy ids (greedy in eval, eps-greedy in training)."""
@@ -369,8 +363,7 @@ class SATMemory(MemoryModule):
         """
         starts = self.check_input(x, episode_starts)
         b, t = x.shape[:2]
-        if state["step"].shape[0] != b:
-            raise ValueError(f"SATMemory: state batch size {state['step'].shape[0]} != input batch {b}")
+        self.check_state_batch(b, state["step"].shape[0])
         places = self._places(x, place, pose)  # [B, T]
         if task is not None and tuple(task.shape) != (b, t, self.num_tasks):
             raise ValueError(f"SATMemory: task has shape {tuple(task.shape)}, expected {(b, t, self.num_tasks)}")

@@ -39,18 +39,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from chronotope.memory.base import MemoryModule, register_memory
+from chronotope.memory.base import MemoryModule, check_positive, register_memory
 from chronotope.memory.scan import causal_depthwise_conv, linear_scan
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _check_chunk(value: int | None) -> None:
     if value is not None:
-        _check_positive("scan_chunk", value)
+        check_positive("scan_chunk", value)
 
 
 def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -129,10 +124,10 @@ class LRUMemory(MemoryModule):
         scan_chunk: int | None = None,
     ) -> None:
         super().__init__()
-        _check_positive("input_size", input_size)
-        _check_positive("hidden_size", hidden_size)
-        _check_positive("state_size", state_size)
-        _check_positive("num_layers", num_layers)
+        check_positive("input_size", input_size)
+        check_positive("hidden_size", hidden_size)
+        check_positive("state_size", state_size)
+        check_positive("num_layers", num_layers)
         _check_chunk(scan_chunk)
         if not (0.0 <= r_min < r_max < 1.0):
             raise ValueError(f"need 0 <= r_min < r_max < 1, got r_min={r_min!r}, r_max={r_max!r}")
@@ -151,10 +146,7 @@ class LRUMemory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Zero state ``h [B, num_layers, N, 2]`` (real and imaginary parts)."""
-        _check_positive("batch_size", batch_size)
-        p = next(self.parameters())
-        device = p.device if device is None else device
-        return {"h": torch.zeros(batch_size, self.num_layers, self.state_size, 2, device=device, dtype=p.dtype)}
+        return self._zeros_state(batch_size, device, h=(batch_size, self.num_layers, self.state_size, 2))
 
     def forward(
         self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
@@ -163,8 +155,7 @@ class LRUMemory(MemoryModule):
         starts = self.check_input(x, episode_starts)
         b, t = x.shape[:2]
         h_in = state["h"]
-        if h_in.shape[0] != b:
-            raise ValueError(f"LRUMemory: state batch size {h_in.shape[0]} != input batch {b}")
+        self.check_state_batch(b, h_in.shape[0])
         if t == 0:
             return x.new_zeros(b, 0, self.output_size), state
         h0 = torch.view_as_complex(h_in.contiguous())  # [B, L, N]
@@ -283,9 +274,9 @@ class S6Memory(MemoryModule):
             ("conv_kernel", conv_kernel),
             ("num_layers", num_layers),
         ):
-            _check_positive(name, v)
+            check_positive(name, v)
         dt_rank = math.ceil(hidden_size / 16) if dt_rank is None else dt_rank
-        _check_positive("dt_rank", dt_rank)
+        check_positive("dt_rank", dt_rank)
         _check_chunk(scan_chunk)
         if scan_mode not in ("loop", "doubling"):
             raise ValueError(f"scan_mode must be 'loop' or 'doubling', got {scan_mode!r}")
@@ -307,14 +298,12 @@ class S6Memory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Zero state: ``h [B, L, E·H, N]`` and ``conv [B, L, E·H, K-1]``."""
-        _check_positive("batch_size", batch_size)
-        p = next(self.parameters())
-        device = p.device if device is None else device
-        kw = {"device": device, "dtype": p.dtype}
-        return {
-            "h": torch.zeros(batch_size, self.num_layers, self.inner, self.state_size, **kw),
-            "conv": torch.zeros(batch_size, self.num_layers, self.inner, self.conv_kernel - 1, **kw),
-        }
+        return self._zeros_state(
+            batch_size,
+            device,
+            h=(batch_size, self.num_layers, self.inner, self.state_size),
+            conv=(batch_size, self.num_layers, self.inner, self.conv_kernel - 1),
+        )
 
     def forward(
         self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
@@ -322,8 +311,7 @@ class S6Memory(MemoryModule):
         """``x [B, T, F]`` -> ``y [B, T, H]`` and the new state."""
         starts = self.check_input(x, episode_starts)
         b, t = x.shape[:2]
-        if state["h"].shape[0] != b:
-            raise ValueError(f"S6Memory: state batch size {state['h'].shape[0]} != input batch {b}")
+        self.check_state_batch(b, state["h"].shape[0])
         if t == 0:
             return x.new_zeros(b, 0, self.output_size), state
         v = self.inp(x)

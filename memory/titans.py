@@ -33,13 +33,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from chronotope.memory.base import MemoryModule, register_memory
+from chronotope.memory.base import MemoryModule, check_positive, register_memory
 from chronotope.memory.scan import causal_depthwise_conv
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def silu_grad(z: torch.Tensor) -> torch.Tensor:
@@ -156,7 +151,7 @@ class TitansMemory(MemoryModule):
             ("num_heads", num_heads),
             ("conv_kernel", conv_kernel),
         ):
-            _check_positive(name, v)
+            check_positive(name, v)
         if memory_depth not in (1, 2):
             raise ValueError(f"memory_depth must be 1 or 2, got {memory_depth!r}")
         if not theta_max > 0:
@@ -194,16 +189,17 @@ class TitansMemory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """An empty memory: weights are set to M_0 at the first step (``fresh``), momentum 0, conv buffer 0."""
-        _check_positive("batch_size", batch_size)
-        p = next(self.parameters())
-        device = p.device if device is None else device
-        kw = {"device": device, "dtype": p.dtype}
-        state = {}
+        shapes = {}
         for i, w in enumerate(self.m0):
-            state[f"w{i + 1}"] = torch.zeros(batch_size, *w.shape, **kw)
-            state[f"s{i + 1}"] = torch.zeros(batch_size, *w.shape, **kw)
-        state["conv"] = torch.zeros(batch_size, 3 * self.heads * self.d, self.conv_kernel - 1, **kw)
-        state["fresh"] = torch.ones(batch_size, dtype=torch.bool, device=device)
+            shapes[f"w{i + 1}"] = shapes[f"s{i + 1}"] = (batch_size, *w.shape)
+        state = self._zeros_state(
+            batch_size,
+            device,
+            **shapes,
+            conv=(batch_size, 3 * self.heads * self.d, self.conv_kernel - 1),
+            fresh=((batch_size,), torch.bool),
+        )
+        state["fresh"].fill_(True)
         return state
 
     def forward(
@@ -212,8 +208,7 @@ class TitansMemory(MemoryModule):
         """``x [B, T, F]`` -> ``y [B, T, F']`` and the new state (see the module docstring)."""
         starts = self.check_input(x, episode_starts)
         b, t = x.shape[:2]
-        if state["fresh"].shape[0] != b:
-            raise ValueError(f"TitansMemory: state batch size {state['fresh'].shape[0]} != input batch {b}")
+        self.check_state_batch(b, state["fresh"].shape[0])
         if t == 0:
             return x.new_zeros(b, 0, self.output_size), state
         starts = torch.cat([starts[:, :1] | state["fresh"][:, None], starts[:, 1:]], dim=1)

@@ -16,12 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chronotope.memory.base import MemoryModule, register_memory
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+from chronotope.memory.base import MemoryModule, check_positive, register_memory
 
 
 def episode_ids(starts: torch.Tensor) -> torch.Tensor:
@@ -88,14 +83,14 @@ class _CachedAttentionMemory(MemoryModule):
         max_distance: int,
     ) -> None:
         super().__init__()
-        _check_positive("input_size", input_size)
-        _check_positive("hidden_size", hidden_size)
-        _check_positive("num_layers", num_layers)
-        _check_positive("num_heads", num_heads)
-        _check_positive("mlp_ratio", mlp_ratio)
-        _check_positive("max_distance", max_distance)
+        check_positive("input_size", input_size)
+        check_positive("hidden_size", hidden_size)
+        check_positive("num_layers", num_layers)
+        check_positive("num_heads", num_heads)
+        check_positive("mlp_ratio", mlp_ratio)
+        check_positive("max_distance", max_distance)
         if window is not None:
-            _check_positive("window", window)
+            check_positive("window", window)
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
         self.input_size = input_size
@@ -112,14 +107,13 @@ class _CachedAttentionMemory(MemoryModule):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Empty cache: ``cache [L, B, N, D]`` and ``valid [B, N]`` with N = window (0 for full attention)."""
-        _check_positive("batch_size", batch_size)
-        p = next(self.parameters())
-        device = p.device if device is None else device
         n = self.window or 0
-        return {
-            "cache": torch.zeros(self.num_layers, batch_size, n, self.hidden_size, device=device, dtype=p.dtype),
-            "valid": torch.zeros(batch_size, n, dtype=torch.bool, device=device),
-        }
+        return self._zeros_state(
+            batch_size,
+            device,
+            cache=(self.num_layers, batch_size, n, self.hidden_size),
+            valid=((batch_size, n), torch.bool),
+        )
 
     def forward(
         self, x: torch.Tensor, state: dict[str, torch.Tensor], episode_starts: torch.Tensor | None = None
@@ -137,8 +131,7 @@ class _CachedAttentionMemory(MemoryModule):
         starts = self.check_input(x, episode_starts)
         cache, valid = state["cache"], state["valid"]
         b, t = x.shape[:2]
-        if cache.shape[1] != b or valid.shape[0] != b:
-            raise ValueError(f"{type(self).__name__}: state batch size {cache.shape[1]} != input batch {b}")
+        self.check_state_batch(b, cache.shape[1], valid.shape[0])
         n = cache.shape[2]
         dev = x.device
         epi = episode_ids(starts)  # [B, T]
@@ -232,7 +225,7 @@ class FullAttentionMemory(_CachedAttentionMemory):
         Filling the cache step by step costs O(steps^2); benchmarks use this to time one more step at
         ``steps`` history. Content is layer-normalised-scale noise.
         """
-        _check_positive("steps", steps)
+        check_positive("steps", steps)
         p = next(self.parameters())
         device = p.device if device is None else device
         g = torch.Generator().manual_seed(seed)

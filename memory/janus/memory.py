@@ -30,26 +30,30 @@ class JanusMemory(JanusModel):
     returned state is detached, so a rollout never keeps a graph and training truncates at chunk boundaries.
     """
 
+    _error_prefix = "janus: "
+
     # ------------------------------------------------------------------ state
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"janus: batch_size must be a positive int, got {batch_size!r}")
         cfg, b, c = self.cfg, batch_size, self.cfg.capacity
-        kw = {"device": device, "dtype": self._dtype()}
-        state = {
-            "count": torch.zeros(b, dtype=torch.long, device=device),
-            "frames": torch.full((b, c), -1, dtype=torch.long, device=device),
-            "semantic_k": torch.zeros(b, c, cfg.policy_layers, self.num_visual, cfg.policy_width, **kw),
-            "semantic_v": torch.zeros(b, c, cfg.policy_layers, self.num_visual, cfg.policy_width, **kw),
-        }
+        semantic = (b, c, cfg.policy_layers, self.num_visual, cfg.policy_width)
+        shapes: dict[str, Any] = {}
         if cfg.instruction_size:
-            state["instruction"] = torch.zeros(b, cfg.max_instruction_tokens, cfg.instruction_size, **kw)
-            state["instruction_mask"] = torch.zeros(b, cfg.max_instruction_tokens, dtype=torch.bool, device=device)
+            shapes["instruction"] = (b, cfg.max_instruction_tokens, cfg.instruction_size)
+            shapes["instruction_mask"] = ((b, cfg.max_instruction_tokens), torch.bool)
         if cfg.use_spatial:
-            shape = (b, c, cfg.spatial_pairs, cfg.grid * cfg.grid, cfg.encoder_width)
-            state["spatial_k"] = torch.zeros(shape, **kw)
-            state["spatial_v"] = torch.zeros(shape, **kw)
+            spatial = (b, c, cfg.spatial_pairs, cfg.grid * cfg.grid, cfg.encoder_width)
+            shapes["spatial_k"] = shapes["spatial_v"] = spatial
+        state = self._zeros_state(
+            b,
+            device,
+            count=((b,), torch.long),
+            frames=((b, c), torch.long),
+            semantic_k=semantic,
+            semantic_v=semantic,
+            **shapes,
+        )
+        state["frames"].fill_(-1)
         return state
 
     def _check_state(self, state: Any, batch_size: int) -> None:

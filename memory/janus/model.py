@@ -72,6 +72,10 @@ class JanusModel(MemoryModule):
     def _dtype(self) -> torch.dtype:
         return self.policy.readout.dtype
 
+    def _state_device_dtype(self, device: torch.device | str | None) -> tuple[torch.device | str | None, torch.dtype]:
+        # The state takes the policy core's dtype and ``device`` as given (None: torch's default device).
+        return device, self._dtype()
+
     # ------------------------------------------------------------------ instruction
 
     def _prepare_instruction(

@@ -31,6 +31,8 @@ class JanusReencodeMemory(JanusModel):
     ``NotImplementedError`` saying why.
     """
 
+    _error_prefix = "janus_reencode: "
+
     def __init__(
         self, input_size: int, config: JanusConfig | None = None, reencode_frames: int = 8, **overrides: Any
     ) -> None:
@@ -40,13 +42,10 @@ class JanusReencodeMemory(JanusModel):
         self.reencode_frames = reencode_frames
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"janus_reencode: batch_size must be a positive int, got {batch_size!r}")
         k = self.reencode_frames
-        return {
-            "window": torch.zeros(batch_size, k, self.input_size, device=device, dtype=self._dtype()),
-            "valid": torch.zeros(batch_size, k, dtype=torch.bool, device=device),
-        }
+        return self._zeros_state(
+            batch_size, device, window=(batch_size, k, self.input_size), valid=((batch_size, k), torch.bool)
+        )
 
     def reset_rows(self, state: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:
         """Empties the window of the rows where ``rows[B]`` is True."""
