@@ -9,6 +9,30 @@ from __future__ import annotations
 import torch
 
 
+def _unit(rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``[N, D]`` scaled to unit length, detached, in float64."""
+    return torch.nn.functional.normalize(rows.detach().double(), dim=-1)
+
+
+def _greedy_keep(unit: torch.Tensor, used: torch.Tensor, theta: float, room: int | None = None) -> torch.Tensor:
+    """The greedy scan of both forms: in order, row i of ``unit`` [N, D] is kept unless it or a row within
+    ``theta`` of it is already ``used`` [N] (updated in place); a kept row marks every row within ``theta`` used.
+    Stops after ``room`` kept rows (None: no limit). Returns the kept indices [M] (int64, increasing)."""
+    kept: list[int] = []
+    for i in range(unit.shape[0]):
+        if room is not None and len(kept) >= room:
+            break
+        if used[i]:
+            continue
+        # Cosines clamped to [-1, 1] so that theta = -1 really includes every row despite rounding.
+        s = (unit @ unit[i]).clamp(-1.0, 1.0) >= theta
+        if (s & used).any():
+            continue
+        kept.append(i)
+        used |= s
+    return torch.tensor(kept, dtype=torch.long, device=unit.device)
+
+
 def principal_scene_components(
     features: torch.Tensor, theta: float, return_indices: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -31,20 +55,8 @@ def principal_scene_components(
         raise ValueError("features contain NaN or inf")
     if not (-1.0 <= theta) or theta != theta:
         raise ValueError(f"theta must be >= -1, got {theta!r}")
-    n = features.shape[0]
-    unit = torch.nn.functional.normalize(features.detach().double(), dim=-1)
-    used = torch.zeros(n, dtype=torch.bool, device=features.device)
-    kept: list[int] = []
-    for i in range(n):
-        if used[i]:
-            continue
-        # Cosines clamped to [-1, 1] so that theta = -1 really includes every row despite rounding.
-        s = (unit @ unit[i]).clamp(-1.0, 1.0) >= theta
-        if (s & used).any():
-            continue
-        kept.append(i)
-        used |= s
-    idx = torch.tensor(kept, dtype=torch.long, device=features.device)
+    unit = _unit(features)
+    idx = _greedy_keep(unit, torch.zeros(features.shape[0], dtype=torch.bool, device=features.device), theta)
     out = features[idx]
     return (out, idx) if return_indices else out
 
@@ -67,23 +79,11 @@ def psc_update(
     if not torch.isfinite(features).all():
         raise ValueError("features contain NaN or inf")
     n = features.shape[0]
-    unit = torch.nn.functional.normalize(features.detach().double(), dim=-1)
+    unit = _unit(features)
     used = torch.zeros(n, dtype=torch.bool, device=features.device)
     if bank.shape[0] > 0:
-        bunit = torch.nn.functional.normalize(bank.detach().double(), dim=-1)
-        used = ((unit @ bunit.T).clamp(-1.0, 1.0) >= theta).any(-1)
+        used = ((unit @ _unit(bank).T).clamp(-1.0, 1.0) >= theta).any(-1)
     room = n if capacity is None else max(0, capacity - bank.shape[0])
-    kept: list[int] = []
-    for i in range(n):
-        if len(kept) >= room:
-            break
-        if used[i]:
-            continue
-        s = (unit @ unit[i]).clamp(-1.0, 1.0) >= theta
-        if (s & used).any():
-            continue
-        kept.append(i)
-        used |= s
-    idx = torch.tensor(kept, dtype=torch.long, device=features.device)
+    idx = _greedy_keep(unit, used, theta, room)
     new_bank = torch.cat([bank.to(features), features[idx]], dim=0) if bank.numel() else features[idx]
     return new_bank, idx
