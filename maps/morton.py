@@ -24,12 +24,30 @@ _MASKS = (
 )
 
 
-def _split_by_3(v: np.ndarray) -> np.ndarray:
-    """Spreads the low 21 bits of ``v`` (uint64) two zero bits apart."""
+def _split_by_3_masks(v: np.ndarray) -> np.ndarray:
+    """Spreads the low 21 bits of ``v`` (uint64) two zero bits apart, with the magic masks."""
     v = v & _M(AXIS_MAX)
     for shift, mask in _MASKS:
         v = (v | (v << shift)) & mask
     return v
+
+
+_SPLIT_BITS = 11
+_SPLIT_TABLE = _split_by_3_masks(np.arange(1 << _SPLIT_BITS, dtype=np.uint64))
+"""Every 11-bit value spread two zero bits apart (2048 entries)."""
+_SPLIT_TABLE.flags.writeable = False
+
+
+def _split_by_3(v: np.ndarray) -> np.ndarray:
+    """Spreads the low 21 bits of ``v`` (uint64) two zero bits apart.
+
+    Two lookups in a table of the spread 11-bit values (the low 11 bits, and the high 10 shifted up by 33)
+    instead of five shift-or-mask rounds: the same codes in ~6 array operations instead of ~16, which is what
+    counts for the small arrays of the per-step map queries.
+    """
+    lo = _SPLIT_TABLE[(v & _M((1 << _SPLIT_BITS) - 1)).astype(np.intp)]
+    hi = _SPLIT_TABLE[((v >> _M(_SPLIT_BITS)) & _M((1 << (MAX_LEVEL - _SPLIT_BITS)) - 1)).astype(np.intp)]
+    return lo | (hi << _M(3 * _SPLIT_BITS))
 
 
 def _compact_by_3(v: np.ndarray) -> np.ndarray:

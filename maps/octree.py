@@ -125,6 +125,7 @@ class SparseOctree:
         c = self.cfg
         self._n = 0
         self._slot_keys = np.zeros(cap, np.int64)
+        self._slot_ijk = np.zeros((cap, 3), np.int32)  # voxel coordinates of each slot's key (decoded once)
         self._count = np.zeros(cap, np.int64)
         self._point_sum = np.zeros((cap, 3), np.float64)
         self._labels = np.zeros((cap, c.num_labels), np.int64)
@@ -141,7 +142,8 @@ class SparseOctree:
         if need <= cap:
             return
         new_cap = max(need, 2 * cap)
-        for name in ("_slot_keys", "_count", "_point_sum", "_labels", "_feat_sum", "_tokens", "_has_token"):
+        names = ("_slot_keys", "_slot_ijk", "_count", "_point_sum", "_labels", "_feat_sum", "_tokens", "_has_token")
+        for name in names:
             old = getattr(self, name)
             arr = np.zeros((new_cap, *old.shape[1:]), old.dtype)
             arr[: self._n] = old[: self._n]
@@ -260,7 +262,9 @@ class SparseOctree:
         pts = pts if all_in else pts[inside]
         keys = morton.encode_unchecked(ijk if all_in else ijk[inside])
         ukeys, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
-        slots = self._slots_for_new_or_existing(ukeys, stats)
+        uijk = np.empty((ukeys.shape[0], 3), np.int64)
+        uijk[inv] = ijk if all_in else ijk[inside]  # each distinct key's voxel (its points share it)
+        slots = self._slots_for_new_or_existing(ukeys, stats, uijk)
 
         self._count[slots] += cnt
         m = ukeys.shape[0]
@@ -276,8 +280,11 @@ class SparseOctree:
         stats.n_inserted = int(pts.shape[0])
         return stats
 
-    def _slots_for_new_or_existing(self, ukeys: np.ndarray, stats: InsertStats) -> np.ndarray:
-        """Slots of sorted unique keys, creating leaves (and merging them into the index) where missing."""
+    def _slots_for_new_or_existing(
+        self, ukeys: np.ndarray, stats: InsertStats, uijk: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Slots of sorted unique keys, creating leaves (and merging them into the index) where missing.
+        ``uijk``: the keys' voxel coordinates ``[n, 3]`` when the caller has them (else decoded)."""
         pos = np.searchsorted(self._keys, ukeys)
         found = np.zeros(ukeys.shape[0], bool)
         in_range = pos < self._keys.shape[0]
@@ -290,6 +297,7 @@ class SparseOctree:
             self._grow(self._n + n_new)
             new_slots = np.arange(self._n, self._n + n_new, dtype=np.int64)
             self._slot_keys[new_slots] = ukeys[new]
+            self._slot_ijk[new_slots] = morton.decode(ukeys[new]) if uijk is None else uijk[new]
             slots[new] = new_slots
             self._n += n_new
             # ukeys is sorted, so the new keys' final positions are their insertion points shifted by the
@@ -497,7 +505,7 @@ class SparseOctree:
             order = np.lexsort((self._keys[idx], d))
             return self._tree_slots[idx[order]], d[order] * self.voxel_size
         u = (point - self.origin) / self.voxel_size  # voxel units: leaf i spans [i, i + 1)
-        offsets = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+        offsets = _BLOCK_OFFSETS
         for level in range(min(3, self.depth), self.depth + 1):
             side = 1 << level
             cells = self.resolution >> level  # coarse cells per axis
@@ -521,7 +529,9 @@ class SparseOctree:
             if idx.shape[0] < k and bound < np.inf:
                 continue
             keys = self._keys[idx]
-            d2 = ((morton.decode(keys) + 0.5 - u) ** 2).sum(axis=1)
+            d = self._slot_ijk[self._slots[idx]] + 0.5 - u  # the leaves' centres, without decoding their keys
+            d *= d
+            d2 = d[:, 0] + d[:, 1] + d[:, 2]  # == d.sum(axis=1), several times faster along a length-3 axis
             order = np.lexsort((keys, d2))[:k]
             if bound < np.inf and not d2[order[-1]] < bound * bound:
                 continue
@@ -569,3 +579,8 @@ class SparseOctree:
         i = hit[0]
         t_hit = float(t0[i] * self.voxel_size)
         return RayHit(key=int(keys[i]), t=t_hit, point=o + t_hit * d)
+
+
+_BLOCK_OFFSETS = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+"""The 27 cell offsets of a 3 x 3 x 3 block, int64 ``[27, 3]`` (query_knn's neighbourhood)."""
+_BLOCK_OFFSETS.flags.writeable = False
