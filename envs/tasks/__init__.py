@@ -8,8 +8,9 @@ import importlib
 import pkgutil
 
 from chronotope.envs.tasks.base import TASKS, Task, register_task
+from chronotope.envs.tasks.sensors import Sensor
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["TASKS", "Task", "register_task"]
+__all__ = ["TASKS", "Sensor", "Task", "register_task"]

@@ -9,8 +9,9 @@ from gymnasium import spaces
 from scipy import ndimage
 
 from chronotope.envs.sim.kinematic import STOP
-from chronotope.envs.tasks.base import Episode, register_task, start_frame
+from chronotope.envs.tasks.base import Episode, register_task
 from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps, spl
+from chronotope.envs.tasks.sensors import CompassSensor, GPSSensor, OneHotSensor, Sensor
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask
 
 WATCH, DELAY, SEEK = 0, 1, 2
@@ -349,37 +350,39 @@ class BalletTask(MemoryTask):
         return out
 
     # ----------------------------------------------------------------------------------------- observations
-    def sensor_spaces(self, core) -> dict[str, spaces.Space]:
+    def declare_sensors(self, core) -> list[Sensor]:
+        self.ensure(core)  # the per-env arrays the values read
         d = core.max_extent
-        out: dict[str, spaces.Space] = {
-            "phase": spaces.Box(0.0, 1.0, (3,), np.float32),
-            "instruction": spaces.Box(0.0, 1.0, (NUM_PATTERNS,), np.float32),
-            "gps": spaces.Box(-d, d, (2,), np.float32),
-            "compass": spaces.Box(-np.pi, np.pi, (1,), np.float32),
-        }
-        if core.cfg.obs_mode != "rgbd":
+
+        def dancers_space(core) -> spaces.Box:
             lo = np.tile(np.array([0.0, -d, -d, 0.0, 0.0], np.float32), (NUM_PATTERNS, 1))
             hi = np.tile(np.array([1.0, d, d, 3.0, 1.0], np.float32), (NUM_PATTERNS, 1))
-            out["dancers"] = spaces.Box(lo, hi, dtype=np.float32)
-        if core.cfg.obs_mode != "state" and core.cfg.semantic:
-            h, w = core.intrinsics.height, core.intrinsics.width
-            out["semantic"] = spaces.Box(0, core.max_instance + NUM_PATTERNS, (h, w, 1), np.int32)
-        return out
+            return spaces.Box(lo, hi, dtype=np.float32)
 
-    def sensors(self, core) -> dict[str, np.ndarray]:
-        self.ensure(core)
-        gps, compass = start_frame(core.sim.position, core.sim.yaw, core.start_position, core.start_yaw)
+        def semantic_space(core) -> spaces.Box:
+            h, w = core.intrinsics.height, core.intrinsics.width
+            return spaces.Box(0, core.max_instance + NUM_PATTERNS, (h, w, 1), np.int32)
+
+        return [
+            OneHotSensor("phase", 3, lambda c: self.phase),
+            Sensor("instruction", lambda c: spaces.Box(0.0, 1.0, (NUM_PATTERNS,), np.float32), self.instruction),
+            GPSSensor(clip=True),
+            CompassSensor(),
+            Sensor("dancers", dancers_space, self.dancer_obs, enabled=lambda c: c.cfg.obs_mode != "rgbd"),
+            # modify_pixels draws the dancers into the rendered ``semantic`` image as ids above the scene's
+            Sensor(
+                "semantic",
+                semantic_space,
+                rendered=True,
+                enabled=lambda c: c.cfg.obs_mode != "state" and c.cfg.semantic,
+            ),
+        ]
+
+    def instruction(self, core) -> np.ndarray:
+        """float32 [N, 8]: one-hot of the instructed dancer's pattern during the seek phase, zeros before."""
         instr = np.eye(NUM_PATTERNS, dtype=np.float32)[self.patterns[np.arange(core.n), self.instructed]]
         instr[self.phase != SEEK] = 0.0
-        out = {
-            "phase": np.eye(3, dtype=np.float32)[self.phase],
-            "instruction": instr,
-            "gps": np.clip(gps, -core.max_extent, core.max_extent).astype(np.float32),
-            "compass": compass[:, None].astype(np.float32),
-        }
-        if core.cfg.obs_mode != "rgbd":
-            out["dancers"] = self.dancer_obs(core)
-        return out
+        return instr
 
     def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
         obs["goal"] = np.zeros((len(sel), 2), np.float32)

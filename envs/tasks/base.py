@@ -1,4 +1,5 @@
-"""Task objects: episode sampling, task sensors, reward terms and success radius for the batched nav core.
+"""Task objects: episode sampling, task sensors (declared :mod:`~chronotope.envs.tasks.sensors` objects), reward
+terms and success radius for the batched nav core.
 
 Every hook the core, the trainers and the oracles call on a task is declared on :class:`Task` with its default;
 :func:`register_task` puts a task class in ``TASKS``, the one task-name -> class table the nav core reads.
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from gymnasium import spaces
 
 from chronotope.envs.tasks.measures import NAV_MEASURES, Measure
+
+if TYPE_CHECKING:  # sensors.py builds on this module's frame helpers
+    from chronotope.envs.tasks.sensors import Sensor
 
 
 @dataclass
@@ -46,7 +51,8 @@ class Task:
     """Base class of navigation tasks.
 
     Subclasses are registered with :func:`register_task` (which sets ``name``), set ``success_radius`` and
-    implement :meth:`sample_episode`, :meth:`sensor_spaces` and :meth:`sensors`. Rewards: progress on geodesic
+    implement :meth:`sample_episode` and :meth:`declare_sensors` (the task's observations, from which
+    :meth:`sensor_spaces` and :meth:`sensors` are derived). Rewards: progress on geodesic
     distance, a success bonus and a slack penalty (habitat defaults), each reported as ``info["reward_<name>"]``.
 
     The other hooks have defaults that leave the core's behaviour alone; a task overrides only those it needs.
@@ -80,11 +86,30 @@ class Task:
     def sample_episode(self, core, rng: np.random.Generator) -> Episode:
         raise NotImplementedError
 
+    # ------------------------------------------------------------------------------------------ sensors
+    def declare_sensors(self, core) -> list[Sensor]:
+        """The task's sensors (:class:`~chronotope.envs.tasks.sensors.Sensor`), in observation order: each
+        declares its key (``uuid``), its space, its batched value and when it is ``enabled``. The only place a
+        task names its observations; :meth:`sensor_spaces` and :meth:`sensors` derive from it. Default: none."""
+        return []
+
+    def active_sensors(self, core) -> list[Sensor]:
+        """The declared sensors enabled in this core's configuration, in order; a repeated uuid raises
+        ``ValueError``."""
+        out = [s for s in self.declare_sensors(core) if s.enabled(core)]
+        if len({s.uuid for s in out}) != len(out):
+            raise ValueError(f"{type(self).__name__} declares a sensor uuid twice: {out}")
+        return out
+
     def sensor_spaces(self, core) -> dict[str, spaces.Space]:
-        raise NotImplementedError
+        """{uuid: space of one env} of the active sensors (derived from :meth:`declare_sensors`); they are added to
+        (or, for a ``rendered`` sensor, replace) the core's observation spaces."""
+        return {s.uuid: s.space(core) for s in self.active_sensors(core)}
 
     def sensors(self, core) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """{uuid: value [N, ...]} of the active sensors that compute a value (all but the ``rendered`` ones),
+        derived from :meth:`declare_sensors`; ``NavCore.observe`` slices them to the observed rows."""
+        return {s.uuid: s.value(core) for s in self.active_sensors(core) if not s.rendered}
 
     # ------------------------------------------------------------------------------------------ construction
     def scene_overrides(self) -> dict | None:

@@ -8,6 +8,7 @@ from gymnasium import spaces
 from chronotope.envs.sim.kinematic import STOP, TURN_LEFT
 from chronotope.envs.tasks.base import Episode, agent_frame, polar, register_task, start_frame
 from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps, spl
+from chronotope.envs.tasks.sensors import CompassSensor, GPSSensor, OneHotSensor, Sensor, polar_box
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 
 OBSERVE, DELAY, RECALL = 0, 1, 2
@@ -551,50 +552,52 @@ class ObjectRecallTask(MemoryTask):
             out[shown, 1:] = pol[shown]
         return out
 
-    def sensor_spaces(self, core) -> dict[str, spaces.Space]:
+    def declare_sensors(self, core) -> list[Sensor]:
+        self.ensure(core)  # the per-env arrays the values read
+        box = spaces.Box
         d = core.max_extent
-        out: dict[str, spaces.Space] = {
-            "phase": spaces.Box(0.0, 1.0, (3,), np.float32),
-            "cue": spaces.Box(0.0, 1.0, (1,), np.float32),
-            "gps": spaces.Box(-d, d, (2,), np.float32),
-            "compass": spaces.Box(-np.pi, np.pi, (1,), np.float32),
-            "distractor_goal": spaces.Box(
-                np.array([0.0, -np.pi], np.float32), np.array([d, np.pi], np.float32), dtype=np.float32
+        return [
+            OneHotSensor("phase", 3, lambda c: self.phase),
+            Sensor("cue", lambda c: box(0.0, 1.0, (1,), np.float32), lambda c: self.cued().astype(np.float32)[:, None]),
+            GPSSensor(clip=True),
+            CompassSensor(),
+            Sensor("distractor_goal", lambda c: polar_box(d), self.distractor_goal),
+            Sensor(
+                "target_cue",
+                lambda c: box(
+                    np.array([0.0, 0.0, -np.pi], np.float32), np.array([1.0, d, np.pi], np.float32), dtype=np.float32
+                ),
+                self.target_cue_obs,
+                enabled=lambda c: c.cfg.obs_mode != "rgbd",
             ),
-        }
-        if core.cfg.obs_mode != "rgbd":
-            out["target_cue"] = spaces.Box(
-                np.array([0.0, 0.0, -np.pi], np.float32), np.array([1.0, d, np.pi], np.float32), dtype=np.float32
-            )
-        if core.cfg.obs_mode == "state":
-            k = self.candidate_slots(core)
-            lo = np.tile(np.array([0.0, -d, -d, 0.0, 0.0, -1.0, -1.0, 0.0], np.float32), (k, 1))
-            hi = np.tile(np.array([1.0, d, d, 1.0, d, 1.0, 1.0, 1.0], np.float32), (k, 1))
-            out["candidates"] = spaces.Box(lo, hi, dtype=np.float32)
-        return out
+            Sensor(
+                "candidates", self.candidates_space, self.candidates_obs, enabled=lambda c: c.cfg.obs_mode == "state"
+            ),
+        ]
 
-    def sensors(self, core) -> dict[str, np.ndarray]:
-        self.ensure(core)
-        gps, compass = start_frame(core.sim.position, core.sim.yaw, core.start_position, core.start_yaw)
-        phase = np.eye(3, dtype=np.float32)[self.phase]
+    def distractor_goal(self, core) -> np.ndarray:
+        """float32 [N, 2]: (distance capped at ``max_extent``, angle) of the distractor during the delay, else 0."""
         dg = polar(core.sim.position, core.sim.yaw, self.distractor_xy)
         dg[:, 0] = np.minimum(dg[:, 0], core.max_extent)
         dg[self.phase != DELAY] = 0.0
-        out = {
-            "phase": phase,
-            "cue": self.cued().astype(np.float32)[:, None],
-            "gps": np.clip(gps, -core.max_extent, core.max_extent).astype(np.float32),
-            "compass": compass[:, None].astype(np.float32),
-            "distractor_goal": dg.astype(np.float32),
-        }
-        if core.cfg.obs_mode != "rgbd":
-            cue = self.target_cue(core)
-            cue[:, 1] = np.minimum(cue[:, 1], core.max_extent)
-            out["target_cue"] = cue
-            if core.cfg.obs_mode == "state":
-                shown = self.cued() if self.observability == "full" else cue[:, 0] > 0
-                out["candidates"] = self.candidates(core, shown)
-        return out
+        return dg.astype(np.float32)
+
+    def target_cue_obs(self, core) -> np.ndarray:
+        """:meth:`target_cue` with the distance capped at ``max_extent``."""
+        cue = self.target_cue(core)
+        cue[:, 1] = np.minimum(cue[:, 1], core.max_extent)
+        return cue
+
+    def candidates_space(self, core) -> spaces.Box:
+        d, k = core.max_extent, self.candidate_slots(core)
+        lo = np.tile(np.array([0.0, -d, -d, 0.0, 0.0, -1.0, -1.0, 0.0], np.float32), (k, 1))
+        hi = np.tile(np.array([1.0, d, d, 1.0, d, 1.0, 1.0, 1.0], np.float32), (k, 1))
+        return spaces.Box(lo, hi, dtype=np.float32)
+
+    def candidates_obs(self, core) -> np.ndarray:
+        """:meth:`candidates` with the target's cue shown while cued (and in view, unless in the twin)."""
+        shown = self.cued() if self.observability == "full" else self.target_cue(core)[:, 0] > 0
+        return self.candidates(core, shown)
 
     def candidates(self, core, cue_on: np.ndarray) -> np.ndarray:
         """float32 [N, K, 8]: one row per candidate object of the target room, in scene order.

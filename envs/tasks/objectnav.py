@@ -8,7 +8,8 @@ from scipy import ndimage
 
 from chronotope.envs.scene import catalogue as cat
 from chronotope.envs.scene.navgrid import _fill_polygon
-from chronotope.envs.tasks.base import Episode, Task, register_task, start_frame
+from chronotope.envs.tasks.base import Episode, Task, register_task
+from chronotope.envs.tasks.sensors import CompassSensor, GPSSensor, Sensor
 
 
 @register_task("objectnav")
@@ -94,18 +95,13 @@ class ObjectNavTask(Task):
             )
         raise RuntimeError("could not sample an ObjectNav episode in 100 tries")
 
-    def sensor_spaces(self, core) -> dict[str, spaces.Space]:
-        d = core.max_extent
-        return {
-            "objectgoal": spaces.Discrete(cat.NUM_CATEGORIES),
-            "gps": spaces.Box(-d, d, (2,), np.float32),
-            "compass": spaces.Box(-np.pi, np.pi, (1,), np.float32),
-        }
-
-    def sensors(self, core) -> dict[str, np.ndarray]:
-        gps, compass = start_frame(core.sim.position, core.sim.yaw, core.start_position, core.start_yaw)
-        return {
-            "objectgoal": core.goal_category.astype(np.int64),
-            "gps": gps.astype(np.float32),
-            "compass": compass[:, None].astype(np.float32),
-        }
+    def declare_sensors(self, core) -> list[Sensor]:
+        return [
+            Sensor(
+                "objectgoal",
+                lambda c: spaces.Discrete(cat.NUM_CATEGORIES),
+                lambda c: c.goal_category.astype(np.int64),
+            ),
+            GPSSensor(),
+            CompassSensor(),
+        ]

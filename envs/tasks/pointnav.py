@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from gymnasium import spaces
 
-from chronotope.envs.tasks.base import Episode, Task, polar, register_task, start_frame
+from chronotope.envs.tasks.base import Episode, Task, polar, register_task
+from chronotope.envs.tasks.sensors import CompassSensor, GPSSensor, Sensor, polar_box
 
 
 @register_task("pointnav")
@@ -50,21 +50,13 @@ class PointNavTask(Task):
             return Episode(scene, start, float(rng.uniform(-np.pi, np.pi)), goal, field, d0, d0)
         raise RuntimeError("could not sample a PointNav episode in 100 tries: scenes too small for min_distance")
 
-    def sensor_spaces(self, core) -> dict[str, spaces.Space]:
-        d = core.max_extent
-        return {
-            "pointgoal": spaces.Box(
-                np.array([0.0, -np.pi], np.float32), np.array([d, np.pi], np.float32), dtype=np.float32
+    def declare_sensors(self, core) -> list[Sensor]:
+        return [
+            Sensor(
+                "pointgoal",
+                lambda c: polar_box(c.max_extent),
+                lambda c: polar(c.start_position, c.start_yaw, c.goal_position).astype(np.float32),
             ),
-            "gps": spaces.Box(-d, d, (2,), np.float32),
-            "compass": spaces.Box(-np.pi, np.pi, (1,), np.float32),
-        }
-
-    def sensors(self, core) -> dict[str, np.ndarray]:
-        gps, compass = start_frame(core.sim.position, core.sim.yaw, core.start_position, core.start_yaw)
-        goal = polar(core.start_position, core.start_yaw, core.goal_position)
-        return {
-            "pointgoal": goal.astype(np.float32),
-            "gps": gps.astype(np.float32),
-            "compass": compass[:, None].astype(np.float32),
-        }
+            GPSSensor(),
+            CompassSensor(),
+        ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.tasks.base import Episode, polar, register_task, start_frame
+from chronotope.envs.tasks.base import Episode, polar, register_task
 from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps
+from chronotope.envs.tasks.sensors import CompassSensor, GPSSensor, OneHotSensor, Sensor
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 
 NUM_COLOURS = len(PALETTE)
@@ -265,34 +266,29 @@ class TargetSequenceTask(MemoryTask):
         out[rows, self.colours[rows, cols], 1:] = pol[rows, cols]
         return out
 
-    def sensor_spaces(self, core) -> dict[str, spaces.Space]:
-        self._read_horizon(core)  # called once when the env is built, before any episode
+    def declare_sensors(self, core) -> list[Sensor]:
+        self.ensure(core)  # the per-env arrays the values read; also reads the horizon when the env is built
         d = core.max_extent
-        out: dict[str, spaces.Space] = {
-            "target_color": spaces.Box(0.0, 1.0, (NUM_COLOURS,), np.float32),
-            "gps": spaces.Box(-d, d, (2,), np.float32),
-            "compass": spaces.Box(-np.pi, np.pi, (1,), np.float32),
-        }
-        if core.cfg.obs_mode != "rgbd" or self.observability == "full":
+
+        def visible_space(core) -> spaces.Box:
             lo = np.tile(np.array([0.0, 0.0, -np.pi], np.float32), (NUM_COLOURS, 1))
             hi = np.tile(np.array([1.0, d, np.pi], np.float32), (NUM_COLOURS, 1))
-            out["visible_targets"] = spaces.Box(lo, hi, dtype=np.float32)
-        return out
+            return spaces.Box(lo, hi, dtype=np.float32)
+
+        return [
+            OneHotSensor("target_color", NUM_COLOURS, lambda c: self.named_colour()),
+            GPSSensor(clip=True),
+            CompassSensor(),
+            Sensor(
+                "visible_targets",
+                visible_space,
+                self.visible_targets,
+                enabled=lambda c: c.cfg.obs_mode != "rgbd" or self.observability == "full",
+            ),
+        ]
 
     def named_colour(self) -> np.ndarray:
         return self.colours[np.arange(self._n), self.current]
-
-    def sensors(self, core) -> dict[str, np.ndarray]:
-        self.ensure(core)
-        gps, compass = start_frame(core.sim.position, core.sim.yaw, core.start_position, core.start_yaw)
-        out = {
-            "target_color": np.eye(NUM_COLOURS, dtype=np.float32)[self.named_colour()],
-            "gps": np.clip(gps, -core.max_extent, core.max_extent).astype(np.float32),
-            "compass": compass[:, None].astype(np.float32),
-        }
-        if core.cfg.obs_mode != "rgbd" or self.observability == "full":
-            out["visible_targets"] = self.visible_targets(core)
-        return out
 
     def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
         vt = self.visible_targets(core)[sel]  # [n, 8, 3]

@@ -15,6 +15,7 @@ from gymnasium import spaces
 from chronotope.envs.tasks.base import Episode, Task, register_task
 from chronotope.envs.tasks.instructions import default_tokenizer
 from chronotope.envs.tasks.measures import NAV_MEASURES, Measure
+from chronotope.envs.tasks.sensors import Sensor
 from chronotope.envs.tasks.vln_dataset import (
     approach_masks,
     densify,
@@ -313,21 +314,26 @@ class VLNTask(Task):
         )
 
     # --------------------------------------------------------------------------------- sensors
-    def sensor_spaces(self, core) -> dict[str, spaces.Space]:
-        return {
-            "instruction": spaces.Box(0, len(self.tokenizer) - 1, (self.max_instruction_length,), np.int64),
-        }
+    def declare_sensors(self, core) -> list[Sensor]:
+        return [
+            Sensor(
+                "instruction",
+                lambda core: spaces.Box(0, len(self.tokenizer) - 1, (self.max_instruction_length,), np.int64),
+                self.instruction_tokens,
+            )
+        ]
 
-    def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
-        """In ``state`` mode the generic ``goal`` vector would give the goal away: the instruction must."""
-        obs["goal"] = np.zeros_like(obs["goal"])
-
-    def sensors(self, core) -> dict[str, np.ndarray]:
+    def instruction_tokens(self, core) -> np.ndarray:
+        """int64 [N, max_instruction_length]: each episode's tokenised instruction (zeros before the first)."""
         out = np.zeros((core.n, self.max_instruction_length), np.int64)
         for i, ep in enumerate(core.episodes):
             if ep is not None:
                 out[i] = ep.extra["instruction_tokens"]
-        return {"instruction": out}
+        return out
+
+    def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
+        """In ``state`` mode the generic ``goal`` vector would give the goal away: the instruction must."""
+        obs["goal"] = np.zeros_like(obs["goal"])
 
     def info(self, core) -> dict[str, np.ndarray]:
         eps = core.episodes

@@ -10,7 +10,7 @@ import pytest
 from gymnasium import spaces
 
 import chronotope.envs as ce
-from chronotope.envs.tasks import TASKS, Task, register_task
+from chronotope.envs.tasks import TASKS, Sensor, Task, register_task
 from chronotope.envs.tasks.base import Episode, agent_frame
 
 
@@ -38,12 +38,12 @@ class BeaconTask(Task):
         d0 = float(grid.lookup(field, start))
         return Episode(scene, start, float(rng.uniform(-np.pi, np.pi)), goal, field, d0, d0)
 
-    def sensor_spaces(self, core) -> dict[str, spaces.Space]:
-        return {"beacon": spaces.Box(-core.max_extent, core.max_extent, (2,), np.float32)}
+    def declare_sensors(self, core) -> list[Sensor]:
+        def beacon(core) -> np.ndarray:
+            rel = agent_frame(core.goal_position - core.sim.position, core.sim.yaw)
+            return np.clip(rel, -core.max_extent, core.max_extent).astype(np.float32)
 
-    def sensors(self, core) -> dict[str, np.ndarray]:
-        rel = agent_frame(core.goal_position - core.sim.position, core.sim.yaw)
-        return {"beacon": np.clip(rel, -core.max_extent, core.max_extent).astype(np.float32)}
+        return [Sensor("beacon", lambda c: spaces.Box(-c.max_extent, c.max_extent, (2,), np.float32), beacon)]
 
     def on_reset(self, core, idx: np.ndarray, rngs) -> None:
         if len(self.home) != core.n:
