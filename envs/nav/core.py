@@ -12,9 +12,9 @@ Conventions shared with the arm envs (:mod:`chronotope.envs.robot.env`):
 * Configuration is checked when the env is made: an unknown keyword, or a keyword of a nested config
   (``task_kwargs``, ``scene_config``, ``agent``) that its class does not take, raises ``ValueError`` naming it; a
   bad value raises ``ValueError`` naming the keyword and the value.
-* Depth is float32 metres, one channel ``[H, W, 1]``. Where a ray hits nothing the two families still differ: the
-  nav renderers report ``max_depth`` (the range cap; the map wrappers read it as free space up to the cap), the
-  arm cameras 0 (no return).
+* Depth is float32 metres, one channel ``[H, W, 1]``, clipped at ``max_depth`` (a config keyword in both
+  families). A ray that hits nothing, or hits beyond ``max_depth``, reads ``max_depth`` (Habitat's convention after
+  clipping; the map wrappers read it as free space up to the cap) and is background (id 0) in the segmentation.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ class NavEnv(gym.Env):
     - Actions: Discrete(4): 0 STOP (ends the episode), 1 MOVE_FORWARD 0.25 m, 2 TURN_LEFT 15 deg,
       3 TURN_RIGHT 15 deg. Forward motion slides along obstacles and counts a collision.
     - Observations (``obs_mode``): ``rgbd`` -> ``rgb`` uint8 [H, W, 3], ``depth`` float32 [H, W, 1] metres in
-      [0, max_depth] (+ ``semantic`` int32 [H, W, 1] instance ids with ``semantic=True``); ``depth`` -> depth only;
+      [0, max_depth] (``max_depth`` where no surface is hit within it, as in the arm envs; + ``semantic`` int32
+      [H, W, 1] instance ids with ``semantic=True``); ``depth`` -> depth only;
       ``state`` -> ``pose`` (x, y, yaw), ``goal`` (distance, angle to the goal from the agent), ``objects``
       (K nearest objects: x forward, y left, category id, distance), ``range`` (16 rangefinder distances to walls
       and furniture, first straight ahead, counter-clockwise, capped at 5 m). Task sensors are added in every mode.

@@ -15,7 +15,9 @@ The reward is the sum of the named terms; each is reported as ``info["reward_<na
 
 Conventions shared with the navigation envs (see :mod:`chronotope.envs.nav.core`): ``obs_mode`` ``state`` /
 ``rgbd`` mean the same there; unknown kwargs and bad values raise ``ValueError`` naming them (:func:`make_config`,
-``__post_init__``); depth is float32 metres ``[H, W, 1]``, but 0 where a ray hits nothing (nav: ``max_depth``).
+``__post_init__``); depth is float32 metres ``[H, W, 1]`` clipped at ``max_depth``, and a ray that hits nothing
+(or hits beyond ``max_depth``) reads ``max_depth`` with segmentation 0, as the nav renderers do (Habitat's
+convention after clipping).
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ class RobotEnvConfig:
     """End-effector displacement (m) commanded by a full-scale ``ee_delta`` action in one env step."""
     init_joint_noise: float = 0.02
     """Uniform noise (rad) added to the home joint angles at reset."""
+    max_depth: float = 5.0
+    """Depth clip (m) of the ``rgbd`` cameras: a pixel whose ray hits nothing, or hits beyond it, reads
+    ``max_depth`` (segmentation 0: background), as in the nav envs. The default keeps the whole table and the floor
+    the front camera sees (farthest hit about 3.8 m)."""
 
     def __post_init__(self) -> None:
         if self.control_mode not in CONTROL_MODES:
@@ -69,6 +75,10 @@ class RobotEnvConfig:
             raise ValueError(f"max_ee_step={self.max_ee_step!r}; expected in (0, 0.1] m")
         if not 0.0 <= self.init_joint_noise <= 0.2:
             raise ValueError(f"init_joint_noise={self.init_joint_noise!r}; expected in [0, 0.2] rad")
+        if isinstance(self.max_depth, bool) or not (
+            isinstance(self.max_depth, (int, float, np.floating)) and 0.0 < self.max_depth < np.inf
+        ):
+            raise ValueError(f"max_depth={self.max_depth!r}; expected a positive finite distance (m)")
 
 
 def make_config(cls: type, kwargs: dict[str, Any]) -> Any:
@@ -91,8 +101,9 @@ class RobotEnv(gym.Env):
         joint_pos [6], joint_vel [6] (rad, rad/s), gripper_width [1] (m between pads), ee_pos [3] (m),
         ee_quat [4] (w, x, y, z), plus the task's keys (object poses, goals, cue, phase).
     Observations (``rgbd`` mode): the proprioceptive keys above, the task's non-privileged keys, and per camera
-        ``<cam>_rgb`` [H, W, 3] uint8, ``<cam>_depth`` [H, W, 1] float32 metres (0 where no surface is hit),
-        ``<cam>_seg`` [H, W, 1] int32 body ids (0 = world/background), for cam in (front, wrist).
+        ``<cam>_rgb`` [H, W, 3] uint8, ``<cam>_depth`` [H, W, 1] float32 metres in ``[0, max_depth]``
+        (``max_depth`` where no surface is hit within it, as in the nav envs), ``<cam>_seg`` [H, W, 1] int32 body
+        ids (0 = world/background), for cam in (front, wrist).
         The cue panel and go lamp are visible in the front camera; MUJOCO_GL must be set (this package sets
         ``egl`` by default) before mujoco is first imported.
     Actions: see :class:`RobotEnvConfig.control_mode`; values outside [-1, 1] or non-finite raise ValueError.
@@ -147,7 +158,7 @@ class RobotEnv(gym.Env):
             s = self.cfg.image_size
             for cam in ("front", "wrist"):
                 obs_spaces[f"{cam}_rgb"] = spaces.Box(0, 255, (s, s, 3), np.uint8)
-                obs_spaces[f"{cam}_depth"] = spaces.Box(0.0, np.inf, (s, s, 1), np.float32)
+                obs_spaces[f"{cam}_depth"] = spaces.Box(0.0, self.cfg.max_depth, (s, s, 1), np.float32)
                 obs_spaces[f"{cam}_seg"] = spaces.Box(0, m.nbody - 1, (s, s, 1), np.int32)
         self.observation_space = spaces.Dict(obs_spaces)
 
@@ -347,10 +358,10 @@ class RobotEnv(gym.Env):
             r.enable_depth_rendering()
             depth = r.render()  # linear depth, metres
             r.disable_depth_rendering()
-            hit = seg[..., 0] >= 0
+            hit = (seg[..., 0] >= 0) & (depth <= self.cfg.max_depth)  # beyond the clip: background
             is_geom = hit & (seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM))
             body = np.where(is_geom, self.model.geom_bodyid[np.maximum(seg[..., 0], 0)], 0)
-            out[f"{key}_depth"] = np.where(hit, depth, 0.0)[..., None].astype(np.float32)  # 0 = no return (sky)
+            out[f"{key}_depth"] = np.where(hit, depth, self.cfg.max_depth)[..., None].astype(np.float32)
             out[f"{key}_seg"] = body[..., None].astype(np.int32)
         return out
 
