@@ -25,7 +25,7 @@ from chronotope.envs.tasks.vln_dataset import (
     sample_vln_episode,
 )
 
-EPISODE_ORDERS = ("sequential", "sample")
+EPISODE_ORDERS = ("sequential", "sample", "seed")
 
 
 # ------------------------------------------------------------------------------------------------ measures
@@ -129,6 +129,16 @@ class SPD(Measure):
 VLN_MEASURES: tuple[type[Measure], ...] = (*NAV_MEASURES, NDTW, SDTW, TaskCompletion, SPD)
 
 
+def _fresh_seed(rng: np.random.Generator) -> int | None:
+    """The integer seed of a generator that has drawn nothing since it was seeded (``np.random.default_rng(s)``,
+    Gymnasium's ``np_random(s)``); None once it has drawn, or when it was not seeded by one integer."""
+    bg = rng.bit_generator
+    seed = getattr(getattr(bg, "seed_seq", None), "entropy", None)
+    if not isinstance(seed, (int, np.integer)) or bg.state != type(bg)(bg.seed_seq).state:
+        return None
+    return int(seed)
+
+
 # ------------------------------------------------------------------------------------------------ task
 @register_task("vln")
 class VLNTask(Task):
@@ -139,8 +149,11 @@ class VLNTask(Task):
     Randomisations (generated episodes): scene (from the pool), a goal landmark object and a navigable goal next to
     it, a start at geodesic distance in ``[min_distance, max_distance]``, start heading, instruction phrasing.
     With ``episodes_file`` (a dataset from ``chronotope vln-dataset``) episodes are replayed from the file instead,
-    in file order (``episode_order="sequential"``, one cursor shared by all environments of the core) or drawn
-    with each environment's generator (``"sample"``); the file's scenes replace the configured scene pool.
+    in file order (``episode_order="sequential"``, one cursor shared by all environments of the core), drawn
+    with each environment's generator (``"sample"``), or by seed (``"seed"``: a reset seeded with ``s`` replays the
+    file's episode ``s`` mod its length, whichever environment runs it, so the rollout loop's episode list
+    ``range(n)`` is the file's first ``n`` episodes; episodes of a generator after its first, the auto-resets, are
+    drawn as in ``"sample"``); the file's scenes replace the configured scene pool.
     Reference path: the geodesic shortest path from start to goal (descent of the goal's distance field, pulled
     taut by line of sight), waypoints every ``waypoint_spacing`` m, in ``episode.extra["reference_path"]``.
     Observations (task sensor): ``instruction`` int64 [max_instruction_length], token ids of the fixed vocabulary
@@ -157,7 +170,7 @@ class VLNTask(Task):
         max_distance: largest start-goal geodesic distance of generated episodes (m).
         success_radius: success / task-completion radius (m).
         episodes_file: a VLN dataset file to replay instead of generating episodes.
-        episode_order: "sequential" or "sample" (replay only).
+        episode_order: "sequential", "sample" or "seed" (replay only).
         max_instruction_length: length of the ``instruction`` observation (tokens; longer texts are cut).
         waypoint_spacing: reference path resolution of generated episodes (m).
         ndtw_spacing: densify the reference path to this spacing for nDTW (m); None uses the waypoints as they are.
@@ -273,7 +286,9 @@ class VLNTask(Task):
             rec = eps[self.cursor % len(eps)]
             self.cursor += 1
         else:
-            rec = eps[int(rng.integers(len(eps)))]
+            seed = _fresh_seed(rng)  # read before the draw below advances the generator
+            j = int(rng.integers(len(eps)))
+            rec = eps[seed % len(eps) if self.episode_order == "seed" and seed is not None else j]
         scene = self._scene_index[parse_scene_id(rec["scene_id"])]
         grid = core.grids[scene]
         start = np.asarray(rec["start_position"], float)[:2]

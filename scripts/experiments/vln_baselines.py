@@ -8,8 +8,11 @@
 - ``random_landmark``: an oracle that ignores the instruction: it picks a random object of the scene and walks
   the geodesic shortest path to it, then STOPs. Its gap to the expert measures how much the instruction matters.
 
-Every agent runs on the same episodes (replayed in order from the dataset file, batched ``NavVectorEnv``,
-``obs_mode="state"``); each episode is counted once. Writes ``<out>/vln_baselines.json`` and ``.md``.
+Every agent runs on the same episodes, the dataset file's, each once and to its end: the episode list ``range(n)``
+of :func:`chronotope.envs.rollout.run_episodes` on a batched ``NavVectorEnv`` (``obs_mode="state"``) replaying the
+file with ``episode_order="seed"`` (episode k is the file's k-th, whichever environment runs it). The random agents
+draw from a generator seeded with ``(seed, episode)``, so their numbers do not depend on ``num_envs`` either.
+Writes ``<out>/vln_baselines.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chronotope.envs.vector_info import final_info_row, finished_rows
+from chronotope.envs.rollout import run_episodes
 
 METRICS = ("success", "oracle_success", "spl", "ndtw", "sdtw", "distance_to_goal", "path_length", "steps")
 METRICS += ("task_completion", "spd")
@@ -62,22 +65,18 @@ class _FieldTarget:
 
 
 def evaluate(env_kwargs: dict, make_policy, episodes: int, num_envs: int) -> dict[str, float]:
-    """Mean measures of ``make_policy(venv)`` (a callable ``() -> actions [N]``) over the file's first episodes."""
+    """Mean measures of ``make_policy(venv)`` (a rollout policy ``(obs, starts, seeds) -> actions [N]``,
+    :mod:`chronotope.envs.rollout`) over the file's first ``episodes`` episodes, each run once to its end."""
     import gymnasium as gym
 
-    venv = gym.make_vec("chronotope/VLN-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
-    venv.reset(seed=0)
-    policy = make_policy(venv.unwrapped)
-    done: dict[int, dict] = {}
-    while len(done) < episodes:
-        _, _, _, _, info = venv.step(policy())
-        for i in finished_rows(info):
-            fi = final_info_row(info, i)
-            eid = int(fi["episode_id"])
-            if eid < episodes and eid not in done:
-                done[eid] = fi
+    kw = {**env_kwargs, "task_kwargs": {**env_kwargs.get("task_kwargs", {}), "episode_order": "seed"}}
+    venv = gym.make_vec("chronotope/VLN-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", **kw)
+    records = run_episodes(venv, make_policy(venv.unwrapped), range(episodes))
     venv.close()
-    return {k: float(np.mean([d[k] for d in done.values()])) for k in METRICS}
+    ids = [int(r.info["episode_id"]) for r in records]
+    if ids != list(range(episodes)):
+        raise RuntimeError(f"episode k of the list is not the file's k-th: episode ids {ids}")
+    return {k: float(np.mean([r.info[k] for r in records])) for k in METRICS}
 
 
 def expert_policy(venv):
@@ -85,21 +84,42 @@ def expert_policy(venv):
 
     core = venv.core
     expert = VLNExpert(stop_distance=0.25)
-    return lambda: expert.act(core)
+    return lambda obs, starts, seeds: expert.act(core)
+
+
+class _EpisodeRngs:
+    """One generator per lane, re-seeded with ``(seed, episode seed)`` at each recorded episode start (a lane running
+    an unrecorded episode keeps drawing from its previous generator)."""
+
+    def __init__(self, seed: int, n: int) -> None:
+        self.seed = seed
+        self.gens = [np.random.default_rng(seed) for _ in range(n)]
+
+    def update(self, seeds: list[int | None]) -> list[np.random.Generator]:
+        for i, s in enumerate(seeds):
+            if s is not None:
+                self.gens[i] = np.random.default_rng([self.seed, s])
+        return self.gens
 
 
 def random_policy(seed: int):
     def make(venv):
-        rng = np.random.default_rng(seed)
-        return lambda: rng.integers(0, 4, venv.num_envs)
+        rngs = _EpisodeRngs(seed, venv.num_envs)
+
+        def act(obs, starts, seeds):
+            return np.array([g.integers(0, 4) for g in rngs.update(seeds)], np.int64)
+
+        return act
 
     return make
 
 
 def forward_then_stop_policy(k: int):
+    """MOVE_FORWARD while the episode has taken fewer than ``k`` steps, then STOP (reads the core's step count)."""
+
     def make(venv):
         core = venv.core
-        return lambda: np.where(core.elapsed < k, 1, 0).astype(np.int64)
+        return lambda obs, starts, seeds: np.where(core.elapsed < k, 1, 0).astype(np.int64)
 
     return make
 
@@ -110,17 +130,15 @@ def random_landmark_policy(seed: int):
         from chronotope.envs.tasks.vln_dataset import approach_masks
 
         core = venv.core
-        rng = np.random.default_rng(seed)
+        rngs = _EpisodeRngs(seed, core.n)
         view = _FieldTarget(core, stop_within=0.25)
         expert = ShortestPathExpert()
-        current: list[object] = [None] * core.n
         masks: dict[int, dict[int, np.ndarray]] = {}
 
-        def act():
-            for i, ep in enumerate(core.episodes):
-                if ep is current[i]:
-                    continue
-                current[i] = ep
+        def act(obs, starts, seeds):
+            gens = rngs.update(seeds)
+            for i in np.flatnonzero(starts):
+                rng, ep = gens[i], core.episodes[i]
                 scene = ep.scene
                 if scene not in masks:
                     grid, main = core.grids[scene], core.main_component(scene)

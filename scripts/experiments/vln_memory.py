@@ -31,8 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from chronotope.envs.vector_info import final_info_row
-
 METRICS = ("success", "spl", "ndtw", "task_completion", "oracle_success", "distance_to_goal", "steps")
 BASE_WRAPPERS = "depth"
 
@@ -245,18 +243,12 @@ def run_one(cfg: Config, name: str, seed: int) -> dict[str, Any]:
     return res
 
 
-def t_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and 95% CI half-width (Student t) over seeds; the half-width is nan for one seed."""
-    from chronotope.agents.stats import summarize
-
-    s = summarize(values)
-    return s["mean"], s["ci95"]
-
-
 def forward_then_stop(cfg: Config) -> dict[str, float]:
-    """VLN-CE's forward-only reference on the evaluation episodes: K forward steps then STOP, K = the training
-    scenes' mean start distance / 0.25 m."""
+    """VLN-CE's forward-only reference on the evaluation episodes (those of :func:`run_one`'s evaluation: env seeds
+    ``eval_seed + k`` on the unseen scenes, each run to its end by :func:`chronotope.envs.rollout.run_episodes`):
+    K forward steps then STOP, K = the training scenes' mean start distance / 0.25 m."""
     from chronotope.agents.envs import make_vector_env
+    from chronotope.envs.rollout import run_episodes
     from chronotope.scripts.experiments.vln_baselines import forward_then_stop_policy
 
     venv = make_vector_env("chronotope/VLN-v0", cfg.num_envs, env_kwargs(cfg))
@@ -268,16 +260,10 @@ def forward_then_stop(cfg: Config) -> dict[str, float]:
     venv.close()
     k = max(1, round(float(np.mean(dists)) / 0.25))
     venv = make_vector_env("chronotope/VLN-v0", cfg.num_envs, env_kwargs(cfg, eval_scene_seeds(cfg)))
-    venv.reset(seed=cfg.eval_seed)
-    act = forward_then_stop_policy(k)(venv.unwrapped)
-    eps: list[dict] = []
-    while len(eps) < cfg.eval_episodes:
-        _, _, term, trunc, info = venv.step(act())
-        for i in np.flatnonzero(np.asarray(term) | np.asarray(trunc)):
-            eps.append(final_info_row(info, i))
+    seeds = [cfg.eval_seed + i for i in range(cfg.eval_episodes)]
+    records = run_episodes(venv, forward_then_stop_policy(k)(venv.unwrapped), seeds)
     venv.close()
-    eps = eps[: cfg.eval_episodes]
-    return {m: float(np.mean([float(e[m]) for e in eps])) for m in METRICS} | {"k": k}
+    return {m: float(np.mean([float(r.info[m]) for r in records])) for m in METRICS} | {"k": k}
 
 
 def step_cost(cfg: Config) -> list[dict[str, Any]]:
@@ -325,6 +311,10 @@ def step_cost(cfg: Config) -> list[dict[str, Any]]:
 
 
 def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per variant: each metric's mean and 95% CI half-width over the per-seed means
+    (:func:`chronotope.agents.stats.summarize`; nan for one seed), mean training CPU time and final loss."""
+    from chronotope.agents.stats import summarize
+
     out: dict[str, dict[str, Any]] = {}
     for name in VARIANTS:
         rs = [r for r in results if r["variant"] == name]
@@ -334,8 +324,8 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for m in METRICS:
             vals = [r["metrics"][m] for r in rs if m in r["metrics"]]
             if vals:
-                mean, ci = t_ci(vals)
-                agg[m] = {"mean": mean, "ci95": ci, "per_seed": vals}
+                s = summarize(vals)
+                agg[m] = {"mean": s["mean"], "ci95": s["ci95"], "per_seed": vals}
         agg["train_cpu_s"] = float(np.mean([r["train_cpu_s"] for r in rs]))
         agg["final_loss"] = float(np.mean([r["history"][-1]["loss"] for r in rs]))
         out[name] = agg

@@ -348,6 +348,27 @@ def test_env_replays_a_dataset_in_order(val_file):
     assert ids[0] == ids[1] and len(set(ids[0])) > 1
 
 
+def test_seed_order_replays_episode_seed_mod_length_in_the_rollout_loop(val_file):
+    """episode_order="seed": a reset seeded with s replays file episode s mod 4, whichever lane runs it, so the
+    rollout list range(n) is the file's first n episodes (auto-resets in between are drawn, then replaced)."""
+    from chronotope.envs.rollout import run_episodes
+    from chronotope.scripts.experiments.vln_baselines import evaluate, random_landmark_policy
+
+    path, data = val_file
+    kw = {"obs_mode": "state", "task_kwargs": {"episodes_file": str(path), "episode_order": "seed"}}
+    for s in (0, 1, 6, 4):
+        assert gym.make("chronotope/VLN-v0", **kw).reset(seed=s)[1]["episode_id"] == s % 4
+    venv = gym.make_vec("chronotope/VLN-v0", num_envs=3, vectorization_mode="vector_entry_point", **kw)
+    core = venv.unwrapped.core
+    recs = run_episodes(venv, lambda obs, starts, seeds: VLNExpert().act(core), [2, 0, 3, 1, 2])
+    assert [int(r.info["episode_id"]) for r in recs] == [2, 0, 3, 1, 2]
+    assert recs[0].steps == recs[4].steps and recs[0].info["ndtw"] == recs[4].info["ndtw"]
+    # the experiment's random agents draw per episode: the same numbers whatever the number of lanes
+    ekw = {"obs_mode": "state", "task_kwargs": {"episodes_file": str(path)}, "max_episode_steps": 60}
+    runs = [evaluate(ekw, random_landmark_policy(0), 4, n) for n in (1, 3)]
+    assert runs[0] == runs[1]
+
+
 def test_expert_follows_the_reference_path(val_file):
     path, data = val_file
     kw = {"obs_mode": "state", "task_kwargs": {"episodes_file": str(path)}}
