@@ -212,6 +212,7 @@ class NavCore:
         self.collided = np.zeros(self.n, bool)
         self.moved = np.zeros(self.n)
         self.elapsed = np.zeros(self.n, np.int64)
+        self.reset_seed: int | None = None  # see reset_envs
         self.success_radius = self.task.success_radius
         self.measures = {m.uuid: m(self.n) for m in self.task.measure_types()}
         self._objects = [self._object_table(s) for s in self.scenes]
@@ -282,9 +283,17 @@ class NavCore:
         return spaces.Dict(d)
 
     # ------------------------------------------------------------------------------------------- episodes
-    def reset_envs(self, idx: np.ndarray, rngs: list[np.random.Generator]) -> None:
-        """Starts new episodes in environments ``idx`` using each environment's own generator."""
+    def reset_envs(
+        self, idx: np.ndarray, rngs: list[np.random.Generator], seeds: list[int | None] | None = None
+    ) -> None:
+        """Starts new episodes in environments ``idx`` using each environment's own generator.
+
+        ``seeds`` (per environment, all N; None: no explicit seed, as in an auto-reset) is the seed each reset was
+        asked for; while environment ``i``'s episode is sampled, ``self.reset_seed`` holds ``seeds[i]``, so a task
+        may key its episode on it (VLN's ``episode_order="seed"``).
+        """
         for i in idx:
+            self.reset_seed = None if seeds is None else seeds[i]
             ep = self.task.sample_episode(self, rngs[i])
             self.episodes[i] = ep
             self.sim.set_pose([i], ep.start_position[None], [ep.start_yaw], [ep.scene])
@@ -297,6 +306,7 @@ class NavCore:
             fh, fw = ep.field.shape
             self.fields[i] = np.inf
             self.fields[i, :fh, :fw] = ep.field
+        self.reset_seed = None
         idx = np.asarray(idx, np.int64)
         self.elapsed[idx] = 0
         self.called_stop[idx] = False

@@ -69,7 +69,7 @@ class NavEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self.core.reset_envs(np.array([0]), [self.np_random])
+        self.core.reset_envs(np.array([0]), [self.np_random], [seed])
         obs = self._unbatch(self.core.observe())
         self._last_obs = obs
         self._ended = False

@@ -80,7 +80,7 @@ class NavVectorEnv(VectorEnv):
             for i, s in enumerate(seeds)
         ]
         self._started = True
-        self.core.reset_envs(rows, self._rngs)
+        self.core.reset_envs(rows, self._rngs, seeds)
         return self.core.observe(), self._vector_info(self.core.info(None))
 
     def step(self, actions):

@@ -129,16 +129,6 @@ class SPD(Measure):
 VLN_MEASURES: tuple[type[Measure], ...] = (*NAV_MEASURES, NDTW, SDTW, TaskCompletion, SPD)
 
 
-def _fresh_seed(rng: np.random.Generator) -> int | None:
-    """The integer seed of a generator that has drawn nothing since it was seeded (``np.random.default_rng(s)``,
-    Gymnasium's ``np_random(s)``); None once it has drawn, or when it was not seeded by one integer."""
-    bg = rng.bit_generator
-    seed = getattr(getattr(bg, "seed_seq", None), "entropy", None)
-    if not isinstance(seed, (int, np.integer)) or bg.state != type(bg)(bg.seed_seq).state:
-        return None
-    return int(seed)
-
-
 # ------------------------------------------------------------------------------------------------ task
 @register_task("vln")
 class VLNTask(Task):
@@ -286,7 +276,7 @@ class VLNTask(Task):
             rec = eps[self.cursor % len(eps)]
             self.cursor += 1
         else:
-            seed = _fresh_seed(rng)  # read before the draw below advances the generator
+            seed = core.reset_seed  # the seed this reset was asked for (None for an auto-reset)
             j = int(rng.integers(len(eps)))
             rec = eps[seed % len(eps) if self.episode_order == "seed" and seed is not None else j]
         scene = self._scene_index[parse_scene_id(rec["scene_id"])]
