@@ -36,9 +36,10 @@ _PRESET = PRESETS["objectrecall"]
 DEMO_ENV = _PRESET["env"]
 DEMO_ENV_KWARGS = dict(_PRESET["env_kwargs"])
 DEMO_RECIPE = {**{k: v for k, v in _PRESET["recipe"].items() if k != "steps"}, "aux_coef": 1.0}
-# Training env steps per second of each core on one CPU core here (measured, ObjectRecall state mode): the pool
-# starts the slowest run first so the two workers finish together.
-_SPS = {"none": 2000, "gru": 900, "lstm": 900, "hcam": 450}
+# Training env steps per second of each core on one CPU core here (measured with the preset's 8 x 4 recipe,
+# ObjectRecall state mode, two runs sharing the 2 cores): the pool starts the slowest run first so the two workers
+# finish together.
+_SPS = {"none": 840, "gru": 450, "lstm": 450, "hcam": 255}
 
 
 @dataclass
@@ -49,7 +50,7 @@ class DemoConfig:
     """Output folder."""
     agents: tuple[str, ...] = ("none", "gru", "hcam")
     """Memory cores to train and compare."""
-    steps: int = 350_000
+    steps: int = 200_000
     """Environment steps of training per agent (the same budget for every agent)."""
     memory_cfgs: dict = field(default_factory=lambda: {"hcam": {"hidden_size": 128, "num_heads": 4, "chunk_size": 4}})
     """Memory config per agent (HCAM at the GRU's width of 128; chunks of 4 steps)."""
