@@ -64,6 +64,9 @@ class ObjectRecallTask(MemoryTask):
     :meth:`candidates`): where each is, the cue flag on the target's row while the cue is shown and in view,
     and a shortest-path guide to the cells where a STOP chooses it; the rows never depend on which object is the
     target. Navigation to a chosen object is thus given, and what remains to learn is which one: memory.
+    With ``pixel_candidates=True`` the pixel modes (``rgbd``, ``depth``) observe the same rows with the ``cue``
+    column always 0: navigation is given as in ``state``, and which object was cued shows only in the images
+    (the magenta tint in ``rgb``; ``depth`` keeps its ``target_cue`` vector), so a memory must take it from pixels.
     Reward terms (Habitat's scale): ``success`` (+2.5), ``distractor`` (+0.1 per distractor point reached),
     ``progress`` (0.02 per metre of geodesic progress to the distractor point during the delay), ``slack`` (-0.01
     per recall step),
@@ -95,6 +98,7 @@ class ObjectRecallTask(MemoryTask):
             facing the target, within 30 degrees, while the cue is on; the compass leaks that direction later).
         observability: "partial" (the memory task) or "full" (the observability twin: the cue never goes off).
         approach_reward: shaping per metre of progress towards the nearest candidate object during recall (0: off).
+        pixel_candidates: also observe ``candidates`` in the pixel modes, without the cue column (see above).
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class ObjectRecallTask(MemoryTask):
         observe_motion: str = "spin",
         observability: str = "partial",
         approach_reward: float = 1.0,
+        pixel_candidates: bool = False,
     ) -> None:
         super().__init__(
             success_radius=success_radius,
@@ -130,6 +135,9 @@ class ObjectRecallTask(MemoryTask):
         if observe_motion not in ("spin", "still"):
             raise ValueError(f"observe_motion must be 'spin' or 'still', got {observe_motion!r}")
         self.observe_motion = observe_motion
+        if not isinstance(pixel_candidates, bool):
+            raise ValueError(f"pixel_candidates must be a bool, got {pixel_candidates!r}")
+        self.pixel_candidates = pixel_candidates
         self.teleport_away = bool(teleport)
         self.delay_task = delay_task
         for name, v, lo in (
@@ -154,8 +162,12 @@ class ObjectRecallTask(MemoryTask):
         self.approach_reward = float(approach_reward)
         self._candidate_fields: dict[tuple[int, int], np.ndarray] = {}
         self._guides: dict[tuple[int, int], np.ndarray] = {}
-        self._slots: int | None = None  # rows of ``candidates`` (state mode), from the scene pool
-        self.cand_xy: np.ndarray | None = None  # [N, K, 2] candidate centres of each env's room (state mode)
+        self._slots: int | None = None  # rows of ``candidates``, from the scene pool
+        self.cand_xy: np.ndarray | None = None  # [N, K, 2] candidate centres of each env's room (with candidates)
+
+    def observes_candidates(self, core) -> bool:
+        """Whether ``candidates`` is observed: always in ``state``, in pixel modes with ``pixel_candidates``."""
+        return core.cfg.obs_mode == "state" or self.pixel_candidates
 
     def scene_overrides(self) -> dict:
         out: dict = {}
@@ -379,7 +391,7 @@ class ObjectRecallTask(MemoryTask):
     def on_reset(self, core, idx: np.ndarray, rngs) -> None:
         self.ensure(core)
         self.remember_rngs(idx, rngs)
-        if core.cfg.obs_mode == "state":
+        if self.observes_candidates(core):
             k = self.candidate_slots(core)
             if self.cand_xy is None or self.cand_xy.shape != (core.n, k, 2):
                 self.cand_xy = np.zeros((core.n, k, 2))
@@ -390,7 +402,7 @@ class ObjectRecallTask(MemoryTask):
             self.target[i] = ep.extra["target"]
             self.target_room[i] = ep.extra["room"]
             self.target_xy[i] = ep.goal_position
-            if core.cfg.obs_mode == "state":
+            if self.observes_candidates(core):
                 objs = self.room_candidates(core, ep.scene, ep.extra["room"])
                 self.cand_xy[i] = 0.0
                 self.cand_present[i] = False
@@ -570,9 +582,7 @@ class ObjectRecallTask(MemoryTask):
                 self.target_cue_obs,
                 enabled=lambda c: c.cfg.obs_mode != "rgbd",
             ),
-            Sensor(
-                "candidates", self.candidates_space, self.candidates_obs, enabled=lambda c: c.cfg.obs_mode == "state"
-            ),
+            Sensor("candidates", self.candidates_space, self.candidates_obs, enabled=self.observes_candidates),
         ]
 
     def distractor_goal(self, core) -> np.ndarray:
@@ -595,7 +605,10 @@ class ObjectRecallTask(MemoryTask):
         return spaces.Box(lo, hi, dtype=np.float32)
 
     def candidates_obs(self, core) -> np.ndarray:
-        """:meth:`candidates` with the target's cue shown while cued (and in view, unless in the twin)."""
+        """:meth:`candidates` with the target's cue shown while cued (and in view, unless in the twin); in pixel
+        modes the cue column stays 0 (the cue is in the images)."""
+        if core.cfg.obs_mode != "state":
+            return self.candidates(core, np.zeros(core.n, bool))
         shown = self.cued() if self.observability == "full" else self.target_cue(core)[:, 0] > 0
         return self.candidates(core, shown)
 
@@ -652,15 +665,16 @@ class ObjectRecallTask(MemoryTask):
     def info(self, core) -> dict[str, np.ndarray]:
         """Also ``memory_target`` float [N, 2]: the target's position in the start frame (the frame of ``gps``,
         m), constant over an episode: what a memory must keep (with the current ``gps`` / ``compass`` it gives
-        the way back); in ``state`` mode also ``memory_slot`` float [N, K], the one-hot row of ``candidates``
-        that is the target (what a memory must keep there). Labels for auxiliary losses, never observed."""
+        the way back); where ``candidates`` is observed also ``memory_slot`` float [N, K], the one-hot row of
+        ``candidates`` that is the target (what a memory must keep there). Labels for auxiliary losses, never
+        observed."""
         target, _ = start_frame(self.target_xy, core.sim.yaw, core.start_position, core.start_yaw)
         out = {
             "phase": self.phase.astype(float),
             "target_instance": self.target.astype(float),
             "memory_target": np.clip(target, -core.max_extent, core.max_extent),
         }
-        if core.cfg.obs_mode == "state":  # which row of ``candidates`` is the target: one-hot [K]
+        if self.observes_candidates(core):  # which row of ``candidates`` is the target: one-hot [K]
             out["memory_slot"] = np.eye(self.cand_xy.shape[1])[self.target_slot]
         return out
 

@@ -171,3 +171,28 @@ def test_following_the_target_row_succeeds_and_a_guess_is_at_chance():
     )
     assert perfect >= 0.85, perfect
     assert guess <= 0.45, guess
+
+
+def test_pixel_candidates_give_the_rows_without_the_cue():
+    """``pixel_candidates=True`` in ``rgbd`` observes the ``state`` mode's rows with the cue column 0, so which object
+    was cued shows only in the pixels (the tint), while the memory label still names the target's row."""
+    kw = {"resolution": (32, 32), "delay": 2}
+    pix = _env(obs_mode="rgbd", pixel_candidates=True, **kw)
+    state = _env(**kw)
+    assert "candidates" not in _env(obs_mode="rgbd", **kw).observation_space.spaces
+    for seed in range(3):
+        (po, pinfo), (so, sinfo) = pix.reset(seed=seed), state.reset(seed=seed)
+        assert pix.unwrapped.core.task.target[0] == state.unwrapped.core.task.target[0]
+        np.testing.assert_array_equal(pinfo["memory_slot"], sinfo["memory_slot"])
+        cued_rows = 0
+        for _ in range(30):
+            np.testing.assert_allclose(
+                po["candidates"][:, [0, 1, 2, 4, 5, 6, 7]], so["candidates"][:, [0, 1, 2, 4, 5, 6, 7]]
+            )
+            assert not po["candidates"][:, 3].any()
+            cued_rows += int(so["candidates"][:, 3].any())
+            assert pix.observation_space["candidates"].contains(po["candidates"])
+            (po, *_), (so, *_) = pix.step(1), state.step(1)
+        assert cued_rows > 0  # the state twin flagged the target meanwhile; the pixel rows never did
+    with pytest.raises(ValueError, match="pixel_candidates.*'yes'"):
+        _env(obs_mode="rgbd", pixel_candidates="yes")
