@@ -28,6 +28,7 @@ from chronotope.maps.geometry import backproject_depth, backproject_depth_batch,
 from chronotope.maps.mem4nav import Mem4NavConfig, Mem4NavMemory
 from chronotope.maps.occupancy import OccupancyConfig, OccupancyMap
 from chronotope.maps.octree import OctreeConfig, SparseOctree
+from chronotope.maps.spaces import EgocentricMapBox
 from chronotope.maps.topology import TopologyConfig, TopologyGraph
 
 
@@ -114,8 +115,9 @@ class MapKind:
 class OccupancyKind(MapKind):
     """``"occupancy"``: float32 ``[3, crop, crop]`` agent-centred crop (occupied, free, semantic id).
 
-    The space declares the true bounds per channel: occupied and free in [0, 1], the semantic id in
-    [0, the env's largest instance id] (0 without a ``"semantic"`` observation).
+    The space (an :class:`~chronotope.maps.spaces.EgocentricMapBox`, which the policies' encoders give a map CNN)
+    declares the true bounds per channel: occupied and free in [0, 1], the semantic id in [0, the env's largest
+    instance id] (0 without a ``"semantic"`` observation).
     """
 
     def __init__(
@@ -132,7 +134,7 @@ class OccupancyKind(MapKind):
         max_id = float(np.max(sem.high)) if sem is not None else 0.0
         high = np.empty((3, self.crop_size, self.crop_size), np.float32)
         high[0], high[1], high[2] = 1.0, 1.0, max_id
-        self.space = gym.spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+        self.space = EgocentricMapBox(np.zeros_like(high), high, dtype=np.float32)
 
     def new_map(self, previous: Any = None) -> OccupancyMap:
         return OccupancyMap(self.cfg)

@@ -1,0 +1,50 @@
+"""MapEncoder: the encoder of egocentric map crops, chosen from the map key's space type; camera images keep
+ImageEncoder."""
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from chronotope.agents.encoders import ImageEncoder, MapEncoder, ObservationEncoder, encoder_for
+from chronotope.maps.spaces import EgocentricMapBox
+from chronotope.maps.wrappers import OccupancyKind
+
+
+def _occupancy_space(crop: int = 64) -> EgocentricMapBox:
+    obs = spaces.Dict({"depth": spaces.Box(0.0, 10.0, (32, 32, 1), np.float32),
+                       "semantic": spaces.Box(0, 40, (32, 32, 1), np.int32)})  # fmt: skip
+    return OccupancyKind(obs, crop_size=crop).space
+
+
+def test_map_crops_get_the_map_encoder_and_images_keep_the_camera_cnn():
+    space = _occupancy_space()
+    assert isinstance(space, EgocentricMapBox) and space == spaces.Box(space.low, space.high, dtype=np.float32)
+    enc = encoder_for(space)
+    assert isinstance(enc, MapEncoder) and enc.pool == 4
+    torch.testing.assert_close(enc.scale, torch.tensor([1.0, 1.0, 40.0]))
+    # the same shape as a plain Box (a channel-first camera image) and camera images: ImageEncoder, as before
+    for cam in (spaces.Box(0.0, 1.0, (3, 64, 64), np.float32), spaces.Box(0, 255, (64, 64, 3), np.uint8),
+                spaces.Box(0.0, 10.0, (64, 64, 1), np.float32)):  # fmt: skip
+        assert type(encoder_for(cam)) is ImageEncoder
+    obs = ObservationEncoder(spaces.Dict({"occupancy": space, "depth": spaces.Box(0.0, 10.0, (64, 64, 1))}))
+    assert isinstance(obs.encoders["occupancy"], MapEncoder) and isinstance(obs.encoders["depth"], ImageEncoder)
+    x = {"occupancy": torch.as_tensor(space.sample())[None].repeat(5, 1, 1, 1), "depth": torch.rand(5, 64, 64, 1)}
+    assert obs(x).shape == (5, obs.out_dim)
+
+
+def test_map_encoder_pools_then_scales_and_reads_any_crop_size():
+    space = _occupancy_space()
+    enc = MapEncoder(space)
+    x = torch.as_tensor(np.stack([space.sample() for _ in range(3)]))
+    pooled = enc._pooled(x)
+    assert pooled.shape == (3, 3, 16, 16)
+    ref = torch.nn.functional.avg_pool2d(x / enc.scale[:, None, None], 4)
+    torch.testing.assert_close(pooled, ref)
+    out = enc(x)
+    assert out.shape == (3, 128) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None for p in enc.parameters())
+    for crop in (8, 30, 100):  # small crops are not pooled; sizes that do not divide are pooled with partial cells
+        e = MapEncoder(_occupancy_space(crop))
+        assert e.pool == max(1, crop // 16)
+        assert e(torch.rand(2, 3, crop, crop)).shape == (2, 128)
