@@ -131,3 +131,45 @@ def children(codes: np.ndarray | int) -> np.ndarray:
     if c.size and c.max() >= (1 << 60):
         raise ValueError("codes at the finest level have no children")
     return (c[..., None] << np.int64(3)) | np.arange(8, dtype=np.int64)
+
+
+def group_sorted(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True, return_counts=True)`` for non-negative int64 keys below
+    ``2**key_bits``: the same sorted distinct keys, inverse and counts (integers, so identical), several times
+    faster on the ~10^4-10^5 keys of a batched map update.
+
+    The position of every key is packed into its low bits so that one ``np.sort`` (not ``argsort``, a few times
+    slower) orders keys and finds each one's place; keys too wide for the packing go through ``argsort``.
+    """
+    keys = np.asarray(keys, np.int64).reshape(-1)
+    n = keys.shape[0]
+    if n == 0:
+        return keys.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    idx_bits = max(1, int(n - 1).bit_length())
+    if key_bits + idx_bits <= 63:
+        packed = np.sort((keys << np.int64(idx_bits)) | np.arange(n, dtype=np.int64))
+        perm = packed & np.int64((1 << idx_bits) - 1)
+        ordered = packed >> np.int64(idx_bits)
+    else:
+        perm = np.argsort(keys, kind="stable")
+        ordered = keys[perm]
+    first = np.empty(n, bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    inv = np.empty(n, np.int64)
+    inv[perm] = np.cumsum(first) - 1
+    counts = np.diff(np.append(starts, n))
+    return ordered[starts], inv, counts
+
+
+def count_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_counts=True)`` (sorted distinct keys and their counts) through one ``np.sort``."""
+    s = np.sort(np.asarray(keys).reshape(-1))
+    if s.shape[0] == 0:
+        return s, np.zeros(0, np.int64)
+    first = np.empty(s.shape[0], bool)
+    first[0] = True
+    np.not_equal(s[1:], s[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return s[starts], np.diff(np.append(starts, s.shape[0]))

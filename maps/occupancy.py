@@ -20,6 +20,7 @@ import numpy as np
 
 from chronotope.envs.render.camera import CameraIntrinsics
 from chronotope.maps.geometry import backproject_depth
+from chronotope.maps.morton import count_sorted
 
 
 @dataclass
@@ -276,3 +277,161 @@ def _crop_offsets(size: int, cell_size: float) -> tuple[np.ndarray, np.ndarray]:
     fwd.flags.writeable = False
     left.flags.writeable = False
     return fwd, left
+
+
+def integrate_points_batch(
+    maps: list[OccupancyMap],
+    points: np.ndarray,
+    frame: np.ndarray,
+    labels: np.ndarray | None = None,
+    sensors: np.ndarray | None = None,
+) -> None:
+    """Integrates B frames into B maps in one pass: ``maps[b]`` gets the points of ``frame == b``.
+
+    The same evidence, bit for bit, as ``maps[b].integrate_points(points[frame == b], labels[frame == b],
+    sensors[b])`` for each b in turn (tests/maps/test_maps_batched.py), but the classification, cell indices and
+    carving run once over all B clouds; per map only the scatter into its grids remains. Maps with differing
+    configs are integrated one by one.
+
+    Args:
+        maps: B maps.
+        points: world points float ``[M, 3]``, grouped by frame (frame 0's first).
+        frame: the map index int ``[M]`` of each point, non-decreasing.
+        labels: optional int ``[M]`` (0 = none).
+        sensors: optional camera positions float ``[B, 3]`` (carving, as ``sensor`` of ``integrate_points``).
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 3)
+    frame = np.asarray(frame, np.int64).reshape(-1)
+    n_maps = len(maps)
+    bounds = np.searchsorted(frame, np.arange(n_maps + 1))
+    c = maps[0].cfg if maps else None
+    if any(m.cfg != c for m in maps):
+        for b, m in enumerate(maps):
+            s = slice(bounds[b], bounds[b + 1])
+            m.integrate_points(pts[s], None if labels is None else labels[s], None if sensors is None else sensors[b])
+        return
+    if not maps or pts.shape[0] == 0:
+        return
+    m0 = maps[0]
+    finite = np.isfinite(pts[:, 0]) & np.isfinite(pts[:, 1]) & np.isfinite(pts[:, 2])
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        if labels.shape[0] != pts.shape[0]:
+            raise ValueError(f"got {labels.shape[0]} labels for {pts.shape[0]} points")
+    if not finite.all():
+        pts, frame = pts[finite], frame[finite]
+        labels = None if labels is None else labels[finite]
+        bounds = np.searchsorted(frame, np.arange(n_maps + 1))
+    h = pts[:, 2] - c.floor_z
+    floor = np.abs(h) <= c.floor_band
+    obst = (h >= c.obstacle_min_z) & (h <= c.obstacle_max_z)
+    rows, cols = m0.shape
+    cr = np.floor((pts[:, :2] - m0.origin) / m0.cell_size).astype(np.int64)  # (col, row)
+    inside = (cr[:, 1] >= 0) & (cr[:, 1] < rows) & (cr[:, 0] >= 0) & (cr[:, 0] < cols)
+    flat = cr[:, 1] * cols + cr[:, 0]
+    f = floor & inside
+    o = obst & inside
+    n_cells = rows * cols
+    for name, sel in (("floor_hits", f), ("obstacle_hits", o)):
+        # one count per occurrence: the distinct (map, cell) pairs of the whole batch and their counts
+        keys, n = count_sorted(frame[sel] * n_cells + flat[sel])
+        cuts = np.searchsorted(keys, np.arange(n_maps + 1) * n_cells)
+        for b, m in enumerate(maps):
+            if cuts[b] < cuts[b + 1]:
+                s = slice(cuts[b], cuts[b + 1])
+                grid = getattr(m, name).reshape(-1)
+                grid[keys[s] - b * n_cells] += n[s].astype(grid.dtype)
+    if sensors is not None and c.carve_free:
+        _carve_batch(maps, np.asarray(sensors, np.float64).reshape(n_maps, 3)[:, :2], pts[f, :2], frame[f])
+    if labels is not None:
+        keep = o & (labels != 0)
+        lab, where, fr = labels[keep], flat[keep], frame[keep]
+        cuts = np.searchsorted(fr, np.arange(n_maps + 1))
+        for b, m in enumerate(maps):
+            s = slice(cuts[b], cuts[b + 1])
+            # duplicates within one frame: the last wins, as in integrate_points
+            m.semantic.reshape(-1)[where[s]] = lab[s]
+
+
+def _carve_batch(maps: list[OccupancyMap], starts: np.ndarray, ends: np.ndarray, frame: np.ndarray) -> None:
+    """:meth:`OccupancyMap._carve` of every map at once: ``maps[b]`` from ``starts[b]`` to the ``ends`` of
+    ``frame == b`` (non-decreasing), the same samples as one call per map (every arithmetic step is the per-map
+    one, element by element; the per-map direction binning uses each frame's own longest segment)."""
+    if frame.shape[0] == 0:
+        return
+    m0 = maps[0]
+    step = m0.cell_size / 2
+    vec = ends - starts[frame]
+    length = np.hypot(vec[:, 0], vec[:, 1])
+    first = np.flatnonzero(np.concatenate([[True], frame[1:] != frame[:-1]]))
+    longest = np.maximum.reduceat(length, first)  # per frame that has floor points
+    per_point = np.repeat(longest, np.diff(np.concatenate([first, [frame.shape[0]]])))
+    walk = per_point >= step  # frames whose longest segment is shorter than a step carve nothing
+    if not walk.all():
+        vec, length, frame, per_point = vec[walk], length[walk], frame[walk], per_point[walk]
+        if frame.shape[0] == 0:
+            return
+    angle = np.arctan2(vec[:, 1], vec[:, 0])
+    bins = np.floor(angle * (per_point / step)).astype(np.int64)
+    order = np.lexsort((length, bins, frame))  # per frame, by direction bin, then length (stable: as per map)
+    sb, sf = bins[order], frame[order]
+    last = np.flatnonzero(np.concatenate([(sb[1:] != sb[:-1]) | (sf[1:] != sf[:-1]), [True]]))
+    far = order[last]
+    vec, length, fr = vec[far], length[far], frame[far]
+    n = np.ceil(length / step).astype(np.int64)
+    seg = np.repeat(np.arange(n.shape[0]), n)
+    k = np.arange(seg.shape[0]) - np.repeat(np.cumsum(n) - n, n)
+    frac = k / n[seg]
+    keep = frac * length[seg] <= length[seg] - step
+    seg, frac = seg[keep], frac[keep]
+    xy = starts[fr[seg]] + frac[:, None] * vec[seg]
+    col = np.floor((xy[:, 0] - m0.origin[0]) / m0.cell_size).astype(np.int64)
+    row = np.floor((xy[:, 1] - m0.origin[1]) / m0.cell_size).astype(np.int64)
+    ok = (row >= 0) & (row < m0.shape[0]) & (col >= 0) & (col < m0.shape[1])
+    flat = (row * m0.shape[1] + col)[ok]
+    cuts = np.searchsorted(fr[seg][ok], np.arange(len(maps) + 1))
+    for b, m in enumerate(maps):
+        if cuts[b] < cuts[b + 1]:
+            # ``a[idx] += 1`` adds once per distinct index: one vote per frame per cell, as per map
+            m.carved.reshape(-1)[flat[cuts[b] : cuts[b + 1]]] += 1
+
+
+def crop_batch(
+    maps: list[OccupancyMap], positions: np.ndarray, yaws: np.ndarray, size: int, rotate: bool = True
+) -> np.ndarray:
+    """``np.stack([maps[b].crop(positions[b], yaws[b], size, rotate) for b])``, float32 ``[B, 3, size, size]``,
+    with the crop geometry computed once for the batch (the same values bit for bit; maps with differing grids
+    are cropped one by one)."""
+    n_maps = len(maps)
+    pos = np.asarray(positions, np.float64).reshape(n_maps, -1)[:, :2]
+    yaws = np.asarray(yaws, np.float64).reshape(n_maps)
+    if n_maps == 0:
+        return np.zeros((0, 3, size, size), np.float32)
+    m0 = maps[0]
+    if size < 1 or any(m.cfg != m0.cfg for m in maps) or not (np.isfinite(pos).all() and np.isfinite(yaws).all()):
+        return np.stack([m.crop(pos[b], float(yaws[b]), size, rotate) for b, m in enumerate(maps)])
+    fwd, left = _crop_offsets(size, m0.cell_size)
+    a = yaws if rotate else np.zeros(n_maps)
+    # math.cos / math.sin per map, as crop computes them (numpy's vectorised cos may differ in the last bit)
+    ca = np.array([math.cos(v) for v in a])[:, None]
+    sa = np.array([math.sin(v) for v in a])[:, None]
+    wx = pos[:, :1] + ca * fwd - sa * left  # [B, S * S]
+    wy = pos[:, 1:] + sa * fwd + ca * left
+    col = np.floor((wx - m0.origin[0]) / m0.cell_size).astype(np.int64)
+    row = np.floor((wy - m0.origin[1]) / m0.cell_size).astype(np.int64)
+    ok = (row >= 0) & (row < m0.shape[0]) & (col >= 0) & (col < m0.shape[1])
+    flat = np.where(ok, row * m0.shape[1] + col, 0)  # out-of-grid pixels read cell 0, then masked
+    obst = np.empty(flat.shape, m0.obstacle_hits.dtype)
+    seen = np.empty(flat.shape, bool)
+    sem = np.empty(flat.shape, m0.semantic.dtype)
+    for b, m in enumerate(maps):
+        fb = flat[b]
+        np.take(m.obstacle_hits.reshape(-1), fb, out=obst[b])
+        seen[b] = (m.floor_hits.reshape(-1)[fb] > 0) | (m.carved.reshape(-1)[fb] > 0)
+        np.take(m.semantic.reshape(-1), fb, out=sem[b])
+    occ = (obst >= m0.cfg.min_hits) & ok
+    out = np.empty((n_maps, 3, size * size), np.float32)
+    out[:, 0] = occ
+    out[:, 1] = seen & ok & ~occ
+    out[:, 2] = np.where(ok, sem, 0)
+    return out.reshape(n_maps, 3, size, size)

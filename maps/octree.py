@@ -136,6 +136,7 @@ class SparseOctree:
         self._slots = np.zeros(0, np.int64)  # slot of each sorted key
         self._tree = None
         self._tree_slots = None
+        self._knn_level = 0  # query_knn_batch's search hint: the level that answered the last query (0: none)
 
     def _grow(self, need: int) -> None:
         cap = self._slot_keys.shape[0]
@@ -584,3 +585,185 @@ class SparseOctree:
 _BLOCK_OFFSETS = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
 """The 27 cell offsets of a 3 x 3 x 3 block, int64 ``[27, 3]`` (query_knn's neighbourhood)."""
 _BLOCK_OFFSETS.flags.writeable = False
+
+
+def insert_batch(trees: list[SparseOctree], points: np.ndarray, frame: np.ndarray, labels: np.ndarray | None = None):
+    """Inserts B point clouds into B octrees in one pass: ``trees[b]`` gets the points of ``frame == b``.
+
+    Leaves, slots, counts, point sums and label histograms come out bit for bit as from
+    ``trees[b].insert(points[frame == b], labels[frame == b])`` for each b in turn (tests/maps/test_maps_batched.py):
+    the quantisation, Morton codes and the grouping of points into leaves (one sort of (tree, code)
+    pairs, whose per-leaf sums add each leaf's points in their input order, as per tree) run once over all B
+    clouds; per tree only the slot lookup / leaf creation and the scatter into its arrays remain. Trees with
+    differing configs, invalid points under ``on_invalid="raise"``, or labels out of range go one by one (and
+    raise there as ``insert`` does).
+
+    Args:
+        trees: B octrees.
+        points: world points float ``[M, 3]``, grouped by frame (frame 0's first).
+        frame: the tree index int ``[M]`` of each point, non-decreasing.
+        labels: optional int ``[M]`` in ``[0, num_labels)``.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 3)
+    frame = np.asarray(frame, np.int64).reshape(-1)
+    n_trees = len(trees)
+    if n_trees == 0:
+        return
+    t0 = trees[0]
+    c = t0.cfg
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+    ijk, finite, inside = t0.quantize(pts)
+    one_by_one = any(t.cfg != c for t in trees) or (n_trees << (3 * t0.depth)) >= (1 << 62)
+    one_by_one = one_by_one or (c.on_invalid == "raise" and not inside.all())
+    if labels is not None and not one_by_one:
+        lab_in = labels[inside]
+        one_by_one = (
+            c.num_labels == 0
+            or labels.shape[0] != pts.shape[0]
+            or not np.issubdtype(labels.dtype, np.integer)
+            or bool(lab_in.size and (lab_in.min() < 0 or lab_in.max() >= c.num_labels))
+        )
+    if one_by_one:
+        bounds = np.searchsorted(frame, np.arange(n_trees + 1))
+        for b, t in enumerate(trees):
+            s = slice(bounds[b], bounds[b + 1])
+            t.insert(pts[s], None if labels is None else labels[s])
+        return
+    if not inside.all():
+        pts, ijk, frame = pts[inside], ijk[inside], frame[inside]
+        labels = None if labels is None else labels[inside]
+    if pts.shape[0] == 0:
+        return
+    shift = np.int64(3 * t0.depth)
+    keys = (frame << shift) | morton.encode_unchecked(ijk)  # sorted by tree, then by code: each tree's codes
+    ukeys, inv, cnt = morton.group_sorted(keys, 3 * t0.depth + max(1, (n_trees - 1).bit_length()))
+    uijk = np.empty((ukeys.shape[0], 3), np.int64)
+    uijk[inv] = ijk
+    m = ukeys.shape[0]
+    sums = np.stack([np.bincount(inv, weights=pts[:, d], minlength=m) for d in range(3)], axis=1)  # [m, 3]
+    hist = None
+    if labels is not None:
+        hist = np.bincount(inv * c.num_labels + labels, minlength=m * c.num_labels).reshape(m, c.num_labels)
+    cuts = np.searchsorted(ukeys, np.arange(n_trees + 1, dtype=np.int64) << shift)
+    low = (np.int64(1) << shift) - 1
+    for b, t in enumerate(trees):
+        s = slice(cuts[b], cuts[b + 1])
+        if cuts[b] == cuts[b + 1]:
+            continue
+        slots = t._slots_for_new_or_existing(ukeys[s] & low, InsertStats(), uijk[s])
+        t._count[slots] += cnt[s]
+        t._point_sum[slots] += sums[s]
+        if hist is not None:
+            t._labels[slots] += hist[s]
+
+
+def query_knn_batch(trees: list[SparseOctree], points: np.ndarray, k: int) -> list[np.ndarray]:
+    """``[trees[b].query_knn(points[b], k)[0] for b]`` (the slots, nearest first; equal distances by code), with
+    the coarse-block search of :meth:`SparseOctree.query_knn` run for all trees at once: per level one
+    ``searchsorted`` and three gathers per tree, the distances, ranking and stopping test in one pass.
+
+    Any level whose stopping test passes holds the exact k nearest leaves (everything outside its block is
+    farther than the k-th), ranked by (distance, code) as ``query_knn`` ranks them, so the answer does not
+    depend on the level it came from. Each tree's search therefore starts one level below the one that answered
+    its previous query (kept as ``tree._knn_level``; consecutive queries of a walking agent need about the same
+    radius) instead of at the finest level. Trees with a built k-d tree, differing configs, or whose search
+    reaches the whole cube are answered by ``query_knn`` itself.
+    """
+    pts = np.asarray(points, np.float64).reshape(len(trees), 3)
+    out: list[np.ndarray | None] = [None] * len(trees)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if not trees:
+        return []
+    t0 = trees[0]
+    first = min(3, t0.depth)
+    batched = []
+    for b, t in enumerate(trees):
+        if t._tree is not None or t.cfg != t0.cfg or not np.isfinite(pts[b]).all() or t._n == 0:
+            out[b] = t.query_knn(pts[b], k)[0]
+        else:
+            batched.append(b)
+    pending = np.asarray(batched, np.int64)
+    level = np.array([max(first, trees[b]._knn_level - 1) for b in range(len(trees))], np.int64)
+    u_all = (pts - t0.origin) / t0.voxel_size  # voxel units, as query_knn computes them per point
+    offsets = _BLOCK_OFFSETS
+    while pending.size:
+        done = level[pending] >= t0.depth
+        for b in pending[done]:  # the last level (the whole cube): query_knn
+            out[b] = trees[b].query_knn(pts[b], k)[0]
+        pending = pending[~done]
+        if pending.size == 0:
+            break
+        lev = level[pending]  # [P]
+        side = (np.int64(1) << lev)[:, None]  # [P, 1]
+        cells = (np.int64(t0.resolution) >> lev)[:, None]
+        u = u_all[pending]  # [P, 3]
+        kk = np.array([min(int(k), trees[b]._n) for b in pending])  # [P]
+        cc = np.floor(u / side).astype(np.int64)
+        block = cc[:, None, :] + offsets  # [P, 27, 3]
+        valid = ((block >= 0) & (block < cells[:, :, None])).all(axis=2)  # [P, 27]
+        empty = ~valid.any(axis=1)
+        shift = 3 * lev[:, None]
+        prefix = morton.encode_unchecked(np.where(valid[..., None], block, 0).reshape(-1, 3)).reshape(valid.shape)
+        bounds = np.concatenate([prefix << shift, (prefix + 1) << shift], axis=1)  # [P, 54]
+        lo = np.zeros(valid.shape, np.int64)
+        hi = np.zeros(valid.shape, np.int64)
+        for j, b in enumerate(pending):
+            if not empty[j]:
+                pos = np.searchsorted(trees[b]._keys, bounds[j])
+                lo[j], hi[j] = pos[:27], pos[27:]
+        n_cell = np.where(valid, hi - lo, 0)  # [P, 27]
+        n = n_cell.sum(axis=1)  # candidates per tree
+        # distance to the block's faces; a face on the cube's boundary has nothing beyond it
+        lo_face = np.where(cc - 1 >= 0, u - (cc - 1) * side, np.inf)
+        hi_face = np.where(cc + 2 <= cells, (cc + 2) * side - u, np.inf)
+        bound = np.minimum(lo_face.min(axis=1), hi_face.min(axis=1))  # [P]
+        # too few candidates while something may lie outside: the next level, as query_knn does
+        go_on = (n < kk) & (bound < np.inf)
+        still = list(pending[go_on])
+        for j in np.flatnonzero(empty & ~go_on):  # no cell of the block in the cube: query_knn (the whole cube)
+            b = pending[j]
+            out[b] = trees[b].query_knn(pts[b], k)[0]
+        sel = np.flatnonzero(~go_on & ~empty)
+        if sel.size:
+            # candidate index runs of the ranked trees, ragged: tree-major, then block cell order (as per tree)
+            nc = n_cell[sel].reshape(-1)
+            idx = np.repeat(lo[sel].reshape(-1) - np.cumsum(nc) + nc, nc) + np.arange(int(nc.sum()))
+            owner = np.repeat(np.arange(sel.size), n[sel])  # row in sel of every candidate
+            cut = np.concatenate([[0], np.cumsum(n[sel])])
+            slots = np.empty(idx.shape[0], np.int64)
+            ijk = np.empty((idx.shape[0], 3), np.int32)
+            for r, j in enumerate(sel):
+                t = trees[pending[j]]
+                s = slice(cut[r], cut[r + 1])
+                np.take(t._slots, idx[s], out=slots[s])
+                np.take(t._slot_ijk, slots[s], axis=0, out=ijk[s])
+            d = ijk + 0.5 - u[sel][owner]  # the leaves' centres, without decoding their keys
+            d *= d
+            d2 = d[:, 0] + d[:, 1] + d[:, 2]
+            # per tree, only candidates as near as its k-th nearest can be among the k nearest: rank those
+            kth = np.empty(sel.size)
+            for r, j in enumerate(sel):
+                seg = d2[cut[r] : cut[r + 1]]
+                m = min(int(kk[j]), seg.shape[0]) - 1
+                kth[r] = np.partition(seg, m)[m] if m >= 0 else np.inf
+            near = np.flatnonzero(d2 <= kth[owner])
+            keys = np.empty(near.shape[0], np.int64)
+            ncut = np.searchsorted(owner[near], np.arange(sel.size + 1))
+            for r, j in enumerate(sel):
+                s = slice(ncut[r], ncut[r + 1])
+                np.take(trees[pending[j]]._keys, idx[near[s]], out=keys[s])
+            order = near[np.lexsort((keys, d2[near], owner[near]))]  # per tree: nearest first, equal distances by code
+            for r, j in enumerate(sel):
+                top = order[ncut[r] : min(ncut[r] + kk[j], ncut[r + 1])]
+                b = pending[j]
+                if bound[j] < np.inf and not d2[top[-1]] < bound[j] * bound[j]:
+                    still.append(b)
+                else:
+                    out[b] = slots[top]
+                    trees[b]._knn_level = int(lev[j])
+        still = np.asarray(still, np.int64)
+        level[still] += 1
+        pending = np.sort(still)
+    return out

@@ -17,6 +17,7 @@ already produced. :func:`apply_wrappers` / :func:`apply_vector_wrappers` build e
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -26,8 +27,8 @@ from gymnasium.vector.utils import batch_space
 
 from chronotope.maps.geometry import backproject_depth, backproject_depth_batch, camera_yaw, world_to_agent_xy
 from chronotope.maps.mem4nav import Mem4NavConfig, Mem4NavMemory
-from chronotope.maps.occupancy import OccupancyConfig, OccupancyMap
-from chronotope.maps.octree import OctreeConfig, SparseOctree
+from chronotope.maps.occupancy import OccupancyConfig, OccupancyMap, crop_batch, integrate_points_batch
+from chronotope.maps.octree import OctreeConfig, SparseOctree, insert_batch, query_knn_batch
 from chronotope.maps.spaces import EgocentricMapBox
 from chronotope.maps.topology import TopologyConfig, TopologyGraph
 
@@ -74,19 +75,33 @@ class Frames:
             raise ValueError(f"expected {self.depth.shape[0]} camera poses [4, 4], got shape {self.poses.shape}")
         self.intrinsics, self.max_depth = intrinsics, float(max_depth)
         self._points: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._bounds: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.depth.shape[0]
 
+    def all_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The points of every frame (back-projected once for the whole batch, on first use): world points
+        float64 ``[M, 3]`` grouped by frame (frame 0's first), their frame int64 ``[M]`` and flat pixel index
+        int64 ``[M]``."""
+        if self._points is None:
+            self._points = backproject_depth_batch(self.depth, self.intrinsics, self.poses, self.max_depth)
+            self._bounds = np.searchsorted(self._points[1], np.arange(len(self) + 1))
+        return self._points
+
+    def labels(self) -> np.ndarray | None:
+        """The semantic id of every point of :meth:`all_points` (int ``[M]``), or None without semantics."""
+        if self.semantic is None:
+            return None
+        _, frame, idx = self.all_points()
+        return self.semantic.reshape(len(self), -1)[frame, idx]
+
     def points(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """World points float64 ``[M, 3]`` of frame ``b``'s pixels that hit something, and their flat pixel
-        indices ``[M]`` (back-projected once for the whole batch, on first use)."""
-        if self._points is None:
-            pts, frame, idx = backproject_depth_batch(self.depth, self.intrinsics, self.poses, self.max_depth)
-            bounds = np.searchsorted(frame, np.arange(len(self) + 1))
-            self._points = (pts, idx, bounds)
-        pts, idx, bounds = self._points
-        return pts[bounds[b] : bounds[b + 1]], idx[bounds[b] : bounds[b + 1]]
+        indices ``[M]`` (a slice of :meth:`all_points`)."""
+        pts, _, idx = self.all_points()
+        s = slice(self._bounds[b], self._bounds[b + 1])
+        return pts[s], idx[s]
 
     def row(self, b: int) -> dict:
         """Frame ``b``'s observation (every key)."""
@@ -140,14 +155,11 @@ class OccupancyKind(MapKind):
         return OccupancyMap(self.cfg)
 
     def observe(self, maps: list, frames: Frames) -> np.ndarray:
-        out = np.empty((len(frames), *self.space.shape), np.float32)
-        for b, m in enumerate(maps):
-            pts, idx = frames.points(b)
-            labels = None if frames.semantic is None else frames.semantic[b].reshape(-1)[idx]
-            m.integrate_points(pts, labels, sensor=frames.poses[b, :3, 3])
-            pose = frames.poses[b]
-            out[b] = m.crop(pose[:3, 3], camera_yaw(pose), self.crop_size, self.rotate)
-        return out
+        # every frame in one pass: the same maps and crops as m.integrate_points + m.crop per map
+        pts, frame, _ = frames.all_points()
+        integrate_points_batch(maps, pts, frame, frames.labels(), sensors=frames.poses[:, :3, 3])
+        yaws = np.array([camera_yaw(p) for p in frames.poses])
+        return crop_batch(maps, frames.poses[:, :3, 3], yaws, self.crop_size, self.rotate)
 
 
 class OctreeKind(MapKind):
@@ -168,24 +180,40 @@ class OctreeKind(MapKind):
 
     def observe(self, maps: list, frames: Frames) -> np.ndarray:
         out = np.zeros((len(frames), self.k, 6), np.float32)
-        sem = None
-        if frames.semantic is not None and self.cfg.num_labels:
-            sem = np.clip(frames.semantic, 0, self.cfg.num_labels - 1)
-        for b, m in enumerate(maps):
-            pts, idx = frames.points(b)
-            m.insert(pts, None if sem is None else sem[b].reshape(-1)[idx])
-            pose = frames.poses[b]
-            cam = pose[:3, 3]
-            slots, _ = m.query_knn(cam, self.k)
-            n = slots.shape[0]
-            if n == 0:
-                continue
-            off = m.centers(m.slot_keys(slots)) - cam
-            out[b, :n, :2] = world_to_agent_xy(off[:, :2], camera_yaw(pose))
-            out[b, :n, 2] = off[:, 2]
-            out[b, :n, 3] = np.log1p(m.counts(slots))
-            out[b, :n, 4] = m.label_histograms(slots).argmax(axis=1) if self.cfg.num_labels else -1
-            out[b, :n, 5] = 1.0
+        pts, frame, _ = frames.all_points()
+        labels = frames.labels() if self.cfg.num_labels else None
+        if labels is not None:
+            labels = np.clip(labels, 0, self.cfg.num_labels - 1)
+        # every frame in one pass: the same trees as m.insert per map
+        insert_batch(maps, pts, frame, labels)
+        cams = frames.poses[:, :3, 3]
+        found = query_knn_batch(maps, cams, self.k)
+        n = np.array([s.shape[0] for s in found])
+        if not n.any():
+            return out
+        # the features of all rows at once (element by element as per row)
+        row = np.repeat(np.arange(len(maps)), n)
+        col = np.arange(row.shape[0]) - np.repeat(np.cumsum(n) - n, n)
+        keys = np.concatenate([m.slot_keys(s) for m, s in zip(maps, found)])
+        counts = np.concatenate([m.counts(s) for m, s in zip(maps, found)])
+        if all(m.cfg == self.cfg for m in maps):
+            centres = maps[0].centers(keys)
+        else:
+            centres = np.concatenate([m.centers(m.slot_keys(s)) for m, s in zip(maps, found)])
+        off = centres - cams[row]
+        yaws = np.array([camera_yaw(p) for p in frames.poses])
+        cos = np.array([math.cos(v) for v in yaws])[row]  # math.cos per row, as world_to_agent_xy computes it
+        sin = np.array([math.sin(v) for v in yaws])[row]
+        out[row, col, 0] = cos * off[:, 0] + sin * off[:, 1]
+        out[row, col, 1] = -sin * off[:, 0] + cos * off[:, 1]
+        out[row, col, 2] = off[:, 2]
+        out[row, col, 3] = np.log1p(counts)
+        if self.cfg.num_labels:
+            hists = np.concatenate([m.label_histograms(s) for m, s in zip(maps, found)])
+            out[row, col, 4] = hists.argmax(axis=1)
+        else:
+            out[row, col, 4] = -1
+        out[row, col, 5] = 1.0
         return out
 
 
