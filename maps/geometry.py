@@ -78,9 +78,12 @@ def backproject_depth_batch(
         keep = np.isfinite(flat) & (flat > 0) & (flat < max_depth)
     lin = np.flatnonzero(keep)  # frame * P + pixel
     n_pix = d.shape[1] * d.shape[2]
-    frame, idx = np.divmod(lin, n_pix)
+    # lin // P and lin % P, from the kept pixels per frame (cheaper than an integer division of every index)
+    frame = np.repeat(np.arange(d.shape[0], dtype=np.int64), keep.reshape(d.shape[0], n_pix).sum(axis=1))
+    idx = lin - frame * n_pix
     rays = intrinsics.camera_rays().reshape(-1, 3).astype(np.float64)  # [P, 3], z == 1
-    pc = rays[idx] * flat[lin, None]  # [M, 3]: z-depth scales the z == 1 ray to the hit
+    # np.take gathers rows several times faster than fancy indexing; the same values
+    pc = np.take(rays, idx, axis=0) * flat[lin, None]  # [M, 3]: z-depth scales the z == 1 ray to the hit
     pts = np.empty_like(pc)
     bounds = np.searchsorted(frame, np.arange(d.shape[0] + 1))
     for b in range(d.shape[0]):  # one product per frame: its points do not depend on the rest of the batch

@@ -102,6 +102,17 @@ def encode_unchecked(ijk: np.ndarray) -> np.ndarray:
     return code.astype(np.int64)
 
 
+def encode_columns(i: np.ndarray, j: np.ndarray, k: np.ndarray, bits: int = MAX_LEVEL) -> np.ndarray:
+    """:func:`encode_unchecked` of coordinates given as three int arrays ``[N]`` (contiguous, no ``[N, 3]``
+    column reads): the same int64 codes. Coordinates known to lie in ``[0, 2**bits)`` with ``bits <= 11`` (an
+    octree of depth <= 11) need one table lookup per axis instead of two."""
+    if bits <= _SPLIT_BITS:
+        code = _SPLIT_TABLE[i] | (_SPLIT_TABLE[j] << _M(1))
+        return (code | (_SPLIT_TABLE[k] << _M(2))).astype(np.int64)
+    code = _split_by_3(i.astype(np.uint64)) | (_split_by_3(j.astype(np.uint64)) << _M(1))
+    return (code | (_split_by_3(k.astype(np.uint64)) << _M(2))).astype(np.int64)
+
+
 def decode(codes: np.ndarray | int) -> np.ndarray:
     """Inverse of :func:`encode`: int64 codes ``[...]`` -> int64 voxel coordinates ``[..., 3]``.
 
@@ -133,10 +144,11 @@ def children(codes: np.ndarray | int) -> np.ndarray:
     return (c[..., None] << np.int64(3)) | np.arange(8, dtype=np.int64)
 
 
-def group_sorted(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def group_sorted(keys: np.ndarray, key_bits: int, return_first: bool = False) -> tuple[np.ndarray, ...]:
     """``np.unique(keys, return_inverse=True, return_counts=True)`` for non-negative int64 keys below
     ``2**key_bits``: the same sorted distinct keys, inverse and counts (integers, so identical), several times
-    faster on the ~10^4-10^5 keys of a batched map update.
+    faster on the ~10^4-10^5 keys of a batched map update. With ``return_first``, also the index of the first
+    occurrence of each distinct key (``np.unique``'s ``return_index``).
 
     The position of every key is packed into its low bits so that one ``np.sort`` (not ``argsort``, a few times
     slower) orders keys and finds each one's place; keys too wide for the packing go through ``argsort``.
@@ -144,7 +156,8 @@ def group_sorted(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarra
     keys = np.asarray(keys, np.int64).reshape(-1)
     n = keys.shape[0]
     if n == 0:
-        return keys.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        empty = np.zeros(0, np.int64)
+        return (keys.copy(), empty, empty, empty) if return_first else (keys.copy(), empty, empty)
     idx_bits = max(1, int(n - 1).bit_length())
     if key_bits + idx_bits <= 63:
         packed = np.sort((keys << np.int64(idx_bits)) | np.arange(n, dtype=np.int64))
@@ -160,6 +173,8 @@ def group_sorted(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarra
     inv = np.empty(n, np.int64)
     inv[perm] = np.cumsum(first) - 1
     counts = np.diff(np.append(starts, n))
+    if return_first:  # the sort is stable (positions break ties), so a group's first entry is its first occurrence
+        return ordered[starts], inv, counts, perm[starts]
     return ordered[starts], inv, counts
 
 

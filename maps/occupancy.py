@@ -285,13 +285,14 @@ def integrate_points_batch(
     frame: np.ndarray,
     labels: np.ndarray | None = None,
     sensors: np.ndarray | None = None,
+    columns: np.ndarray | None = None,
 ) -> None:
     """Integrates B frames into B maps in one pass: ``maps[b]`` gets the points of ``frame == b``.
 
     The same evidence, bit for bit, as ``maps[b].integrate_points(points[frame == b], labels[frame == b],
     sensors[b])`` for each b in turn (tests/maps/test_maps_batched.py), but the classification, cell indices and
-    carving run once over all B clouds; per map only the scatter into its grids remains. Maps with differing
-    configs are integrated one by one.
+    carving run once over all B clouds, on contiguous coordinate rows; per map only the scatter into its grids
+    remains. Maps with differing configs are integrated one by one.
 
     Args:
         maps: B maps.
@@ -299,13 +300,14 @@ def integrate_points_batch(
         frame: the map index int ``[M]`` of each point, non-decreasing.
         labels: optional int ``[M]`` (0 = none).
         sensors: optional camera positions float ``[B, 3]`` (carving, as ``sensor`` of ``integrate_points``).
+        columns: ``points.T`` as a contiguous float64 ``[3, M]`` when the caller has it (else made here).
     """
     pts = np.asarray(points, np.float64).reshape(-1, 3)
     frame = np.asarray(frame, np.int64).reshape(-1)
     n_maps = len(maps)
-    bounds = np.searchsorted(frame, np.arange(n_maps + 1))
     c = maps[0].cfg if maps else None
     if any(m.cfg != c for m in maps):
+        bounds = np.searchsorted(frame, np.arange(n_maps + 1))
         for b, m in enumerate(maps):
             s = slice(bounds[b], bounds[b + 1])
             m.integrate_points(pts[s], None if labels is None else labels[s], None if sensors is None else sensors[b])
@@ -313,28 +315,30 @@ def integrate_points_batch(
     if not maps or pts.shape[0] == 0:
         return
     m0 = maps[0]
-    finite = np.isfinite(pts[:, 0]) & np.isfinite(pts[:, 1]) & np.isfinite(pts[:, 2])
+    x, y, z = np.ascontiguousarray(pts.T) if columns is None else columns
+    finite = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
         if labels.shape[0] != pts.shape[0]:
             raise ValueError(f"got {labels.shape[0]} labels for {pts.shape[0]} points")
     if not finite.all():
-        pts, frame = pts[finite], frame[finite]
+        x, y, z, frame = x[finite], y[finite], z[finite], frame[finite]
         labels = None if labels is None else labels[finite]
-        bounds = np.searchsorted(frame, np.arange(n_maps + 1))
-    h = pts[:, 2] - c.floor_z
+    h = z - c.floor_z
     floor = np.abs(h) <= c.floor_band
     obst = (h >= c.obstacle_min_z) & (h <= c.obstacle_max_z)
     rows, cols = m0.shape
-    cr = np.floor((pts[:, :2] - m0.origin) / m0.cell_size).astype(np.int64)  # (col, row)
-    inside = (cr[:, 1] >= 0) & (cr[:, 1] < rows) & (cr[:, 0] >= 0) & (cr[:, 0] < cols)
-    flat = cr[:, 1] * cols + cr[:, 0]
+    col = np.floor((x - m0.origin[0]) / m0.cell_size).astype(np.int64)
+    row = np.floor((y - m0.origin[1]) / m0.cell_size).astype(np.int64)
+    inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
+    flat = row * cols + col
     f = floor & inside
     o = obst & inside
     n_cells = rows * cols
+    key = frame * n_cells + flat
     for name, sel in (("floor_hits", f), ("obstacle_hits", o)):
         # one count per occurrence: the distinct (map, cell) pairs of the whole batch and their counts
-        keys, n = count_sorted(frame[sel] * n_cells + flat[sel])
+        keys, n = count_sorted(key[sel])
         cuts = np.searchsorted(keys, np.arange(n_maps + 1) * n_cells)
         for b, m in enumerate(maps):
             if cuts[b] < cuts[b + 1]:
@@ -342,7 +346,7 @@ def integrate_points_batch(
                 grid = getattr(m, name).reshape(-1)
                 grid[keys[s] - b * n_cells] += n[s].astype(grid.dtype)
     if sensors is not None and c.carve_free:
-        _carve_batch(maps, np.asarray(sensors, np.float64).reshape(n_maps, 3)[:, :2], pts[f, :2], frame[f])
+        _carve_batch(maps, np.asarray(sensors, np.float64).reshape(n_maps, 3), x[f], y[f], frame[f])
     if labels is not None:
         keep = o & (labels != 0)
         lab, where, fr = labels[keep], flat[keep], frame[keep]
@@ -353,43 +357,48 @@ def integrate_points_batch(
             m.semantic.reshape(-1)[where[s]] = lab[s]
 
 
-def _carve_batch(maps: list[OccupancyMap], starts: np.ndarray, ends: np.ndarray, frame: np.ndarray) -> None:
-    """:meth:`OccupancyMap._carve` of every map at once: ``maps[b]`` from ``starts[b]`` to the ``ends`` of
-    ``frame == b`` (non-decreasing), the same samples as one call per map (every arithmetic step is the per-map
-    one, element by element; the per-map direction binning uses each frame's own longest segment)."""
+def _carve_batch(maps: list[OccupancyMap], sensors: np.ndarray, ex: np.ndarray, ey: np.ndarray, frame: np.ndarray):
+    """:meth:`OccupancyMap._carve` of every map at once: ``maps[b]`` from ``sensors[b]`` (x, y) to the ends
+    ``(ex, ey)`` of ``frame == b`` (non-decreasing), the same samples as one call per map (every arithmetic step
+    is the per-map one, element by element; the per-map direction binning uses each frame's own longest
+    segment)."""
     if frame.shape[0] == 0:
         return
     m0 = maps[0]
     step = m0.cell_size / 2
-    vec = ends - starts[frame]
-    length = np.hypot(vec[:, 0], vec[:, 1])
+    vx = ex - sensors[frame, 0]
+    vy = ey - sensors[frame, 1]
+    length = np.hypot(vx, vy)
     first = np.flatnonzero(np.concatenate([[True], frame[1:] != frame[:-1]]))
     longest = np.maximum.reduceat(length, first)  # per frame that has floor points
-    per_point = np.repeat(longest, np.diff(np.concatenate([first, [frame.shape[0]]])))
+    per_point = np.repeat(longest, np.diff(np.append(first, frame.shape[0])))
     walk = per_point >= step  # frames whose longest segment is shorter than a step carve nothing
     if not walk.all():
-        vec, length, frame, per_point = vec[walk], length[walk], frame[walk], per_point[walk]
+        vx, vy, length, frame, per_point = vx[walk], vy[walk], length[walk], frame[walk], per_point[walk]
         if frame.shape[0] == 0:
             return
-    angle = np.arctan2(vec[:, 1], vec[:, 0])
+    angle = np.arctan2(vy, vx)
     bins = np.floor(angle * (per_point / step)).astype(np.int64)
     order = np.lexsort((length, bins, frame))  # per frame, by direction bin, then length (stable: as per map)
     sb, sf = bins[order], frame[order]
     last = np.flatnonzero(np.concatenate([(sb[1:] != sb[:-1]) | (sf[1:] != sf[:-1]), [True]]))
     far = order[last]
-    vec, length, fr = vec[far], length[far], frame[far]
+    vx, vy, length, fr = vx[far], vy[far], length[far], frame[far]
     n = np.ceil(length / step).astype(np.int64)
     seg = np.repeat(np.arange(n.shape[0]), n)
     k = np.arange(seg.shape[0]) - np.repeat(np.cumsum(n) - n, n)
     frac = k / n[seg]
-    keep = frac * length[seg] <= length[seg] - step
+    ls = length[seg]
+    keep = frac * ls <= ls - step
     seg, frac = seg[keep], frac[keep]
-    xy = starts[fr[seg]] + frac[:, None] * vec[seg]
-    col = np.floor((xy[:, 0] - m0.origin[0]) / m0.cell_size).astype(np.int64)
-    row = np.floor((xy[:, 1] - m0.origin[1]) / m0.cell_size).astype(np.int64)
+    fs = fr[seg]
+    px = sensors[fs, 0] + frac * vx[seg]
+    py = sensors[fs, 1] + frac * vy[seg]
+    col = np.floor((px - m0.origin[0]) / m0.cell_size).astype(np.int64)
+    row = np.floor((py - m0.origin[1]) / m0.cell_size).astype(np.int64)
     ok = (row >= 0) & (row < m0.shape[0]) & (col >= 0) & (col < m0.shape[1])
     flat = (row * m0.shape[1] + col)[ok]
-    cuts = np.searchsorted(fr[seg][ok], np.arange(len(maps) + 1))
+    cuts = np.searchsorted(fs[ok], np.arange(len(maps) + 1))
     for b, m in enumerate(maps):
         if cuts[b] < cuts[b + 1]:
             # ``a[idx] += 1`` adds once per distinct index: one vote per frame per cell, as per map

@@ -281,11 +281,10 @@ class SparseOctree:
         stats.n_inserted = int(pts.shape[0])
         return stats
 
-    def _slots_for_new_or_existing(
-        self, ukeys: np.ndarray, stats: InsertStats, uijk: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _slots_for_new_or_existing(self, ukeys: np.ndarray, stats: InsertStats, uijk=None) -> np.ndarray:
         """Slots of sorted unique keys, creating leaves (and merging them into the index) where missing.
-        ``uijk``: the keys' voxel coordinates ``[n, 3]`` when the caller has them (else decoded)."""
+        ``uijk``: the keys' voxel coordinates ``[n, 3]`` when the caller has them, or a function giving those of
+        the keys selected by a bool mask (else decoded)."""
         pos = np.searchsorted(self._keys, ukeys)
         found = np.zeros(ukeys.shape[0], bool)
         in_range = pos < self._keys.shape[0]
@@ -298,7 +297,10 @@ class SparseOctree:
             self._grow(self._n + n_new)
             new_slots = np.arange(self._n, self._n + n_new, dtype=np.int64)
             self._slot_keys[new_slots] = ukeys[new]
-            self._slot_ijk[new_slots] = morton.decode(ukeys[new]) if uijk is None else uijk[new]
+            if uijk is None:
+                self._slot_ijk[new_slots] = morton.decode(ukeys[new])
+            else:
+                self._slot_ijk[new_slots] = uijk(new) if callable(uijk) else uijk[new]
             slots[new] = new_slots
             self._n += n_new
             # ukeys is sorted, so the new keys' final positions are their insertion points shifted by the
@@ -587,22 +589,29 @@ _BLOCK_OFFSETS = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -
 _BLOCK_OFFSETS.flags.writeable = False
 
 
-def insert_batch(trees: list[SparseOctree], points: np.ndarray, frame: np.ndarray, labels: np.ndarray | None = None):
+def insert_batch(
+    trees: list[SparseOctree],
+    points: np.ndarray,
+    frame: np.ndarray,
+    labels: np.ndarray | None = None,
+    columns: np.ndarray | None = None,
+) -> None:
     """Inserts B point clouds into B octrees in one pass: ``trees[b]`` gets the points of ``frame == b``.
 
     Leaves, slots, counts, point sums and label histograms come out bit for bit as from
     ``trees[b].insert(points[frame == b], labels[frame == b])`` for each b in turn (tests/maps/test_maps_batched.py):
-    the quantisation, Morton codes and the grouping of points into leaves (one sort of (tree, code)
-    pairs, whose per-leaf sums add each leaf's points in their input order, as per tree) run once over all B
-    clouds; per tree only the slot lookup / leaf creation and the scatter into its arrays remain. Trees with
-    differing configs, invalid points under ``on_invalid="raise"``, or labels out of range go one by one (and
-    raise there as ``insert`` does).
+    the quantisation, Morton codes and the grouping of points into leaves (one sort of (tree, code) pairs; the
+    per-leaf sums add each leaf's points in their input order, as per tree) run once over all B clouds, on
+    contiguous coordinate rows; per tree only the slot lookup / leaf creation and the scatter into its arrays
+    remain. Trees with differing configs, invalid points under ``on_invalid="raise"``, or labels out of range go
+    one by one (and raise there as ``insert`` does).
 
     Args:
         trees: B octrees.
         points: world points float ``[M, 3]``, grouped by frame (frame 0's first).
         frame: the tree index int ``[M]`` of each point, non-decreasing.
         labels: optional int ``[M]`` in ``[0, num_labels)``.
+        columns: ``points.T`` as a contiguous float64 ``[3, M]`` when the caller has it (else made here).
     """
     pts = np.asarray(points, np.float64).reshape(-1, 3)
     frame = np.asarray(frame, np.int64).reshape(-1)
@@ -613,11 +622,19 @@ def insert_batch(trees: list[SparseOctree], points: np.ndarray, frame: np.ndarra
     c = t0.cfg
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
-    ijk, finite, inside = t0.quantize(pts)
+    xyz = np.ascontiguousarray(pts.T) if columns is None else columns
+    # SparseOctree.quantize, coordinate by coordinate: u = (p - origin) * (resolution / size), inside the cube
+    scale = t0.resolution / c.size
+    u = [(xyz[d] - t0.origin[d]) * scale for d in range(3)]
+    with np.errstate(invalid="ignore"):
+        inside = (u[0] >= 0) & (u[0] < t0.resolution)
+        for d in (1, 2):
+            inside &= (u[d] >= 0) & (u[d] < t0.resolution)
+    all_in = bool(inside.all())
     one_by_one = any(t.cfg != c for t in trees) or (n_trees << (3 * t0.depth)) >= (1 << 62)
-    one_by_one = one_by_one or (c.on_invalid == "raise" and not inside.all())
+    one_by_one = one_by_one or (c.on_invalid == "raise" and not all_in)
     if labels is not None and not one_by_one:
-        lab_in = labels[inside]
+        lab_in = labels if all_in else labels[inside]
         one_by_one = (
             c.num_labels == 0
             or labels.shape[0] != pts.shape[0]
@@ -630,28 +647,37 @@ def insert_batch(trees: list[SparseOctree], points: np.ndarray, frame: np.ndarra
             s = slice(bounds[b], bounds[b + 1])
             t.insert(pts[s], None if labels is None else labels[s])
         return
-    if not inside.all():
-        pts, ijk, frame = pts[inside], ijk[inside], frame[inside]
+    if not all_in:
+        u = [v[inside] for v in u]
+        xyz = [v[inside] for v in xyz]
+        frame = frame[inside]
         labels = None if labels is None else labels[inside]
-    if pts.shape[0] == 0:
+    if frame.shape[0] == 0:
         return
+    # truncation == floor for non-negative values; a value just below ``resolution`` can round up to it
+    ijk = [np.minimum(v.astype(np.int64), t0.resolution - 1) for v in u]
     shift = np.int64(3 * t0.depth)
-    keys = (frame << shift) | morton.encode_unchecked(ijk)  # sorted by tree, then by code: each tree's codes
-    ukeys, inv, cnt = morton.group_sorted(keys, 3 * t0.depth + max(1, (n_trees - 1).bit_length()))
-    uijk = np.empty((ukeys.shape[0], 3), np.int64)
-    uijk[inv] = ijk
+    code = morton.encode_columns(ijk[0], ijk[1], ijk[2], t0.depth)  # voxel coordinates < 2**depth
+    keys = (frame << shift) | code  # sorted by tree, then by code: each tree's codes
+    ukeys, inv, cnt, first = morton.group_sorted(keys, 3 * t0.depth + max(1, (n_trees - 1).bit_length()), True)
     m = ukeys.shape[0]
-    sums = np.stack([np.bincount(inv, weights=pts[:, d], minlength=m) for d in range(3)], axis=1)  # [m, 3]
+    sums = np.stack([np.bincount(inv, weights=xyz[d], minlength=m) for d in range(3)], axis=1)  # [m, 3]
     hist = None
     if labels is not None:
         hist = np.bincount(inv * c.num_labels + labels, minlength=m * c.num_labels).reshape(m, c.num_labels)
     cuts = np.searchsorted(ukeys, np.arange(n_trees + 1, dtype=np.int64) << shift)
     low = (np.int64(1) << shift) - 1
     for b, t in enumerate(trees):
-        s = slice(cuts[b], cuts[b + 1])
         if cuts[b] == cuts[b + 1]:
             continue
-        slots = t._slots_for_new_or_existing(ukeys[s] & low, InsertStats(), uijk[s])
+        s = slice(cuts[b], cuts[b + 1])
+        fb = first[s]
+
+        def new_ijk(new: np.ndarray, fb=fb) -> np.ndarray:  # the voxels of the leaves created: one point's each
+            rows = fb[new]
+            return np.stack([ijk[0][rows], ijk[1][rows], ijk[2][rows]], axis=1)
+
+        slots = t._slots_for_new_or_existing(ukeys[s] & low, InsertStats(), new_ijk)
         t._count[slots] += cnt[s]
         t._point_sum[slots] += sums[s]
         if hist is not None:

@@ -76,6 +76,7 @@ class Frames:
         self.intrinsics, self.max_depth = intrinsics, float(max_depth)
         self._points: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._bounds: np.ndarray | None = None
+        self._columns: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.depth.shape[0]
@@ -88,6 +89,14 @@ class Frames:
             self._points = backproject_depth_batch(self.depth, self.intrinsics, self.poses, self.max_depth)
             self._bounds = np.searchsorted(self._points[1], np.arange(len(self) + 1))
         return self._points
+
+    def columns(self) -> np.ndarray:
+        """:meth:`all_points` by coordinate, float64 ``[3, M]`` contiguous (x, y, z rows; made once): the batched
+        map updates read coordinates one at a time, several times faster from contiguous rows than from the
+        strided columns of ``[M, 3]``."""
+        if self._columns is None:
+            self._columns = np.ascontiguousarray(self.all_points()[0].T)
+        return self._columns
 
     def labels(self) -> np.ndarray | None:
         """The semantic id of every point of :meth:`all_points` (int ``[M]``), or None without semantics."""
@@ -157,7 +166,7 @@ class OccupancyKind(MapKind):
     def observe(self, maps: list, frames: Frames) -> np.ndarray:
         # every frame in one pass: the same maps and crops as m.integrate_points + m.crop per map
         pts, frame, _ = frames.all_points()
-        integrate_points_batch(maps, pts, frame, frames.labels(), sensors=frames.poses[:, :3, 3])
+        integrate_points_batch(maps, pts, frame, frames.labels(), frames.poses[:, :3, 3], frames.columns())
         yaws = np.array([camera_yaw(p) for p in frames.poses])
         return crop_batch(maps, frames.poses[:, :3, 3], yaws, self.crop_size, self.rotate)
 
@@ -185,7 +194,7 @@ class OctreeKind(MapKind):
         if labels is not None:
             labels = np.clip(labels, 0, self.cfg.num_labels - 1)
         # every frame in one pass: the same trees as m.insert per map
-        insert_batch(maps, pts, frame, labels)
+        insert_batch(maps, pts, frame, labels, frames.columns())
         cams = frames.poses[:, :3, 3]
         found = query_knn_batch(maps, cams, self.k)
         n = np.array([s.shape[0] for s in found])

@@ -152,3 +152,54 @@ def test_batched_knn_equals_per_tree_knn():
             got = query_knn_batch(trees, pts, k)
             for b, t in enumerate(trees):
                 np.testing.assert_array_equal(got[b], t.query_knn(pts[b], k)[0], err_msg=f"{q} {k} {b}")
+
+
+def test_batched_backprojection_equals_the_reference_arithmetic():
+    """backproject_depth_batch (np.take, per-frame counts) against its earlier arithmetic (fancy rows, divmod)."""
+    from chronotope.envs.render.camera import CameraIntrinsics
+    from chronotope.maps.geometry import backproject_depth_batch
+
+    rng = np.random.default_rng(2)
+    intr = CameraIntrinsics(height=12, width=20, hfov_deg=79.0)
+    depth = rng.uniform(-0.5, 6.0, (5, 12, 20, 1)).astype(np.float32)
+    depth[1] = 5.0  # a frame that hits nothing (max_depth)
+    depth[2, 3, 4] = np.nan
+    poses = np.tile(np.eye(4), (5, 1, 1))
+    for p in poses:
+        p[:3, :3] = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+        p[:3, 3] = rng.uniform(-3, 3, 3)
+    pts, frame, idx = backproject_depth_batch(depth, intr, poses, 5.0)
+    d = depth.astype(np.float64)[..., 0]
+    flat = d.reshape(-1)
+    with np.errstate(invalid="ignore"):
+        lin = np.flatnonzero(np.isfinite(flat) & (flat > 0) & (flat < 5.0))
+    ref_frame, ref_idx = np.divmod(lin, 12 * 20)
+    pc = intr.camera_rays().reshape(-1, 3).astype(np.float64)[ref_idx] * flat[lin, None]
+    ref = np.empty_like(pc)
+    for b in range(5):
+        s = ref_frame == b
+        ref[s] = np.matmul(pc[s], poses[b, :3, :3].T) + poses[b, :3, 3]
+    np.testing.assert_array_equal(frame, ref_frame)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(pts, ref)
+
+
+def test_sort_based_grouping_and_column_codes_equal_numpy_unique_and_encode():
+    from chronotope.maps import morton
+
+    rng = np.random.default_rng(4)
+    for n, hi in ((0, 10), (1, 10), (1000, 50), (70000, 2**40), (5000, 2**60)):
+        keys = rng.integers(0, hi, n, dtype=np.int64)
+        ref = np.unique(keys, return_inverse=True, return_counts=True, return_index=True)
+        u, inv, cnt, first = morton.group_sorted(keys, int(hi - 1).bit_length(), return_first=True)
+        for got, want in zip((u, inv, cnt, first), (ref[0], ref[2], ref[3], ref[1])):
+            np.testing.assert_array_equal(got, want)
+            assert got.dtype == np.int64
+        u2, cnt2 = morton.count_sorted(keys)
+        np.testing.assert_array_equal(u2, ref[0])
+        np.testing.assert_array_equal(cnt2, ref[3])
+    for bits in (3, 10, 11, 12, 21):
+        ijk = rng.integers(0, 2**bits, (3000, 3))
+        want = morton.encode_points(ijk)
+        np.testing.assert_array_equal(morton.encode_columns(ijk[:, 0], ijk[:, 1], ijk[:, 2], bits), want)
+        np.testing.assert_array_equal(morton.encode_columns(ijk[:, 0], ijk[:, 1], ijk[:, 2]), want)
