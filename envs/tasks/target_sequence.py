@@ -63,6 +63,8 @@ class TargetSequenceTask(MemoryTask):
             camera sees, ``max_depth``).
         observability: "partial" (the memory task) or "full" (the observability twin: every target's position
             is observed at every step).
+        num_rooms: rooms per generated apartment, an int or an inclusive (min, max) range (passed to the scene
+            generator; None keeps the pool's config, 3 to 6 rooms).
     """
 
     cache_attrs = (*MemoryTask.cache_attrs, "_separation")
@@ -75,6 +77,7 @@ class TargetSequenceTask(MemoryTask):
         min_separation: float = 3.0,
         colour_range: float | None = 2.0,
         observability: str = "partial",
+        num_rooms: int | tuple[int, int] | None = None,
     ) -> None:
         super().__init__(
             success_radius=success_radius,
@@ -91,10 +94,23 @@ class TargetSequenceTask(MemoryTask):
         if colour_range is not None and not (np.isfinite(colour_range) and colour_range > 0):
             raise ValueError(f"colour_range must be a positive distance (m) or None, got {colour_range!r}")
         self.colour_range = None if colour_range is None else float(colour_range)
+        if num_rooms is not None:
+            lo_hi = (num_rooms, num_rooms) if isinstance(num_rooms, (int, np.integer)) else tuple(num_rooms)
+            if (
+                len(lo_hi) != 2
+                or not all(isinstance(v, (int, np.integer)) for v in lo_hi)
+                or not 2 <= lo_hi[0] <= lo_hi[1]
+            ):
+                raise ValueError(f"num_rooms must be an integer >= 2 or a (min, max) range of them, got {num_rooms!r}")
+            num_rooms = num_rooms if isinstance(num_rooms, (int, np.integer)) else tuple(int(v) for v in lo_hi)
+        self.num_rooms = num_rooms
         self.num_targets = int(num_targets)
         self.min_separation = float(min_separation)
         self.horizon = DEFAULT_HORIZON
         self._separation: dict[tuple[int, int, int], float] = {}
+
+    def scene_overrides(self) -> dict | None:
+        return None if self.num_rooms is None else {"num_rooms": self.num_rooms}
 
     def ensure(self, core) -> None:
         super().ensure(core)

@@ -50,6 +50,24 @@ PRESETS: dict[str, dict] = {
             "readout_key": "candidates",
         },
     },
+    # The same task from pixels: rgbd 64 x 64 with the candidate rows as navigation aid but without their cue
+    # column (``pixel_candidates``), so which object was cued is only in the images (the magenta tint).
+    "objectrecall_rgbd": {
+        "env": "chronotope/ObjectRecall-v0",
+        "env_kwargs": {"obs_mode": "rgbd", "resolution": [64, 64], "pixel_candidates": True},
+        "knob": "delay",
+        "train_value": 10,
+        "recipe": {
+            "num_envs": 32,
+            "rollout_len": 128,
+            "bptt_len": 128,
+            "epochs": 8,
+            "minibatches": 4,
+            "steps": 300_000,
+            "aux_key": "memory_slot",
+            "readout_key": "candidates",
+        },
+    },
     "ballet": {
         "env": "chronotope/Ballet-v0",
         "env_kwargs": {"obs_mode": "state"},
@@ -146,6 +164,21 @@ def train_config(cfg: Config, agent: str, seed: int):
     )
 
 
+def training_seconds(run: Path) -> float | None:
+    """Training wall-clock of a run from its log: the sum of its updates' durations (env steps of the update / the
+    steps per second logged for it), so a resumed run counts every part and a finished one found on disk too."""
+    path = run / "progress.jsonl"
+    if not path.is_file():
+        return None
+    total, prev = 0.0, 0
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("sps"):
+            total += (rec["step"] - prev) / rec["sps"]
+        prev = rec["step"]
+    return total
+
+
 def train_and_evaluate(cfg: Config, agent: str, seed: int) -> dict:
     """Trains one agent (resuming a checkpoint, skipping a finished run) and evaluates it; returns its results."""
     from chronotope.agents.evaluate import EvalConfig, evaluate
@@ -162,7 +195,7 @@ def train_and_evaluate(cfg: Config, agent: str, seed: int) -> dict:
     t0 = time.perf_counter()
     if tr.update < tr.num_updates:
         tr.train()
-    train_s = time.perf_counter() - t0
+    train_s = training_seconds(run) or time.perf_counter() - t0
     tr.venv.close()
     p = PRESETS[cfg.task]
     evals: dict[str, dict] = {}
@@ -250,7 +283,8 @@ def report(cfg: Config) -> str:
             ms, cs = _ci(scores)
             summary[(a, v)] = {"sampled": (m, c), "greedy": (mg, cg), "score": (ms, cs)}
             row += [_fmt(m, c), _fmt(mg, cg), _fmt(ms, cs)]
-        row.append(f"{np.mean([r['train_seconds'] for r in rs]) / 60:.1f}")
+        secs = [training_seconds(runs_dir / f"{cfg.task}-{a}-s{r['seed']}") or r["train_seconds"] for r in rs]
+        row.append(f"{np.mean(secs) / 60:.1f}")
         lines.append("| " + " | ".join(row) + " |")
     for name, key in (("random", "random"), ("memoryless bound", "bound"), ("perfect memory", "perfect"),
                       ("twin (memoryless, cue always shown)", "twin")):  # fmt: skip

@@ -192,3 +192,12 @@ def test_ballet_memoryless_bound_far_below_perfect_but_not_on_the_twin():
     # The bound is 1/4; 32 episodes: 0.55 is ~4 standard deviations above it.
     assert succ["memoryless", "partial"] <= 0.55, succ
     assert succ["memoryless", "full"] >= 0.9, succ
+
+
+def test_target_sequence_num_rooms_sets_the_apartments():
+    env = gym.make("chronotope/TargetSequence-v0", num_rooms=(8, 9), num_scenes=2, obs_mode="state")
+    assert all(8 <= len(s.rooms) <= 9 for s in env.unwrapped.core.scenes)
+    env.reset(seed=0)
+    for bad in (1, (5, 4), "many", True):
+        with pytest.raises(ValueError, match="num_rooms"):
+            gym.make("chronotope/TargetSequence-v0", num_rooms=bad, num_scenes=1)
