@@ -1,0 +1,22 @@
+"""memory_rl's bookkeeping: training time read from a run's log, whole even when the run was resumed."""
+
+import json
+
+import pytest
+
+from chronotope.scripts.experiments.memory_rl import PRESETS, Config, train_config, training_seconds
+
+
+def test_training_seconds_sums_every_logged_update(tmp_path):
+    # 3 updates of 4,096 steps at 512, 256 and 1,024 steps/s: 8 + 16 + 4 s, whether or not a resume split them.
+    recs = [{"update": i + 1, "step": 4096 * (i + 1), "sps": sps} for i, sps in enumerate((512.0, 256.0, 1024.0))]
+    (tmp_path / "progress.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    assert training_seconds(tmp_path) == pytest.approx(28.0)
+    assert training_seconds(tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize("task", sorted(PRESETS))
+def test_presets_build_train_configs(task, tmp_path):
+    tcfg = train_config(Config(task=task, out=tmp_path), "gru", 0)
+    assert tcfg.env == PRESETS[task]["env"] and json.loads(tcfg.env_kwargs) == PRESETS[task]["env_kwargs"]
+    assert tcfg.steps == PRESETS[task]["recipe"]["steps"] and tcfg.name == f"{task}-gru-s0"
