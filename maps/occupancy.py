@@ -424,12 +424,23 @@ def crop_batch(
     # math.cos / math.sin per map, as crop computes them (numpy's vectorised cos may differ in the last bit)
     ca = np.array([math.cos(v) for v in a])[:, None]
     sa = np.array([math.sin(v) for v in a])[:, None]
-    wx = pos[:, :1] + ca * fwd - sa * left  # [B, S * S]
-    wy = pos[:, 1:] + sa * fwd + ca * left
-    col = np.floor((wx - m0.origin[0]) / m0.cell_size).astype(np.int64)
-    row = np.floor((wy - m0.origin[1]) / m0.cell_size).astype(np.int64)
+    # crop's arithmetic, operation by operation, in place: wx = pos_x + ca * fwd - sa * left, ...
+    wx = ca * fwd  # [B, S * S]
+    np.add(pos[:, :1], wx, out=wx)
+    wx -= sa * left
+    wy = sa * fwd
+    np.add(pos[:, 1:], wy, out=wy)
+    wy += ca * left
+    for w, o in ((wx, m0.origin[0]), (wy, m0.origin[1])):  # floor((w - origin) / cell_size)
+        w -= o
+        w /= m0.cell_size
+        np.floor(w, out=w)
+    col, row = wx.astype(np.int64), wy.astype(np.int64)
     ok = (row >= 0) & (row < m0.shape[0]) & (col >= 0) & (col < m0.shape[1])
-    flat = np.where(ok, row * m0.shape[1] + col, 0)  # out-of-grid pixels read cell 0, then masked
+    flat = row
+    flat *= m0.shape[1]
+    flat += col
+    flat[~ok] = 0  # out-of-grid pixels read cell 0, then masked
     obst = np.empty(flat.shape, m0.obstacle_hits.dtype)
     seen = np.empty(flat.shape, bool)
     sem = np.empty(flat.shape, m0.semantic.dtype)

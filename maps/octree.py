@@ -286,13 +286,15 @@ class SparseOctree:
         ``uijk``: the keys' voxel coordinates ``[n, 3]`` when the caller has them, or a function giving those of
         the keys selected by a bool mask (else decoded)."""
         pos = np.searchsorted(self._keys, ukeys)
-        found = np.zeros(ukeys.shape[0], bool)
-        in_range = pos < self._keys.shape[0]
-        found[in_range] = self._keys[pos[in_range]] == ukeys[in_range]
-        slots = np.empty(ukeys.shape[0], np.int64)
-        slots[found] = self._slots[pos[found]]
+        if self._keys.shape[0]:
+            # a key past the last one (pos == M) meets the last key, which is smaller: not found
+            found = np.take(self._keys, pos, mode="clip") == ukeys
+            slots = np.take(self._slots, pos, mode="clip")  # overwritten below where not found
+        else:
+            found = np.zeros(ukeys.shape[0], bool)
+            slots = np.empty(ukeys.shape[0], np.int64)
         new = ~found
-        n_new = int(new.sum())
+        n_new = int(np.count_nonzero(new))
         if n_new:
             self._grow(self._n + n_new)
             new_slots = np.arange(self._n, self._n + n_new, dtype=np.int64)
@@ -661,7 +663,7 @@ def insert_batch(
     keys = (frame << shift) | code  # sorted by tree, then by code: each tree's codes
     ukeys, inv, cnt, first = morton.group_sorted(keys, 3 * t0.depth + max(1, (n_trees - 1).bit_length()), True)
     m = ukeys.shape[0]
-    sums = np.stack([np.bincount(inv, weights=xyz[d], minlength=m) for d in range(3)], axis=1)  # [m, 3]
+    sums = [np.bincount(inv, weights=xyz[d], minlength=m) for d in range(3)]  # per coordinate [m]
     hist = None
     if labels is not None:
         hist = np.bincount(inv * c.num_labels + labels, minlength=m * c.num_labels).reshape(m, c.num_labels)
@@ -679,7 +681,8 @@ def insert_batch(
 
         slots = t._slots_for_new_or_existing(ukeys[s] & low, InsertStats(), new_ijk)
         t._count[slots] += cnt[s]
-        t._point_sum[slots] += sums[s]
+        for d in range(3):  # coordinate by coordinate: faster than adding [n, 3] rows through fancy indexing
+            t._point_sum[slots, d] += sums[d][s]
         if hist is not None:
             t._labels[slots] += hist[s]
 
@@ -691,10 +694,12 @@ def query_knn_batch(trees: list[SparseOctree], points: np.ndarray, k: int) -> li
 
     Any level whose stopping test passes holds the exact k nearest leaves (everything outside its block is
     farther than the k-th), ranked by (distance, code) as ``query_knn`` ranks them, so the answer does not
-    depend on the level it came from. Each tree's search therefore starts one level below the one that answered
-    its previous query (kept as ``tree._knn_level``; consecutive queries of a walking agent need about the same
-    radius) instead of at the finest level. Trees with a built k-d tree, differing configs, or whose search
-    reaches the whole cube are answered by ``query_knn`` itself.
+    depend on the level it came from. Each tree's search therefore starts at the level its previous answer
+    predicts (kept as ``tree._knn_level``): the finest level whose cells are wider than that answer's k-th
+    distance, which passes for sure for the same point and leaves (the block then holds the ball of that radius,
+    and its faces are at least a cell away), and usually after a step of a walking agent, instead of climbing
+    from the finest level. Trees with a built k-d tree, differing configs, or whose search reaches the whole
+    cube are answered by ``query_knn`` itself.
     """
     pts = np.asarray(points, np.float64).reshape(len(trees), 3)
     out: list[np.ndarray | None] = [None] * len(trees)
@@ -711,7 +716,7 @@ def query_knn_batch(trees: list[SparseOctree], points: np.ndarray, k: int) -> li
         else:
             batched.append(b)
     pending = np.asarray(batched, np.int64)
-    level = np.array([max(first, trees[b]._knn_level - 1) for b in range(len(trees))], np.int64)
+    level = np.array([max(first, trees[b]._knn_level) for b in range(len(trees))], np.int64)
     u_all = (pts - t0.origin) / t0.voxel_size  # voxel units, as query_knn computes them per point
     offsets = _BLOCK_OFFSETS
     while pending.size:
@@ -788,7 +793,9 @@ def query_knn_batch(trees: list[SparseOctree], points: np.ndarray, k: int) -> li
                     still.append(b)
                 else:
                     out[b] = slots[top]
-                    trees[b]._knn_level = int(lev[j])
+                    # the next query's start: the finest level with cells wider than this k-th distance
+                    kd = float(np.sqrt(d2[top[-1]])) if top.size else 0.0
+                    trees[b]._knn_level = max(first, int(np.floor(np.log2(kd))) + 1) if kd >= 1.0 else first
         still = np.asarray(still, np.int64)
         level[still] += 1
         pending = np.sort(still)
