@@ -31,6 +31,7 @@ import numpy as np
 # The recipe was tuned once on the GRU and is the same for every core. 8 epochs x 4 minibatches (32 gradient steps per
 # rollout; the trainer default is 4 x 4) reached the same training success in ~1/3 of the env steps on ObjectRecall
 # (GRU seed 2: 0.71 at 185k steps vs 0.59 at 600k with 4 x 4) for ~1.4x the compute per step; docs/RESULTS.md 1.
+_RECIPE = {"num_envs": 32, "rollout_len": 128, "bptt_len": 128, "epochs": 8, "minibatches": 4, "aux_key": "memory_slot"}
 PRESETS: dict[str, dict] = {
     "objectrecall": {
         "env": "chronotope/ObjectRecall-v0",
@@ -38,35 +39,19 @@ PRESETS: dict[str, dict] = {
         "knob": "delay",
         "train_value": 10,
         # The auxiliary head on the memory output predicts which ``candidates`` row was cued (aux_key), and the
-        # policy reads the rows through that prediction (readout_key; see ActorCritic.read_rows).
-        "recipe": {
-            "num_envs": 32,
-            "rollout_len": 128,
-            "bptt_len": 128,
-            "epochs": 8,
-            "minibatches": 4,
-            "steps": 300_000,
-            "aux_key": "memory_slot",
-            "readout_key": "candidates",
-        },
+        # policy reads the rows through that prediction (readout_key; see ActorCritic.read_rows). 600k steps: at
+        # 300k the three seeds of each core were still spread over 0.37-0.65 (docs/RESULTS.md 1).
+        "recipe": {**_RECIPE, "steps": 600_000, "readout_key": "candidates"},
     },
     # The same task from pixels: rgbd 64 x 64 with the candidate rows as navigation aid but without their cue
-    # column (``pixel_candidates``), so which object was cued is only in the images (the magenta tint).
+    # column (``pixel_candidates``), so which object was cued is only in the images (the magenta tint). Not yet
+    # trained to a result (docs/RESULTS.md 1): the camera CNNs make an update ~10x the state preset's cost here.
     "objectrecall_rgbd": {
         "env": "chronotope/ObjectRecall-v0",
         "env_kwargs": {"obs_mode": "rgbd", "resolution": [64, 64], "pixel_candidates": True},
         "knob": "delay",
         "train_value": 10,
-        "recipe": {
-            "num_envs": 32,
-            "rollout_len": 128,
-            "bptt_len": 128,
-            "epochs": 8,
-            "minibatches": 4,
-            "steps": 300_000,
-            "aux_key": "memory_slot",
-            "readout_key": "candidates",
-        },
+        "recipe": {**_RECIPE, "steps": 600_000, "readout_key": "candidates"},
     },
     "ballet": {
         "env": "chronotope/Ballet-v0",
@@ -76,16 +61,7 @@ PRESETS: dict[str, dict] = {
         # The auxiliary head names the instructed dancer's row of ``dancers`` in the seek phase (memory_slot; no
         # label before the instruction shows), and the policy reads that row through it. Episodes are <= 88 steps:
         # a 128-step sequence plus the declared span as overlap reaches from any seek step back to the dances.
-        "recipe": {
-            "num_envs": 32,
-            "rollout_len": 128,
-            "bptt_len": 128,
-            "epochs": 8,
-            "minibatches": 4,
-            "steps": 600_000,
-            "aux_key": "memory_slot",
-            "readout_key": "dancers",
-        },
+        "recipe": {**_RECIPE, "steps": 600_000, "readout_key": "dancers"},
     },
 }
 
