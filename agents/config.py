@@ -42,7 +42,8 @@ class TrainConfig:
     predicts the env's ``aux_key`` info (what the task says must be remembered, e.g. ObjectRecall's cued object
     relative to the agent); its gradient shapes what the memory keeps. Applied to every core alike."""
     aux_key: str = "memory_target"
-    """Info key (float [N, D]) that the auxiliary loss predicts."""
+    """Info key (float [N, D]) that the auxiliary loss predicts; several separated by commas ("memory_slot,
+    memory_patterns"), each with its own head (the first the readout's) and its own masked mean in the loss."""
     readout_key: str | None = None
     """Dict observation key of a [K, F] set of entity rows (e.g. ObjectRecall's ``candidates``) that the policy
     reads through weights a linear head puts on the K rows from the memory output (None: no readout). That head

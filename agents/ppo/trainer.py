@@ -109,23 +109,32 @@ class PPOTrainer:
         self.update = 0
         self.global_step = 0
         self.obs, info = self.venv.reset(seed=self.dist.seed(cfg.seed))
-        # Auxiliary loss: a head on the memory output predicting the info label of each observation.
+        # Auxiliary loss: a head on the memory output predicting the info label of each observation; with several
+        # keys (``aux_key`` "a,b"), one head per key, the first the readout's when there is one.
         self.aux_head: torch.nn.Module | None = None
+        self.aux_extra = torch.nn.ModuleList()  # heads of the keys after the first
+        self.aux_slices: list[tuple[int, int]] = []  # each key's columns of the concatenated label
         self.label: np.ndarray | None = None
         if cfg.aux_coef > 0:
-            self.label = _aux_label(info, cfg.aux_key, cfg.env)
+            dims = [_aux_label(info, k, cfg.env).shape[1] for k in _aux_keys(cfg.aux_key)]
+            ends = np.cumsum(dims).tolist()
+            self.aux_slices = [(e - d, e) for d, e in zip(dims, ends, strict=True)]
+            self.label = self._aux_labels(info)
+            width = self.model.memory.output_size
             if self.model.address is not None:  # the readout's weights are what the auxiliary loss teaches
-                if self.model.address.out_features != self.label.shape[1]:
+                if self.model.address.out_features != dims[0]:
                     raise ValueError(
                         f"readout_key {cfg.readout_key!r} has {self.model.address.out_features} rows but the "
-                        f"auxiliary label {cfg.aux_key!r} has {self.label.shape[1]} values: use an aux_key that "
+                        f"auxiliary label {_aux_keys(cfg.aux_key)[0]!r} has {dims[0]} values: use an aux_key that "
                         "labels the rows (e.g. memory_slot)"
                     )
                 self.aux_head = self.model.address
             else:
-                self.aux_head = torch.nn.Linear(self.model.memory.output_size, self.label.shape[1]).to(self.device)
+                self.aux_head = torch.nn.Linear(width, dims[0]).to(self.device)
+            self.aux_extra.extend(torch.nn.Linear(width, d).to(self.device) for d in dims[1:])
         separate = self.aux_head is not None and self.aux_head is not self.model.address
         params = list(self.model.parameters()) + (list(self.aux_head.parameters()) if separate else [])
+        params += list(self.aux_extra.parameters())
         self.opt = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5, fused=fused or None)
         self.state = self.model.initial_state(cfg.num_envs, self.device)
         self.ep_start = np.ones(cfg.num_envs, bool)
@@ -153,6 +162,7 @@ class PPOTrainer:
             "config": self.cfg.to_dict(),
             "model": self.model.state_dict(),
             "aux_head": None if self.aux_head is None else self.aux_head.state_dict(),
+            "aux_extra": self.aux_extra.state_dict() if len(self.aux_extra) else None,
             "label": self.label,
             "optimizer": self.opt.state_dict(),
             "update": self.update,
@@ -189,6 +199,10 @@ class PPOTrainer:
             if data.get("aux_head") is None:
                 raise ValueError(f"checkpoint {str(path)!r} has no auxiliary head, but aux_coef > 0")
             self.aux_head.load_state_dict(data["aux_head"])
+        if len(self.aux_extra):
+            if data.get("aux_extra") is None:
+                raise ValueError(f"checkpoint {str(path)!r} has no heads for auxiliary keys after the first")
+            self.aux_extra.load_state_dict(data["aux_extra"])
         self.opt.load_state_dict(data["optimizer"])
         self.update = int(data["update"])
         self.global_step = int(data["global_step"])
@@ -240,6 +254,11 @@ class PPOTrainer:
             "states": {t: state for t in self._window_starts() if t + self.overlap > self.cfg.rollout_len - 1},
         }
 
+    def _aux_labels(self, info: dict) -> np.ndarray:
+        """float [N, D]: the labels of every auxiliary key, concatenated in ``aux_key`` order."""
+        parts = [_aux_label(info, k, self.cfg.env) for k in _aux_keys(self.cfg.aux_key)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
     @torch.inference_mode()
     def rollout(self) -> dict[str, Any]:
         """Steps the envs ``rollout_len`` times with the current policy; returns the batch of :meth:`train_step`.
@@ -281,7 +300,7 @@ class PPOTrainer:
             next_obs, r, term, trunc, info = self.venv.step(act)
             if self.label is not None:  # the label of the observation acted on; the step's info is the next one's
                 labels.append(self.label)
-                self.label = _aux_label(info, cfg.aux_key, cfg.env)
+                self.label = self._aux_labels(info)
             term, trunc = np.asarray(term), np.asarray(trunc)
             r = np.asarray(r, np.float64).copy()
             self.ep_return += r
@@ -408,10 +427,13 @@ class PPOTrainer:
                 ent = masked_mean(self.model.entropy(dist)[:, p:], mask)
                 loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
                 if self.aux_head is not None:
-                    label = ep["labels"][s:e]  # [B, L, D]; non-finite entries carry no label
-                    ok = torch.isfinite(label)
-                    err = (self.aux_head(feats[:, p:]) - torch.where(ok, label, 0.0)) ** 2
-                    aux = (err * ok).sum() / ok.sum().clamp(min=1)
+                    labels = ep["labels"][s:e]  # [B, L, D]; non-finite entries carry no label
+                    aux = 0.0
+                    for head, (a, b) in zip((self.aux_head, *self.aux_extra), self.aux_slices, strict=True):
+                        label = labels if len(self.aux_slices) == 1 else labels[..., a:b]
+                        ok = torch.isfinite(label)
+                        err = (head(feats[:, p:]) - torch.where(ok, label, 0.0)) ** 2
+                        aux = aux + (err * ok).sum() / ok.sum().clamp(min=1)  # each key's mean, summed
                     loss = loss + cfg.aux_coef * aux
                     stats["aux"].append(aux.detach())
                 self.opt.zero_grad(set_to_none=True)
@@ -507,6 +529,14 @@ class PPOTrainer:
                 if k not in ("update", "step"):
                     self.writer.add_scalar(f"train/{k}", v, self.global_step)
         return rec
+
+
+def _aux_keys(spec: str) -> list[str]:
+    """The info keys of ``aux_key`` ("a" or "a,b,..."); a clear error for an empty one."""
+    keys = [k.strip() for k in spec.split(",")]
+    if not all(keys):
+        raise ValueError(f"aux_key must name info keys separated by commas, got {spec!r}")
+    return keys
 
 
 def _aux_label(info: dict, key: str, env_id: str) -> np.ndarray:

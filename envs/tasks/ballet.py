@@ -432,7 +432,10 @@ class BalletTask(MemoryTask):
         """``phase``, ``instructed_dancer`` (slot index); in modes with ``dancers`` also ``memory_slot`` float
         [N, 8]: the one-hot row of ``dancers`` that is the instructed dancer during the seek phase (what a memory
         must name once the instruction shows), ``inf`` before it (non-finite: no label; nothing yet says which dancer
-        it is; inf rather than NaN so that equal steps give equal infos). Labels for auxiliary losses, never
+        it is; inf rather than NaN so that equal steps give equal infos), and ``memory_patterns`` float [N, 64]:
+        row j of ``dancers`` as 8 values, the one-hot of the pattern dancer j performed, from the observation that
+        shows the last frame of its dance on (``inf`` before, and for slots without a dancer): what a memory must
+        have kept by the seek phase, labelled as soon as it has been seen. Labels for auxiliary losses, never
         observed."""
         self.ensure(core)
         out = {"phase": self.phase.astype(float), "instructed_dancer": self.instructed.astype(float)}
@@ -440,6 +443,20 @@ class BalletTask(MemoryTask):
             slot = np.eye(NUM_PATTERNS)[self.instructed]
             slot[self.phase != SEEK] = np.inf
             out["memory_slot"] = slot
+            out["memory_patterns"] = self.seen_patterns().reshape(core.n, -1)
+        return out
+
+    def seen_patterns(self) -> np.ndarray:
+        """float [N, 8, 8]: per dancer slot the one-hot of its pattern once its whole dance has been observed (the
+        current observation shows its last frame or a later one), ``inf`` before and for unused slots."""
+        n, k = self.phase.shape[0], self.num_dancers
+        turns = np.where(self.phase == WATCH, (self.phase_t + 1) // self.dance_steps, k)  # [N] dances seen whole
+        seen = np.zeros((n, NUM_PATTERNS), bool)
+        for t in range(k):
+            rows = np.flatnonzero(turns > t)
+            seen[rows, self.order[rows, t]] = True
+        out = np.full((n, NUM_PATTERNS, NUM_PATTERNS), np.inf)
+        out[seen] = np.eye(NUM_PATTERNS)[self.patterns[seen]]
         return out
 
 

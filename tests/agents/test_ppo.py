@@ -282,3 +282,39 @@ def test_readout_needs_the_auxiliary_loss_on_labels_of_its_rows(tmp_path):
     assert trainer.aux_head is trainer.model.address  # one head: what the aux loss teaches is what the policy reads
     assert sum(len(g["params"]) for g in trainer.opt.param_groups) == len(list(trainer.model.parameters()))
     trainer.venv.close()
+
+
+def test_several_auxiliary_keys_get_a_head_each_and_resume_with_them(tmp_path):
+    """``aux_key="memory_slot,memory_patterns"``: the readout's head predicts the first key, a head of its own each
+    later key (Ballet's per-dancer patterns, 64 values); all train, and a checkpoint restores every head."""
+    from chronotope.agents.config import TrainConfig
+    from chronotope.agents.ppo.trainer import PPOTrainer
+
+    kw = dict(
+        env="chronotope/Ballet-v0",
+        env_kwargs='{"obs_mode": "state", "num_scenes": 2}',
+        agent="gru",
+        num_envs=2,
+        rollout_len=16,
+        bptt_len=16,
+        steps=64,
+        out_dir=tmp_path,
+        readout_key="dancers",
+        aux_coef=1.0,
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="aux_key must name info keys"):
+        PPOTrainer(TrainConfig(**kw, aux_key="memory_slot,", name="bad"))
+    tr = PPOTrainer(TrainConfig(**kw, aux_key="memory_slot,memory_patterns", name="two"))
+    assert tr.aux_head is tr.model.address and [h.out_features for h in tr.aux_extra] == [64]
+    assert tr.label.shape == (2, 8 + 64)
+    before = tr.aux_extra[0].weight.detach().clone()
+    tr.train()
+    assert not torch.equal(tr.aux_extra[0].weight, before)  # the pattern head learns
+    assert all(np.isfinite(r["aux"]) for r in tr.history)
+    path = tr.save()
+    tr.venv.close()
+    tr2 = PPOTrainer(TrainConfig(**kw, aux_key="memory_slot,memory_patterns", name="two-b"))
+    tr2.restore(path)
+    assert torch.equal(tr2.aux_extra[0].weight, tr.aux_extra[0].weight)
+    tr2.venv.close()

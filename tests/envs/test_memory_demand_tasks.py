@@ -201,3 +201,26 @@ def test_target_sequence_num_rooms_sets_the_apartments():
     for bad in (1, (5, 4), "many", True):
         with pytest.raises(ValueError, match="num_rooms"):
             gym.make("chronotope/TargetSequence-v0", num_rooms=bad, num_scenes=1)
+
+
+def test_ballet_pattern_labels_appear_when_a_dance_has_been_seen_whole():
+    """``memory_patterns`` labels dancer j's row with its pattern from the observation showing the last frame of
+    its dance on: the set of labelled rows grows by one per dance, in the performing order, and ends as the task's
+    patterns; the instructed row's label is the instruction."""
+    env = gym.make("chronotope/Ballet-v0", **STATE)
+    _, info = env.reset(seed=2)
+    task = env.unwrapped.core.task
+    k, ds = task.num_dancers, task.dance_steps
+    labelled = []
+    for t in range(task.watch_steps + task.delay + 1):
+        lab = info["memory_patterns"].reshape(8, 8)
+        rows = np.flatnonzero(np.isfinite(lab).all(1))
+        assert np.isinf(lab[np.setdiff1d(np.arange(8), rows)]).all()
+        assert list(rows) == sorted(int(j) for j in task.order[0, : min(k, (t + 1) // ds)]), t
+        labelled.append(len(rows))
+        obs, _, _, _, info = env.step(0)
+    assert labelled[ds - 2] == 0 and labelled[ds - 1] == 1 and labelled[-1] == k
+    lab = info["memory_patterns"].reshape(8, 8)
+    np.testing.assert_array_equal(lab[:k].argmax(1), task.patterns[0, :k])
+    assert obs["instruction"].any()
+    np.testing.assert_array_equal(lab[task.instructed[0]], obs["instruction"])
