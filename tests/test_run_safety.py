@@ -210,6 +210,37 @@ def test_resume_truncates_the_log_to_the_checkpoint_and_is_exact(tmp_path, monke
     assert strip == [{k: v for k, v in r.items() if k != "sps"} for r in resumed.history]
 
 
+def test_sigterm_inside_a_rollout_finishes_the_update_saves_it_and_the_resume_is_exact(tmp_path, monkeypatch):
+    """SIGTERM in the middle of update 2's rollout: training completes update 2, saves it (2 updates, 2 rollouts of
+    steps) and stops; resuming to 4 updates equals an uninterrupted run."""
+    ref = PPOTrainer(_cfg(tmp_path, "ref", updates=4, checkpoint_every=100))
+    ref.train()
+    tr = PPOTrainer(_cfg(tmp_path, "t", updates=4, checkpoint_every=100))
+    act = tr.model.act  # patched on the model, which checkpoints hold as a state dict (the env is pickled whole)
+    calls = {"n": 0}
+
+    def act_then_signal(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 16 + 5:  # the 5th step of the second rollout
+            os.kill(os.getpid(), signal.SIGTERM)
+        return act(*args, **kwargs)
+
+    monkeypatch.setattr(tr.model, "act", act_then_signal)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt, match="training interrupted"):
+        tr.train()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # handlers restored
+    data = load_checkpoint(tmp_path / "t" / "checkpoint.pt")
+    assert (data["update"], data["global_step"]) == (2, 2 * 4 * 16)
+    assert _updates(tmp_path / "t") == [1, 2]
+    assert calls["n"] == 2 * 16  # the second rollout was finished, no third one begun
+    resumed = PPOTrainer(_cfg(tmp_path, "t", updates=4, checkpoint_every=100))
+    resumed.restore(tmp_path / "t" / "checkpoint.pt")
+    resumed.train()
+    assert _updates(tmp_path / "t") == [1, 2, 3, 4]
+    assert torch.equal(_params(ref.model), _params(resumed.model))
+
+
 def test_truncate_progress_drops_a_torn_last_line(tmp_path):
     p = tmp_path / "progress.jsonl"
     p.write_text('{"update": 1}\n{"update": 2}\n{"update": 3}\n{"upd')

@@ -472,11 +472,17 @@ class PPOTrainer:
                 dynamic_ncols=True,
             )
         interrupted = False
+        stop = {"requested": False}
 
-        def _sigterm(signum, frame):  # treated like Ctrl-C: save, then stop
-            raise KeyboardInterrupt
+        def _stop(signum, frame):
+            # SIGTERM and a first Ctrl-C finish the update under way, save it and stop: a checkpoint is only ever
+            # written between updates (a save inside a rollout or an update would hold a model, step count and
+            # envs of different moments). A second Ctrl-C stops at once, keeping the last checkpoint.
+            if signum == signal.SIGINT and stop["requested"]:
+                raise KeyboardInterrupt
+            stop["requested"] = True
 
-        old = signal.signal(signal.SIGTERM, _sigterm)
+        old = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         self._last_save = time.monotonic()
         try:
             while self.update < self.num_updates:
@@ -496,20 +502,24 @@ class PPOTrainer:
                 overdue = time.monotonic() - self._last_save >= 60.0 * cfg.checkpoint_minutes
                 if self.update % cfg.checkpoint_every == 0 or self.update == self.num_updates or overdue:
                     self.save()
+                if stop["requested"]:
+                    interrupted = True
+                    self.save()
+                    break
                 if stop_after is not None and done_here >= stop_after:
                     self.save()
                     break
         except KeyboardInterrupt:
             interrupted = True
-            self.save()
         finally:
-            signal.signal(signal.SIGTERM, old)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
             if bar is not None:
                 bar.close()
             if self.writer is not None:
                 self.writer.flush()
         if interrupted:
-            raise KeyboardInterrupt(f"training interrupted; checkpoint saved in {self.run_dir}")
+            raise KeyboardInterrupt(f"training interrupted; its last checkpoint is in {self.run_dir}")
         return self.history
 
     def _log(self, stats: dict[str, float], sps: float) -> dict[str, float]:
