@@ -115,8 +115,9 @@ class PPOTrainer:
         self.aux_extra = torch.nn.ModuleList()  # heads of the keys after the first
         self.aux_slices: list[tuple[int, int]] = []  # each key's columns of the concatenated label
         self.label: np.ndarray | None = None
+        self.aux_keys = _aux_keys(cfg.aux_key) if cfg.aux_coef > 0 else []
         if cfg.aux_coef > 0:
-            dims = [_aux_label(info, k, cfg.env).shape[1] for k in _aux_keys(cfg.aux_key)]
+            dims = [_aux_label(info, k, cfg.env).shape[1] for k in self.aux_keys]
             ends = np.cumsum(dims).tolist()
             self.aux_slices = [(e - d, e) for d, e in zip(dims, ends, strict=True)]
             self.label = self._aux_labels(info)
@@ -125,7 +126,7 @@ class PPOTrainer:
                 if self.model.address.out_features != dims[0]:
                     raise ValueError(
                         f"readout_key {cfg.readout_key!r} has {self.model.address.out_features} rows but the "
-                        f"auxiliary label {_aux_keys(cfg.aux_key)[0]!r} has {dims[0]} values: use an aux_key that "
+                        f"auxiliary label {self.aux_keys[0]!r} has {dims[0]} values: use an aux_key that "
                         "labels the rows (e.g. memory_slot)"
                     )
                 self.aux_head = self.model.address
@@ -256,7 +257,7 @@ class PPOTrainer:
 
     def _aux_labels(self, info: dict) -> np.ndarray:
         """float [N, D]: the labels of every auxiliary key, concatenated in ``aux_key`` order."""
-        parts = [_aux_label(info, k, self.cfg.env) for k in _aux_keys(self.cfg.aux_key)]
+        parts = [_aux_label(info, k, self.cfg.env) for k in self.aux_keys]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     @torch.inference_mode()
@@ -500,14 +501,12 @@ class PPOTrainer:
                     bar.set_postfix(sps=f"{sps:.0f}", ret=f"{rec.get('return', float('nan')):.2f}")
                 done_here += 1
                 overdue = time.monotonic() - self._last_save >= 60.0 * cfg.checkpoint_minutes
-                if self.update % cfg.checkpoint_every == 0 or self.update == self.num_updates or overdue:
+                # a stop (signal or stop_after) saves the update just finished, once, then leaves the loop
+                stopping = stop["requested"] or (stop_after is not None and done_here >= stop_after)
+                if self.update % cfg.checkpoint_every == 0 or self.update == self.num_updates or overdue or stopping:
                     self.save()
-                if stop["requested"]:
-                    interrupted = True
-                    self.save()
-                    break
-                if stop_after is not None and done_here >= stop_after:
-                    self.save()
+                if stopping:
+                    interrupted = stop["requested"]
                     break
         except KeyboardInterrupt:
             interrupted = True
