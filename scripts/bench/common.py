@@ -100,6 +100,12 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def lead(ours: float, theirs: float, who: str) -> str:
+    """'we lead GL by 2.3x' / 'we trail GL (0.40x its rate)': the wording of a throughput ratio in a reading."""
+    r = ours / theirs
+    return f"we lead {who} by {r:.1f}x" if r >= 1 else f"we trail {who} ({r:.2f}x its rate)"
+
+
 def write_results(name: str, results: dict[str, Any], markdown: str = "", out_dir: str | Path = "runs/bench") -> Path:
     """Writes ``<out_dir>/<name>.json`` (and ``.md``) atomically, with machine info attached."""
     out = Path(out_dir)

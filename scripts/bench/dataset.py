@@ -139,6 +139,27 @@ def run(cfg: Config) -> dict:
     return results
 
 
+def reading(result: dict) -> str:
+    """The page's reading of ``run``'s results: recording rate, its cost over collecting alone, and size on disk.
+
+    Generated from the numbers, so a re-run keeps the text and the tables consistent; the suite puts it on
+    ``docs/BENCHMARKS.md`` next to this module's tables.
+    """
+    res = result["results"]
+    parts = [
+        f"{v['env_id'].split('/')[-1]} {v['mode']}: {v['record_steps_per_s']:,.0f} transitions/s recorded "
+        f"({v['record_over_collect_time']:.2f}x the time of collecting the same episodes unwritten), "
+        f"{v['mb_per_1e5_steps']:,.0f} MB per 10^5 steps"
+        for v in res.values()
+    ]
+    return (
+        "; ".join(parts) + ". Times include building the env, so short runs understate the steady rate. Minari's "
+        "HDF5 layout is uncompressed with one group of chunked datasets per episode: with state observations that "
+        "per-episode overhead, not the data, dominates the size of short episodes; with pixels, the float32 depth "
+        "is most of it (JPEG encodes the RGB only)."
+    )
+
+
 if __name__ == "__main__":
     import tyro
 

@@ -300,6 +300,38 @@ def run(cfg: Config) -> dict:
     return payload
 
 
+def reading(result: dict) -> str:
+    """The page's reading of ``run``'s results: octree insertion and point lookups against Open3D, and the PPO
+    cost of the map wrappers when it was run.
+
+    Generated from the numbers, so a re-run keeps the text and the tables consistent; the suite puts it on
+    ``docs/BENCHMARKS.md`` next to this module's tables.
+    """
+    rows = result["results"]
+    s = ""
+    if result.get("speedup_vs_open3d_1e6") is not None:
+        v = result["speedup_vs_open3d_1e6"]
+        s += f"Inserting 10^6 points: {v:.1f}x Open3D's octree (target >= 10x: {'met' if v >= 10 else 'not met'}). "
+    s += "Ours sorts Morton codes of the whole batch in numpy; Open3D inserts point by point from the root in C++. "
+    q = rows[-1].get("qps", {})
+    if q.get("point_open3d"):
+        s += f"Point lookups are {q['point'] / q['point_open3d']:.0f}x Open3D's at {rows[-1]['points']:,} points "
+        s += "(batched vs one Python call per point). "
+    s += (
+        "Radius queries (and kNN once a tree is built) go one per call through a scipy k-d tree over leaf centres; "
+        "kNN right after an insertion searches the sorted Morton index around the point instead of rebuilding it. "
+    )
+    p = result.get("ppo")
+    if p:
+        v = p["ratio"]
+        s += (
+            f"PPO with map wrappers keeps {v:.2f} of the no-wrapper env steps/s (target >= 0.7: "
+            f"{'met' if v >= 0.7 else 'not met'}); inside the env step the maps leave {p['env_ratio']:.2f} of the "
+            "bare env's rate, and the learner also encodes the map keys."
+        )
+    return s
+
+
 if __name__ == "__main__":
     import tyro
 

@@ -274,6 +274,33 @@ def run(cfg: Config) -> dict:
     return out
 
 
+def reading(result: dict) -> str:
+    """The page's reading of ``run``'s results: the HCAM / full attention headline and how full attention's step
+    cost grows with T.
+
+    Generated from the numbers, so a re-run keeps the text and the tables consistent; the suite puts it on
+    ``docs/BENCHMARKS.md`` next to this module's tables.
+    """
+    res, h = result["results"], result.get("headline") or {}
+    s = ""
+    if "hcam_over_full" in h:
+        s += (
+            f"HCAM's per-step cost at T={h['hcam_over_full_at_T']:,} is {h['hcam_over_full']:.3f}x full attention's "
+            f"(target <= 0.1: {'met' if h['hcam_over_full'] <= 0.1 else 'not met'}). "
+        )
+    if "full_attention" in res:
+        ts = sorted(res["full_attention"], key=int)
+        lo, hi = res["full_attention"][ts[0]]["step_ms"], res["full_attention"][ts[-1]]["step_ms"]
+        s += (
+            f"Full attention grows from {lo:.2f} ms to {hi:.2f} ms per step between T={int(ts[0]):,} and "
+            f"T={int(ts[-1]):,} (it attends over every past step); the bounded memories (HCAM chunks, TrXL window, "
+            "Janus cache, LSTM) stop growing once their state is full. "
+        )
+        if "hcam" in res and res["hcam"][ts[0]]["step_ms"] > lo:
+            s += "At short T we trail: HCAM's two-level lookup costs more than attending over a few steps."
+    return s
+
+
 if __name__ == "__main__":
     import tyro
 

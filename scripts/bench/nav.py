@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chronotope.scripts.bench.common import machine_info, print_table, timeit, write_results
+from chronotope.scripts.bench.common import lead, machine_info, print_table, timeit, write_results
 
 
 @dataclass
@@ -161,6 +161,52 @@ def _mujoco_gl_reference(cfg: Config) -> dict:
             r.close()
         out[res] = row
     return out
+
+
+def reading(result: dict) -> str:
+    """The page's reading of ``run``'s results: full env steps against the raw ray cast at the largest size, and the
+    N=1, SyncVectorEnv, mjwarp and MuJoCo GL comparisons where they were timed.
+
+    Generated from the numbers, so a re-run keeps the text and the tables consistent; the suite puts it on
+    ``docs/BENCHMARKS.md`` next to this module's tables.
+    """
+    rows = result["rows"]
+    top = max(rows, key=lambda x: (x["resolution"], x["num_envs"]))
+    ratio = top["native_open3d"] / top["raw_cast"]
+    s = (
+        f"Full env steps (motion, task, rgbd render) at {top['resolution']}x{top['resolution']}, "
+        f"N={top['num_envs']}: {top['native_open3d']:,.0f} agent-steps/s, {ratio:.2f}x the raw ray-cast "
+        "throughput of the same renderer (target >= 0.7: "
+        + ("met; the cast dominates a step). " if ratio >= 0.7 else "not met). ")
+    )
+    one = next((x for x in rows if x["num_envs"] == 1), None)
+    if one:
+        s += (
+            f"At N=1 the ratio is {one['native_open3d'] / one['raw_cast']:.2f}: per-step Python work (task, "
+            "observations, wrappers) is not amortised over a batch. "
+        )
+    sync = [x for x in rows if "sync_open3d" in x]
+    if sync:
+        x = max(sync, key=lambda x: x["num_envs"])
+        s += (
+            f"The native batched env is {x['native_open3d'] / x['sync_open3d']:.1f}x gymnasium's SyncVectorEnv of "
+            f"single envs at N={x['num_envs']} (one Embree call for all cameras instead of N). "
+        )
+    mj = [x for x in rows if x.get("native_mjwarp") == x.get("native_mjwarp") and x.get("native_mjwarp")]
+    if mj:
+        x = max(mj, key=lambda x: x["num_envs"])
+        s += (
+            f"The open3d backend steps {x['native_open3d'] / x['native_mjwarp']:.1f}x as fast as the mjwarp backend "
+            f"(Warp's CPU device) at N={x['num_envs']}. "
+        )
+    for res, v in (result.get("mujoco_gl") or {}).items():
+        if v.get("mujoco_gl") and v.get("open3d_render"):
+            s += (
+                f"One camera at a time at {res}x{res}, open3d renders {v['open3d_render']:,.0f} frames/s vs "
+                f"MuJoCo GL's {v['mujoco_gl']:,.0f}: {lead(v['open3d_render'], v['mujoco_gl'], 'GL')} "
+                "without batching."
+            )
+    return s
 
 
 if __name__ == "__main__":

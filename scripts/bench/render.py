@@ -21,7 +21,7 @@ import numpy as np
 
 from chronotope.envs.render.camera import CameraIntrinsics, camera_poses
 from chronotope.envs.scene.mesh import SceneMesh
-from chronotope.scripts.bench.common import machine_info, print_table, timeit, write_results
+from chronotope.scripts.bench.common import lead, machine_info, print_table, timeit, write_results
 
 
 @dataclass
@@ -174,6 +174,38 @@ def run(cfg: Config) -> dict:
     path = write_results("render", results, md, cfg.out_dir)
     print(f"wrote {path}")
     return results
+
+
+def reading(result: dict) -> str:
+    """The page's reading of ``run``'s results: the open3d render against the raw cast at the largest size, and against
+    MuJoCo GL / MuJoCo Warp where they were timed.
+
+    Generated from the numbers, so a re-run keeps the text and the tables consistent; the suite puts it on
+    ``docs/BENCHMARKS.md`` next to this module's tables.
+    """
+    recs = result["records"]
+    big = max(recs, key=lambda x: (x["size"], x["n"]))
+    ratio = big["open3d_over_raw"]
+    s = (
+        f"At {big['size']}x{big['size']}, N={big['n']}, the full open3d render (Embree ray cast + shading) keeps "
+        f"{ratio:.2f}x the raw cast's throughput (IQR {big['open3d_over_raw_iqr'][0]:.2f}-"
+        f"{big['open3d_over_raw_iqr'][1]:.2f}); the rest is shading and copying out images. "
+    )
+    if ratio > 1:
+        s += "A ratio above 1 is noise between alternating samples: the render contains the cast. "
+    if big.get("mujoco_fps"):
+        s += (
+            f"Against MuJoCo's OpenGL renderer on the same scene ({big['mujoco_fps']:,.0f} frames/s; EGL with no GPU, "
+            f"so software rasterisation) {lead(big['open3d_fps'], big['mujoco_fps'], 'GL')}: Embree casts all "
+            "cameras of a batch in one call on both cores, GL draws one camera at a time. With a GPU, GL and "
+            "mjwarp on CUDA would change this picture. "
+        )
+    if big.get("mjwarp_fps"):
+        s += (
+            f"MuJoCo Warp on Warp's CPU device ({big['mjwarp_fps']:,.0f} frames/s) is the slowest backend here; "
+            "it exists for CUDA."
+        )
+    return s
 
 
 if __name__ == "__main__":

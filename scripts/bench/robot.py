@@ -233,6 +233,36 @@ def run(cfg: Config) -> dict:
     return results
 
 
+def reading(result: dict) -> str:
+    """The page's reading of ``run``'s results: single-env rates by observation mode, and the batched RobotEnv
+    loop against raw MuJoCo (and MuJoCo Warp) stepping.
+
+    Generated from the numbers, so a re-run keeps the text and the tables consistent; the suite puts it on
+    ``docs/BENCHMARKS.md`` next to this module's tables.
+    """
+    single = result.get("single_env_steps_per_s", {})
+    state = [v for k, v in single.items() if k.endswith("|state")]
+    rgbd = {k: v for k, v in single.items() if "|rgbd" in k}
+    s = f"One arm env steps at {min(state):,.0f}-{max(state):,.0f} steps/s with state observations" if state else ""
+    if rgbd:
+        k, v = next(iter(rgbd.items()))
+        s += f" and {v:,.0f} steps/s with rgbd cameras ({k.split('|')[1]}; MuJoCo GL on CPU dominates)"
+    s += ". "
+    b = result.get("batched", {})
+    if b:
+        n = max(b, key=int)
+        e = b[n]
+        s += (
+            f"At N={n}, our RobotEnv loop reaches {e['env_loop_env_steps_per_s'] / e['mujoco_env_steps_per_s']:.2f}x "
+            "raw MuJoCo stepping of the same worlds (IK and observations cost the rest); "
+        )
+        if e.get("warp_env_steps_per_s") == e.get("warp_env_steps_per_s"):  # not NaN
+            s += "MuJoCo Warp on the CPU device trails raw MuJoCo by far here: it is built for CUDA."
+    if result.get("warp_error"):
+        s += f" MuJoCo Warp did not run: {result['warp_error']}"
+    return s
+
+
 if __name__ == "__main__":
     import tyro
 

@@ -5,6 +5,8 @@ Each module (``scripts/bench/<name>.py``) already does its own warm-up and repea
 quick modes within a time budget each; ``tiny``: one timing of the smallest size, for the smoke test), records
 the wall time of each, collects their JSON and Markdown, the machine and the load on it, checks the headline
 targets, and writes ``<out_dir>/suite.json`` and, when asked, the Markdown results page (``docs/BENCHMARKS.md``).
+Above a module's tables the page shows that module's ``reading(results) -> str``, prose generated from the numbers
+and kept in the module next to the code that writes the JSON keys it reads.
 
 A module that raises does not stop the suite: its error is recorded and shown on the page.
 
@@ -18,10 +20,10 @@ import importlib
 import importlib.util
 import json
 import os
-import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -147,7 +149,7 @@ class Config:
     command: str = ""
     """The command line recorded on the page (default: this process's own)."""
     page_only: bool = False
-    """Measure nothing: re-render ``out`` from ``<out_dir>/suite.json`` (after editing the readings)."""
+    """Measure nothing: re-render ``out`` from ``<out_dir>/suite.json`` (after editing a module's ``reading``)."""
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modules if m not in (*ALL_MODULES, "peers")]
@@ -322,6 +324,18 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def module_reading(name: str) -> Callable[[dict[str, Any]], str] | None:
+    """A module's ``reading(results) -> str``, the prose the page shows above its tables; None when the module is
+    not in this checkout or gives no reading.
+
+    Each module writes its reading next to the code that writes the JSON keys it reads, so that the two change
+    together; the suite keeps no table of them.
+    """
+    if importlib.util.find_spec(f"chronotope.scripts.bench.{name}") is None:
+        return None
+    return getattr(importlib.import_module(f"chronotope.scripts.bench.{name}"), "reading", None)
+
+
 def _demote(md: str) -> str:
     """Module tables use ``###`` titles; on the page they sit under a ``###`` module heading."""
     return "\n".join("#" + ln if ln.startswith("###") else ln for ln in md.splitlines())
@@ -372,7 +386,7 @@ def render_page(record: dict[str, Any]) -> str:
         lines.append(f"\nNot in this checkout, skipped: {', '.join(record['missing'])}.")
     for name, e in record["modules"].items():
         lines += ["", f"## {name}", "", f"Command: `{e['command']}` ({e['seconds']:.0f} s in this run)", ""]
-        reading = READINGS.get(name)
+        reading = module_reading(name)
         if e.get("results") and reading:
             try:
                 lines += ["**Reading.** " + reading(e["results"]), ""]
@@ -383,238 +397,6 @@ def render_page(record: dict[str, Any]) -> str:
         lines.append(_demote(e.get("markdown", "")).strip())
     lines += ["", ANCHORS]
     return "\n".join(lines).rstrip() + "\n"
-
-
-# Readings: short, generated from the numbers so that a re-run keeps text and tables consistent. The "why" parts
-# state the mechanism measured or documented by each module.
-
-
-def _lead(ours: float, theirs: float, who: str) -> str:
-    """'we lead x2.3' / 'we trail (0.4x)' wording of a throughput ratio."""
-    r = ours / theirs
-    return f"we lead {who} by {r:.1f}x" if r >= 1 else f"we trail {who} ({r:.2f}x its rate)"
-
-
-def _read_render(r: dict[str, Any]) -> str:
-    recs = r["records"]
-    big = max(recs, key=lambda x: (x["size"], x["n"]))
-    ratio = big["open3d_over_raw"]
-    s = (
-        f"At {big['size']}x{big['size']}, N={big['n']}, the full open3d render (Embree ray cast + shading) keeps "
-        f"{ratio:.2f}x the raw cast's throughput (IQR {big['open3d_over_raw_iqr'][0]:.2f}-"
-        f"{big['open3d_over_raw_iqr'][1]:.2f}); the rest is shading and copying out images. "
-    )
-    if ratio > 1:
-        s += "A ratio above 1 is noise between alternating samples: the render contains the cast. "
-    if big.get("mujoco_fps"):
-        s += (
-            f"Against MuJoCo's OpenGL renderer on the same scene ({big['mujoco_fps']:,.0f} frames/s; EGL with no GPU, "
-            f"so software rasterisation) {_lead(big['open3d_fps'], big['mujoco_fps'], 'GL')}: Embree casts all "
-            "cameras of a batch in one call on both cores, GL draws one camera at a time. With a GPU, GL and "
-            "mjwarp on CUDA would change this picture. "
-        )
-    if big.get("mjwarp_fps"):
-        s += (
-            f"MuJoCo Warp on Warp's CPU device ({big['mjwarp_fps']:,.0f} frames/s) is the slowest backend here; "
-            "it exists for CUDA."
-        )
-    return s
-
-
-def _read_nav(r: dict[str, Any]) -> str:
-    rows = r["rows"]
-    top = max(rows, key=lambda x: (x["resolution"], x["num_envs"]))
-    ratio = top["native_open3d"] / top["raw_cast"]
-    s = (
-        f"Full env steps (motion, task, rgbd render) at {top['resolution']}x{top['resolution']}, "
-        f"N={top['num_envs']}: {top['native_open3d']:,.0f} agent-steps/s, {ratio:.2f}x the raw ray-cast "
-        "throughput of the same renderer (target >= 0.7: "
-        + ("met; the cast dominates a step). " if ratio >= 0.7 else "not met). ")
-    )
-    one = next((x for x in rows if x["num_envs"] == 1), None)
-    if one:
-        s += (
-            f"At N=1 the ratio is {one['native_open3d'] / one['raw_cast']:.2f}: per-step Python work (task, "
-            "observations, wrappers) is not amortised over a batch. "
-        )
-    sync = [x for x in rows if "sync_open3d" in x]
-    if sync:
-        x = max(sync, key=lambda x: x["num_envs"])
-        s += (
-            f"The native batched env is {x['native_open3d'] / x['sync_open3d']:.1f}x gymnasium's SyncVectorEnv of "
-            f"single envs at N={x['num_envs']} (one Embree call for all cameras instead of N). "
-        )
-    mj = [x for x in rows if x.get("native_mjwarp") == x.get("native_mjwarp") and x.get("native_mjwarp")]
-    if mj:
-        x = max(mj, key=lambda x: x["num_envs"])
-        s += (
-            f"The open3d backend steps {x['native_open3d'] / x['native_mjwarp']:.1f}x as fast as the mjwarp backend "
-            f"(Warp's CPU device) at N={x['num_envs']}. "
-        )
-    for res, v in (r.get("mujoco_gl") or {}).items():
-        if v.get("mujoco_gl") and v.get("open3d_render"):
-            s += (
-                f"One camera at a time at {res}x{res}, open3d renders {v['open3d_render']:,.0f} frames/s vs "
-                f"MuJoCo GL's {v['mujoco_gl']:,.0f}: {_lead(v['open3d_render'], v['mujoco_gl'], 'GL')} "
-                "without batching."
-            )
-    return s
-
-
-def _read_memory(r: dict[str, Any]) -> str:
-    res, h = r["results"], r.get("headline") or {}
-    s = ""
-    if "hcam_over_full" in h:
-        s += (
-            f"HCAM's per-step cost at T={h['hcam_over_full_at_T']:,} is {h['hcam_over_full']:.3f}x full attention's "
-            f"(target <= 0.1: {'met' if h['hcam_over_full'] <= 0.1 else 'not met'}). "
-        )
-    if "full_attention" in res:
-        ts = sorted(res["full_attention"], key=int)
-        lo, hi = res["full_attention"][ts[0]]["step_ms"], res["full_attention"][ts[-1]]["step_ms"]
-        s += (
-            f"Full attention grows from {lo:.2f} ms to {hi:.2f} ms per step between T={int(ts[0]):,} and "
-            f"T={int(ts[-1]):,} (it attends over every past step); the bounded memories (HCAM chunks, TrXL window, "
-            "Janus cache, LSTM) stop growing once their state is full. "
-        )
-        if "hcam" in res and res["hcam"][ts[0]]["step_ms"] > lo:
-            s += "At short T we trail: HCAM's two-level lookup costs more than attending over a few steps."
-    return s
-
-
-def _read_maps(r: dict[str, Any]) -> str:
-    rows = r["results"]
-    s = ""
-    if r.get("speedup_vs_open3d_1e6") is not None:
-        v = r["speedup_vs_open3d_1e6"]
-        s += f"Inserting 10^6 points: {v:.1f}x Open3D's octree (target >= 10x: {'met' if v >= 10 else 'not met'}). "
-    s += "Ours sorts Morton codes of the whole batch in numpy; Open3D inserts point by point from the root in C++. "
-    q = rows[-1].get("qps", {})
-    if q.get("point_open3d"):
-        s += f"Point lookups are {q['point'] / q['point_open3d']:.0f}x Open3D's at {rows[-1]['points']:,} points "
-        s += "(batched vs one Python call per point). "
-    s += (
-        "Radius queries (and kNN once a tree is built) go one per call through a scipy k-d tree over leaf centres; "
-        "kNN right after an insertion searches the sorted Morton index around the point instead of rebuilding it. "
-    )
-    p = r.get("ppo")
-    if p:
-        v = p["ratio"]
-        s += (
-            f"PPO with map wrappers keeps {v:.2f} of the no-wrapper env steps/s (target >= 0.7: "
-            f"{'met' if v >= 0.7 else 'not met'}); inside the env step the maps leave {p['env_ratio']:.2f} of the "
-            "bare env's rate, and the learner also encodes the map keys."
-        )
-    return s
-
-
-def _read_splat(r: dict[str, Any]) -> str:
-    recs = [x for x in r["results"] if x.get("render_dense_s")]
-    if not recs:
-        return "Only the tiled rasteriser was timed."
-    x = max(recs, key=lambda x: x["gaussians"] * x["resolution"] ** 2)
-    return (
-        f"The tiled rasteriser renders {x['gaussians']:,} Gaussians at {x['resolution']}x{x['resolution']} "
-        f"{x['render_dense_s'] / x['render_tiled_s']:.1f}x faster than the dense one (every Gaussian against every "
-        "pixel), and its lead grows with N x pixels; at the smallest sizes the tiling overhead makes the two close. "
-        "No CPU peer is timed here (gsplat needs CUDA)."
-    )
-
-
-def _read_robot(r: dict[str, Any]) -> str:
-    single = r.get("single_env_steps_per_s", {})
-    state = [v for k, v in single.items() if k.endswith("|state")]
-    rgbd = {k: v for k, v in single.items() if "|rgbd" in k}
-    s = f"One arm env steps at {min(state):,.0f}-{max(state):,.0f} steps/s with state observations" if state else ""
-    if rgbd:
-        k, v = next(iter(rgbd.items()))
-        s += f" and {v:,.0f} steps/s with rgbd cameras ({k.split('|')[1]}; MuJoCo GL on CPU dominates)"
-    s += ". "
-    b = r.get("batched", {})
-    if b:
-        n = max(b, key=int)
-        e = b[n]
-        s += (
-            f"At N={n}, our RobotEnv loop reaches {e['env_loop_env_steps_per_s'] / e['mujoco_env_steps_per_s']:.2f}x "
-            "raw MuJoCo stepping of the same worlds (IK and observations cost the rest); "
-        )
-        if e.get("warp_env_steps_per_s") == e.get("warp_env_steps_per_s"):  # not NaN
-            s += "MuJoCo Warp on the CPU device trails raw MuJoCo by far here: it is built for CUDA."
-    if r.get("warp_error"):
-        s += f" MuJoCo Warp did not run: {r['warp_error']}"
-    return s
-
-
-def _read_train(r: dict[str, Any]) -> str:
-    cases = r["cases"]
-    s = ""
-    for ours, c in cases.items():
-        if "ratio" in c:
-            s += f"{ours} runs at {c['ratio']:.2f}x {c['vs']}'s env steps/s (learner part {c['learner_ratio']:.2f}x). "
-    env_share = statistics.median(c["env_s"] / (c["env_s"] + c["learner_s"]) for c in cases.values())
-    s += (
-        f"Both sides step the same vector env, which takes {100 * env_share:.0f}% of an update here (median over "
-        "cases), so steps/s ratios are pulled towards 1; the learner columns isolate what the trainers control. "
-        "The default env is TargetSequence because its episodes never end early: where a STOP ends the episode "
-        "(PointNav), every reset costs a geodesic solve and the ratio measures how often each policy stops. "
-    )
-    c = cases.get("ours-none", {})
-    if "ratio" in c:
-        s += (
-            f"Target our PPO >= 1.0x SB3 PPO: {'met' if c['ratio'] >= 1 else 'not met'} ({c['ratio']:.2f}x; "
-            "differences of a few percent are within this machine's noise)."
-        )
-    return s
-
-
-def _read_peers(r: dict[str, Any]) -> str:
-    h = r.get("headline") or {}
-    mm = (r.get("peers") or {}).get("memory-maze") or {}
-    if not h:
-        return f"Memory Maze was not measured: {mm.get('error') or mm.get('errors')}."
-    base = next(x["steps_per_s"] for x in mm["rows"] if x["n"] == 1)
-    s = (
-        f"Memory Maze single env: {base:,.1f} steps/s; ours at N={h['ours_n']} batched: "
-        f"{h['ours_over_memory_maze_single']:.1f}x that (target >= 50x: "
-        f"{'met' if h['ours_over_memory_maze_single'] >= 50 else 'not met on this CPU'}). "
-        "Each Memory Maze step runs 50 MuJoCo physics substeps (4 Hz control, 5 ms timestep) and renders its "
-        "camera with OpenGL, in software on this GPU-less machine; ours moves agents kinematically on a grid and "
-        "casts all cameras in one Embree call (and renders depth too). Its vector envs only spread the same per-env "
-        "work over processes (2 cores here), so they gain little. Ours and Memory Maze were timed one after the "
-        "other, so load changes between the two move this ratio."
-    )
-    if mm.get("errors"):
-        s += f" Not measured: {'; '.join(f'{k}: {v}' for k, v in mm['errors'].items())}."
-    return s
-
-
-def _read_dataset(r: dict[str, Any]) -> str:
-    res = r["results"]
-    parts = [
-        f"{v['env_id'].split('/')[-1]} {v['mode']}: {v['record_steps_per_s']:,.0f} transitions/s recorded "
-        f"({v['record_over_collect_time']:.2f}x the time of collecting the same episodes unwritten), "
-        f"{v['mb_per_1e5_steps']:,.0f} MB per 10^5 steps"
-        for v in res.values()
-    ]
-    return (
-        "; ".join(parts) + ". Times include building the env, so short runs understate the steady rate. Minari's "
-        "HDF5 layout is uncompressed with one group of chunked datasets per episode: with state observations that "
-        "per-episode overhead, not the data, dominates the size of short episodes; with pixels, the float32 depth "
-        "is most of it (JPEG encodes the RGB only)."
-    )
-
-
-READINGS = {
-    "render": _read_render,
-    "nav": _read_nav,
-    "memory": _read_memory,
-    "maps": _read_maps,
-    "splat": _read_splat,
-    "robot": _read_robot,
-    "train": _read_train,
-    "peers": _read_peers,
-    "dataset": _read_dataset,
-}
 
 
 if __name__ == "__main__":

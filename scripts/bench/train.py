@@ -299,6 +299,34 @@ def run(cfg: Config) -> dict:
     return results
 
 
+def reading(result: dict) -> str:
+    """The page's reading of ``run``'s results: each of our trainers against its SB3 baseline, and the env's
+    share of an update.
+
+    Generated from the numbers, so a re-run keeps the text and the tables consistent; the suite puts it on
+    ``docs/BENCHMARKS.md`` next to this module's tables.
+    """
+    cases = result["cases"]
+    s = ""
+    for ours, c in cases.items():
+        if "ratio" in c:
+            s += f"{ours} runs at {c['ratio']:.2f}x {c['vs']}'s env steps/s (learner part {c['learner_ratio']:.2f}x). "
+    env_share = statistics.median(c["env_s"] / (c["env_s"] + c["learner_s"]) for c in cases.values())
+    s += (
+        f"Both sides step the same vector env, which takes {100 * env_share:.0f}% of an update here (median over "
+        "cases), so steps/s ratios are pulled towards 1; the learner columns isolate what the trainers control. "
+        "The default env is TargetSequence because its episodes never end early: where a STOP ends the episode "
+        "(PointNav), every reset costs a geodesic solve and the ratio measures how often each policy stops. "
+    )
+    c = cases.get("ours-none", {})
+    if "ratio" in c:
+        s += (
+            f"Target our PPO >= 1.0x SB3 PPO: {'met' if c['ratio'] >= 1 else 'not met'} ({c['ratio']:.2f}x; "
+            "differences of a few percent are within this machine's noise)."
+        )
+    return s
+
+
 if __name__ == "__main__":
     import tyro
 

@@ -79,6 +79,117 @@ def test_targets_are_checked_in_their_direction():
     assert got["vs_memory_maze"] == (None, None)  # peers not run
 
 
+# For each module: a small result in the shape its ``run`` writes, and how some of its numbers must read on the page.
+READING_CASES = {
+    "render": (
+        {
+            "records": [
+                {"size": 32, "n": 4, "open3d_over_raw": 0.61, "open3d_over_raw_iqr": [0.52, 0.73]},
+                {"size": 16, "n": 1, "open3d_over_raw": 0.9, "open3d_over_raw_iqr": [0.8, 0.95]},
+            ]
+        },
+        ["32x32, N=4", "0.61x", "0.52-0.73"],
+    ),
+    "nav": (
+        {"rows": [{"resolution": 48, "num_envs": 8, "native_open3d": 777.0, "raw_cast": 1000.0}]},
+        ["48x48", "777", "0.78x"],
+    ),
+    "memory": (
+        {
+            "results": {"full_attention": {"100": {"step_ms": 1.25}, "1000": {"step_ms": 9.75}}},
+            "headline": {"hcam_over_full": 0.042, "hcam_over_full_at_T": 1000},
+        },
+        ["0.042x", "T=1,000", "1.25 ms", "9.75 ms"],
+    ),
+    "maps": (
+        {
+            "results": [{"points": 5000, "qps": {"point": 8000.0, "point_open3d": 100.0}}],
+            "speedup_vs_open3d_1e6": 12.5,
+            "ppo": {"ratio": 0.83, "env_ratio": 0.91},
+        },
+        ["12.5x", "80x", "5,000 points", "0.83", "0.91"],
+    ),
+    "splat": (
+        {"results": [{"gaussians": 2000, "resolution": 24, "render_dense_s": 0.9, "render_tiled_s": 0.1}]},
+        ["2,000 Gaussians", "24x24", "9.0x"],
+    ),
+    "robot": (
+        {
+            "single_env_steps_per_s": {"a|state": 432.0, "b|state": 654.0, "a|rgbd32": 21.0},
+            "batched": {"4": {"env_loop_env_steps_per_s": 300.0, "mujoco_env_steps_per_s": 1200.0}},
+        },
+        ["432-654", "21 steps/s", "rgbd32", "N=4", "0.25x"],
+    ),
+    "train": (
+        {
+            "cases": {
+                "ours-none": {"vs": "sb3-ppo", "ratio": 1.17, "learner_ratio": 1.33, "env_s": 0.3, "learner_s": 0.7},
+                "sb3-ppo": {"env_s": 0.3, "learner_s": 0.7},
+            }
+        },
+        ["1.17x sb3-ppo", "1.33x", "30%"],
+    ),
+    "peers": (
+        {
+            "headline": {"ours_n": 32, "ours_over_memory_maze_single": 61.5},
+            "peers": {"memory-maze": {"rows": [{"n": 1, "steps_per_s": 18.3}]}},
+        },
+        ["N=32", "61.5x", "18.3 steps/s"],
+    ),
+    "dataset": (
+        {
+            "results": {
+                "x|state": {
+                    "env_id": "chronotope/ObjectRecall-v0",
+                    "mode": "state",
+                    "record_steps_per_s": 1234.0,
+                    "record_over_collect_time": 1.37,
+                    "mb_per_1e5_steps": 56.0,
+                }
+            }
+        },
+        ["ObjectRecall-v0 state", "1,234 transitions/s", "1.37x", "56 MB"],
+    ),
+}
+
+
+def _known_modules() -> list[str]:
+    return [*suite.available_modules(), "peers"]
+
+
+def test_every_module_gives_a_reading_that_names_the_numbers_it_is_given():
+    assert set(_known_modules()) <= set(READING_CASES), "a new benchmark module needs a case in READING_CASES"
+    for name in _known_modules():
+        reading = suite.module_reading(name)
+        assert callable(reading), f"scripts/bench/{name}.py has no reading(result)"
+        result, wanted = READING_CASES[name]
+        text = reading(result)
+        for w in wanted:
+            assert w in text, (name, w, text)
+
+
+def test_the_page_shows_each_module_reading_under_its_heading():
+    modules = {
+        name: {"ok": True, "error": None, "seconds": 1.0, "command": f"chronotope bench {name}", "markdown": "",
+               "results": READING_CASES[name][0]}
+        for name in _known_modules()
+    }  # fmt: skip
+    record = {
+        "command": "chronotope bench all", "mode": "quick", "started": "2026-01-01T00:00:00", "total_s": 60.0,
+        "machine": {"cpu": "test", "cores": 2}, "load_start": [0.1], "load_end": [0.2], "missing": [],
+        "modules": modules, "targets": suite.check_targets(modules),
+    }  # fmt: skip
+    page = suite.render_page(record)
+    sections = page.split("\n## ")
+    for name in modules:
+        section = next(s for s in sections if s.startswith(f"{name}\n"))
+        assert "**Reading.** " in section, name
+        assert all(w in section for w in READING_CASES[name][1]), (name, section)
+    # A result the reading cannot read is said so, not crashed on.
+    modules["splat"]["results"] = {"name": "splat"}
+    assert "(no reading: results lack KeyError('results'))" in suite.render_page(record)
+
+
 def test_bad_names_are_rejected_with_the_value():
     with pytest.raises(ValueError, match="nope"):
         suite.Config(modules=("render", "nope"))
