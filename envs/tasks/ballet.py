@@ -94,8 +94,14 @@ class BalletTask(MemoryTask):
     Observations (task sensors, every mode): ``phase`` [3], ``instruction`` [8] (zeros before seek), ``gps`` /
     ``compass``. Pixel modes: dancers are composited over the static render by ray-sphere intersection (z-depth
     test against the scene), in their own palette colour, with instance ids ``max scene id + 1 + dancer``.
-    Modes without colour (``depth``, ``state``) add ``dancers`` [8, 5]: per dancer slot (visible, x forward,
-    y left, height, radius) while the dancer is in view (walls occlude), zeros otherwise. ``state``'s ``goal`` is 0.
+    Modes without colour (``depth``, ``state``) add ``dancers`` [8, 15]: per dancer slot (visible, x forward,
+    y left, height, radius, lateral, radial, pattern one-hot [8]) while the dancer is in view (walls occlude), zeros
+    otherwise; lateral and radial are its displacement from its resting point along and across the circle (zero at
+    rest), and the pattern columns name the pattern it is performing, while it performs (``pattern_rows``; zero
+    at rest): these modes report what a perception of the dance would, so that what remains is the memory (which
+    row did which pattern, after the dances). ``pattern_rows=False`` leaves [8, 7], the motion alone: recognising
+    the pattern from 8 frames of it is then part of the task (a GRU trained by PPO with the pattern labels as
+    auxiliary loss did not, in 290k steps; docs/RESULTS.md 1). ``state``'s ``goal`` is 0.
     Success: reaching the instructed dancer. Reward terms: ``success`` (+1), ``progress`` and ``slack`` (0).
     Measures: ``success``, ``spl`` (seek phase; l = geodesic to the instructed resting point minus the reach
     radius), ``time_to_target`` (seek steps until the episode ended), ``distance_to_goal``, ``path_length``,
@@ -110,6 +116,8 @@ class BalletTask(MemoryTask):
         circle_radius: distance (m) of the resting points from the agent's start.
         observability: "partial" (the memory task) or "full" (the observability twin: the instructed dancer is
             marked after the watch phase).
+        pattern_rows: the ``dancers`` rows of the modes without colour also name the pattern a dancer performs
+            while it performs (see Observations).
     """
 
     def __init__(
@@ -122,6 +130,7 @@ class BalletTask(MemoryTask):
         circle_radius: float = 1.2,
         success_reward: float = 1.0,
         observability: str = "partial",
+        pattern_rows: bool = True,
     ) -> None:
         super().__init__(
             success_radius=reach_radius,
@@ -147,6 +156,14 @@ class BalletTask(MemoryTask):
         self.seek_steps = int(seek_steps)
         self.reach_radius = float(reach_radius)
         self.circle_radius = float(circle_radius)
+        if not isinstance(pattern_rows, (bool, np.bool_)):
+            raise ValueError(f"pattern_rows must be a bool, got {pattern_rows!r}")
+        self.pattern_rows = bool(pattern_rows)
+
+    @property
+    def dancer_columns(self) -> int:
+        """Columns of a ``dancers`` row: 7, plus the 8 pattern columns with ``pattern_rows``."""
+        return 7 + NUM_PATTERNS * self.pattern_rows
 
     @property
     def watch_steps(self) -> int:
@@ -312,11 +329,18 @@ class BalletTask(MemoryTask):
     # ----------------------------------------------------------------------------------------- dancers
     def dancer_state(self, core) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Current dancers: (xy [N, 8, 2], height [N, 8], radius [N, 8]); slots >= num_dancers are unused."""
+        xy, z, r, _ = self._dancers(core)
+        return xy, z, r
+
+    def _dancers(self, core) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`dancer_state` plus each dancer's displacement from its resting point in its dance frame,
+        (lateral, radial) [N, 8, 2] (m; zero at rest)."""
         self.ensure(core)
         n, k = core.n, NUM_PATTERNS
         xy = self.homes.copy()
         z = np.full((n, k), DANCER_Z)
         r = np.full((n, k), DANCER_RADIUS)
+        offset = np.zeros((n, k, 2))
         act = np.flatnonzero(self.phase == WATCH)
         if act.size:
             turn = self.phase_t[act] // self.dance_steps
@@ -329,24 +353,33 @@ class BalletTask(MemoryTask):
             xy[act, j] += lat[:, None] * tangent + rad[:, None] * radial
             z[act, j] += up
             r[act, j] *= scale
+            offset[act, j] = np.stack([lat, rad], -1)
         mark = np.flatnonzero(self.marked(core))
         r[mark, self.instructed[mark]] *= MARK_SCALE
-        return xy, z, r
+        return xy, z, r, offset
 
     def dancer_obs(self, core) -> np.ndarray:
-        """float32 [N, 8, 5]: (visible, x forward, y left, height, radius) of dancers in view, zeros otherwise."""
-        xy, z, r = self.dancer_state(core)
+        """float32 [N, 8, 7]: (visible, x forward, y left, height, radius, lateral, radial) of dancers in view,
+        zeros otherwise; lateral / radial are the displacement (m) from the dancer's resting point along and across
+        the circle (what an observer of the dance sees move; zero at rest)."""
+        xy, z, r, offset = self._dancers(core)
         n = core.n
         vis = self.visible(core, xy)
         vis[:, self.num_dancers :] = False
         rel = xy - core.sim.position[:, None, :]
         c, s = np.cos(core.sim.yaw)[:, None], np.sin(core.sim.yaw)[:, None]
-        out = np.zeros((n, NUM_PATTERNS, 5), np.float32)
+        out = np.zeros((n, NUM_PATTERNS, self.dancer_columns), np.float32)
         out[..., 0] = vis
         out[..., 1] = np.where(vis, c * rel[..., 0] + s * rel[..., 1], 0.0)
         out[..., 2] = np.where(vis, -s * rel[..., 0] + c * rel[..., 1], 0.0)
         out[..., 3] = np.where(vis, z, 0.0)
         out[..., 4] = np.where(vis, r, 0.0)
+        out[..., 5:7] = np.where(vis[..., None], offset, 0.0)
+        if self.pattern_rows:  # the performer's row names its pattern while it dances and is in view
+            act = np.flatnonzero(self.phase == WATCH)
+            j = self.order[act, self.phase_t[act] // self.dance_steps]
+            seen = vis[act, j]
+            out[act[seen], j[seen], 7 + self.patterns[act[seen], j[seen]]] = 1.0
         return out
 
     # ----------------------------------------------------------------------------------------- observations
@@ -355,9 +388,13 @@ class BalletTask(MemoryTask):
         d = core.max_extent
 
         def dancers_space(core) -> spaces.Box:
-            lo = np.tile(np.array([0.0, -d, -d, 0.0, 0.0], np.float32), (NUM_PATTERNS, 1))
-            hi = np.tile(np.array([1.0, d, d, 3.0, 1.0], np.float32), (NUM_PATTERNS, 1))
-            return spaces.Box(lo, hi, dtype=np.float32)
+            # The offsets' bounds are the patterns' reach (circle: radial down to -2 * AMPLITUDE), so an encoder
+            # that scales by the bounds sees the dance as large as it is; x / y are scaled by the scene's extent,
+            # where a 0.3 m move is 2% of the range (a GRU trained on x / y alone took ~4x the updates to name it).
+            a2 = 2 * AMPLITUDE
+            lo = np.array([0.0, -d, -d, 0.0, 0.0, -a2, -a2] + [0.0] * (self.dancer_columns - 7), np.float32)
+            hi = np.array([1.0, d, d, 3.0, 1.0, a2, a2] + [1.0] * (self.dancer_columns - 7), np.float32)
+            return spaces.Box(np.tile(lo, (NUM_PATTERNS, 1)), np.tile(hi, (NUM_PATTERNS, 1)), dtype=np.float32)
 
         def semantic_space(core) -> spaces.Box:
             h, w = core.intrinsics.height, core.intrinsics.width

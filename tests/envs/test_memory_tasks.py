@@ -194,6 +194,31 @@ def test_ballet_state_exposes_moving_visible_dancers():
     track = np.array(track)
     assert track[:, 0].all()  # the performer is in view while it dances
     assert np.ptp(track[:, 1:5], axis=0).max() > 0.05  # and it moves (or pulses)
+    # The agent faces the performer's resting point, so its displacement along / across the circle is what the
+    # egocentric y-left / x-forward show beyond the resting point.
+    assert np.allclose(track[:, 5], track[:, 2], atol=1e-5)
+    assert np.allclose(track[:, 6], track[:, 1] - task.circle_radius, atol=1e-5)
+    for _ in range(task.watch_steps - task.dance_steps + 1):  # to the delay: every dancer at rest
+        obs, *_ = env.step(0)
+    assert obs["phase"][1] == 1 and not obs["dancers"][:, 5:].any()
+
+
+def test_ballet_rows_name_the_performed_pattern_only_while_it_is_performed():
+    env = gym.make("chronotope/Ballet-v0", obs_mode="state", num_scenes=3, num_dancers=4)
+    obs, _ = env.reset(seed=2)
+    task = env.unwrapped.core.task
+    assert obs["dancers"].shape == (8, 15)
+    for t in range(task.watch_steps):
+        j = task.order[0, t // task.dance_steps]
+        named = obs["dancers"][:, 7:]
+        assert np.flatnonzero(named.sum(1)).tolist() == [j]  # only the performer's row names a pattern
+        assert int(named[j].argmax()) == task.patterns[0, j]
+        obs, *_ = env.step(0)
+    assert not obs["dancers"][:, 7:].any()  # after the dances nothing names a pattern: the rows must be remembered
+    bare = gym.make("chronotope/Ballet-v0", obs_mode="state", num_scenes=3, num_dancers=4, pattern_rows=False)
+    assert bare.observation_space["dancers"].shape == (8, 7)
+    with pytest.raises(ValueError, match="pattern_rows"):
+        gym.make("chronotope/Ballet-v0", obs_mode="state", pattern_rows="yes")
 
 
 def test_ballet_memory_slot_labels_the_instructed_row_only_once_instructed():
