@@ -60,8 +60,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "TargetSequence",
         "chronotope/TargetSequence-v0",
-        "num_rooms=(8, 10)",
-        {"num_rooms": [8, 10]},
+        "num_rooms=None (3-6)",
+        {"num_rooms": None},
         "score",
         episode_scale=0.1,
     ),

@@ -90,7 +90,9 @@ def test_target_sequence_span_and_controllable():
 
 
 def test_target_sequence_memoryless_bound_far_below_perfect_but_not_on_the_twin():
-    kw = dict(obs_mode="state", num_scenes=4, max_episode_steps=400)
+    # The scene pool's 3-6 room apartments (num_rooms=None), where 400 steps let a memory pay off; the defaults'
+    # 10-12 rooms need ~1000 (the perfect oracle searches first; docs/RESULTS.md 5 measures them there).
+    kw = dict(obs_mode="state", num_scenes=4, max_episode_steps=400, num_rooms=None)
     score = {
         (kind, obs): evaluate("chronotope/TargetSequence-v0", kind, 8, num_envs=8, seed=0, observability=obs, **kw)[
             "score"
