@@ -50,6 +50,11 @@ class TrainConfig:
     is the auxiliary head, taught by the auxiliary loss alone (aux_coef > 0; ``aux_key`` must label the rows with
     K values, e.g. ``memory_slot``): the memory is taught which row to remember and the policy reads that row.
     Every core alike."""
+    obs_scale: Literal["bounds", "magnitude"] = "bounds"
+    """How the encoders scale float Boxes with finite bounds: "bounds" maps [low, high] to [-1, 1]; "magnitude"
+    divides by max(|low|, |high|), so a 0 stays 0 (sparse entity rows, e.g. Ballet's ``dancers``, stay sparse: a
+    GRU named the dancers' patterns from them ~4x faster than from the [-1, 1] map, in which every absent value
+    becomes -1)."""
     epochs: int = 4
     """PPO epochs per update."""
     minibatches: int = 4

@@ -105,17 +105,26 @@ class MapEncoder(nn.Module):
         return self.fc(self.cnn(self._pooled(x)))
 
 
+SCALES = ("bounds", "magnitude")
+"""How :class:`VectorEncoder` scales finite bounds (``TrainConfig.obs_scale``)."""
+
+
 class VectorEncoder(nn.Module):
     """MLP for float Boxes; finite bounds map to [-1, 1]."""
 
-    def __init__(self, space: spaces.Box, out_dim: int = 64) -> None:
+    def __init__(self, space: spaces.Box, out_dim: int = 64, scale: str = "bounds") -> None:
         super().__init__()
+        if scale not in SCALES:
+            raise ValueError(f"unknown observation scale {scale!r}: use one of {SCALES}")
         lo = np.asarray(space.low, np.float64).reshape(-1)
         hi = np.asarray(space.high, np.float64).reshape(-1)
         finite = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
         center, half = np.zeros_like(lo), np.ones_like(lo)  # infinite bounds (map features) stay unscaled
-        center[finite] = (hi[finite] + lo[finite]) / 2
-        half[finite] = (hi[finite] - lo[finite]) / 2
+        if scale == "bounds":  # [low, high] -> [-1, 1]
+            center[finite] = (hi[finite] + lo[finite]) / 2
+            half[finite] = (hi[finite] - lo[finite]) / 2
+        else:  # "magnitude": x / max(|low|, |high|), within [-1, 1] and 0 -> 0
+            half[finite] = np.maximum(np.abs(lo[finite]), np.abs(hi[finite]))
         self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
         self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32))
         self.net = nn.Sequential(nn.Linear(lo.size, out_dim), nn.ReLU())
@@ -192,16 +201,19 @@ def _is_categorical_grid(space: spaces.MultiDiscrete) -> bool:
     return len(space.shape) == 3 and space.shape[-1] <= 4
 
 
-def encoder_for(space: spaces.Space, image_dim: int = 128, vector_dim: int = 64) -> nn.Module:
-    """The encoder of one observation space; ``ValueError`` for a space none of them reads."""
+def encoder_for(space: spaces.Space, image_dim: int = 128, vector_dim: int = 64, scale: str = "bounds") -> nn.Module:
+    """The encoder of one observation space; ``ValueError`` for a space none of them reads. ``scale``: how float
+    vectors are scaled (:data:`SCALES`; see :class:`VectorEncoder`)."""
     if isinstance(space, spaces.Discrete):
         return DiscreteEncoder(space)
     if isinstance(space, spaces.MultiBinary):
-        return VectorEncoder(spaces.Box(0.0, 1.0, (int(np.prod(space.shape)),), np.float32), vector_dim)
+        return VectorEncoder(spaces.Box(0.0, 1.0, (int(np.prod(space.shape)),), np.float32), vector_dim, scale)
     if isinstance(space, spaces.MultiDiscrete):
         if _is_categorical_grid(space):
             return CategoricalGridEncoder(space, image_dim)
-        return VectorEncoder(spaces.Box(0.0, np.asarray(space.nvec, np.float32) - 1, dtype=np.float32), vector_dim)
+        return VectorEncoder(
+            spaces.Box(0.0, np.asarray(space.nvec, np.float32) - 1, dtype=np.float32), vector_dim, scale
+        )
     if isinstance(space, spaces.Box):
         if isinstance(space, EgocentricMapBox):
             return MapEncoder(space, image_dim)
@@ -209,7 +221,7 @@ def encoder_for(space: spaces.Space, image_dim: int = 128, vector_dim: int = 64)
             return ImageEncoder(space, image_dim)
         if np.issubdtype(space.dtype, np.integer) and len(space.shape) == 1 and space.shape[0] > 4:
             return TokenEncoder(space, vector_dim)
-        return VectorEncoder(space, vector_dim)
+        return VectorEncoder(space, vector_dim, scale)
     hint = ""
     dtype = getattr(space, "dtype", None)
     if isinstance(space, spaces.Text) or (dtype is not None and np.dtype(dtype).kind in "US"):
@@ -226,7 +238,7 @@ def encoder_for(space: spaces.Space, image_dim: int = 128, vector_dim: int = 64)
 class ObservationEncoder(nn.Module):
     """Encodes a (Dict) observation batch into features [B, out_dim]."""
 
-    def __init__(self, space: spaces.Space, image_dim: int = 128, vector_dim: int = 64) -> None:
+    def __init__(self, space: spaces.Space, image_dim: int = 128, vector_dim: int = 64, scale: str = "bounds") -> None:
         super().__init__()
         self.is_dict = isinstance(space, spaces.Dict)
         subspaces = dict(space.spaces) if self.is_dict else {"obs": space}
@@ -234,7 +246,7 @@ class ObservationEncoder(nn.Module):
         encoders = {}
         for k in self.keys:
             try:
-                encoders[k] = encoder_for(subspaces[k], image_dim, vector_dim)
+                encoders[k] = encoder_for(subspaces[k], image_dim, vector_dim, scale)
             except ValueError as e:
                 where = f"observation key {k!r}" if self.is_dict else "the observation"
                 raise ValueError(f"cannot encode {where}: {e}") from e

@@ -44,6 +44,7 @@ class ActorCritic(nn.Module):
         memory_cfg: dict[str, Any] | None = None,
         hidden: int = 128,
         readout_key: str | None = None,
+        obs_scale: str = "bounds",
     ) -> None:
         super().__init__()
         if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
@@ -51,7 +52,7 @@ class ActorCritic(nn.Module):
         self.observation_space = observation_space
         self.action_space = action_space
         self.memory_name = memory
-        self.encoder = ObservationEncoder(observation_space)
+        self.encoder = ObservationEncoder(observation_space, scale=obs_scale)
         self.proj = nn.Sequential(init_linear(nn.Linear(self.encoder.out_dim, hidden), SQRT2), nn.ReLU())
         self.memory = make_memory(memory, input_size=hidden, **(memory_cfg or {}))
         self._identity_memory = isinstance(self.memory, NoMemory) and len(self.memory.net) == 0
@@ -62,8 +63,12 @@ class ActorCritic(nn.Module):
             rows = _entity_space(observation_space, readout_key)
             lo, hi = rows.low.astype(np.float64), rows.high.astype(np.float64)
             ok = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
-            center = np.where(ok, (hi + lo) / 2, 0.0).max(0)  # [F]: one scale per column, over the rows
-            half = np.where(ok, (hi - lo) / 2, 1.0).max(0)
+            if obs_scale == "magnitude":  # as the encoders scale (0 stays 0)
+                center = np.zeros(rows.shape[1])
+                half = np.where(ok, np.maximum(np.abs(lo), np.abs(hi)), 1.0).max(0)
+            else:
+                center = np.where(ok, (hi + lo) / 2, 0.0).max(0)  # [F]: one scale per column, over the rows
+                half = np.where(ok, (hi - lo) / 2, 1.0).max(0)
             self.register_buffer("row_center", torch.as_tensor(center, dtype=torch.float32), persistent=False)
             self.register_buffer("row_half", torch.as_tensor(half, dtype=torch.float32), persistent=False)
             out = hidden if self._identity_memory else self.memory.output_size
@@ -84,7 +89,15 @@ class ActorCritic(nn.Module):
     def from_config(cls, cfg, observation_space: spaces.Space, action_space: spaces.Space) -> ActorCritic:
         """The model a :class:`~chronotope.agents.config.TrainConfig` describes (core, its config, width,
         readout), for the spaces of the run's env: the one constructor call of training, imitation and eval."""
-        return cls(observation_space, action_space, cfg.agent, cfg.memory_cfg_dict(), cfg.hidden, cfg.readout_key)
+        return cls(
+            observation_space,
+            action_space,
+            cfg.agent,
+            cfg.memory_cfg_dict(),
+            cfg.hidden,
+            cfg.readout_key,
+            getattr(cfg, "obs_scale", "bounds"),
+        )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
         return self.memory.initial_state(batch_size, device)
