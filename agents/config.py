@@ -55,6 +55,11 @@ class TrainConfig:
     divides by max(|low|, |high|), so a 0 stays 0 (sparse entity rows, e.g. Ballet's ``dancers``, stay sparse: a
     GRU named the dancers' patterns from them ~4x faster than from the [-1, 1] map, in which every absent value
     becomes -1)."""
+    memory_grad: Literal["all", "aux"] = "all"
+    """What trains the memory core: "all" losses, or the auxiliary loss alone ("aux": the policy and value heads
+    read the memory output with its gradient stopped; needs aux_coef > 0). On Ballet the policy gradient in the
+    memory kept the auxiliary loss at chance for 170k+ steps where the auxiliary loss alone taught the same model
+    to name the patterns in ~750 updates of the same size (docs/RESULTS.md 1)."""
     epochs: int = 4
     """PPO epochs per update."""
     minibatches: int = 4
@@ -156,6 +161,11 @@ class TrainConfig:
             raise ValueError(
                 f"readout_key {self.readout_key!r} needs the auxiliary loss (aux_coef > 0, got {self.aux_coef!r}): "
                 "it is what teaches the readout's weights"
+            )
+        if self.memory_grad == "aux" and not self.aux_coef > 0:
+            raise ValueError(
+                f"memory_grad='aux' trains the memory by the auxiliary loss alone: it needs aux_coef > 0, got "
+                f"{self.aux_coef!r}"
             )
         if not self.checkpoint_minutes > 0:
             raise ValueError(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes!r}")

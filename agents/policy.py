@@ -14,6 +14,9 @@ from chronotope.agents.encoders import SQRT2, ObservationEncoder, init_linear
 from chronotope.memory.base import make_memory
 from chronotope.memory.recurrent import NoMemory
 
+MEMORY_GRADS = ("all", "aux")
+"""What trains the memory core (``TrainConfig.memory_grad``): every loss, or the auxiliary loss alone."""
+
 
 class ActorCritic(nn.Module):
     """Works with any Box / Discrete / Dict observation space and a Discrete or Box action space.
@@ -45,8 +48,12 @@ class ActorCritic(nn.Module):
         hidden: int = 128,
         readout_key: str | None = None,
         obs_scale: str = "bounds",
+        memory_grad: str = "all",
     ) -> None:
         super().__init__()
+        if memory_grad not in MEMORY_GRADS:
+            raise ValueError(f"unknown memory_grad {memory_grad!r}: use one of {MEMORY_GRADS}")
+        self.memory_grad = memory_grad
         if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
             raise ValueError(f"unsupported action space {action_space!r}: use Discrete or Box")
         self.observation_space = observation_space
@@ -97,6 +104,7 @@ class ActorCritic(nn.Module):
             cfg.hidden,
             cfg.readout_key,
             getattr(cfg, "obs_scale", "bounds"),
+            getattr(cfg, "memory_grad", "all"),
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
@@ -156,7 +164,8 @@ class ActorCritic(nn.Module):
             parts = [z]
         else:
             y, state = self.memory(z, state, episode_starts)  # [B, T, F]
-            parts = [y, z]
+            # memory_grad="aux": the policy and value read the memory without training it (the auxiliary loss does)
+            parts = [y.detach() if self.memory_grad == "aux" else y, z]
         if self.address is not None:
             parts.append(self.read_rows(obs, y))
         h = self.trunk(torch.cat(parts, -1))
