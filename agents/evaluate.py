@@ -117,7 +117,10 @@ def archive_previous(out: Path) -> Path | None:
     return dest
 
 
-def load_policy(run: Path, device: str = "cpu") -> tuple[TrainConfig, ActorCritic, Any]:
+def load_policy(run: Path, device: str = "cpu") -> tuple[TrainConfig, dict[str, Any], None]:
+    """A run folder's config and its checkpoint contents (``data["model"]``: the state dict of the model that
+    ``ActorCritic.from_config(cfg, ...)`` builds for the env's spaces); the third value is always None (kept
+    for callers that unpack three)."""
     run = Path(run)
     cfg_path = run / "config.json"
     if not cfg_path.is_file():
