@@ -109,22 +109,31 @@ SCALES = ("bounds", "magnitude")
 """How :class:`VectorEncoder` scales finite bounds (``TrainConfig.obs_scale``)."""
 
 
+def box_scaling(lo: np.ndarray, hi: np.ndarray, scale: str = "bounds") -> tuple[np.ndarray, np.ndarray]:
+    """Element-wise (center, half) with which ``(x - center) / half`` scales a Box with bounds ``lo`` / ``hi``:
+    "bounds" maps [low, high] to [-1, 1]; "magnitude" divides by max(|low|, |high|) (0 stays 0). Elements without
+    finite, increasing bounds get (0, 1): unscaled."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown observation scale {scale!r}: use one of {SCALES}")
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    finite = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    center, half = np.zeros_like(lo), np.ones_like(lo)
+    if scale == "bounds":
+        center[finite] = (hi[finite] + lo[finite]) / 2
+        half[finite] = (hi[finite] - lo[finite]) / 2
+    else:
+        half[finite] = np.maximum(np.abs(lo[finite]), np.abs(hi[finite]))
+    return center, half
+
+
 class VectorEncoder(nn.Module):
     """MLP for float Boxes; finite bounds map to [-1, 1]."""
 
     def __init__(self, space: spaces.Box, out_dim: int = 64, scale: str = "bounds") -> None:
         super().__init__()
-        if scale not in SCALES:
-            raise ValueError(f"unknown observation scale {scale!r}: use one of {SCALES}")
         lo = np.asarray(space.low, np.float64).reshape(-1)
-        hi = np.asarray(space.high, np.float64).reshape(-1)
-        finite = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
-        center, half = np.zeros_like(lo), np.ones_like(lo)  # infinite bounds (map features) stay unscaled
-        if scale == "bounds":  # [low, high] -> [-1, 1]
-            center[finite] = (hi[finite] + lo[finite]) / 2
-            half[finite] = (hi[finite] - lo[finite]) / 2
-        else:  # "magnitude": x / max(|low|, |high|), within [-1, 1] and 0 -> 0
-            half[finite] = np.maximum(np.abs(lo[finite]), np.abs(hi[finite]))
+        # infinite bounds (map features) stay unscaled
+        center, half = box_scaling(lo, np.asarray(space.high, np.float64).reshape(-1), scale)
         self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
         self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32))
         self.net = nn.Sequential(nn.Linear(lo.size, out_dim), nn.ReLU())

@@ -10,7 +10,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.distributions import Categorical, Normal
 
-from chronotope.agents.encoders import SQRT2, ObservationEncoder, init_linear
+from chronotope.agents.encoders import SQRT2, ObservationEncoder, box_scaling, init_linear
 from chronotope.memory.base import make_memory
 from chronotope.memory.recurrent import NoMemory
 
@@ -68,14 +68,8 @@ class ActorCritic(nn.Module):
         self.address: nn.Linear | None = None
         if readout_key is not None:
             rows = _entity_space(observation_space, readout_key)
-            lo, hi = rows.low.astype(np.float64), rows.high.astype(np.float64)
-            ok = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
-            if obs_scale == "magnitude":  # as the encoders scale (0 stays 0)
-                center = np.zeros(rows.shape[1])
-                half = np.where(ok, np.maximum(np.abs(lo), np.abs(hi)), 1.0).max(0)
-            else:
-                center = np.where(ok, (hi + lo) / 2, 0.0).max(0)  # [F]: one scale per column, over the rows
-                half = np.where(ok, (hi - lo) / 2, 1.0).max(0)
+            center, half = box_scaling(rows.low, rows.high, obs_scale)  # as the encoders scale
+            center, half = center.max(0), half.max(0)  # [F]: one scale per column, over the rows
             self.register_buffer("row_center", torch.as_tensor(center, dtype=torch.float32), persistent=False)
             self.register_buffer("row_half", torch.as_tensor(half, dtype=torch.float32), persistent=False)
             out = hidden if self._identity_memory else self.memory.output_size
@@ -103,8 +97,8 @@ class ActorCritic(nn.Module):
             cfg.memory_cfg_dict(),
             cfg.hidden,
             cfg.readout_key,
-            getattr(cfg, "obs_scale", "bounds"),
-            getattr(cfg, "memory_grad", "all"),
+            cfg.obs_scale,
+            cfg.memory_grad,
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
