@@ -50,6 +50,13 @@ class TrainConfig:
     is the auxiliary head, taught by the auxiliary loss alone (aux_coef > 0; ``aux_key`` must label the rows with
     K values, e.g. ``memory_slot``): the memory is taught which row to remember and the policy reads that row.
     Every core alike."""
+    readout_query: str | None = None
+    """Dict observation key of a [Q] query (e.g. Ballet's ``instruction``, a one-hot over 8 patterns) that makes the
+    readout a lookup: the address head then predicts a [K, Q] table (row k's score for each query value, the
+    first ``aux_key`` labelling it with K * Q values, e.g. ``memory_patterns``) and row k's weight is its table row
+    dotted with the current query. The memory keeps the table (which dancer did which pattern), the readout does
+    the match; without it the core must learn the product of its table and the query itself, which a GRU that
+    had learnt the table (accuracy 1.000) had not after 860k steps (docs/RESULTS.md 1). Needs ``readout_key``."""
     obs_scale: Literal["bounds", "magnitude"] = "bounds"
     """How the encoders scale float Boxes with finite bounds: "bounds" maps [low, high] to [-1, 1]; "magnitude"
     divides by max(|low|, |high|), so a 0 stays 0 (sparse entity rows, e.g. Ballet's ``dancers``, stay sparse: a
@@ -161,6 +168,10 @@ class TrainConfig:
             raise ValueError(
                 f"readout_key {self.readout_key!r} needs the auxiliary loss (aux_coef > 0, got {self.aux_coef!r}): "
                 "it is what teaches the readout's weights"
+            )
+        if self.readout_query is not None and self.readout_key is None:
+            raise ValueError(
+                f"readout_query {self.readout_query!r} addresses the rows of a readout: it needs readout_key"
             )
         if self.memory_grad == "aux" and not self.aux_coef > 0:
             raise ValueError(

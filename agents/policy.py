@@ -49,6 +49,7 @@ class ActorCritic(nn.Module):
         readout_key: str | None = None,
         obs_scale: str = "bounds",
         memory_grad: str = "all",
+        readout_query: str | None = None,
     ) -> None:
         super().__init__()
         if memory_grad not in MEMORY_GRADS:
@@ -65,7 +66,10 @@ class ActorCritic(nn.Module):
         self._identity_memory = isinstance(self.memory, NoMemory) and len(self.memory.net) == 0
         trunk_in = hidden if self._identity_memory else self.memory.output_size + hidden
         self.readout_key = readout_key
+        self.readout_query = readout_query
         self.address: nn.Linear | None = None
+        if readout_query is not None and readout_key is None:
+            raise ValueError(f"readout_query {readout_query!r} addresses the rows of a readout: it needs readout_key")
         if readout_key is not None:
             rows = _entity_space(observation_space, readout_key)
             center, half = box_scaling(rows.low, rows.high, obs_scale)  # as the encoders scale
@@ -75,7 +79,8 @@ class ActorCritic(nn.Module):
             out = hidden if self._identity_memory else self.memory.output_size
             # torch's default init, as the separate auxiliary head has: a near-zero head (e.g. gain 0.01) passes
             # the auxiliary gradient into the memory ~10x weaker, and the GRU had not learnt the row after 180k steps
-            self.address = nn.Linear(out, rows.shape[0])
+            q = 1 if readout_query is None else _query_size(observation_space, readout_query)
+            self.address = nn.Linear(out, rows.shape[0] * q)  # per row one score, or one per query value
             trunk_in += rows.shape[1]
         self.trunk = nn.Sequential(init_linear(nn.Linear(trunk_in, hidden), SQRT2), nn.ReLU())
         if isinstance(action_space, spaces.Discrete):
@@ -99,6 +104,7 @@ class ActorCritic(nn.Module):
             cfg.readout_key,
             cfg.obs_scale,
             cfg.memory_grad,
+            cfg.readout_query,
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
@@ -172,11 +178,20 @@ class ActorCritic(nn.Module):
         With the auxiliary loss predicting the one-hot index of the row the task says must be remembered (e.g.
         ObjectRecall's ``memory_slot``), ``address`` is that auxiliary head: a memory that holds the index hands
         the policy the remembered row itself, and a memoryless core can only weight the rows by what the current
-        observation tells (its posterior over them)."""
+        observation tells (its posterior over them).
+
+        With ``readout_query`` the head's output is a [K, Q] table (e.g. Ballet: per dancer row the one-hot of the
+        pattern it danced, taught by ``memory_patterns``) and row k's weight is ``table[k] . obs[readout_query]``
+        (the query as observed, e.g. the instruction's one-hot; all zeros before it shows, so no row is read)."""
         rows = (obs[self.readout_key].float() - self.row_center) / self.row_half  # [B, T, K, F]
         # Detached: the weights are the auxiliary head's prediction, taught by the auxiliary loss alone (with the
         # policy gradient through them as well, it overrode that loss and the memory never learnt the row).
-        return torch.einsum("btk,btkf->btf", self.address(y).detach(), rows)
+        weights = self.address(y).detach()  # [B, T, K] or [B, T, K * Q]
+        if self.readout_query is not None:
+            query = obs[self.readout_query].float()  # [B, T, Q]
+            table = weights.reshape(*weights.shape[:2], rows.shape[2], query.shape[-1])  # [B, T, K, Q]
+            weights = torch.einsum("btkq,btq->btk", table, query)
+        return torch.einsum("btk,btkf->btf", weights, rows)
 
     def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
         lp = dist.log_prob(actions)
@@ -185,6 +200,17 @@ class ActorCritic(nn.Module):
     def entropy(self, dist) -> torch.Tensor:
         e = dist.entropy()
         return e if self.log_std is None else e.sum(-1)
+
+
+def _query_size(space: spaces.Space, key: str) -> int:
+    """Q of the [Q] Box ``space[key]`` that a readout's query reads, or a ValueError naming it."""
+    if not isinstance(space, spaces.Dict) or key not in space.spaces:
+        keys = list(space.spaces) if isinstance(space, spaces.Dict) else None
+        raise ValueError(f"readout_query {key!r} is not a key of the observation space (keys: {keys})")
+    query = space.spaces[key]
+    if not isinstance(query, spaces.Box) or len(query.shape) != 1:
+        raise ValueError(f"readout_query {key!r} must name a [Q] Box (e.g. a one-hot), got {query!r}")
+    return int(query.shape[0])
 
 
 def _entity_space(space: spaces.Space, key: str) -> spaces.Box:

@@ -125,9 +125,10 @@ class PPOTrainer:
             if self.model.address is not None:  # the readout's weights are what the auxiliary loss teaches
                 if self.model.address.out_features != dims[0]:
                     raise ValueError(
-                        f"readout_key {cfg.readout_key!r} has {self.model.address.out_features} rows but the "
-                        f"auxiliary label {self.aux_keys[0]!r} has {dims[0]} values: use an aux_key that "
-                        "labels the rows (e.g. memory_slot)"
+                        f"readout_key {cfg.readout_key!r} addresses {self.model.address.out_features} values "
+                        f"({'rows x query values' if cfg.readout_query else 'rows'}) but the auxiliary label "
+                        f"{self.aux_keys[0]!r} has {dims[0]}: use an aux_key that labels them (e.g. memory_slot; "
+                        "with a readout_query, a per-row table such as memory_patterns)"
                     )
                 self.aux_head = self.model.address
             else:

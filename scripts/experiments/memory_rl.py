@@ -58,17 +58,19 @@ PRESETS: dict[str, dict] = {
         "env_kwargs": {"obs_mode": "state"},
         "knob": "delay",
         "train_value": 16,
-        # The auxiliary heads name each watched dancer's pattern (memory_patterns, from the end of its dance on) and
-        # the instructed dancer's row of ``dancers`` in the seek phase (memory_slot; the policy reads that row
-        # through it). The rows are sparse (one dancer in view, a pattern named only while danced): magnitude
-        # scaling keeps their absent entries at 0, and the memory is trained by the auxiliary loss alone (with the
-        # policy gradient in it, the auxiliary loss stayed at chance; docs/RESULTS.md 1). Episodes are <= 88
+        # The auxiliary head names each watched dancer's pattern (memory_patterns, from the end of its dance on): a
+        # [rows x patterns] table that the readout dots with the instruction to read the instructed dancer's row of
+        # ``dancers`` (readout_query; asked for the row itself, a GRU that knew every pattern stayed at chance on
+        # the row after 860k steps). The rows are sparse (one dancer in view, a pattern named only while danced):
+        # magnitude scaling keeps their absent entries at 0, and the memory is trained by the auxiliary loss alone
+        # (with the policy gradient in it, the auxiliary loss stayed at chance; docs/RESULTS.md 1). Episodes are <= 88
         # steps: a 128-step sequence plus the declared span as overlap reaches from any seek step back to the dances.
         "recipe": {
             **_RECIPE,
             "steps": 600_000,
             "readout_key": "dancers",
-            "aux_key": "memory_slot,memory_patterns",
+            "readout_query": "instruction",
+            "aux_key": "memory_patterns",
             "obs_scale": "magnitude",
             "memory_grad": "aux",
         },

@@ -257,6 +257,65 @@ def test_entity_readout_reads_the_addressed_row():
         ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="pos")
 
 
+def test_readout_query_reads_the_row_whose_table_entry_matches_the_query():
+    """With ``readout_query`` the address head predicts a [K, Q] table and the readout weights row k by its table
+    row dotted with the observed query: a memory that keeps "row 2 did pattern 1, row 0 did pattern 3" reads row 2
+    when the query names pattern 1, row 0 when it names pattern 3, nothing before the query shows."""
+    from gymnasium import spaces
+
+    from chronotope.agents.policy import ActorCritic
+
+    rows_space = spaces.Box(-2.0, 2.0, (3, 2), np.float32)
+    obs_space = spaces.Dict({"rows": rows_space, "query": spaces.Box(0.0, 1.0, (4,), np.float32)})
+    model = ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="rows", readout_query="query")
+    assert model.address.out_features == 3 * 4
+    table = torch.zeros(3, 4)
+    table[2, 1] = table[0, 3] = 1.0
+    with torch.no_grad():
+        model.address.weight.zero_()
+        model.address.bias.copy_(table.flatten())
+    rows = torch.tensor([[2.0, 0.0], [0.0, 2.0], [-2.0, 1.0]]).expand(1, 3, 3, 2)
+    query = torch.zeros(1, 3, 4)
+    query[0, 0, 1] = query[0, 1, 3] = 1.0  # step 2: no query yet
+    y = torch.randn(1, 3, model.memory.output_size)
+    got = model.read_rows({"rows": rows, "query": query}, y)
+    torch.testing.assert_close(got, torch.tensor([[[-1.0, 0.5], [1.0, 0.0], [0.0, 0.0]]]))
+    with pytest.raises(ValueError, match="readout_query 'rows' must name a \\[Q\\] Box"):
+        ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="rows", readout_query="rows")
+    with pytest.raises(ValueError, match="readout_query 'nope' is not a key"):
+        ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="rows", readout_query="nope")
+
+
+def test_ballet_readout_query_trains_its_table_head_on_the_pattern_labels(tmp_path):
+    from chronotope.agents.config import TrainConfig
+    from chronotope.agents.ppo.trainer import PPOTrainer
+
+    with pytest.raises(ValueError, match="readout_query 'instruction' .* needs readout_key"):
+        TrainConfig(readout_query="instruction", aux_coef=1.0).validate()
+    kw = dict(
+        env="chronotope/Ballet-v0",
+        env_kwargs='{"obs_mode": "state", "num_scenes": 2}',
+        agent="gru",
+        num_envs=2,
+        rollout_len=16,
+        bptt_len=16,
+        steps=32,
+        out_dir=tmp_path,
+        readout_key="dancers",
+        readout_query="instruction",
+        aux_coef=1.0,
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="addresses 64 values \\(rows x query values\\).*'memory_slot' has 8"):
+        PPOTrainer(TrainConfig(**kw, aux_key="memory_slot", name="bad"))
+    tr = PPOTrainer(TrainConfig(**kw, aux_key="memory_patterns", name="ok"))
+    assert tr.aux_head is tr.model.address
+    before = tr.model.address.weight.detach().clone()
+    tr.train()
+    assert not torch.equal(tr.model.address.weight, before) and np.isfinite(tr.history[-1]["aux"])
+    tr.venv.close()
+
+
 def test_readout_needs_the_auxiliary_loss_on_labels_of_its_rows(tmp_path):
     from chronotope.agents.config import TrainConfig
     from chronotope.agents.ppo.trainer import PPOTrainer
@@ -276,7 +335,7 @@ def test_readout_needs_the_auxiliary_loss_on_labels_of_its_rows(tmp_path):
         aux_coef=1.0,
         progress=False,
     )
-    with pytest.raises(ValueError, match="auxiliary label 'memory_target' has 2 values"):
+    with pytest.raises(ValueError, match="auxiliary label 'memory_target' has 2:"):
         PPOTrainer(TrainConfig(**kw, aux_key="memory_target", name="bad"))
     trainer = PPOTrainer(TrainConfig(**kw, aux_key="memory_slot", name="ok"))
     assert trainer.aux_head is trainer.model.address  # one head: what the aux loss teaches is what the policy reads
