@@ -37,6 +37,11 @@ class MemoryModule(nn.Module):
 
     input_size: int
     output_size: int
+    gradient_horizon: int | None = None
+    """How many steps back a step's output passes gradient into earlier inputs: None, unbounded (recurrent cores,
+    attention over the past); 0, only into its own step's input (HCAM, whose stored chunks and local window are
+    stop-gradient). A trainer that replays steps only to rebuild the memory state can run the replayed steps
+    further back than this without autograd: the gradient is the same (the registry tests check the declaration)."""
     # Put before the messages of the helpers below that do not name the class (batch_size checks).
     _error_prefix: str = ""
 

@@ -470,6 +470,9 @@ class HCAMMemory(MemoryModule):
         self.output_size = hidden_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
+        # Stored chunks and the local window are stop-gradient (the spec's "stop-gradient into memory"): a step's
+        # output depends with gradient on its own input only.
+        self.gradient_horizon = 0
         self.chunk_size = chunk_size
         self.capacity = capacity
         self.topk = topk

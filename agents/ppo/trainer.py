@@ -7,7 +7,8 @@ preceded by ``bptt_overlap`` replayed steps (taken from the previous rollout whe
 that carry gradient but no loss: a decision's gradient reaches every observation up to ``bptt_len +
 bptt_overlap`` steps back, even when a rollout boundary falls between a cue and the decision that needs it
 (memory tasks declare that span; by default the overlap covers it). Memory states are stored where the replayed
-windows start. Truncated episodes are bootstrapped with the value
+windows start. Replayed steps further back than the memory's declared ``gradient_horizon`` (HCAM: 0, its stored
+past is stop-gradient) pass no gradient on, so they run without autograd: same gradient, no backward pass for them. Truncated episodes are bootstrapped with the value
 of their final observation. Checkpoints (model, optimiser, RNG states, counters, the episode-statistics window, the
 pickled env and the live memory state) are written atomically every ``checkpoint_every`` updates and whenever
 ``checkpoint_minutes`` have passed since the last; ``restore`` continues exactly where the last checkpoint left off
@@ -374,17 +375,26 @@ class PPOTrainer:
         c = (x.shape[0] - p) // big_l
         return torch.cat([x[k * big_l : k * big_l + p + big_l].transpose(0, 1) for k in range(c)])
 
-    def window_log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities [B, L] of ``actions`` [B, L, ...] under a window's policy ``dist`` [B, P + L]."""
-        p = self.overlap
+    def window_log_prob(self, dist, actions: torch.Tensor, p: int | None = None) -> torch.Tensor:
+        """Log-probabilities [B, L] of ``actions`` [B, L, ...] under a window's policy ``dist`` [B, p + L] (``p``:
+        the replayed steps it covers, by default the whole overlap)."""
+        p = self.overlap if p is None else p
         if p:  # the replayed steps get placeholder actions; their log-probabilities are dropped
             pad = torch.zeros_like(actions[:, :1]).expand(-1, p, *actions.shape[2:])
             actions = torch.cat([pad, actions], 1)
         return self.model.log_prob(dist, actions)[:, p:]
 
+    def _replay_without_grad(self) -> int:
+        """Replayed steps at the front of each window that pass no gradient to the trained steps (those further
+        back than the memory's declared ``gradient_horizon``): they rebuild the memory state under ``no_grad``,
+        which leaves the gradient unchanged and skips their backward pass (HCAM: the whole overlap)."""
+        horizon = getattr(self.model.memory, "gradient_horizon", None)
+        return 0 if horizon is None else max(0, self.overlap - horizon)
+
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         cfg = self.cfg
-        p = self.overlap
+        pre = self._replay_without_grad()
+        p = self.overlap - pre  # replayed steps that run with autograd
         keys = ("actions", "logp", "values", "adv", "returns", "controllable")
         seq = {k: self._sequences(batch[k]) for k in keys}
         seq["starts"] = self._windows(batch["starts"])
@@ -409,9 +419,14 @@ class PPOTrainer:
                 e = min(s + mb, n_seq)
                 o = {k: v[s:e] for k, v in ep_obs.items()} if isinstance(ep_obs, dict) else ep_obs[s:e]
                 state = self.batcher.narrow(ep_states, s, e - s)
-                dist, v, _, feats = self.model(o, state, ep["starts"][s:e], features=True)
+                starts = ep["starts"][s:e]
+                if pre:
+                    with torch.no_grad():
+                        _, _, state = self.model(_map_time(o, slice(None, pre)), state, starts[:, :pre])
+                    o, starts = _map_time(o, slice(pre, None)), starts[:, pre:]
+                dist, v, _, feats = self.model(o, state, starts, features=True)
                 v = v[:, p:]  # replayed steps: their outputs are dropped, their gradient through the memory is kept
-                new_logp = self.window_log_prob(dist, ep["actions"][s:e])
+                new_logp = self.window_log_prob(dist, ep["actions"][s:e], p)
                 old_logp = ep["logp"][s:e]
                 adv = ep["adv"][s:e]
                 mask = ep["controllable"][s:e]
@@ -539,6 +554,11 @@ class PPOTrainer:
                 if k not in ("update", "step"):
                     self.writer.add_scalar(f"train/{k}", v, self.global_step)
         return rec
+
+
+def _map_time(obs, sl: slice):
+    """Steps ``sl`` of observation leaves [B, T, ...] (a tensor or a dict of them)."""
+    return {k: v[:, sl] for k, v in obs.items()} if isinstance(obs, dict) else obs[:, sl]
 
 
 def _aux_keys(spec: str) -> list[str]:

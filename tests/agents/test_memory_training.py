@@ -1,6 +1,7 @@
 """Training memory agents: gradients reach as far back as the task's cue-to-query span (across rollout
 boundaries), scripted steps carry no policy gradient, and the optional auxiliary loss trains with the model."""
 
+import copy
 import json
 import warnings
 
@@ -129,3 +130,29 @@ def test_scripted_steps_carry_no_policy_gradient(tmp_path):
     base = policy_loss(logp, logp.detach() * 0.9, adv, 0.2, ctrl)
     noisy = policy_loss(logp, logp.detach() * 0.9, torch.where(ctrl, adv, 100 * torch.randn(16, 2)), 0.2, ctrl)
     assert torch.allclose(base, noisy)
+
+
+def test_replay_without_grad_gives_the_same_update_for_a_stop_gradient_memory(tmp_path):
+    """HCAM declares ``gradient_horizon`` 0, so the trainer replays its overlap under ``no_grad``: one update from
+    the same batch gives the same parameters as replaying the overlap with autograd."""
+    torch.manual_seed(0)
+    tr = PPOTrainer(_cfg(tmp_path, "h", agent="hcam", bptt_overlap=6, memory_cfg='{"hidden_size": 16, "num_heads": 2, "chunk_size": 2}'))
+    assert tr._replay_without_grad() == tr.overlap == 6
+    tr.rollout()
+    batch = tr.rollout()
+    start = {k: v.detach().clone() for k, v in tr.model.state_dict().items()}
+    opt_start = copy.deepcopy(tr.opt.state_dict())
+    rng = torch.get_rng_state()
+    tr.train_step(batch)
+    fast = {k: v.detach().clone() for k, v in tr.model.state_dict().items()}
+    tr.model.load_state_dict(start)
+    tr.opt.load_state_dict(opt_start)
+    torch.set_rng_state(rng)
+    tr.model.memory.gradient_horizon = None  # as an undeclared memory: the whole overlap with autograd
+    assert tr._replay_without_grad() == 0
+    tr.train_step(batch)
+    moved = 0
+    for k, v in tr.model.state_dict().items():
+        torch.testing.assert_close(v, fast[k], rtol=1e-4, atol=1e-5)
+        moved += int(not torch.equal(v, start[k]))
+    assert moved > 0

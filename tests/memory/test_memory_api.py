@@ -139,6 +139,23 @@ def test_gradients_reach_parameters(name):
 
 
 @pytest.mark.parametrize("name", HEAVY)
+def test_declared_gradient_horizon_holds(name):
+    """A memory that declares ``gradient_horizon`` h passes no gradient from step t's output to inputs before
+    t - h (the trainer then replays those steps without autograd); without a declaration nothing is checked."""
+    m = _build(name).train()
+    h = m.gradient_horizon
+    if h is None:
+        pytest.skip(f"{name} declares no gradient horizon")
+    x, _ = _inputs()
+    x.requires_grad_(True)
+    y, _ = m(x, m.initial_state(B), torch.zeros(B, T, dtype=torch.bool))
+    t = T - 1
+    y[:, t].sum().backward()
+    assert x.grad[:, t - h :].abs().sum() > 0  # the step itself (and the horizon) does carry gradient
+    assert torch.count_nonzero(x.grad[:, : t - h]) == 0
+
+
+@pytest.mark.parametrize("name", HEAVY)
 def test_state_moves_and_is_bounded(name):
     m = _build(name)
     x, starts = _inputs()
