@@ -67,6 +67,12 @@ class TrainConfig:
     read the memory output with its gradient stopped; needs aux_coef > 0). On Ballet the policy gradient in the
     memory kept the auxiliary loss at chance for 170k+ steps where the auxiliary loss alone taught the same model
     to name the patterns in ~750 updates of the same size (docs/RESULTS.md 1)."""
+    aux_lr: float | None = None
+    """With memory_grad="aux": the learning rate of what the auxiliary loss alone trains (the memory core, the
+    auxiliary heads and the readout's address head), which then form their own optimizer group with their own
+    gradient-norm clip, annealed like ``lr``. That part is supervised learning, and Adam's step does not scale with
+    ``aux_coef`` (its gradient is the only one those parameters get), so this is the knob that sets how fast the
+    memory learns. None: one group at ``lr``."""
     epochs: int = 4
     """PPO epochs per update."""
     minibatches: int = 4
@@ -178,6 +184,14 @@ class TrainConfig:
                 f"memory_grad='aux' trains the memory by the auxiliary loss alone: it needs aux_coef > 0, got "
                 f"{self.aux_coef!r}"
             )
+        if self.aux_lr is not None:
+            if self.memory_grad != "aux":
+                raise ValueError(
+                    f"aux_lr {self.aux_lr!r} sets the learning rate of what the auxiliary loss alone trains: it needs "
+                    f"memory_grad='aux', got {self.memory_grad!r}"
+                )
+            if not self.aux_lr > 0:
+                raise ValueError(f"aux_lr must be > 0, got {self.aux_lr!r}")
         if not self.checkpoint_minutes > 0:
             raise ValueError(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes!r}")
         counts = ("steps", "num_envs", "rollout_len", "bptt_len", "epochs", "minibatches", "hidden", "checkpoint_every")

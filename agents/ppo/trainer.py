@@ -138,7 +138,18 @@ class PPOTrainer:
         separate = self.aux_head is not None and self.aux_head is not self.model.address
         params = list(self.model.parameters()) + (list(self.aux_head.parameters()) if separate else [])
         params += list(self.aux_extra.parameters())
-        self.opt = torch.optim.Adam(params, lr=cfg.lr, eps=1e-5, fused=fused or None)
+        if cfg.aux_lr is None:
+            groups = [{"params": params, "lr": cfg.lr, "base_lr": cfg.lr}]
+        else:  # memory_grad="aux": what the auxiliary loss alone trains gets its own rate and clip
+            own = list(self.model.memory.parameters())
+            own += list(self.model.address.parameters()) if self.model.address is not None else []
+            own += (list(self.aux_head.parameters()) if separate else []) + list(self.aux_extra.parameters())
+            ids = {id(q) for q in own}
+            groups = [
+                {"params": [q for q in params if id(q) not in ids], "lr": cfg.lr, "base_lr": cfg.lr},
+                {"params": own, "lr": cfg.aux_lr, "base_lr": cfg.aux_lr},
+            ]
+        self.opt = torch.optim.Adam(groups, lr=cfg.lr, eps=1e-5, fused=fused or None)
         self.state = self.model.initial_state(cfg.num_envs, self.device)
         self.ep_start = np.ones(cfg.num_envs, bool)
         self.ep_return = np.zeros(cfg.num_envs)
@@ -408,6 +419,7 @@ class PPOTrainer:
         if self.aux_head is not None:
             stats["aux"] = []
         params = [q for g in self.opt.param_groups for q in g["params"] if q.requires_grad]
+        clip_groups = [[q for q in g["params"] if q.requires_grad] for g in self.opt.param_groups]
         for _ in range(cfg.epochs):
             perm = torch.randperm(n_seq, device=self.device)
             # Shuffle every tensor once per epoch; a minibatch is then a slice (a view) of the shuffled copies:
@@ -456,7 +468,8 @@ class PPOTrainer:
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 all_reduce_gradients(params, self.dist)
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+                for group in clip_groups:  # one group, or the PPO part and what the auxiliary loss alone trains
+                    torch.nn.utils.clip_grad_norm_(group, cfg.max_grad_norm, foreach=True)
                 self.opt.step()
                 # Statistics stay tensors until the end: one conversion per update, not five per minibatch.
                 with torch.no_grad():
@@ -506,7 +519,7 @@ class PPOTrainer:
                 t0 = time.perf_counter()
                 if cfg.anneal_lr:
                     for g in self.opt.param_groups:
-                        g["lr"] = cfg.lr * (1.0 - self.update / self.num_updates)
+                        g["lr"] = g.get("base_lr", cfg.lr) * (1.0 - self.update / self.num_updates)
                 batch = self.rollout()
                 stats = self.train_step(batch)
                 self.update += 1
