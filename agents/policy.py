@@ -71,7 +71,7 @@ class ActorCritic(nn.Module):
         if readout_query is not None and readout_key is None:
             raise ValueError(f"readout_query {readout_query!r} addresses the rows of a readout: it needs readout_key")
         if readout_key is not None:
-            rows = _entity_space(observation_space, readout_key)
+            rows = _readout_box(observation_space, readout_key, "readout_key", "[K, F]")
             center, half = box_scaling(rows.low, rows.high, obs_scale)  # as the encoders scale
             center, half = center.max(0), half.max(0)  # [F]: one scale per column, over the rows
             self.register_buffer("row_center", torch.as_tensor(center, dtype=torch.float32), persistent=False)
@@ -79,8 +79,10 @@ class ActorCritic(nn.Module):
             out = hidden if self._identity_memory else self.memory.output_size
             # torch's default init, as the separate auxiliary head has: a near-zero head (e.g. gain 0.01) passes
             # the auxiliary gradient into the memory ~10x weaker, and the GRU had not learnt the row after 180k steps
-            q = 1 if readout_query is None else _query_size(observation_space, readout_query)
-            self.address = nn.Linear(out, rows.shape[0] * q)  # per row one score, or one per query value
+            q = 1  # per row one score, or one per query value
+            if readout_query is not None:
+                q = _readout_box(observation_space, readout_query, "readout_query", "[Q]").shape[0]
+            self.address = nn.Linear(out, rows.shape[0] * q)
             trunk_in += rows.shape[1]
         self.trunk = nn.Sequential(init_linear(nn.Linear(trunk_in, hidden), SQRT2), nn.ReLU())
         if isinstance(action_space, spaces.Discrete):
@@ -202,26 +204,16 @@ class ActorCritic(nn.Module):
         return e if self.log_std is None else e.sum(-1)
 
 
-def _query_size(space: spaces.Space, key: str) -> int:
-    """Q of the [Q] Box ``space[key]`` that a readout's query reads, or a ValueError naming it."""
+def _readout_box(space: spaces.Space, key: str, arg: str, shape: str) -> spaces.Box:
+    """The Box ``space[key]`` named by ``arg`` (readout_key: rows [K, F]; readout_query: a query [Q]) with as many
+    dimensions as ``shape`` names, or a ValueError naming the argument, the key and what it must be."""
     if not isinstance(space, spaces.Dict) or key not in space.spaces:
         keys = list(space.spaces) if isinstance(space, spaces.Dict) else None
-        raise ValueError(f"readout_query {key!r} is not a key of the observation space (keys: {keys})")
-    query = space.spaces[key]
-    if not isinstance(query, spaces.Box) or len(query.shape) != 1:
-        raise ValueError(f"readout_query {key!r} must name a [Q] Box (e.g. a one-hot), got {query!r}")
-    return int(query.shape[0])
-
-
-def _entity_space(space: spaces.Space, key: str) -> spaces.Box:
-    """The [K, F] Box ``space[key]`` of a Dict space that an entity readout reads, or a ValueError naming it."""
-    if not isinstance(space, spaces.Dict) or key not in space.spaces:
-        keys = list(space.spaces) if isinstance(space, spaces.Dict) else None
-        raise ValueError(f"readout_key {key!r} is not a key of the observation space (keys: {keys})")
-    rows = space.spaces[key]
-    if not isinstance(rows, spaces.Box) or len(rows.shape) != 2:
-        raise ValueError(f"readout_key {key!r} must name a [K, F] Box of entity rows, got {rows!r}")
-    return rows
+        raise ValueError(f"{arg} {key!r} is not a key of the observation space (keys: {keys})")
+    box = space.spaces[key]
+    if not isinstance(box, spaces.Box) or len(box.shape) != shape.count(",") + 1:
+        raise ValueError(f"{arg} {key!r} must name a {shape} Box, got {box!r}")
+    return box
 
 
 def _map_obs(obs, fn):

@@ -35,7 +35,7 @@ def test_aux_memory_grad_stops_policy_and_value_gradients_at_the_memory_only():
         TrainConfig(memory_grad="aux").validate()
 
 
-def test_aux_lr_gives_what_the_auxiliary_loss_alone_trains_its_own_group(tmp_path):
+def test_aux_lr_gives_what_the_auxiliary_loss_alone_trains_its_own_group(ballet_cfg):
     """With ``aux_lr`` the memory core and the auxiliary / address heads form their own optimizer group at that
     rate (annealed like lr), the rest stays at lr; a checkpoint resumes with both groups."""
     from chronotope.agents.ppo.trainer import PPOTrainer
@@ -45,26 +45,16 @@ def test_aux_lr_gives_what_the_auxiliary_loss_alone_trains_its_own_group(tmp_pat
     with pytest.raises(ValueError, match="aux_lr must be > 0"):
         TrainConfig(aux_coef=1.0, memory_grad="aux", aux_lr=0.0).validate()
     kw = dict(
-        env="chronotope/Ballet-v0",
-        env_kwargs='{"obs_mode": "state", "num_scenes": 2}',
-        agent="gru",
         memory_cfg='{"hidden_size": 16}',
         hidden=16,
-        num_envs=2,
-        rollout_len=16,
-        bptt_len=16,
         steps=96,
-        out_dir=tmp_path,
-        readout_key="dancers",
         readout_query="instruction",
         aux_key="memory_patterns",
-        aux_coef=1.0,
         memory_grad="aux",
         aux_lr=1e-3,
         lr=1e-4,
-        progress=False,
     )
-    tr = PPOTrainer(TrainConfig(**kw, name="a"))
+    tr = PPOTrainer(ballet_cfg("a", **kw))
     ppo, own = tr.opt.param_groups
     own_ids = {id(q) for q in own["params"]}
     expected = [*tr.model.memory.parameters(), *tr.model.address.parameters()]
@@ -74,7 +64,7 @@ def test_aux_lr_gives_what_the_auxiliary_loss_alone_trains_its_own_group(tmp_pat
     assert own["lr"] == pytest.approx(1e-3 * 2 / 3) and ppo["lr"] == pytest.approx(1e-4 * 2 / 3)
     path = tr.save()
     tr.venv.close()
-    tr2 = PPOTrainer(TrainConfig(**kw, name="a"))
+    tr2 = PPOTrainer(ballet_cfg("a", **kw))
     tr2.restore(path)
     assert [g["base_lr"] for g in tr2.opt.param_groups] == [1e-4, 1e-3]
     tr2.venv.close()

@@ -253,7 +253,7 @@ def test_entity_readout_reads_the_addressed_row():
     assert model.address.weight.grad is None and model.trunk[0].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="'nope' is not a key"):
         ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="nope")
-    with pytest.raises(ValueError, match="'pos' must name a \\[K, F\\] Box"):
+    with pytest.raises(ValueError, match="readout_key 'pos' must name a \\[K, F\\] Box"):
         ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="pos")
 
 
@@ -286,29 +286,15 @@ def test_readout_query_reads_the_row_whose_table_entry_matches_the_query():
         ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="rows", readout_query="nope")
 
 
-def test_ballet_readout_query_trains_its_table_head_on_the_pattern_labels(tmp_path):
+def test_ballet_readout_query_trains_its_table_head_on_the_pattern_labels(ballet_cfg):
     from chronotope.agents.config import TrainConfig
     from chronotope.agents.ppo.trainer import PPOTrainer
 
     with pytest.raises(ValueError, match="readout_query 'instruction' .* needs readout_key"):
         TrainConfig(readout_query="instruction", aux_coef=1.0).validate()
-    kw = dict(
-        env="chronotope/Ballet-v0",
-        env_kwargs='{"obs_mode": "state", "num_scenes": 2}',
-        agent="gru",
-        num_envs=2,
-        rollout_len=16,
-        bptt_len=16,
-        steps=32,
-        out_dir=tmp_path,
-        readout_key="dancers",
-        readout_query="instruction",
-        aux_coef=1.0,
-        progress=False,
-    )
     with pytest.raises(ValueError, match="addresses 64 values \\(rows x query values\\).*'memory_slot' has 8"):
-        PPOTrainer(TrainConfig(**kw, aux_key="memory_slot", name="bad"))
-    tr = PPOTrainer(TrainConfig(**kw, aux_key="memory_patterns", name="ok"))
+        PPOTrainer(ballet_cfg("bad", readout_query="instruction", aux_key="memory_slot"))
+    tr = PPOTrainer(ballet_cfg("ok", readout_query="instruction", aux_key="memory_patterns"))
     assert tr.aux_head is tr.model.address
     before = tr.model.address.weight.detach().clone()
     tr.train()
@@ -343,28 +329,16 @@ def test_readout_needs_the_auxiliary_loss_on_labels_of_its_rows(tmp_path):
     trainer.venv.close()
 
 
-def test_several_auxiliary_keys_get_a_head_each_and_resume_with_them(tmp_path):
+def test_several_auxiliary_keys_get_a_head_each_and_resume_with_them(ballet_cfg):
     """``aux_key="memory_slot,memory_patterns"``: the readout's head predicts the first key, a head of its own each
     later key (Ballet's per-dancer patterns, 64 values); all train, and a checkpoint restores every head."""
     from chronotope.agents.config import TrainConfig
     from chronotope.agents.ppo.trainer import PPOTrainer
 
-    kw = dict(
-        env="chronotope/Ballet-v0",
-        env_kwargs='{"obs_mode": "state", "num_scenes": 2}',
-        agent="gru",
-        num_envs=2,
-        rollout_len=16,
-        bptt_len=16,
-        steps=64,
-        out_dir=tmp_path,
-        readout_key="dancers",
-        aux_coef=1.0,
-        progress=False,
-    )
+    kw = dict(steps=64, aux_key="memory_slot,memory_patterns")
     with pytest.raises(ValueError, match="aux_key must name info keys"):
-        PPOTrainer(TrainConfig(**kw, aux_key="memory_slot,", name="bad"))
-    tr = PPOTrainer(TrainConfig(**kw, aux_key="memory_slot,memory_patterns", name="two"))
+        PPOTrainer(ballet_cfg("bad", aux_key="memory_slot,"))
+    tr = PPOTrainer(ballet_cfg("two", **kw))
     assert tr.aux_head is tr.model.address and [h.out_features for h in tr.aux_extra] == [64]
     assert tr.label.shape == (2, 8 + 64)
     before = tr.aux_extra[0].weight.detach().clone()
@@ -373,7 +347,7 @@ def test_several_auxiliary_keys_get_a_head_each_and_resume_with_them(tmp_path):
     assert all(np.isfinite(r["aux"]) for r in tr.history)
     path = tr.save()
     tr.venv.close()
-    tr2 = PPOTrainer(TrainConfig(**kw, aux_key="memory_slot,memory_patterns", name="two-b"))
+    tr2 = PPOTrainer(ballet_cfg("two-b", **kw))
     tr2.restore(path)
     assert torch.equal(tr2.aux_extra[0].weight, tr.aux_extra[0].weight)
     tr2.venv.close()
