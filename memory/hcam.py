@@ -431,6 +431,10 @@ class HCAMMemory(MemoryModule):
             float rounding); only the cost differs. The sequence path (T > 1) has no such branches.
     """
 
+    # Stored chunks and the local window are stop-gradient (the spec's "stop-gradient into memory"): a step's output
+    # depends with gradient on its own input only.
+    gradient_horizon = 0
+
     def __init__(
         self,
         input_size: int,
@@ -470,9 +474,6 @@ class HCAMMemory(MemoryModule):
         self.output_size = hidden_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
-        # Stored chunks and the local window are stop-gradient (the spec's "stop-gradient into memory"): a step's
-        # output depends with gradient on its own input only.
-        self.gradient_horizon = 0
         self.chunk_size = chunk_size
         self.capacity = capacity
         self.topk = topk
