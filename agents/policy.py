@@ -157,7 +157,7 @@ class ActorCritic(nn.Module):
     def _heads(self, obs, state, episode_starts: torch.Tensor):
         """-> (policy logits or mean [B, T, A], value [B, T], state, memory output [B, T, F])."""
         b, t = episode_starts.shape
-        flat = _map_obs(obs, lambda x: x.reshape(b * t, *x.shape[2:]))
+        flat = map_obs(obs, lambda x: x.reshape(b * t, *x.shape[2:]))
         z = self.proj(self.encoder(flat)).reshape(b, t, -1)  # [B, T, hidden]
         if self._identity_memory:
             # The ``none`` core without layers returns its input; calling it would only re-validate our own
@@ -216,7 +216,8 @@ def _readout_box(space: spaces.Space, key: str, arg: str, shape: str) -> spaces.
     return box
 
 
-def _map_obs(obs, fn):
+def map_obs(obs, fn):
+    """``fn`` applied to an observation: each leaf of a dict, or the tensor itself."""
     if isinstance(obs, dict):
         return {k: fn(v) for k, v in obs.items()}
     return fn(obs)

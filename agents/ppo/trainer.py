@@ -8,9 +8,10 @@ that carry gradient but no loss: a decision's gradient reaches every observation
 bptt_overlap`` steps back, even when a rollout boundary falls between a cue and the decision that needs it
 (memory tasks declare that span; by default the overlap covers it). Memory states are stored where the replayed
 windows start. Replayed steps further back than the memory's declared ``gradient_horizon`` (HCAM: 0, its stored
-past is stop-gradient) pass no gradient on, so they run without autograd: same gradient, no backward pass for them. Truncated episodes are bootstrapped with the value
-of their final observation. Checkpoints (model, optimiser, RNG states, counters, the episode-statistics window, the
-pickled env and the live memory state) are written atomically every ``checkpoint_every`` updates and whenever
+past is stop-gradient) pass no gradient on, so they run without autograd: same gradient, no backward pass for
+them. Truncated episodes are bootstrapped with the value of their final observation. Checkpoints (model,
+optimiser, RNG states, counters, the episode-statistics window, the pickled env and the live memory state) are
+written atomically every ``checkpoint_every`` updates and whenever
 ``checkpoint_minutes`` have passed since the last; ``restore`` continues exactly where the last checkpoint left off
 and cuts ``progress.jsonl`` back to it, so no update is logged twice.
 
@@ -42,7 +43,7 @@ from chronotope.agents.config import TrainConfig
 from chronotope.agents.distributed import DistContext, all_reduce_gradients, broadcast_module, global_mean_std
 from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.memory_span import controllable_for, declared_span, resolve_overlap, warn_if_truncated
-from chronotope.agents.policy import ActorCritic, obs_to_torch
+from chronotope.agents.policy import ActorCritic, map_obs, obs_to_torch
 from chronotope.agents.ppo.loss import gae, masked_mean, policy_loss, value_loss
 from chronotope.agents.runs import truncate_progress
 from chronotope.agents.state_utils import StateBatcher, split_sequences
@@ -399,7 +400,7 @@ class PPOTrainer:
         """Replayed steps at the front of each window that pass no gradient to the trained steps (those further
         back than the memory's declared ``gradient_horizon``): they rebuild the memory state under ``no_grad``,
         which leaves the gradient unchanged and skips their backward pass (HCAM: the whole overlap)."""
-        horizon = getattr(self.model.memory, "gradient_horizon", None)
+        horizon = self.model.memory.gradient_horizon
         return 0 if horizon is None else max(0, self.overlap - horizon)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
@@ -418,8 +419,9 @@ class PPOTrainer:
         stats: dict[str, list[torch.Tensor]] = {"pg": [], "vf": [], "ent": [], "kl": [], "clipfrac": []}
         if self.aux_head is not None:
             stats["aux"] = []
-        params = [q for g in self.opt.param_groups for q in g["params"] if q.requires_grad]
+        # One group, or the PPO part and what the auxiliary loss alone trains (aux_lr): each clipped on its own.
         clip_groups = [[q for q in g["params"] if q.requires_grad] for g in self.opt.param_groups]
+        params = [q for group in clip_groups for q in group]
         for _ in range(cfg.epochs):
             perm = torch.randperm(n_seq, device=self.device)
             # Shuffle every tensor once per epoch; a minibatch is then a slice (a view) of the shuffled copies:
@@ -434,8 +436,8 @@ class PPOTrainer:
                 starts = ep["starts"][s:e]
                 if pre:
                     with torch.no_grad():
-                        _, _, state = self.model(_map_time(o, slice(None, pre)), state, starts[:, :pre])
-                    o, starts = _map_time(o, slice(pre, None)), starts[:, pre:]
+                        _, _, state = self.model(map_obs(o, lambda x: x[:, :pre]), state, starts[:, :pre])
+                    o, starts = map_obs(o, lambda x: x[:, pre:]), starts[:, pre:]
                 dist, v, _, feats = self.model(o, state, starts, features=True)
                 v = v[:, p:]  # replayed steps: their outputs are dropped, their gradient through the memory is kept
                 new_logp = self.window_log_prob(dist, ep["actions"][s:e], p)
@@ -468,7 +470,7 @@ class PPOTrainer:
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 all_reduce_gradients(params, self.dist)
-                for group in clip_groups:  # one group, or the PPO part and what the auxiliary loss alone trains
+                for group in clip_groups:
                     torch.nn.utils.clip_grad_norm_(group, cfg.max_grad_norm, foreach=True)
                 self.opt.step()
                 # Statistics stay tensors until the end: one conversion per update, not five per minibatch.
@@ -567,11 +569,6 @@ class PPOTrainer:
                 if k not in ("update", "step"):
                     self.writer.add_scalar(f"train/{k}", v, self.global_step)
         return rec
-
-
-def _map_time(obs, sl: slice):
-    """Steps ``sl`` of observation leaves [B, T, ...] (a tensor or a dict of them)."""
-    return {k: v[:, sl] for k, v in obs.items()} if isinstance(obs, dict) else obs[:, sl]
 
 
 def _aux_keys(spec: str) -> list[str]:

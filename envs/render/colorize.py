@@ -83,7 +83,8 @@ def depth_colorbar(height: int, max_depth: float, width: int | None = None, size
     ticks = [0.0, max_depth / 2, max_depth] if n >= 3 * size else [0.0, max_depth]
     for v in ticks:
         y = margin + round(v / max_depth * (n - 1))
-        d.line([(bar_w - 4, y), (bar_w - 1, y)], fill=(255, 255, 255))  # inside the bar (beside the text it reads as a minus)
+        # The tick inside the bar (beside the text it reads as a minus).
+        d.line([(bar_w - 4, y), (bar_w - 1, y)], fill=(255, 255, 255))
         label = top if v == max_depth else f"{v:g}"
         d.text((bar_w + 5, y), label, fill=(0, 0, 0), font=_font(size), anchor="lm")
     return np.asarray(img)

@@ -136,7 +136,15 @@ def test_replay_without_grad_gives_the_same_update_for_a_stop_gradient_memory(tm
     """HCAM declares ``gradient_horizon`` 0, so the trainer replays its overlap under ``no_grad``: one update from
     the same batch gives the same parameters as replaying the overlap with autograd."""
     torch.manual_seed(0)
-    tr = PPOTrainer(_cfg(tmp_path, "h", agent="hcam", bptt_overlap=6, memory_cfg='{"hidden_size": 16, "num_heads": 2, "chunk_size": 2}'))
+    tr = PPOTrainer(
+        _cfg(
+            tmp_path,
+            "h",
+            agent="hcam",
+            bptt_overlap=6,
+            memory_cfg='{"hidden_size": 16, "num_heads": 2, "chunk_size": 2}',
+        )
+    )
     assert tr._replay_without_grad() == tr.overlap == 6
     tr.rollout()
     batch = tr.rollout()

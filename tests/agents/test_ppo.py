@@ -332,7 +332,6 @@ def test_readout_needs_the_auxiliary_loss_on_labels_of_its_rows(tmp_path):
 def test_several_auxiliary_keys_get_a_head_each_and_resume_with_them(ballet_cfg):
     """``aux_key="memory_slot,memory_patterns"``: the readout's head predicts the first key, a head of its own each
     later key (Ballet's per-dancer patterns, 64 values); all train, and a checkpoint restores every head."""
-    from chronotope.agents.config import TrainConfig
     from chronotope.agents.ppo.trainer import PPOTrainer
 
     kw = dict(steps=64, aux_key="memory_slot,memory_patterns")
