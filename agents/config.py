@@ -62,6 +62,12 @@ class TrainConfig:
     divides by max(|low|, |high|), so a 0 stays 0 (sparse entity rows, e.g. Ballet's ``dancers``, stay sparse: a
     GRU named the dancers' patterns from them ~4x faster than from the [-1, 1] map, in which every absent value
     becomes -1)."""
+    image_encoder: Literal["nature", "small"] = "nature"
+    """CNN of image observations: "nature" (the DQN Nature 2015 CNN, 32-64-64 channels) or "small" (the 2013 DQN
+    CNN, 16-32 channels; about a third of the cost at 64 x 64, which is most of a pixel update on CPU)."""
+    fuse_images: bool = False
+    """One CNN over the stacked channels of equal-size images (rgb + depth as one [H, W, 4] input, the usual RGB-D
+    encoder) instead of one CNN per image key."""
     memory_grad: Literal["all", "aux"] = "all"
     """What trains the memory core: "all" losses, or the auxiliary loss alone ("aux": the policy and value heads
     read the memory output with its gradient stopped; needs aux_coef > 0). On Ballet the policy gradient in the

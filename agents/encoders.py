@@ -26,13 +26,19 @@ def _is_image(space: spaces.Box) -> bool:
     return len(space.shape) == 3 and (space.shape[-1] <= 4 or space.shape[0] <= 4) and min(space.shape) >= 1
 
 
+IMAGE_ARCHS = ("nature", "small")
+"""CNNs of :class:`ImageEncoder` (``TrainConfig.image_encoder``)."""
+
+
 class ImageEncoder(nn.Module):
     """CNN for [H, W, C] (or [C, H, W]) images; uint8 scaled to [0, 1], floats scaled by each channel's bound
     (a map whose channels have different ranges, e.g. occupancy in [0, 1] next to semantic ids, reaches the CNN
     with every channel at unit scale)."""
 
-    def __init__(self, space: spaces.Box, out_dim: int = 128) -> None:
+    def __init__(self, space: spaces.Box, out_dim: int = 128, arch: str = "nature") -> None:
         super().__init__()
+        if arch not in IMAGE_ARCHS:
+            raise ValueError(f"unknown image encoder {arch!r}: use one of {IMAGE_ARCHS}")
         self.channel_last = space.shape[-1] <= 4
         c = space.shape[-1] if self.channel_last else space.shape[0]
         h, w = (space.shape[0], space.shape[1]) if self.channel_last else (space.shape[1], space.shape[2])
@@ -46,10 +52,14 @@ class ImageEncoder(nn.Module):
             scale = np.ones(c)
         # not persistent: derived from the space, and checkpoints stay loadable by either version
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32), persistent=False)
-        if min(h, w) >= 36:
+        if min(h, w) >= 36 and arch == "nature":  # the DQN (Nature 2015) CNN
             convs = [nn.Conv2d(c, 32, 8, 4), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(), nn.Conv2d(64, 64, 3, 1)]
-        else:
+        elif min(h, w) >= 36:  # "small": the DQN (NeurIPS 2013 workshop) CNN, ~1/3 of the Nature CNN's cost here
+            convs = [nn.Conv2d(c, 16, 8, 4), nn.ReLU(), nn.Conv2d(16, 32, 4, 2)]
+        elif arch == "nature":
             convs = [nn.Conv2d(c, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU()]
+        else:
+            convs = [nn.Conv2d(c, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1)]
         self.cnn = nn.Sequential(*convs, nn.ReLU(), nn.Flatten())
         with torch.no_grad():
             n = self.cnn(torch.zeros(1, c, h, w)).shape[1]
@@ -62,6 +72,18 @@ class ImageEncoder(nn.Module):
         else:
             x = x.float() / self.scale[:, None, None]
         return self.fc(self.cnn(x))
+
+    def forward_parts(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """``forward`` of channel-last images [B, H, W, C_i] stacked along their channels, each scaled straight into
+        one float buffer (a cat and a division over the stacked batch cost as much as the first convolution)."""
+        b, h, w = parts[0].shape[:3]
+        x = torch.empty(b, h, w, int(self.scale.shape[0]), device=parts[0].device)
+        c = 0
+        for p in parts:
+            n = p.shape[-1]
+            torch.mul(p, 1.0 / self.scale[c : c + n], out=x[..., c : c + n])
+            c += n
+        return self.fc(self.cnn(x.permute(0, 3, 1, 2)))
 
 
 class MapEncoder(nn.Module):
@@ -210,9 +232,12 @@ def _is_categorical_grid(space: spaces.MultiDiscrete) -> bool:
     return len(space.shape) == 3 and space.shape[-1] <= 4
 
 
-def encoder_for(space: spaces.Space, image_dim: int = 128, vector_dim: int = 64, scale: str = "bounds") -> nn.Module:
+def encoder_for(
+    space: spaces.Space, image_dim: int = 128, vector_dim: int = 64, scale: str = "bounds", image_arch: str = "nature"
+) -> nn.Module:
     """The encoder of one observation space; ``ValueError`` for a space none of them reads. ``scale``: how float
-    vectors are scaled (:data:`SCALES`; see :class:`VectorEncoder`)."""
+    vectors are scaled (:data:`SCALES`; see :class:`VectorEncoder`); ``image_arch``: the CNN of images
+    (:data:`IMAGE_ARCHS`)."""
     if isinstance(space, spaces.Discrete):
         return DiscreteEncoder(space)
     if isinstance(space, spaces.MultiBinary):
@@ -227,7 +252,7 @@ def encoder_for(space: spaces.Space, image_dim: int = 128, vector_dim: int = 64,
         if isinstance(space, EgocentricMapBox):
             return MapEncoder(space, image_dim)
         if _is_image(space):
-            return ImageEncoder(space, image_dim)
+            return ImageEncoder(space, image_dim, image_arch)
         if np.issubdtype(space.dtype, np.integer) and len(space.shape) == 1 and space.shape[0] > 4:
             return TokenEncoder(space, vector_dim)
         return VectorEncoder(space, vector_dim, scale)
@@ -244,28 +269,76 @@ def encoder_for(space: spaces.Space, image_dim: int = 128, vector_dim: int = 64,
     )
 
 
-class ObservationEncoder(nn.Module):
-    """Encodes a (Dict) observation batch into features [B, out_dim]."""
+def _fusable(space: spaces.Space) -> bool:
+    """A channel-last image that :class:`ObservationEncoder` may stack with others of its size."""
+    return (
+        isinstance(space, spaces.Box)
+        and not isinstance(space, EgocentricMapBox)
+        and _is_image(space)
+        and space.shape[-1] <= 4
+        and np.isfinite(np.asarray(space.high, np.float64)).all()
+    )
 
-    def __init__(self, space: spaces.Space, image_dim: int = 128, vector_dim: int = 64, scale: str = "bounds") -> None:
+
+def fused_image_space(subspaces: list[spaces.Box]) -> spaces.Box:
+    """The [H, W, sum C] float Box of channel-last images of one size stacked along their channels (each channel
+    keeps its own bounds, so :class:`ImageEncoder` scales each as it would alone)."""
+    low = np.concatenate([np.broadcast_to(np.asarray(s.low, np.float32), s.shape) for s in subspaces], -1)
+    high = np.concatenate([np.broadcast_to(np.asarray(s.high, np.float32), s.shape) for s in subspaces], -1)
+    return spaces.Box(low, high, dtype=np.float32)
+
+
+class ObservationEncoder(nn.Module):
+    """Encodes a (Dict) observation batch into features [B, out_dim].
+
+    ``fuse_images``: channel-last images of equal size (e.g. ``rgb`` [H, W, 3] and ``depth`` [H, W, 1]) go through
+    one CNN over their stacked channels (here [H, W, 4]) instead of one CNN each, the usual RGB-D encoder; its
+    module is named by the keys joined with ``+``. ``image_arch``: the CNN (:data:`IMAGE_ARCHS`).
+    """
+
+    def __init__(
+        self,
+        space: spaces.Space,
+        image_dim: int = 128,
+        vector_dim: int = 64,
+        scale: str = "bounds",
+        image_arch: str = "nature",
+        fuse_images: bool = False,
+    ) -> None:
         super().__init__()
         self.is_dict = isinstance(space, spaces.Dict)
         subspaces = dict(space.spaces) if self.is_dict else {"obs": space}
-        self.keys = sorted(subspaces)
+        groups: dict[tuple[int, int], list[str]] = {}
+        if fuse_images:
+            for k in sorted(subspaces):
+                if _fusable(subspaces[k]):
+                    groups.setdefault(subspaces[k].shape[:2], []).append(k)
+        self.fused = {"+".join(ks): ks for ks in groups.values() if len(ks) > 1}
+        fused_keys = {k for ks in self.fused.values() for k in ks}
         encoders = {}
-        for k in self.keys:
+        for name, ks in self.fused.items():
+            encoders[name] = ImageEncoder(fused_image_space([subspaces[k] for k in ks]), image_dim, image_arch)
+        for k in sorted(subspaces):
+            if k in fused_keys:
+                continue
             try:
-                encoders[k] = encoder_for(subspaces[k], image_dim, vector_dim, scale)
+                encoders[k] = encoder_for(subspaces[k], image_dim, vector_dim, scale, image_arch)
             except ValueError as e:
                 where = f"observation key {k!r}" if self.is_dict else "the observation"
                 raise ValueError(f"cannot encode {where}: {e}") from e
+        self.keys = sorted(encoders)
         self.encoders = nn.ModuleDict(encoders)
         self.out_dim = sum(e.out_dim for e in self.encoders.values())
 
     def forward(self, obs: dict[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
         if not self.is_dict:
             obs = {"obs": obs}
-        return torch.cat([self.encoders[k](obs[k]) for k in self.keys], dim=-1)
+        out = []
+        for k in self.keys:
+            ks = self.fused.get(k)
+            enc = self.encoders[k]
+            out.append(enc(obs[k]) if ks is None else enc.forward_parts([obs[j] for j in ks]))
+        return torch.cat(out, dim=-1)
 
 
 def init_linear(layer: nn.Linear, gain: float) -> nn.Linear:

@@ -50,6 +50,8 @@ class ActorCritic(nn.Module):
         obs_scale: str = "bounds",
         memory_grad: str = "all",
         readout_query: str | None = None,
+        image_encoder: str = "nature",
+        fuse_images: bool = False,
     ) -> None:
         super().__init__()
         if memory_grad not in MEMORY_GRADS:
@@ -60,7 +62,9 @@ class ActorCritic(nn.Module):
         self.observation_space = observation_space
         self.action_space = action_space
         self.memory_name = memory
-        self.encoder = ObservationEncoder(observation_space, scale=obs_scale)
+        self.encoder = ObservationEncoder(
+            observation_space, scale=obs_scale, image_arch=image_encoder, fuse_images=fuse_images
+        )
         self.proj = nn.Sequential(init_linear(nn.Linear(self.encoder.out_dim, hidden), SQRT2), nn.ReLU())
         self.memory = make_memory(memory, input_size=hidden, **(memory_cfg or {}))
         self._identity_memory = isinstance(self.memory, NoMemory) and len(self.memory.net) == 0
@@ -107,6 +111,8 @@ class ActorCritic(nn.Module):
             cfg.obs_scale,
             cfg.memory_grad,
             cfg.readout_query,
+            cfg.image_encoder,
+            cfg.fuse_images,
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
