@@ -1,0 +1,107 @@
+"""Image encoders: the CNN choice (``image_encoder``) and one CNN over equal-size images stacked (``fuse_images``),
+from the encoder up to a PPO run on pixels that evaluates from its folder."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from chronotope.agents.config import TrainConfig
+from chronotope.agents.encoders import ImageEncoder, MapEncoder, ObservationEncoder
+from chronotope.agents.evaluate import EvalConfig, evaluate
+from chronotope.agents.ppo.trainer import PPOTrainer
+from chronotope.maps.spaces import EgocentricMapBox
+
+RGB = spaces.Box(0, 255, (64, 64, 3), np.uint8)
+DEPTH = spaces.Box(0.0, 10.0, (64, 64, 1), np.float32)
+
+
+def _obs(b: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    return {
+        "rgb": torch.randint(0, 256, (b, 64, 64, 3), dtype=torch.uint8, generator=gen),
+        "depth": 10.0 * torch.rand(b, 64, 64, 1, generator=gen),
+    }
+
+
+@pytest.mark.parametrize("arch", ["nature", "small"])
+def test_fused_cnn_reads_each_channel_scaled_by_its_own_bound(arch):
+    enc = ObservationEncoder(spaces.Dict({"rgb": RGB, "depth": DEPTH}), image_arch=arch, fuse_images=True)
+    assert enc.keys == ["depth+rgb"] and enc.fused == {"depth+rgb": ["depth", "rgb"]}
+    cnn = enc.encoders["depth+rgb"]
+    assert cnn.cnn[0].in_channels == 4
+    o = _obs(3, torch.Generator().manual_seed(0))
+    # the stacked input by hand: depth / 10 m, rgb / 255, channels first
+    x = torch.cat([o["depth"] / 10.0, o["rgb"].float() / 255.0], -1).permute(0, 3, 1, 2)
+    torch.testing.assert_close(enc(o), cnn.fc(cnn.cnn(x)))
+    enc(o).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+
+
+def test_only_channel_last_images_of_one_size_are_fused():
+    crop = EgocentricMapBox(np.zeros((3, 64, 64), np.float32), np.ones((3, 64, 64), np.float32), dtype=np.float32)
+    space = spaces.Dict(
+        {
+            "rgb": RGB,
+            "depth": DEPTH,
+            "small_rgb": spaces.Box(0, 255, (32, 32, 3), np.uint8),  # alone at its size: its own CNN
+            "occupancy": crop,  # a map crop keeps the map encoder
+            "pose": spaces.Box(-1.0, 1.0, (3,), np.float32),
+        }
+    )
+    fused = ObservationEncoder(space, fuse_images=True)
+    assert fused.keys == ["depth+rgb", "occupancy", "pose", "small_rgb"]
+    assert isinstance(fused.encoders["occupancy"], MapEncoder)
+    assert type(fused.encoders["small_rgb"]) is ImageEncoder
+    o = _obs(2, torch.Generator().manual_seed(1))
+    o.update(small_rgb=torch.zeros(2, 32, 32, 3, dtype=torch.uint8), occupancy=torch.rand(2, 3, 64, 64),
+             pose=torch.zeros(2, 3))  # fmt: skip
+    assert fused(o).shape == (2, fused.out_dim) == (2, 128 * 3 + 64)
+    # off (the default): one encoder per key, named as before, so earlier checkpoints load unchanged
+    plain = ObservationEncoder(space)
+    assert plain.keys == sorted(space.spaces) and not plain.fused
+    assert plain(o).shape == (2, 128 * 4 + 64)
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 4), (16, 16, 4)])
+def test_small_cnn_is_the_cheaper_one(shape):
+    space = spaces.Box(0.0, 1.0, shape, np.float32)
+    nature, small = ImageEncoder(space, arch="nature"), ImageEncoder(space, arch="small")
+    convs = [m for m in small.cnn if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32]
+    x = torch.rand(2, *shape)
+    assert small(x).shape == nature(x).shape == (2, 128)
+    conv_params = lambda e: sum(p.numel() for p in e.cnn.parameters())  # noqa: E731
+    assert conv_params(small) < conv_params(nature) / 3
+    with pytest.raises(ValueError, match="'resnet'"):
+        ImageEncoder(space, arch="resnet")
+
+
+def test_pixel_run_with_a_fused_small_cnn_trains_resumes_and_evaluates(tmp_path):
+    cfg = TrainConfig(
+        env="chronotope/PointNav-v0",
+        agent="gru",
+        steps=2 * 2 * 8,
+        num_envs=2,
+        rollout_len=8,
+        bptt_len=8,
+        epochs=1,
+        minibatches=1,
+        env_kwargs=json.dumps({"obs_mode": "rgbd", "resolution": [64, 64], "num_scenes": 1}),
+        name="px",
+        out_dir=tmp_path,
+        progress=False,
+        checkpoint_every=1,
+        image_encoder="small",
+        fuse_images=True,
+    )
+    tr = PPOTrainer(cfg)
+    assert "depth+rgb" in tr.model.encoder.encoders
+    tr.train()
+    tr.venv.close()
+    saved = json.loads((tmp_path / "px" / "config.json").read_text())
+    assert saved["image_encoder"] == "small" and saved["fuse_images"] is True
+    # the run folder rebuilds the same model: its checkpoint loads strictly and evaluates
+    s = evaluate(EvalConfig(run=tmp_path / "px", episodes=2, num_envs=2, seed=3, out=tmp_path / "ev"))
+    assert s["success"]["n"] == 2
