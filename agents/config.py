@@ -37,6 +37,13 @@ class TrainConfig:
     previous rollout where needed), so a decision's gradient reaches observations up to ``bptt_len +
     bptt_overlap`` steps back whatever the rollout boundaries. None: the env's declared cue-to-query span - 1
     for memory cores (0 for ``none`` and envs that declare no span), capped at ``rollout_len``."""
+    replay: Literal["full", "gradient"] = "full"
+    """How a training window's memory state is rebuilt: "full" replays all ``bptt_overlap`` steps with the current
+    parameters (beyond the memory's ``gradient_horizon`` without autograd); "gradient" replays only the steps that
+    pass gradient (at most the horizon) and starts from the memory state the rollout stored there, computed with
+    the rollout's parameters, as sb3-contrib's RecurrentPPO and most PPO-with-memory code do. Same gradients
+    reach every input; the state is up to one update stale. Changes only cores that declare a horizon (HCAM: no
+    replay at all; ~25% less update time on ObjectRecall); recurrent cores replay as before."""
     aux_coef: float = 0.0
     """Weight of an auxiliary self-supervised loss (0: off, for fair baselines): a linear head on the memory output
     predicts the env's ``aux_key`` info (what the task says must be remembered, e.g. ObjectRecall's cued object

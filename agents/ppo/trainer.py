@@ -156,6 +156,9 @@ class PPOTrainer:
         self.ep_return = np.zeros(cfg.num_envs)
         self.span = declared_span(self.venv)
         self.overlap = resolve_overlap(cfg.bptt_overlap, self.span, cfg.rollout_len, cfg.agent == "none")
+        horizon = self.model.memory.gradient_horizon
+        if cfg.replay == "gradient" and horizon is not None:  # windows start from the rollout's stored states
+            self.overlap = min(self.overlap, horizon)
         if cfg.agent != "none":
             warn_if_truncated(cfg.env, self.span, cfg.bptt_len, self.overlap)
         # The previous rollout's last ``overlap`` steps (observations, episode starts) and the memory states where

@@ -31,7 +31,17 @@ import numpy as np
 # The recipe was tuned once on the GRU and is the same for every core. 8 epochs x 4 minibatches (32 gradient steps per
 # rollout; the trainer default is 4 x 4) reached the same training success in ~1/3 of the env steps on ObjectRecall
 # (GRU seed 2: 0.71 at 185k steps vs 0.59 at 600k with 4 x 4) for ~1.4x the compute per step; docs/RESULTS.md 1.
-_RECIPE = {"num_envs": 32, "rollout_len": 128, "bptt_len": 128, "epochs": 8, "minibatches": 4, "aux_key": "memory_slot"}
+# replay "gradient": windows replay only what passes gradient (HCAM: nothing, its stored past is stop-gradient) and
+# start from the rollout's stored memory state; the recurrent cores replay their whole overlap as before.
+_RECIPE = {
+    "num_envs": 32,
+    "rollout_len": 128,
+    "bptt_len": 128,
+    "epochs": 8,
+    "minibatches": 4,
+    "aux_key": "memory_slot",
+    "replay": "gradient",
+}
 PRESETS: dict[str, dict] = {
     "objectrecall": {
         "env": "chronotope/ObjectRecall-v0",

@@ -164,3 +164,29 @@ def test_replay_without_grad_gives_the_same_update_for_a_stop_gradient_memory(tm
         torch.testing.assert_close(v, fast[k], rtol=1e-4, atol=1e-5)
         moved += int(not torch.equal(v, start[k]))
     assert moved > 0
+
+
+def test_gradient_replay_starts_hcam_windows_from_the_rollouts_states(tmp_path):
+    """``replay="gradient"``: a core with gradient horizon 0 replays nothing and each window starts from the state
+    the rollout stored at its first step. In the first minibatch the parameters are the rollout's, so the window's
+    log-probabilities must equal the rollout's exactly (KL 0); a wrong starting state would change them. Recurrent
+    cores keep their replay."""
+    hcam = '{"hidden_size": 16, "num_heads": 2, "chunk_size": 2}'
+    tr = PPOTrainer(_cfg(tmp_path, "g", agent="hcam", replay="gradient", minibatches=1, memory_cfg=hcam))
+    assert tr.overlap == 0 and tr._replay_without_grad() == 0
+    tr.rollout()  # the second rollout's windows start inside episodes that began in the first
+    batch = tr.rollout()
+    assert not batch["starts"][0].all()
+    start = {k: v.detach().clone() for k, v in tr.model.state_dict().items()}
+    opt_start = copy.deepcopy(tr.opt.state_dict())
+    # control: the same windows started from fresh states give other log-probabilities
+    fresh = tr.batcher.cat([tr.model.initial_state(2, "cpu")] * (tr.cfg.rollout_len // tr.cfg.bptt_len))
+    assert tr.train_step({**batch, "states": fresh})["kl"] > 1e-6
+    tr.model.load_state_dict(start)
+    tr.opt.load_state_dict(opt_start)
+    stats = tr.train_step(batch)
+    assert stats["kl"] < 1e-9 and stats["clipfrac"] == 0.0
+    full = PPOTrainer(_cfg(tmp_path, "f", agent="hcam", memory_cfg=hcam))
+    assert full.overlap == 8  # the declared span - 1, capped at the rollout
+    gru = PPOTrainer(_cfg(tmp_path, "r", replay="gradient"))
+    assert gru.overlap == 8
