@@ -75,6 +75,10 @@ class TrainConfig:
     fuse_images: bool = False
     """One CNN over the stacked channels of equal-size images (rgb + depth as one [H, W, 4] input, the usual RGB-D
     encoder) instead of one CNN per image key."""
+    row_vision: bool = False
+    """The ``readout_key`` rows attend over the camera CNN's feature map (:class:`~chronotope.agents.encoders.
+    RowVisionEncoder`): what the image shows at each object becomes a column of its row (ObjectRecall from pixels:
+    the magenta cue). Needs ``readout_key`` and one camera image (or one ``fuse_images`` group)."""
     memory_grad: Literal["all", "aux"] = "all"
     """What trains the memory core: "all" losses, or the auxiliary loss alone ("aux": the policy and value heads
     read the memory output with its gradient stopped; needs aux_coef > 0). On Ballet the policy gradient in the
@@ -192,6 +196,8 @@ class TrainConfig:
             raise ValueError(
                 f"readout_query {self.readout_query!r} addresses the rows of a readout: it needs readout_key"
             )
+        if self.row_vision and self.readout_key is None:
+            raise ValueError("row_vision lets the readout's rows attend over the camera image: it needs readout_key")
         if self.memory_grad == "aux" and not self.aux_coef > 0:
             raise ValueError(
                 f"memory_grad='aux' trains the memory by the auxiliary loss alone: it needs aux_coef > 0, got "

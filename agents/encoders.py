@@ -61,21 +61,21 @@ class ImageEncoder(nn.Module):
         else:
             convs = [nn.Conv2d(c, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1)]
         self.cnn = nn.Sequential(*convs, nn.ReLU(), nn.Flatten())
+        self.input_shape = (c, h, w)
         with torch.no_grad():
             n = self.cnn(torch.zeros(1, c, h, w)).shape[1]
         self.fc = nn.Sequential(nn.Linear(n, out_dim), nn.ReLU())
         self.out_dim = out_dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, H, W, C] (or [B, C, H, W]) -> [B, out_dim]
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The CNN's input [B, C, H, W], every channel scaled, from x [B, H, W, C] (or [B, C, H, W])."""
         if self.channel_last:
-            x = (x.float() / self.scale).permute(0, 3, 1, 2)  # [B, C, H, W]
-        else:
-            x = x.float() / self.scale[:, None, None]
-        return self.fc(self.cnn(x))
+            return (x.float() / self.scale).permute(0, 3, 1, 2)
+        return x.float() / self.scale[:, None, None]
 
-    def forward_parts(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        """``forward`` of channel-last images [B, H, W, C_i] stacked along their channels, each scaled straight into
-        one float buffer (a cat and a division over the stacked batch cost as much as the first convolution)."""
+    def prepare_parts(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`prepare` of channel-last images [B, H, W, C_i] stacked along their channels, each scaled straight
+        into one float buffer (a cat and a division over the stacked batch cost as much as the first convolution)."""
         b, h, w = parts[0].shape[:3]
         x = torch.empty(b, h, w, int(self.scale.shape[0]), device=parts[0].device)
         c = 0
@@ -83,7 +83,14 @@ class ImageEncoder(nn.Module):
             n = p.shape[-1]
             torch.mul(p, 1.0 / self.scale[c : c + n], out=x[..., c : c + n])
             c += n
-        return self.fc(self.cnn(x.permute(0, 3, 1, 2)))
+        return x.permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, H, W, C] (or [B, C, H, W]) -> [B, out_dim]
+        return self.fc(self.cnn(self.prepare(x)))
+
+    def forward_parts(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """``forward`` of channel-last images [B, H, W, C_i] stacked along their channels."""
+        return self.fc(self.cnn(self.prepare_parts(parts)))
 
 
 class MapEncoder(nn.Module):
@@ -269,6 +276,58 @@ def encoder_for(
     )
 
 
+class RowVisionEncoder(nn.Module):
+    """A camera CNN whose feature map each entity row attends over: object-centric perception for rows that say
+    where objects are (e.g. ObjectRecall's ``candidates`` in a pixel mode, whose cue shows only in the image).
+
+    Row k's query (an MLP of its scaled values) attends over the cells of the CNN's last feature map, each cell's
+    key and value a linear map of its features and its (u, v) position in [-1, 1]; the attended value (``value_dim``)
+    joins the row, and the rows go through the vector MLP as a plain Box would. So what the image shows at an
+    object (a tint, a colour) becomes a column of that object's row, which a memory can keep per row as it keeps a
+    state-mode column, instead of having to learn which row a blob of the whole image belongs to. The CNN's global
+    feature (``image.fc``) is kept beside the rows. Output: [image.out_dim + out_dim].
+    """
+
+    def __init__(
+        self,
+        image: ImageEncoder,
+        rows: spaces.Box,
+        out_dim: int = 64,
+        scale: str = "bounds",
+        dim: int = 32,
+        value_dim: int = 8,
+    ) -> None:
+        super().__init__()
+        if len(rows.shape) != 2:
+            raise ValueError(f"row vision needs rows [K, F], got a space of shape {rows.shape}")
+        self.image = image
+        k, f = rows.shape
+        center, half = box_scaling(rows.low, rows.high, scale)
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32), persistent=False)
+        self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32), persistent=False)
+        with torch.no_grad():
+            c, h, w = image.cnn[:-1](torch.zeros(1, *image.input_shape)).shape[1:]
+        v, u = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        self.register_buffer("cell_pos", torch.stack([u, v], -1).reshape(h * w, 2), persistent=False)
+        self.query = nn.Sequential(nn.Linear(f, dim), nn.ReLU(), nn.Linear(dim, dim))
+        self.key = nn.Linear(c + 2, dim)
+        self.value = nn.Linear(c + 2, value_dim)
+        self.rows = nn.Sequential(nn.Linear(k * (f + value_dim), out_dim), nn.ReLU())
+        self.out_dim = image.out_dim + out_dim
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """x: the CNN's prepared input [B, C, H, W] (:meth:`ImageEncoder.prepare`); rows [B, K, F]."""
+        fmap = self.image.cnn[:-1](x)  # [B, C', h, w] (after its ReLU)
+        glob = self.image.fc(fmap.flatten(1))
+        cells = fmap.flatten(2).transpose(1, 2)  # [B, h * w, C']
+        cells = torch.cat([cells, self.cell_pos.expand(cells.shape[0], -1, -1)], -1)
+        r = (rows.float() - self.center) / self.halfwidth  # [B, K, F]
+        q = self.query(r)  # [B, K, dim]
+        att = torch.softmax(q @ self.key(cells).transpose(1, 2) / math.sqrt(q.shape[-1]), -1)  # [B, K, h * w]
+        seen = att @ self.value(cells)  # [B, K, value_dim]
+        return torch.cat([glob, self.rows(torch.cat([r, seen], -1).flatten(1))], -1)
+
+
 def _fusable(space: spaces.Space) -> bool:
     """A channel-last image that :class:`ObservationEncoder` may stack with others of its size."""
     return (
@@ -293,7 +352,9 @@ class ObservationEncoder(nn.Module):
 
     ``fuse_images``: channel-last images of equal size (e.g. ``rgb`` [H, W, 3] and ``depth`` [H, W, 1]) go through
     one CNN over their stacked channels (here [H, W, 4]) instead of one CNN each, the usual RGB-D encoder; its
-    module is named by the keys joined with ``+``. ``image_arch``: the CNN (:data:`IMAGE_ARCHS`).
+    module is named by the keys joined with ``+``. ``image_arch``: the CNN (:data:`IMAGE_ARCHS`). ``row_vision``: a
+    [K, F] rows key encoded with the (one, or one fused) camera image by :class:`RowVisionEncoder`, the module named
+    ``<image>+<rows>``.
     """
 
     def __init__(
@@ -304,6 +365,7 @@ class ObservationEncoder(nn.Module):
         scale: str = "bounds",
         image_arch: str = "nature",
         fuse_images: bool = False,
+        row_vision: str | None = None,
     ) -> None:
         super().__init__()
         self.is_dict = isinstance(space, spaces.Dict)
@@ -326,6 +388,18 @@ class ObservationEncoder(nn.Module):
             except ValueError as e:
                 where = f"observation key {k!r}" if self.is_dict else "the observation"
                 raise ValueError(f"cannot encode {where}: {e}") from e
+        self.row_vision: tuple[str, str] | None = None  # (image encoder name, rows key)
+        if row_vision is not None:
+            images = [k for k, e in encoders.items() if type(e) is ImageEncoder]
+            if row_vision not in encoders or len(images) != 1:
+                raise ValueError(
+                    f"row_vision {row_vision!r} needs that rows key and exactly one camera image (or one fused "
+                    f"group: fuse_images) in the observation; keys {sorted(subspaces)}, images {images}"
+                )
+            name = f"{images[0]}+{row_vision}"
+            encoders[name] = RowVisionEncoder(encoders.pop(images[0]), subspaces[row_vision], vector_dim, scale)
+            del encoders[row_vision]
+            self.row_vision = (images[0], row_vision)
         self.keys = sorted(encoders)
         self.encoders = nn.ModuleDict(encoders)
         self.out_dim = sum(e.out_dim for e in self.encoders.values())
@@ -334,9 +408,16 @@ class ObservationEncoder(nn.Module):
         if not self.is_dict:
             obs = {"obs": obs}
         out = []
+        vision = None if self.row_vision is None else "+".join(self.row_vision)
         for k in self.keys:
-            ks = self.fused.get(k)
             enc = self.encoders[k]
+            if k == vision:
+                image, rows = self.row_vision
+                ks = self.fused.get(image)
+                x = enc.image.prepare(obs[image]) if ks is None else enc.image.prepare_parts([obs[j] for j in ks])
+                out.append(enc(x, obs[rows]))
+                continue
+            ks = self.fused.get(k)
             out.append(enc(obs[k]) if ks is None else enc.forward_parts([obs[j] for j in ks]))
         return torch.cat(out, dim=-1)
 

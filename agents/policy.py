@@ -52,6 +52,7 @@ class ActorCritic(nn.Module):
         readout_query: str | None = None,
         image_encoder: str = "nature",
         fuse_images: bool = False,
+        row_vision: bool = False,
     ) -> None:
         super().__init__()
         if memory_grad not in MEMORY_GRADS:
@@ -62,8 +63,14 @@ class ActorCritic(nn.Module):
         self.observation_space = observation_space
         self.action_space = action_space
         self.memory_name = memory
+        if row_vision and readout_key is None:
+            raise ValueError("row_vision lets the readout's rows attend over the camera image: it needs readout_key")
         self.encoder = ObservationEncoder(
-            observation_space, scale=obs_scale, image_arch=image_encoder, fuse_images=fuse_images
+            observation_space,
+            scale=obs_scale,
+            image_arch=image_encoder,
+            fuse_images=fuse_images,
+            row_vision=readout_key if row_vision else None,
         )
         self.proj = nn.Sequential(init_linear(nn.Linear(self.encoder.out_dim, hidden), SQRT2), nn.ReLU())
         self.memory = make_memory(memory, input_size=hidden, **(memory_cfg or {}))
@@ -113,6 +120,7 @@ class ActorCritic(nn.Module):
             cfg.readout_query,
             cfg.image_encoder,
             cfg.fuse_images,
+            cfg.row_vision,
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):

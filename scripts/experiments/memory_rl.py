@@ -56,7 +56,9 @@ PRESETS: dict[str, dict] = {
     # The same task from pixels: rgbd 64 x 64 with the candidate rows as navigation aid but without their cue
     # column (``pixel_candidates``), so which object was cued is only in the images (the magenta tint). One small
     # CNN over rgb + depth stacked (fuse_images, image_encoder "small"): with a Nature CNN per image an update cost
-    # ~10x the state preset's (52 env steps/s for the GRU on one core), with this 120. 200k steps fit in 30 min.
+    # ~10x the state preset's (52 env steps/s for the GRU on one core), with this 120. The rows attend over its
+    # feature map (row_vision): with the global CNN feature only, a GRU's auxiliary loss was still at chance at
+    # 131k steps (docs/RESULTS.md 1). 200k steps fit in about 30 min.
     "objectrecall_rgbd": {
         "env": "chronotope/ObjectRecall-v0",
         "env_kwargs": {"obs_mode": "rgbd", "resolution": [64, 64], "pixel_candidates": True},
@@ -68,6 +70,7 @@ PRESETS: dict[str, dict] = {
             "readout_key": "candidates",
             "fuse_images": True,
             "image_encoder": "small",
+            "row_vision": True,
         },
     },
     "ballet": {

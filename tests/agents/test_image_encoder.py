@@ -105,3 +105,72 @@ def test_pixel_run_with_a_fused_small_cnn_trains_resumes_and_evaluates(tmp_path)
     # the run folder rebuilds the same model: its checkpoint loads strictly and evaluates
     s = evaluate(EvalConfig(run=tmp_path / "px", episodes=2, num_envs=2, seed=3, out=tmp_path / "ev"))
     assert s["success"]["n"] == 2
+
+
+ROWS_SPACE = spaces.Dict(
+    {"img": spaces.Box(0.0, 1.0, (16, 16, 3), np.float32), "rows": spaces.Box(-1.0, 1.0, (3, 2), np.float32)}
+)
+
+
+def _tinted_column_batch(b: int, gen: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Rows give each object's image column u in [-1, 1] (and a distractor value); the image shows a magenta
+    column at one object's u. Label: that object's row."""
+    u = torch.rand(b, 3, generator=gen) * 2 - 1
+    target = torch.randint(0, 3, (b,), generator=gen)
+    img = 0.3 * torch.rand(b, 16, 16, 3, generator=gen)
+    col = ((u[torch.arange(b), target] + 1) / 2 * 15).round().long()
+    img[torch.arange(b), :, col, 0] = 1.0
+    img[torch.arange(b), :, col, 2] = 1.0
+    return {"img": img, "rows": torch.stack([u, torch.rand(b, 3, generator=gen)], -1)}, target
+
+
+def test_row_vision_attends_per_row_and_is_permutation_equivariant():
+    enc = ObservationEncoder(ROWS_SPACE, row_vision="rows")
+    assert enc.keys == ["img+rows"] and enc.out_dim == 128 + 64
+    rv = enc.encoders["img+rows"]
+    o, _ = _tinted_column_batch(4, torch.Generator().manual_seed(0))
+    x = rv.image.prepare(o["img"])
+    perm = torch.tensor([2, 0, 1])
+
+    def seen(rows):  # the per-row attended values, taken from the rows MLP's input
+        captured = {}
+        hook = rv.rows.register_forward_hook(lambda m, i, out: captured.setdefault("in", i[0]))
+        rv(x, rows)
+        hook.remove()
+        return captured["in"].reshape(4, 3, -1)[..., 2:]
+
+    torch.testing.assert_close(seen(o["rows"][:, perm]), seen(o["rows"])[:, perm])
+    other = rv.image.prepare(torch.rand(4, 16, 16, 3))
+    assert not torch.allclose(rv(other, o["rows"]), rv(x, o["rows"]))
+    with pytest.raises(ValueError, match="'missing'"):
+        ObservationEncoder(ROWS_SPACE, row_vision="missing")
+    with pytest.raises(ValueError, match="needs readout_key"):
+        TrainConfig(env="chronotope/ObjectRecall-v0", row_vision=True).validate()
+
+
+def test_row_vision_learns_which_row_the_image_marks_where_a_global_cnn_does_not():
+    """Supervised: name the row whose column the image tints. With the rows attending over the feature map the
+    encoder learns it in a few hundred steps; the same CNN's global feature beside the rows' MLP stays near chance
+    (1/3) in as many steps."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    acc = {}
+    try:
+        for rv in (True, False):
+            torch.manual_seed(0)
+            enc = ObservationEncoder(ROWS_SPACE, row_vision="rows" if rv else None, image_arch="small")
+            head = torch.nn.Linear(enc.out_dim, 3)
+            opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], 2e-3)
+            gen = torch.Generator().manual_seed(1)
+            for _ in range(400):
+                o, y = _tinted_column_batch(64, gen)
+                loss = torch.nn.functional.cross_entropy(head(enc(o)), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            o, y = _tinted_column_batch(512, torch.Generator().manual_seed(99))
+            with torch.no_grad():
+                acc[rv] = (head(enc(o)).argmax(-1) == y).float().mean().item()
+    finally:
+        torch.set_num_threads(threads)
+    assert acc[True] > 0.6 and acc[False] < 0.45, acc
