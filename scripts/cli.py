@@ -27,9 +27,10 @@ BENCH_SUITES = {
     "splat": ("splat",),
     "robot": ("robot",),
     "train": ("train",),
+    "pixel_train": ("pixel_train",),
     "dataset": ("dataset",),
     "peers": ("peers",),  # Memory Maze in its own venv vs our TargetSequence-v0
-    "all": ("render", "nav", "memory", "maps", "splat", "robot", "train", "dataset"),
+    "all": ("render", "nav", "memory", "maps", "splat", "robot", "train", "pixel_train", "dataset"),
 }
 
 
@@ -51,7 +52,20 @@ class BenchArgs:
     """Runs benchmarks and prints their tables (JSON + Markdown under runs/bench/)."""
 
     suite: tyro.conf.Positional[
-        Literal["sim", "render", "nav", "memory", "maps", "splat", "robot", "train", "dataset", "peers", "all"]
+        Literal[
+            "sim",
+            "render",
+            "nav",
+            "memory",
+            "maps",
+            "splat",
+            "robot",
+            "train",
+            "pixel_train",
+            "dataset",
+            "peers",
+            "all",
+        ]
     ] = "all"
     """Which benchmark to run ("sim" = render + nav)."""
     quick: bool = False

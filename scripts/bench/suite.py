@@ -29,11 +29,14 @@ from pathlib import Path
 from typing import Any
 
 # Suite order: cheap, broad modules first so that a failure shows early.
-ALL_MODULES: tuple[str, ...] = ("render", "nav", "memory", "maps", "splat", "robot", "train", "dataset")
+ALL_MODULES: tuple[str, ...] = (
+    "render", "nav", "memory", "maps", "splat", "robot", "train", "pixel_train", "dataset",
+)  # fmt: skip
 
 # Seconds each module may take in quick mode on this 2-core machine when it is not shared; measured quick runs
 # took (under a load average of ~7 on 2 cores) render 14 s, nav 54 s, memory 4 s, maps 112 s, splat 32 s,
-# robot 24 s, train 6 s, peers 130 s of which ~110 s is the one-time venv creation. Sum: 600 s = the 10-minute limit.
+# robot 24 s, train 6 s, peers 130 s of which ~110 s is the one-time venv creation. pixel_train's quick run (4 encoder
+# cases x 2 updates of 4 envs x 16 rgbd steps, plus building 4 trainers) took 16 s under a load average of ~2.3.
 QUICK_BUDGET_S: dict[str, float] = {
     "render": 45,
     "nav": 90,
@@ -42,6 +45,7 @@ QUICK_BUDGET_S: dict[str, float] = {
     "splat": 45,
     "robot": 60,
     "train": 30,
+    "pixel_train": 45,
     "dataset": 60,
     "peers": 160,
 }
@@ -85,6 +89,15 @@ TINY_OVERRIDES: dict[str, dict[str, Any]] = {
         "hidden": 8,
         "rounds": 1,
     },  # fmt: skip
+    "pixel_train": {
+        "cases": ("nature", "fused-small"),
+        "num_envs": (2,),
+        "rollout_len": 4,
+        "bptt_len": 4,
+        "epochs": 1,
+        "minibatches": 1,
+        "rounds": 1,
+    },  # fmt: skip
     "peers": {"num_envs": (2,), "steps": 2, "repeat": 1, "resolution": 16, "peer_num_envs": (1,), "peer_vector": ()},
     "dataset": {
         "cases": ("chronotope/ObjectRecall-v0|state", "chronotope/CueRecallPick-v0|state"),
@@ -105,6 +118,13 @@ TARGETS: tuple[dict[str, Any], ...] = (
         "goal": 50,
     },
     {"id": "ppo_vs_sb3", "module": "train", "what": "our PPO / SB3 PPO env steps/s", "op": ">=", "goal": 1.0},
+    {
+        "id": "pixel_ppo_speedup",
+        "module": "pixel_train",
+        "what": "fused-small / nature env steps/s at N=16",
+        "op": ">=",
+        "goal": 2.0,
+    },
     {
         "id": "octree_vs_open3d",
         "module": "maps",
@@ -274,6 +294,12 @@ def _target_value(tid: str, res: dict[str, Any]) -> tuple[float | None, str]:
         return h.get("ours_over_memory_maze_single"), err or res.get("ours", {}).get("env_id", "")
     if tid == "ppo_vs_sb3":
         return (res.get("cases", {}).get("ours-none") or {}).get("ratio"), ""
+    if tid == "pixel_ppo_speedup":
+        by_n = res.get("by_num_envs") or {}
+        if "16" not in by_n:
+            return None, f"N=16 not run (N={', '.join(by_n) or 'none'})"
+        ratio = (by_n["16"].get("fused-small") or {}).get("ratio")
+        return ratio, "" if ratio is not None else "fused-small or nature not run"
     if tid == "octree_vs_open3d":
         return res.get("speedup_vs_open3d_1e6"), ""
     if tid == "maps_ppo_ratio":
@@ -360,7 +386,8 @@ def render_page(record: dict[str, Any]) -> str:
         "## Machine",
         "",
         f"- CPU: {m.get('cpu')}, {cores} cores; Python {m.get('python')}; torch {m.get('torch')} "
-        f"({m.get('torch_threads')} torch threads in the suite process; memory, splat and train pin 1 thread)",
+        f"({m.get('torch_threads')} torch threads in the suite process; memory, splat, train and pixel_train pin 1 "
+        "thread)",
         f"- GPU: {m.get('cuda') or 'none (CPU only)'}",
         f"- Load average (1 min) at start {la0:.1f}, at end {la1:.1f}, on {cores} cores.",
     ]

@@ -69,12 +69,14 @@ def test_targets_are_checked_in_their_direction():
         "maps": {"results": {"speedup_vs_open3d_1e6": 12.0}},
         "memory": {"results": {"headline": {"hcam_over_full": 0.2, "hcam_over_full_at_T": 10_000}}},
         "train": {"results": {"cases": {"ours-none": {"ratio": 0.97}}}},
+        "pixel_train": {"results": {"by_num_envs": {"16": {"fused-small": {"ratio": 2.4}}, "64": {}}}},
         "nav": {"results": {"rows": [{"resolution": 64, "num_envs": 64, "native_open3d": 80.0, "raw_cast": 100.0}]}},
     }
     got = {t["id"]: (t["value"], t["met"]) for t in suite.check_targets(modules)}
     assert got["octree_vs_open3d"] == (12.0, True)
     assert got["hcam_vs_full"] == (0.2, False)  # <= target: 0.2 is too slow
     assert got["ppo_vs_sb3"] == (0.97, False)
+    assert got["pixel_ppo_speedup"] == (2.4, True)
     assert got["nav_over_raw"] == (pytest.approx(0.8), True)
     assert got["vs_memory_maze"] == (None, None)  # peers not run
 
@@ -128,6 +130,34 @@ READING_CASES = {
             }
         },
         ["1.17x sb3-ppo", "1.33x", "30%"],
+    ),
+    "pixel_train": (
+        {
+            "by_num_envs": {
+                "16": {
+                    "nature": {
+                        "sps": 52.0,
+                        "sim_s": 0.1,
+                        "inference_s": 0.3,
+                        "learn_s": 0.6,
+                        "ratio": 1.0,
+                        "inference_ratio": 1.0,
+                        "learn_ratio": 1.0,
+                    },
+                    "fused-small": {
+                        "sps": 125.0,
+                        "sim_s": 0.1,
+                        "inference_s": 0.1,
+                        "learn_s": 0.2,
+                        "ratio": 2.4,
+                        "inference_ratio": 3.0,
+                        "learn_ratio": 3.1,
+                    },
+                }
+            },
+            "headline": {"fused_small_over_nature": 2.4},
+        },
+        ["N=16", "52 env steps/s", "10% sim", "fused-small 2.40x", "learn 3.10x", "met (2.40x)"],
     ),
     "peers": (
         {
