@@ -37,6 +37,7 @@ ALL_MODULES: tuple[str, ...] = (
 # took (under a load average of ~7 on 2 cores) render 14 s, nav 54 s, memory 4 s, maps 112 s, splat 32 s,
 # robot 24 s, train 6 s, peers 130 s of which ~110 s is the one-time venv creation. pixel_train's quick run (4 encoder
 # cases x 2 updates of 4 envs x 16 rgbd steps, plus building 4 trainers) took 16 s under a load average of ~2.3.
+# The budgets sum to more than 10 minutes (705 s); a quick suite on an idle machine takes far less than its budgets.
 QUICK_BUDGET_S: dict[str, float] = {
     "render": 45,
     "nav": 90,
