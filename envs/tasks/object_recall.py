@@ -666,8 +666,10 @@ class ObjectRecallTask(MemoryTask):
         """Also ``memory_target`` float [N, 2]: the target's position in the start frame (the frame of ``gps``,
         m), constant over an episode: what a memory must keep (with the current ``gps`` / ``compass`` it gives
         the way back); where ``candidates`` is observed also ``memory_slot`` float [N, K], the one-hot row of
-        ``candidates`` that is the target (what a memory must keep there). Labels for auxiliary losses, never
-        observed."""
+        ``candidates`` that is the target (what a memory must keep there), and ``cue_slot`` float [N, K], that
+        one-hot while the cue is shown and the target in view, else 0: the ``state`` mode's cue column, which in a
+        pixel mode names what the tint marks (a perception label; nothing to remember). Labels for auxiliary
+        losses, never observed."""
         target, _ = start_frame(self.target_xy, core.sim.yaw, core.start_position, core.start_yaw)
         out = {
             "phase": self.phase.astype(float),
@@ -676,6 +678,7 @@ class ObjectRecallTask(MemoryTask):
         }
         if self.observes_candidates(core):  # which row of ``candidates`` is the target: one-hot [K]
             out["memory_slot"] = np.eye(self.cand_xy.shape[1])[self.target_slot]
+            out["cue_slot"] = self.candidates(core, self.target_cue(core)[:, 0] > 0)[..., 3].astype(float)
         return out
 
 

@@ -58,7 +58,9 @@ PRESETS: dict[str, dict] = {
     # CNN over rgb + depth stacked (fuse_images, image_encoder "small"): with a Nature CNN per image an update cost
     # ~10x the state preset's (52 env steps/s for the GRU on one core), with this 120. The rows attend over its
     # feature map (row_vision): with the global CNN feature only, a GRU's auxiliary loss was still at chance at
-    # 131k steps (docs/RESULTS.md 1). 200k steps fit in about 30 min.
+    # 131k steps, with row vision too at 106k (docs/RESULTS.md 1). A second auxiliary head names the row the tint
+    # marks while it is in view (``cue_slot``: the state mode's cue column, a perception label with nothing to
+    # remember), a short gradient path to the CNN. 200k steps fit in about 30 min.
     "objectrecall_rgbd": {
         "env": "chronotope/ObjectRecall-v0",
         "env_kwargs": {"obs_mode": "rgbd", "resolution": [64, 64], "pixel_candidates": True},
@@ -68,6 +70,7 @@ PRESETS: dict[str, dict] = {
             **_RECIPE,
             "steps": 200_000,
             "readout_key": "candidates",
+            "aux_key": "memory_slot,cue_slot",
             "fuse_images": True,
             "image_encoder": "small",
             "row_vision": True,

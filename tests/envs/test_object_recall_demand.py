@@ -190,9 +190,11 @@ def test_pixel_candidates_give_the_rows_without_the_cue():
                 po["candidates"][:, [0, 1, 2, 4, 5, 6, 7]], so["candidates"][:, [0, 1, 2, 4, 5, 6, 7]]
             )
             assert not po["candidates"][:, 3].any()
+            # the perception label of the pixel mode is the state mode's cue column
+            np.testing.assert_array_equal(pinfo["cue_slot"], so["candidates"][:, 3])
             cued_rows += int(so["candidates"][:, 3].any())
             assert pix.observation_space["candidates"].contains(po["candidates"])
-            (po, *_), (so, *_) = pix.step(1), state.step(1)
+            (po, _, _, _, pinfo), (so, *_) = pix.step(1), state.step(1)
         assert cued_rows > 0  # the state twin flagged the target meanwhile; the pixel rows never did
     with pytest.raises(ValueError, match="pixel_candidates.*'yes'"):
         _env(obs_mode="rgbd", pixel_candidates="yes")
