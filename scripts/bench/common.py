@@ -128,3 +128,14 @@ def _default(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()
     return str(o)
+
+
+def quick_settings(cfg, quick: dict):
+    """``cfg`` (a benchmark's dataclass Config) with each field named in ``quick`` set to its quick value where
+    ``cfg`` still holds the class default; values given explicitly stay."""
+    from dataclasses import replace
+
+    default = type(cfg)()
+    return replace(
+        cfg, **{k: v if getattr(cfg, k) == getattr(default, k) else getattr(cfg, k) for k, v in quick.items()}
+    )

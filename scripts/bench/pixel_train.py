@@ -41,13 +41,13 @@ import statistics
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from chronotope.scripts.bench.common import machine_info, print_table, write_results
+from chronotope.scripts.bench.common import machine_info, print_table, quick_settings, write_results
 from chronotope.scripts.experiments.memory_rl import PRESETS
 
 _PRESET = PRESETS["objectrecall_rgbd"]
@@ -111,13 +111,10 @@ class Config:
         """The effective settings (``quick`` shrinks the defaults it names; values given explicitly stay)."""
         if not self.quick:
             return self
-        d = Config()
         pick = {
             "num_envs": (4,), "rollout_len": 16, "bptt_len": 16, "epochs": 1, "minibatches": 1, "rounds": 1,
         }  # fmt: skip
-        return replace(
-            self, **{k: v if getattr(self, k) == getattr(d, k) else getattr(self, k) for k, v in pick.items()}
-        )
+        return quick_settings(self, pick)
 
 
 class _Case:

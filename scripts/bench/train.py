@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from chronotope.scripts.bench.common import machine_info, print_table, write_results
+from chronotope.scripts.bench.common import machine_info, print_table, quick_settings, write_results
 
 BASELINES = {"ours-none": "sb3-ppo", "ours-lstm": "sb3-recurrent-ppo", "ours-hcam": "sb3-recurrent-ppo"}
 """Which SB3 case each of our cases is compared with."""
@@ -87,15 +87,10 @@ class Config:
         """The effective settings (``quick`` shrinks the defaults it names)."""
         if not self.quick:
             return self
-        from dataclasses import replace
-
-        d = Config()
         pick = {
             "num_envs": 4, "n_steps": 16, "epochs": 2, "bptt_len": 8, "rounds": 3,
         }  # fmt: skip
-        return replace(
-            self, **{k: v if getattr(self, k) == getattr(d, k) else getattr(self, k) for k, v in pick.items()}
-        )
+        return quick_settings(self, pick)
 
 
 def _sb3_extractor_class():
