@@ -638,11 +638,17 @@ class ObjectRecallTask(MemoryTask):
         present = self.cand_present.astype(np.float32)[..., None]
         out[..., 0] = present[..., 0]
         out[..., 1:3] = np.clip(agent_frame(self.cand_xy - core.sim.position[:, None, :], yaw), -e, e) * present
-        rows = np.flatnonzero(cue_on)
-        out[rows, self.target_slot[rows], 3] = 1.0
+        out[..., 3] = self.cue_rows(cue_on)
         out[..., 4] = np.minimum(guide[..., 0], e) * present[..., 0]
         out[..., 5:7] = agent_frame(guide[..., 1:], yaw) * present
         out[..., 7] = (guide[..., 0] <= 0) * present[..., 0]
+        return out
+
+    def cue_rows(self, cue_on: np.ndarray) -> np.ndarray:
+        """float32 [N, K]: the cue column of :meth:`candidates`, 1 on the target's row where ``cue_on``."""
+        out = np.zeros(self.cand_xy.shape[:2], np.float32)
+        rows = np.flatnonzero(cue_on)
+        out[rows, self.target_slot[rows]] = 1.0
         return out
 
     def modify_state(self, core, sel: np.ndarray, obs: dict[str, np.ndarray]) -> None:
@@ -678,7 +684,7 @@ class ObjectRecallTask(MemoryTask):
         }
         if self.observes_candidates(core):  # which row of ``candidates`` is the target: one-hot [K]
             out["memory_slot"] = np.eye(self.cand_xy.shape[1])[self.target_slot]
-            out["cue_slot"] = self.candidates(core, self.target_cue(core)[:, 0] > 0)[..., 3].astype(float)
+            out["cue_slot"] = self.cue_rows(self.target_cue(core)[:, 0] > 0).astype(float)
         return out
 
 
