@@ -226,8 +226,11 @@ class OccupancyMap:
         return (self.floor_hits > 0) | (self.carved > 0) | (self.obstacle_hits > 0)
 
     # ------------------------------------------------------------------- crop
-    def crop(self, position: np.ndarray, yaw: float, size: int, rotate: bool = True) -> np.ndarray:
-        """Agent-centred crop, float32 ``[3, size, size]``: occupied, observed free, semantic id.
+    def crop(
+        self, position: np.ndarray, yaw: float, size: int, rotate: bool = True, dtype: np.dtype = np.float32
+    ) -> np.ndarray:
+        """Agent-centred crop ``[3, size, size]`` of ``dtype`` (float32 by default; any dtype that holds the
+        semantic ids): occupied, observed free, semantic id.
 
         Crop pixel ``(r, c)`` shows the point ``forward = (size/2 - r - 0.5) * cs``,
         ``left = (size/2 - c - 0.5) * cs`` from the agent: the heading points up (row 0) when ``rotate``;
@@ -247,7 +250,7 @@ class OccupancyMap:
         col = np.floor((wx - self.origin[0]) / self.cell_size).astype(np.int64)
         row = np.floor((wy - self.origin[1]) / self.cell_size).astype(np.int64)
         ok = (row >= 0) & (row < self.shape[0]) & (col >= 0) & (col < self.shape[1])
-        out = np.zeros((3, size * size), np.float32)
+        out = np.zeros((3, size * size), dtype)
         flat = (row * self.shape[1] + col)[ok]
         # the masks of the cells in view only (the whole-grid masks cost more than the crop)
         occ = self.obstacle_hits.reshape(-1)[flat] >= self.cfg.min_hits
@@ -406,19 +409,24 @@ def _carve_batch(maps: list[OccupancyMap], sensors: np.ndarray, ex: np.ndarray, 
 
 
 def crop_batch(
-    maps: list[OccupancyMap], positions: np.ndarray, yaws: np.ndarray, size: int, rotate: bool = True
+    maps: list[OccupancyMap],
+    positions: np.ndarray,
+    yaws: np.ndarray,
+    size: int,
+    rotate: bool = True,
+    dtype: np.dtype = np.float32,
 ) -> np.ndarray:
-    """``np.stack([maps[b].crop(positions[b], yaws[b], size, rotate) for b])``, float32 ``[B, 3, size, size]``,
+    """``np.stack([maps[b].crop(positions[b], yaws[b], size, rotate, dtype) for b])``, ``[B, 3, size, size]``,
     with the crop geometry computed once for the batch (the same values bit for bit; maps with differing grids
     are cropped one by one)."""
     n_maps = len(maps)
     pos = np.asarray(positions, np.float64).reshape(n_maps, -1)[:, :2]
     yaws = np.asarray(yaws, np.float64).reshape(n_maps)
     if n_maps == 0:
-        return np.zeros((0, 3, size, size), np.float32)
+        return np.zeros((0, 3, size, size), dtype)
     m0 = maps[0]
     if size < 1 or any(m.cfg != m0.cfg for m in maps) or not (np.isfinite(pos).all() and np.isfinite(yaws).all()):
-        return np.stack([m.crop(pos[b], float(yaws[b]), size, rotate) for b, m in enumerate(maps)])
+        return np.stack([m.crop(pos[b], float(yaws[b]), size, rotate, dtype) for b, m in enumerate(maps)])
     fwd, left = _crop_offsets(size, m0.cell_size)
     a = yaws if rotate else np.zeros(n_maps)
     # math.cos / math.sin per map, as crop computes them (numpy's vectorised cos may differ in the last bit)
@@ -450,7 +458,7 @@ def crop_batch(
         seen[b] = (m.floor_hits.reshape(-1)[fb] > 0) | (m.carved.reshape(-1)[fb] > 0)
         np.take(m.semantic.reshape(-1), fb, out=sem[b])
     occ = (obst >= m0.cfg.min_hits) & ok
-    out = np.empty((n_maps, 3, size * size), np.float32)
+    out = np.empty((n_maps, 3, size * size), dtype)
     out[:, 0] = occ
     out[:, 1] = seen & ok & ~occ
     out[:, 2] = np.where(ok, sem, 0)

@@ -128,7 +128,7 @@ class SparseOctree:
         self._slot_ijk = np.zeros((cap, 3), np.int32)  # voxel coordinates of each slot's key (decoded once)
         self._count = np.zeros(cap, np.int64)
         self._point_sum = np.zeros((cap, 3), np.float64)
-        self._labels = np.zeros((cap, c.num_labels), np.int64)
+        self._labels: np.ndarray | None = None  # [cap, num_labels] int64, made by the first labelled insert
         self._feat_sum = np.zeros((cap, c.feature_dim), np.float64)
         self._tokens = np.zeros((cap, c.token_dim), np.float32)
         self._has_token = np.zeros(cap, bool)
@@ -146,6 +146,8 @@ class SparseOctree:
         names = ("_slot_keys", "_slot_ijk", "_count", "_point_sum", "_labels", "_feat_sum", "_tokens", "_has_token")
         for name in names:
             old = getattr(self, name)
+            if old is None:  # label histograms not made yet (no labelled insert so far)
+                continue
             arr = np.zeros((new_cap, *old.shape[1:]), old.dtype)
             arr[: self._n] = old[: self._n]
             setattr(self, name, arr)
@@ -273,7 +275,7 @@ class SparseOctree:
             self._point_sum[slots, d] += np.bincount(inv, weights=pts[:, d], minlength=m)
         if labels is not None:
             hist = np.bincount(inv * c.num_labels + labels, minlength=m * c.num_labels)
-            self._labels[slots] += hist.reshape(m, c.num_labels)
+            self._label_store()[slots] += hist.reshape(m, c.num_labels)
         if features is not None:
             order = np.argsort(inv, kind="stable")
             starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
@@ -376,7 +378,7 @@ class SparseOctree:
             center=self.centers(np.array([key]))[0],
             count=count,
             centroid=self._point_sum[slot] / max(count, 1),
-            label_hist=self._labels[slot].copy() if c.num_labels else None,
+            label_hist=self.label_histograms(np.array([slot]))[0] if c.num_labels else None,
             feature=self._feat_sum[slot] / max(count, 1) if c.feature_dim else None,
             token=self._tokens[slot].copy() if (c.token_dim and self._has_token[slot]) else None,
         )
@@ -391,7 +393,17 @@ class SparseOctree:
 
     def label_histograms(self, slots: np.ndarray) -> np.ndarray:
         """Label histograms of slots, int64 ``[N, num_labels]``."""
-        return self._labels[np.asarray(slots, np.int64)]
+        slots = np.asarray(slots, np.int64)
+        if self._labels is None:  # nothing labelled inserted yet: every histogram is empty
+            return np.zeros((*slots.shape, self.cfg.num_labels), np.int64)
+        return self._labels[slots]
+
+    def _label_store(self) -> np.ndarray:
+        """The label histograms int64 ``[capacity, num_labels]``, made (zeros) on first use: a tree that is never
+        given labels (e.g. maps of an env without semantics) does not carry or copy them as it grows."""
+        if self._labels is None:
+            self._labels = np.zeros((self._slot_keys.shape[0], self.cfg.num_labels), np.int64)
+        return self._labels
 
     # ------------------------------------------------------------- LTM tokens
     def set_tokens(self, slots: np.ndarray, tokens: np.ndarray) -> None:
@@ -684,7 +696,7 @@ def insert_batch(
         for d in range(3):  # coordinate by coordinate: faster than adding [n, 3] rows through fancy indexing
             t._point_sum[slots, d] += sums[d][s]
         if hist is not None:
-            t._labels[slots] += hist[s]
+            t._label_store()[slots] += hist[s]
 
 
 def query_knn_batch(trees: list[SparseOctree], points: np.ndarray, k: int) -> list[np.ndarray]:

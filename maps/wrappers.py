@@ -137,7 +137,8 @@ class MapKind:
 
 
 class OccupancyKind(MapKind):
-    """``"occupancy"``: float32 ``[3, crop, crop]`` agent-centred crop (occupied, free, semantic id).
+    """``"occupancy"``: ``[3, crop, crop]`` agent-centred crop (occupied, free, semantic id), uint8 (uint16 when the
+    env's ids exceed 255, float32 beyond 65535).
 
     The space (an :class:`~chronotope.maps.spaces.EgocentricMapBox`, which the policies' encoders give a map CNN)
     declares the true bounds per channel: occupied and free in [0, 1], the semantic id in [0, the env's largest
@@ -156,9 +157,12 @@ class OccupancyKind(MapKind):
         self.crop_size, self.rotate, self.key = int(crop_size), rotate, key
         sem = obs_space.spaces.get("semantic")
         max_id = float(np.max(sem.high)) if sem is not None else 0.0
-        high = np.empty((3, self.crop_size, self.crop_size), np.float32)
-        high[0], high[1], high[2] = 1.0, 1.0, max_id
-        self.space = EgocentricMapBox(np.zeros_like(high), high, dtype=np.float32)
+        # the smallest type that holds every value (0 / 1 flags and the ids): a quarter of float32's bytes to
+        # copy through rollouts and minibatches when the ids fit a byte
+        self.dtype = next((t for t in (np.uint8, np.uint16) if max_id <= np.iinfo(t).max), np.float32)
+        high = np.empty((3, self.crop_size, self.crop_size), self.dtype)
+        high[0], high[1], high[2] = 1, 1, max_id
+        self.space = EgocentricMapBox(np.zeros_like(high), high, dtype=self.dtype)
 
     def new_map(self, previous: Any = None) -> OccupancyMap:
         return OccupancyMap(self.cfg)
@@ -168,7 +172,7 @@ class OccupancyKind(MapKind):
         pts, frame, _ = frames.all_points()
         integrate_points_batch(maps, pts, frame, frames.labels(), frames.poses[:, :3, 3], frames.columns())
         yaws = np.array([camera_yaw(p) for p in frames.poses])
-        return crop_batch(maps, frames.poses[:, :3, 3], yaws, self.crop_size, self.rotate)
+        return crop_batch(maps, frames.poses[:, :3, 3], yaws, self.crop_size, self.rotate, self.dtype)
 
 
 class OctreeKind(MapKind):
@@ -457,7 +461,7 @@ class VectorMapWrapper(gym.vector.VectorWrapper):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.autoreset_mode = AutoresetMode(env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
         self.maps: dict[str, list[Any]] = {k.key: [None] * self.num_envs for k in self.kinds}
-        self._features = {k.key: np.zeros((self.num_envs, *k.space.shape), np.float32) for k in self.kinds}
+        self._features = {k.key: np.zeros((self.num_envs, *k.space.shape), k.space.dtype) for k in self.kinds}
         self._reset_next = np.zeros(self.num_envs, bool)  # NEXT_STEP: rows whose next step is a reset
 
     def _observe(self, frames: Frames, rows: np.ndarray) -> dict[str, np.ndarray]:

@@ -18,7 +18,8 @@ def _occupancy_space(crop: int = 64) -> EgocentricMapBox:
 
 def test_map_crops_get_the_map_encoder_and_images_keep_the_camera_cnn():
     space = _occupancy_space()
-    assert isinstance(space, EgocentricMapBox) and space == spaces.Box(space.low, space.high, dtype=np.float32)
+    # ids up to 40 fit a byte: the crop is uint8 (a quarter of float32's bytes through rollouts and minibatches)
+    assert isinstance(space, EgocentricMapBox) and space == spaces.Box(space.low, space.high, dtype=np.uint8)
     enc = encoder_for(space)
     assert isinstance(enc, MapEncoder) and enc.pool == 4
     torch.testing.assert_close(enc.scale, torch.tensor([1.0, 1.0, 40.0]))
@@ -30,6 +31,14 @@ def test_map_crops_get_the_map_encoder_and_images_keep_the_camera_cnn():
     assert isinstance(obs.encoders["occupancy"], MapEncoder) and isinstance(obs.encoders["depth"], ImageEncoder)
     x = {"occupancy": torch.as_tensor(space.sample())[None].repeat(5, 1, 1, 1), "depth": torch.rand(5, 64, 64, 1)}
     assert obs(x).shape == (5, obs.out_dim)
+
+
+def test_crop_type_is_the_smallest_that_holds_the_ids():
+    for max_id, dtype in ((0, np.uint8), (255, np.uint8), (256, np.uint16), (70_000, np.float32)):
+        obs = spaces.Dict({"depth": spaces.Box(0.0, 10.0, (8, 8, 1), np.float32),
+                           "semantic": spaces.Box(0, max_id, (8, 8, 1), np.int32)})  # fmt: skip
+        space = OccupancyKind(obs, crop_size=8).space
+        assert space.dtype == dtype and space.high[2].max() == max_id, max_id
 
 
 def test_map_encoder_pools_then_scales_and_reads_any_crop_size():

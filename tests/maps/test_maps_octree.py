@@ -62,6 +62,27 @@ def test_incremental_insert_equals_single_insert_and_slots_are_stable():
     assert all(int(b.lookup(np.array([k]))[0]) == s for k, s in slots_before.items())
 
 
+def test_label_histograms_of_unlabelled_then_labelled_inserts():
+    # the histograms are made only once labels arrive; before that every histogram reads empty, after it they
+    # hold the labelled points only, as in a tree whose histograms existed from the start
+    pts = _cloud(3)
+    labels = np.random.default_rng(4).integers(0, 3, len(pts))
+    lazy, eager = SparseOctree(CFG), SparseOctree(CFG)
+    eager._label_store()
+    for t in (lazy, eager):
+        t.insert(pts[:1500])
+    slots = lazy.lookup(lazy.keys)
+    hist = lazy.label_histograms(slots)
+    assert hist.shape == (len(lazy), 3) and hist.dtype == np.int64 and not hist.any()
+    assert lazy.leaf(int(slots[0])).label_hist.tolist() == [0, 0, 0]
+    for t in (lazy, eager):
+        t.insert(pts[1500:], labels[1500:])
+    np.testing.assert_array_equal(lazy.keys, eager.keys)
+    hist = lazy.label_histograms(lazy.lookup(lazy.keys))
+    np.testing.assert_array_equal(hist, eager.label_histograms(eager.lookup(eager.keys)))
+    assert hist.sum() == np.count_nonzero(lazy.quantize(pts[1500:])[2])  # every labelled in-cube point, once
+
+
 def test_unvisited_cells_return_none():
     tree = SparseOctree(CFG)
     tree.insert(np.array([[0.01, 0.01, 0.01]]))
