@@ -69,9 +69,11 @@ class TrainConfig:
     divides by max(|low|, |high|), so a 0 stays 0 (sparse entity rows, e.g. Ballet's ``dancers``, stay sparse: a
     GRU named the dancers' patterns from them ~4x faster than from the [-1, 1] map, in which every absent value
     becomes -1)."""
-    image_encoder: Literal["nature", "small"] = "nature"
-    """CNN of image observations: "nature" (the DQN Nature 2015 CNN, 32-64-64 channels) or "small" (the 2013 DQN
-    CNN, 16-32 channels; about a third of the cost at 64 x 64, which is most of a pixel update on CPU)."""
+    image_encoder: Literal["nature", "small", "pool"] = "nature"
+    """CNN of image observations: "nature" (the DQN Nature 2015 CNN, 32-64-64 channels), "small" (the 2013 DQN
+    CNN, 16-32 channels; about a third of the cost at 64 x 64, which is most of a pixel update on CPU) or "pool" (no
+    convolution: every channel averaged over an 8 x 8 grid, then the linear layer; the coarse layout only, for
+    agents whose detail comes from ``row_glimpse``)."""
     fuse_images: bool = False
     """One CNN over the stacked channels of equal-size images (rgb + depth as one [H, W, 4] input, the usual RGB-D
     encoder) instead of one CNN per image key."""
@@ -79,6 +81,11 @@ class TrainConfig:
     """The ``readout_key`` rows attend over the camera CNN's feature map (:class:`~chronotope.agents.encoders.
     RowVisionEncoder`): what the image shows at each object becomes a column of its row (ObjectRecall from pixels:
     the magenta cue). Needs ``readout_key`` and one camera image (or one ``fuse_images`` group)."""
+    row_glimpse: str | None = None
+    """With ``row_vision``: "X,Y,HFOV", the rows' columns holding their object's position in the camera frame (x
+    forward, y left) and the camera's horizontal field of view in degrees (ObjectRecall's ``candidates``:
+    "1,2,90"). Each row then reads the pixel column where its object projects (a pinhole projection) instead of
+    attending over the CNN's feature map (:class:`~chronotope.agents.encoders.RowVisionEncoder`)."""
     memory_grad: Literal["all", "aux"] = "all"
     """What trains the memory core: "all" losses, or the auxiliary loss alone ("aux": the policy and value heads
     read the memory output with its gradient stopped; needs aux_coef > 0). On Ballet the policy gradient in the
@@ -162,6 +169,22 @@ class TrainConfig:
     def memory_cfg_dict(self) -> dict[str, Any]:
         return _json_object("memory_cfg", self.memory_cfg)
 
+    def row_glimpse_spec(self) -> tuple[int, int, float] | None:
+        """``row_glimpse`` parsed: (x column, y column, hfov degrees), or None."""
+        if self.row_glimpse is None:
+            return None
+        parts = str(self.row_glimpse).split(",")
+        try:
+            xi, yi, hfov = int(parts[0]), int(parts[1]), float(parts[2])
+            if len(parts) != 3 or xi < 0 or yi < 0 or xi == yi or not 0 < hfov < 180:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise ValueError(
+                f"row_glimpse must be 'X,Y,HFOV' (two distinct row columns >= 0, a field of view in (0, 180) "
+                f"degrees), got {self.row_glimpse!r}"
+            ) from None
+        return xi, yi, hfov
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["out_dir"] = str(self.out_dir)
@@ -198,6 +221,10 @@ class TrainConfig:
             )
         if self.row_vision and self.readout_key is None:
             raise ValueError("row_vision lets the readout's rows attend over the camera image: it needs readout_key")
+        if self.row_glimpse is not None:
+            if not self.row_vision:
+                raise ValueError(f"row_glimpse {self.row_glimpse!r} sets how row_vision looks: it needs row_vision")
+            self.row_glimpse_spec()
         if self.memory_grad == "aux" and not self.aux_coef > 0:
             raise ValueError(
                 f"memory_grad='aux' trains the memory by the auxiliary loss alone: it needs aux_coef > 0, got "

@@ -26,7 +26,7 @@ def _is_image(space: spaces.Box) -> bool:
     return len(space.shape) == 3 and (space.shape[-1] <= 4 or space.shape[0] <= 4) and min(space.shape) >= 1
 
 
-IMAGE_ARCHS = ("nature", "small")
+IMAGE_ARCHS = ("nature", "small", "pool")
 """CNNs of :class:`ImageEncoder` (``TrainConfig.image_encoder``)."""
 
 
@@ -52,7 +52,9 @@ class ImageEncoder(nn.Module):
             scale = np.ones(c)
         # not persistent: derived from the space, and checkpoints stay loadable by either version
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32), persistent=False)
-        if min(h, w) >= 36 and arch == "nature":  # the DQN (Nature 2015) CNN
+        if arch == "pool":  # no convolution: each channel averaged over an 8 x 8 grid (the coarse layout only)
+            convs = [nn.AdaptiveAvgPool2d((min(h, 8), min(w, 8)))]
+        elif min(h, w) >= 36 and arch == "nature":  # the DQN (Nature 2015) CNN
             convs = [nn.Conv2d(c, 32, 8, 4), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(), nn.Conv2d(64, 64, 3, 1)]
         elif min(h, w) >= 36:  # "small": the DQN (NeurIPS 2013 workshop) CNN, ~1/3 of the Nature CNN's cost here
             convs = [nn.Conv2d(c, 16, 8, 4), nn.ReLU(), nn.Conv2d(16, 32, 4, 2)]
@@ -286,6 +288,14 @@ class RowVisionEncoder(nn.Module):
     object (a tint, a colour) becomes a column of that object's row, which a memory can keep per row as it keeps a
     state-mode column, instead of having to learn which row a blob of the whole image belongs to. The CNN's global
     feature (``image.fc``) is kept beside the rows. Output: [image.out_dim + out_dim].
+
+    ``glimpse`` = (x column, y column, horizontal field of view in degrees): the rows hold their object's position in
+    the camera's frame (x forward, y left, e.g. ObjectRecall's ``candidates`` columns 1 and 2), and instead of
+    attending, row k reads the image itself where its object projects: the full-height pixel column at image
+    coordinate u = -(y / x) / tan(hfov / 2) (bilinear between the two nearest columns; zeros when the object is
+    behind the camera or outside the view), every channel (e.g. rgb and depth, so also whether something nearer
+    hides the object), through a small MLP shared by the rows. A pinhole projection with the camera's known field of
+    view: what is left to learn is what the pixels there show (the cue's colour), not where an object appears.
     """
 
     def __init__(
@@ -296,12 +306,24 @@ class RowVisionEncoder(nn.Module):
         scale: str = "bounds",
         dim: int = 32,
         value_dim: int = 8,
+        glimpse: tuple[int, int, float] | None = None,
     ) -> None:
         super().__init__()
         if len(rows.shape) != 2:
             raise ValueError(f"row vision needs rows [K, F], got a space of shape {rows.shape}")
         self.image = image
         k, f = rows.shape
+        self.glimpse = None
+        if glimpse is not None:
+            xi, yi, hfov = int(glimpse[0]), int(glimpse[1]), float(glimpse[2])
+            if not (0 <= xi < f and 0 <= yi < f and xi != yi) or not 0 < hfov < 180:
+                raise ValueError(
+                    f"glimpse (x column, y column, hfov) = {tuple(glimpse)!r}: need two distinct columns of the "
+                    f"{f} row columns and 0 < hfov < 180 degrees"
+                )
+            self.glimpse = (xi, yi, math.tan(math.radians(hfov) / 2))
+            c, h = image.input_shape[0], image.input_shape[1]
+            self.look = nn.Sequential(nn.Linear(c * h, dim), nn.ReLU(), nn.Linear(dim, value_dim))
         center, half = box_scaling(rows.low, rows.high, scale)
         self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32), persistent=False)
         self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32), persistent=False)
@@ -315,10 +337,29 @@ class RowVisionEncoder(nn.Module):
         self.rows = nn.Sequential(nn.Linear(k * (f + value_dim), out_dim), nn.ReLU())
         self.out_dim = image.out_dim + out_dim
 
+    def look_at_rows(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The pixel column where each row's object projects, [B, K, C * H] (``glimpse``; zeros out of view)."""
+        xi, yi, tan_half = self.glimpse
+        fwd, left = rows[..., xi].float(), rows[..., yi].float()  # [B, K]
+        ok = fwd > 1e-3
+        u = -left / torch.where(ok, fwd, 1.0) / tan_half
+        ok &= u.abs() <= 1
+        b, c, h, _ = x.shape
+        k = rows.shape[1]
+        v = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) * (2.0 / h) - 1.0  # pixel-row centres
+        grid = torch.stack([torch.where(ok, u, 0.0)[..., None].expand(b, k, h), v.expand(b, k, h)], -1)
+        cols = nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        cols = cols.permute(0, 2, 1, 3).reshape(b, k, c * h)  # [B, K, C * H]
+        return cols * ok[..., None]
+
     def forward(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """x: the CNN's prepared input [B, C, H, W] (:meth:`ImageEncoder.prepare`); rows [B, K, F]."""
         fmap = self.image.cnn[:-1](x)  # [B, C', h, w] (after its ReLU)
         glob = self.image.fc(fmap.flatten(1))
+        if self.glimpse is not None:
+            r = (rows.float() - self.center) / self.halfwidth
+            seen = self.look(self.look_at_rows(x, rows))  # [B, K, value_dim]
+            return torch.cat([glob, self.rows(torch.cat([r, seen], -1).flatten(1))], -1)
         cells = fmap.flatten(2).transpose(1, 2)  # [B, h * w, C']
         cells = torch.cat([cells, self.cell_pos.expand(cells.shape[0], -1, -1)], -1)
         r = (rows.float() - self.center) / self.halfwidth  # [B, K, F]
@@ -366,6 +407,7 @@ class ObservationEncoder(nn.Module):
         image_arch: str = "nature",
         fuse_images: bool = False,
         row_vision: str | None = None,
+        row_glimpse: tuple[int, int, float] | None = None,
     ) -> None:
         super().__init__()
         self.is_dict = isinstance(space, spaces.Dict)
@@ -397,7 +439,9 @@ class ObservationEncoder(nn.Module):
                     f"group: fuse_images) in the observation; keys {sorted(subspaces)}, images {images}"
                 )
             name = f"{images[0]}+{row_vision}"
-            encoders[name] = RowVisionEncoder(encoders.pop(images[0]), subspaces[row_vision], vector_dim, scale)
+            encoders[name] = RowVisionEncoder(
+                encoders.pop(images[0]), subspaces[row_vision], vector_dim, scale, glimpse=row_glimpse
+            )
             del encoders[row_vision]
             self.row_vision = (images[0], row_vision)
         self.keys = sorted(encoders)

@@ -53,6 +53,7 @@ class ActorCritic(nn.Module):
         image_encoder: str = "nature",
         fuse_images: bool = False,
         row_vision: bool = False,
+        row_glimpse: tuple[int, int, float] | None = None,
     ) -> None:
         super().__init__()
         if memory_grad not in MEMORY_GRADS:
@@ -71,6 +72,7 @@ class ActorCritic(nn.Module):
             image_arch=image_encoder,
             fuse_images=fuse_images,
             row_vision=readout_key if row_vision else None,
+            row_glimpse=row_glimpse,
         )
         self.proj = nn.Sequential(init_linear(nn.Linear(self.encoder.out_dim, hidden), SQRT2), nn.ReLU())
         self.memory = make_memory(memory, input_size=hidden, **(memory_cfg or {}))
@@ -121,6 +123,7 @@ class ActorCritic(nn.Module):
             cfg.image_encoder,
             cfg.fuse_images,
             cfg.row_vision,
+            cfg.row_glimpse_spec(),
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
