@@ -37,7 +37,9 @@ ALL_MODULES: tuple[str, ...] = (
 # took (under a load average of ~7 on 2 cores) render 14 s, nav 54 s, memory 4 s, maps 112 s, splat 32 s,
 # robot 24 s, train 6 s, peers 130 s of which ~110 s is the one-time venv creation. pixel_train's quick run (4 encoder
 # cases x 2 updates of 4 envs x 16 rgbd steps, plus building 4 trainers) took 16 s under a load average of ~2.3.
-# The budgets sum to more than 10 minutes (705 s); a quick suite on an idle machine takes far less than its budgets.
+# Adding MiniWorld to peers (quick: 100 steps x 3 repeats per id, SyncVectorEnv of 4) added its worker (10 s), its
+# one-time venv (11 s) and our rgbd+semantic rows (~15 s) under a load average of ~3.4, hence peers' 190 s.
+# The budgets sum to more than 10 minutes (735 s); a quick suite on an idle machine takes far less than its budgets.
 QUICK_BUDGET_S: dict[str, float] = {
     "render": 45,
     "nav": 90,
@@ -48,7 +50,7 @@ QUICK_BUDGET_S: dict[str, float] = {
     "train": 30,
     "pixel_train": 45,
     "dataset": 60,
-    "peers": 160,
+    "peers": 190,
 }
 
 # Overrides for quick mode, passed as module Config values. Every module's own quick mode already fits its
@@ -99,7 +101,18 @@ TINY_OVERRIDES: dict[str, dict[str, Any]] = {
         "minibatches": 1,
         "rounds": 1,
     },  # fmt: skip
-    "peers": {"num_envs": (2,), "steps": 2, "repeat": 1, "resolution": 16, "peer_num_envs": (1,), "peer_vector": ()},
+    "peers": {
+        "num_envs": (2,),
+        "steps": 2,
+        "repeat": 1,
+        "resolution": 16,
+        "peer_num_envs": (1,),
+        "peer_vector": (),
+        "miniworld_env_ids": ("MiniWorld-Hallway-v0",),
+        "miniworld_vector_n": 0,
+        "miniworld_steps": 2,
+        "miniworld_repeat": 1,
+    },  # fmt: skip
     "dataset": {
         "cases": ("chronotope/ObjectRecall-v0|state", "chronotope/CueRecallPick-v0|state"),
         "episodes": 2,
