@@ -131,6 +131,13 @@ TARGETS: tuple[dict[str, Any], ...] = (
         "op": ">=",
         "goal": 50,
     },
+    {
+        "id": "vs_miniworld",
+        "module": "peers",
+        "what": "ours N=64 batched / MiniWorld fastest single env",
+        "op": ">=",
+        "goal": 4,
+    },
     {"id": "ppo_vs_sb3", "module": "train", "what": "our PPO / SB3 PPO env steps/s", "op": ">=", "goal": 1.0},
     {
         "id": "pixel_ppo_speedup",
@@ -306,6 +313,10 @@ def _target_value(tid: str, res: dict[str, Any]) -> tuple[float | None, str]:
         h = res.get("headline") or {}
         err = (res.get("peers", {}).get("memory-maze") or {}).get("error")
         return h.get("ours_over_memory_maze_single"), err or res.get("ours", {}).get("env_id", "")
+    if tid == "vs_miniworld":
+        h = res.get("headline") or {}
+        err = (res.get("peers", {}).get("miniworld") or {}).get("error")
+        return h.get("ours_over_miniworld_single"), err or h.get("miniworld_env_id", "")
     if tid == "ppo_vs_sb3":
         return (res.get("cases", {}).get("ours-none") or {}).get("ratio"), ""
     if tid == "pixel_ppo_speedup":

@@ -79,6 +79,9 @@ def test_targets_are_checked_in_their_direction():
     assert got["pixel_ppo_speedup"] == (2.4, True)
     assert got["nav_over_raw"] == (pytest.approx(0.8), True)
     assert got["vs_memory_maze"] == (None, None)  # peers not run
+    assert got["vs_miniworld"] == (None, None)
+    peers = {"peers": {"results": {"headline": {"ours_over_miniworld_single": 1.8}, "peers": {"miniworld": {}}}}}
+    assert {t["id"]: t["met"] for t in suite.check_targets(peers)}["vs_miniworld"] is False  # below 4x
 
 
 # For each module: a small result in the shape its ``run`` writes, and how some of its numbers must read on the page.
