@@ -337,6 +337,19 @@ class RowVisionEncoder(nn.Module):
         self.rows = nn.Sequential(nn.Linear(k * (f + value_dim), out_dim), nn.ReLU())
         self.out_dim = image.out_dim + out_dim
 
+    @property
+    def derivable(self) -> bool:
+        """Whether everything before the learned layers is parameter-free (``glimpse`` over the "pool" image
+        encoder), so that :meth:`ObservationEncoder.derive` may compute it once per frame."""
+        return self.glimpse is not None and not any(p.requires_grad for p in self.image.cnn.parameters())
+
+    def from_columns(self, pooled: torch.Tensor, cols: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The ``glimpse`` output from the image encoder's flattened feature map [B, D] and :meth:`look_at_rows`'
+        columns [B, K, C * H]."""
+        r = (rows.float() - self.center) / self.halfwidth
+        seen = self.look(cols)  # [B, K, value_dim]
+        return torch.cat([self.image.fc(pooled), self.rows(torch.cat([r, seen], -1).flatten(1))], -1)
+
     def look_at_rows(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """The pixel column where each row's object projects, [B, K, C * H] (``glimpse``; zeros out of view)."""
         xi, yi, tan_half = self.glimpse
@@ -357,9 +370,7 @@ class RowVisionEncoder(nn.Module):
         fmap = self.image.cnn[:-1](x)  # [B, C', h, w] (after its ReLU)
         glob = self.image.fc(fmap.flatten(1))
         if self.glimpse is not None:
-            r = (rows.float() - self.center) / self.halfwidth
-            seen = self.look(self.look_at_rows(x, rows))  # [B, K, value_dim]
-            return torch.cat([glob, self.rows(torch.cat([r, seen], -1).flatten(1))], -1)
+            return self.from_columns(fmap.flatten(1), self.look_at_rows(x, rows), rows)
         cells = fmap.flatten(2).transpose(1, 2)  # [B, h * w, C']
         cells = torch.cat([cells, self.cell_pos.expand(cells.shape[0], -1, -1)], -1)
         r = (rows.float() - self.center) / self.halfwidth  # [B, K, F]
@@ -457,6 +468,9 @@ class ObservationEncoder(nn.Module):
             enc = self.encoders[k]
             if k == vision:
                 image, rows = self.row_vision
+                if DERIVED_COLUMNS in obs:  # what derive() computed from the images
+                    out.append(enc.from_columns(obs[DERIVED_POOLED], obs[DERIVED_COLUMNS], obs[rows]))
+                    continue
                 ks = self.fused.get(image)
                 x = enc.image.prepare(obs[image]) if ks is None else enc.image.prepare_parts([obs[j] for j in ks])
                 out.append(enc(x, obs[rows]))
@@ -464,6 +478,40 @@ class ObservationEncoder(nn.Module):
             ks = self.fused.get(k)
             out.append(enc(obs[k]) if ks is None else enc.forward_parts([obs[j] for j in ks]))
         return torch.cat(out, dim=-1)
+
+    @torch.no_grad()
+    def derive(self, obs: dict[str, torch.Tensor], chunk: int = 1024) -> dict[str, torch.Tensor]:
+        """``obs`` (leaves [..., *shape], any leading dims) with what needs no parameters computed once per frame,
+        where the encoder has such a part: a row-vision module with ``glimpse`` over the "pool" image encoder
+        (:attr:`RowVisionEncoder.derivable`) replaces its image keys by the pooled image ([..., D]) and the rows'
+        pixel columns ([..., K, C * H]), which :meth:`forward` reads as it would have computed them. A PPO update
+        reads every frame once per epoch; the images' scaling, pooling and sampling then run once instead (in
+        ``chunk``-frame pieces). Otherwise ``obs`` itself."""
+        if not self.is_dict or self.row_vision is None:
+            return obs
+        enc = self.encoders["+".join(self.row_vision)]
+        if not enc.derivable:
+            return obs
+        image, rows = self.row_vision
+        ks = self.fused.get(image, [image])
+        lead = obs[rows].shape[:-2]
+        n = int(np.prod(lead))
+        flat = {k: obs[k].reshape(n, *obs[k].shape[len(lead) :]) for k in (*ks, rows)}
+        pooled, cols = [], []
+        for s in range(0, n, chunk):
+            part = [flat[k][s : s + chunk] for k in ks]
+            x = enc.image.prepare(part[0]) if image not in self.fused else enc.image.prepare_parts(part)
+            pooled.append(enc.image.cnn(x))
+            cols.append(enc.look_at_rows(x, flat[rows][s : s + chunk]))
+        out = {k: v for k, v in obs.items() if k not in ks}
+        out[DERIVED_POOLED] = torch.cat(pooled).reshape(*lead, -1)
+        out[DERIVED_COLUMNS] = torch.cat(cols).reshape(*lead, *cols[0].shape[1:])
+        return out
+
+
+DERIVED_POOLED = "_derived_pooled_image"
+DERIVED_COLUMNS = "_derived_row_columns"
+"""Keys :meth:`ObservationEncoder.derive` puts in place of the images."""
 
 
 def init_linear(layer: nn.Linear, gain: float) -> nn.Linear:

@@ -416,6 +416,8 @@ class PPOTrainer:
         if batch.get("labels") is not None:
             seq["labels"] = self._sequences(batch["labels"])
         obs = batch["obs"]
+        if isinstance(obs, dict):  # what the encoder computes without parameters, once per frame, not per epoch
+            obs = self.model.encoder.derive(obs)
         seq_obs = {k: self._windows(v) for k, v in obs.items()} if isinstance(obs, dict) else self._windows(obs)
         n_seq = seq["actions"].shape[0]
         mb = max(1, n_seq // cfg.minibatches)

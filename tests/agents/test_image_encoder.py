@@ -230,3 +230,29 @@ def test_row_glimpse_learns_which_row_the_image_marks_without_a_cnn():
     finally:
         torch.set_num_threads(threads)
     assert acc > 0.9, acc
+
+
+def test_derived_glimpse_inputs_give_the_same_features_and_update():
+    # with glimpse over the pool encoder nothing before the learned layers has parameters: derive() computes it
+    # once per frame (any leading dims) and the encoder reads it as it would have computed it
+    space = spaces.Dict(
+        {
+            "rgb": spaces.Box(0, 255, (16, 16, 3), np.uint8),
+            "depth": spaces.Box(0.0, 10.0, (16, 16, 1), np.float32),
+            "rows": spaces.Box(-5.0, 5.0, (3, 4), np.float32),
+        }
+    )
+    torch.manual_seed(0)
+    enc = ObservationEncoder(space, image_arch="pool", fuse_images=True, row_vision="rows", row_glimpse=(1, 2, 90.0))
+    obs = {k: torch.as_tensor(np.stack([space[k].sample() for _ in range(6)])).reshape(2, 3, *space[k].shape)
+           for k in space.spaces}  # fmt: skip
+    derived = enc.derive(obs, chunk=4)
+    assert "rgb" not in derived and "depth" not in derived and derived["rows"] is obs["rows"]
+    flat = lambda o: {k: v.reshape(6, *v.shape[2:]) for k, v in o.items()}  # noqa: E731
+    torch.testing.assert_close(enc(flat(derived)), enc(flat(obs)))
+    enc(flat(derived)).sum().backward()  # the learned layers still train from the derived inputs
+    assert enc.encoders["depth+rgb+rows"].look[0].weight.grad.abs().sum() > 0
+    # encoders with parameters before the rows (the attention form, a CNN) are left as they are
+    for kw in ({"image_arch": "small"}, {"image_arch": "pool", "row_glimpse": None}):
+        other = ObservationEncoder(space, fuse_images=True, row_vision="rows", **{"row_glimpse": (1, 2, 90.0), **kw})
+        assert other.derive(obs) is obs
