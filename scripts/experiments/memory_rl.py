@@ -54,13 +54,13 @@ PRESETS: dict[str, dict] = {
         "recipe": {**_RECIPE, "steps": 600_000, "readout_key": "candidates"},
     },
     # The same task from pixels: rgbd 64 x 64 with the candidate rows as navigation aid but without their cue
-    # column (``pixel_candidates``), so which object was cued is only in the images (the magenta tint). One small
-    # CNN over rgb + depth stacked (fuse_images, image_encoder "small"): with a Nature CNN per image an update cost
-    # ~10x the state preset's (52 env steps/s for the GRU on one core), with this 120. The rows attend over its
-    # feature map (row_vision): with the global CNN feature only, a GRU's auxiliary loss was still at chance at
-    # 131k steps, with row vision too at 106k (docs/RESULTS.md 1). A second auxiliary head names the row the tint
-    # marks while it is in view (``cue_slot``: the state mode's cue column, a perception label with nothing to
-    # remember), a short gradient path to the CNN. 200k steps fit in about 30 min.
+    # column (``pixel_candidates``), so which object was cued is only in the images (the magenta tint). Each row
+    # reads the pixel column where its object projects (row_glimpse "1,2,90": the rows' forward / left columns and
+    # the env's 90-degree camera) beside an 8 x 8 pooled image (image_encoder "pool", no convolution), rgb and depth
+    # as one input (fuse_images); a second auxiliary head names the row the tint marks while it is in view
+    # (``cue_slot``, a perception label). A CNN that had to find the tint and match it to a row (image_encoder
+    # "small" with rows attending over its map) left the auxiliary loss at chance for 100k+ steps (docs/RESULTS.md
+    # 1). 600k steps, as the state preset.
     "objectrecall_rgbd": {
         "env": "chronotope/ObjectRecall-v0",
         "env_kwargs": {"obs_mode": "rgbd", "resolution": [64, 64], "pixel_candidates": True},
@@ -68,12 +68,13 @@ PRESETS: dict[str, dict] = {
         "train_value": 10,
         "recipe": {
             **_RECIPE,
-            "steps": 200_000,
+            "steps": 600_000,
             "readout_key": "candidates",
             "aux_key": "memory_slot,cue_slot",
             "fuse_images": True,
-            "image_encoder": "small",
+            "image_encoder": "pool",
             "row_vision": True,
+            "row_glimpse": "1,2,90",
         },
     },
     "ballet": {

@@ -148,31 +148,37 @@ def test_row_vision_attends_per_row_and_is_permutation_equivariant():
         TrainConfig(env="chronotope/ObjectRecall-v0", row_vision=True).validate()
 
 
+def _marked_row_accuracy(enc: ObservationEncoder, batch, steps: int) -> float:
+    """Trains ``enc`` + a linear head for ``steps`` batches of 64 to name the marked row (``batch(b, gen)`` ->
+    obs, label), one torch thread, seeded; the held-out accuracy on 512."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        head = torch.nn.Linear(enc.out_dim, 3)
+        opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], 2e-3)
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(steps):
+            o, y = batch(64, gen)
+            loss = torch.nn.functional.cross_entropy(head(enc(o)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        o, y = batch(512, torch.Generator().manual_seed(99))
+        with torch.no_grad():
+            return (head(enc(o)).argmax(-1) == y).float().mean().item()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_row_vision_learns_which_row_the_image_marks_where_a_global_cnn_does_not():
     """Supervised: name the row whose column the image tints. With the rows attending over the feature map the
     encoder learns it in a few hundred steps; the same CNN's global feature beside the rows' MLP stays near chance
     (1/3) in as many steps."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     acc = {}
-    try:
-        for rv in (True, False):
-            torch.manual_seed(0)
-            enc = ObservationEncoder(ROWS_SPACE, row_vision="rows" if rv else None, image_arch="small")
-            head = torch.nn.Linear(enc.out_dim, 3)
-            opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], 2e-3)
-            gen = torch.Generator().manual_seed(1)
-            for _ in range(400):
-                o, y = _tinted_column_batch(64, gen)
-                loss = torch.nn.functional.cross_entropy(head(enc(o)), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            o, y = _tinted_column_batch(512, torch.Generator().manual_seed(99))
-            with torch.no_grad():
-                acc[rv] = (head(enc(o)).argmax(-1) == y).float().mean().item()
-    finally:
-        torch.set_num_threads(threads)
+    for rv in (True, False):
+        torch.manual_seed(0)
+        enc = ObservationEncoder(ROWS_SPACE, row_vision="rows" if rv else None, image_arch="small")
+        acc[rv] = _marked_row_accuracy(enc, _tinted_column_batch, 400)
     assert acc[True] > 0.6 and acc[False] < 0.45, acc
 
 
@@ -204,31 +210,15 @@ def test_row_glimpse_learns_which_row_the_image_marks_without_a_cnn():
     space = spaces.Dict(
         {"img": spaces.Box(0.0, 1.0, (16, 16, 3), np.float32), "rows": spaces.Box(-2.0, 2.0, (3, 2), np.float32)}
     )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        enc = ObservationEncoder(space, image_arch="pool", row_vision="rows", row_glimpse=(0, 1, 90.0))
-        head = torch.nn.Linear(enc.out_dim, 3)
-        opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], 2e-3)
+    torch.manual_seed(0)
+    enc = ObservationEncoder(space, image_arch="pool", row_vision="rows", row_glimpse=(0, 1, 90.0))
 
-        def batch(b, gen):
-            o, y = _tinted_column_batch(b, gen)
-            u = o["rows"][..., 0] * 15 / 16  # the tinted pixel's centre (the batch rounds (u + 1) / 2 * 15)
-            return {"img": o["img"], "rows": torch.stack([torch.ones_like(u), -u], -1)}, y
+    def batch(b, gen):
+        o, y = _tinted_column_batch(b, gen)
+        u = o["rows"][..., 0] * 15 / 16  # the tinted pixel's centre (the batch rounds (u + 1) / 2 * 15)
+        return {"img": o["img"], "rows": torch.stack([torch.ones_like(u), -u], -1)}, y
 
-        gen = torch.Generator().manual_seed(1)
-        for _ in range(150):
-            o, y = batch(64, gen)
-            loss = torch.nn.functional.cross_entropy(head(enc(o)), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        o, y = batch(512, torch.Generator().manual_seed(99))
-        with torch.no_grad():
-            acc = (head(enc(o)).argmax(-1) == y).float().mean().item()
-    finally:
-        torch.set_num_threads(threads)
+    acc = _marked_row_accuracy(enc, batch, 150)
     assert acc > 0.9, acc
 
 
