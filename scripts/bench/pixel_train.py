@@ -13,7 +13,10 @@ differ only in the image encoder, each one change further from the baseline:
 * ``fused``: one Nature CNN over rgb + depth stacked as one [64, 64, 4] image (``fuse_images``).
 * ``fused-small``: the same over the 2013 DQN CNN (16-32 channels; ``image_encoder="small"``).
 * ``fused-small-rows``: plus ``row_vision`` (the candidate rows attend over that CNN's feature map), the
-  preset's own encoder: what the task's learning needs costs on top of the cheapest CNN.
+  preset's earlier encoder: what the task's learning needs costs on top of the cheapest CNN.
+* ``pool-glimpse``: the preset's encoder now: no CNN (8 x 8 channel means, ``image_encoder="pool"``), each row
+  reading the pixel column where its object projects (``row_glimpse``); nothing before the learned layers has
+  parameters, so the update computes those inputs once per frame (``ObservationEncoder.derive``).
 
 All cases keep the readout and auxiliary loss, so the encoder is the only difference, and none of them changes
 the env's work per step: the sim column should be about equal across the cases at one N. Only resets differ:
@@ -61,6 +64,7 @@ CASES: dict[str, dict[str, Any]] = {
     "fused": {"fuse_images": True},
     "fused-small": {"fuse_images": True, "image_encoder": "small"},
     "fused-small-rows": {"fuse_images": True, "image_encoder": "small", "row_vision": True},
+    "pool-glimpse": {"fuse_images": True, "image_encoder": "pool", "row_vision": True, "row_glimpse": "1,2,90"},
 }
 """TrainConfig fields of each case (the encoder alone; everything else is the shared recipe)."""
 
