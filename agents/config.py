@@ -170,20 +170,8 @@ class TrainConfig:
         return _json_object("memory_cfg", self.memory_cfg)
 
     def row_glimpse_spec(self) -> tuple[int, int, float] | None:
-        """``row_glimpse`` parsed: (x column, y column, hfov degrees), or None."""
-        if self.row_glimpse is None:
-            return None
-        parts = str(self.row_glimpse).split(",")
-        try:
-            xi, yi, hfov = int(parts[0]), int(parts[1]), float(parts[2])
-            if len(parts) != 3 or xi < 0 or yi < 0 or xi == yi or not 0 < hfov < 180:
-                raise ValueError
-        except (ValueError, IndexError):
-            raise ValueError(
-                f"row_glimpse must be 'X,Y,HFOV' (two distinct row columns >= 0, a field of view in (0, 180) "
-                f"degrees), got {self.row_glimpse!r}"
-            ) from None
-        return xi, yi, hfov
+        """``row_glimpse`` parsed (:func:`parse_glimpse`), or None."""
+        return None if self.row_glimpse is None else parse_glimpse(self.row_glimpse)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -263,6 +251,26 @@ class TrainConfig:
             from chronotope.maps.wrappers import parse_wrappers
 
             parse_wrappers(self.wrappers)
+
+
+def parse_glimpse(spec: str | tuple, columns: int | None = None) -> tuple[int, int, float]:
+    """``row_glimpse`` ("X,Y,HFOV" or a tuple of the three) as (x column, y column, hfov degrees), checked: two
+    distinct row columns >= 0 (and < ``columns`` when given), a field of view in (0, 180) degrees; else a ValueError
+    naming the value. The one check of the config and of :class:`~chronotope.agents.encoders.RowVisionEncoder`."""
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    try:
+        xi, yi, hfov = int(parts[0]), int(parts[1]), float(parts[2])
+        ok = len(parts) == 3 and min(xi, yi) >= 0 and xi != yi and 0 < hfov < 180
+        ok = ok and (columns is None or max(xi, yi) < columns)
+    except (ValueError, IndexError, TypeError):
+        ok = False
+    if not ok:
+        within = "" if columns is None else f" of the {columns}"
+        raise ValueError(
+            f"row_glimpse must be 'X,Y,HFOV' (two distinct row columns >= 0{within}, a field of view in (0, 180) "
+            f"degrees), got {spec!r}"
+        )
+    return xi, yi, hfov
 
 
 def _json_object(name: str, text: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from chronotope.agents.config import parse_glimpse
 from chronotope.maps.spaces import EgocentricMapBox
 
 
@@ -315,12 +316,7 @@ class RowVisionEncoder(nn.Module):
         k, f = rows.shape
         self.glimpse = None
         if glimpse is not None:
-            xi, yi, hfov = int(glimpse[0]), int(glimpse[1]), float(glimpse[2])
-            if not (0 <= xi < f and 0 <= yi < f and xi != yi) or not 0 < hfov < 180:
-                raise ValueError(
-                    f"glimpse (x column, y column, hfov) = {tuple(glimpse)!r}: need two distinct columns of the "
-                    f"{f} row columns and 0 < hfov < 180 degrees"
-                )
+            xi, yi, hfov = parse_glimpse(glimpse, f)
             self.glimpse = (xi, yi, math.tan(math.radians(hfov) / 2))
             c, h = image.input_shape[0], image.input_shape[1]
             self.look = nn.Sequential(nn.Linear(c * h, dim), nn.ReLU(), nn.Linear(dim, value_dim))
@@ -368,9 +364,9 @@ class RowVisionEncoder(nn.Module):
     def forward(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """x: the CNN's prepared input [B, C, H, W] (:meth:`ImageEncoder.prepare`); rows [B, K, F]."""
         fmap = self.image.cnn[:-1](x)  # [B, C', h, w] (after its ReLU)
-        glob = self.image.fc(fmap.flatten(1))
         if self.glimpse is not None:
             return self.from_columns(fmap.flatten(1), self.look_at_rows(x, rows), rows)
+        glob = self.image.fc(fmap.flatten(1))
         cells = fmap.flatten(2).transpose(1, 2)  # [B, h * w, C']
         cells = torch.cat([cells, self.cell_pos.expand(cells.shape[0], -1, -1)], -1)
         r = (rows.float() - self.center) / self.halfwidth  # [B, K, F]
@@ -471,13 +467,18 @@ class ObservationEncoder(nn.Module):
                 if DERIVED_COLUMNS in obs:  # what derive() computed from the images
                     out.append(enc.from_columns(obs[DERIVED_POOLED], obs[DERIVED_COLUMNS], obs[rows]))
                     continue
-                ks = self.fused.get(image)
-                x = enc.image.prepare(obs[image]) if ks is None else enc.image.prepare_parts([obs[j] for j in ks])
-                out.append(enc(x, obs[rows]))
+                out.append(enc(self._row_vision_input(obs), obs[rows]))
                 continue
             ks = self.fused.get(k)
             out.append(enc(obs[k]) if ks is None else enc.forward_parts([obs[j] for j in ks]))
         return torch.cat(out, dim=-1)
+
+    def _row_vision_input(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The row-vision module's camera input, prepared [B, C, H, W], from its image key (or fused keys)."""
+        image = self.row_vision[0]
+        enc = self.encoders["+".join(self.row_vision)].image
+        ks = self.fused.get(image)
+        return enc.prepare(obs[image]) if ks is None else enc.prepare_parts([obs[j] for j in ks])
 
     @torch.no_grad()
     def derive(self, obs: dict[str, torch.Tensor], chunk: int = 1024) -> dict[str, torch.Tensor]:
@@ -499,10 +500,10 @@ class ObservationEncoder(nn.Module):
         flat = {k: obs[k].reshape(n, *obs[k].shape[len(lead) :]) for k in (*ks, rows)}
         pooled, cols = [], []
         for s in range(0, n, chunk):
-            part = [flat[k][s : s + chunk] for k in ks]
-            x = enc.image.prepare(part[0]) if image not in self.fused else enc.image.prepare_parts(part)
+            part = {k: v[s : s + chunk] for k, v in flat.items()}
+            x = self._row_vision_input(part)
             pooled.append(enc.image.cnn(x))
-            cols.append(enc.look_at_rows(x, flat[rows][s : s + chunk]))
+            cols.append(enc.look_at_rows(x, part[rows]))
         out = {k: v for k, v in obs.items() if k not in ks}
         out[DERIVED_POOLED] = torch.cat(pooled).reshape(*lead, -1)
         out[DERIVED_COLUMNS] = torch.cat(cols).reshape(*lead, *cols[0].shape[1:])
