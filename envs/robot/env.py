@@ -277,8 +277,16 @@ class RobotEnv(gym.Env):
         return self._get_obs(), {**measures}
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        a = self._check_action(action)
-        m, d = self.model, self.data
+        held = self._apply_action(self._check_action(action))
+        mujoco.mj_step(self.model, self.data, nstep=self.cfg.frame_skip)
+        return self._finish_step(held)
+
+    # The step in three parts, so that :class:`~chronotope.envs.robot.vector_env.RobotVectorEnv` runs the same
+    # code for each of its worlds around one batched physics call.
+    def _apply_action(self, a: np.ndarray) -> bool:
+        """Turns a checked action [action_dim] (float64) into actuator targets in ``data.ctrl``; returns whether
+        the step is a scripted hold (the action ignored)."""
+        d = self.data
         held = not self.controllable()
         if held:  # scripted hold: the arm servoes to its start pose with the gripper open, whatever the action
             self._q_cmd = self._q_home.copy()
@@ -296,7 +304,11 @@ class RobotEnv(gym.Env):
                 self._q_cmd = self._joint_ctrl.targets(a[:6])
         d.ctrl[self._arm_act] = self._q_cmd
         d.ctrl[self._grip_act] = self._grip_cmd
-        mujoco.mj_step(m, d, nstep=self.cfg.frame_skip)
+        return held
+
+    def _finish_step(self, held: bool) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """After the ``frame_skip`` physics steps: scene updates, evaluation and the step's return values."""
+        m, d = self.model, self.data
         if not np.all(np.isfinite(d.qpos)):
             raise RuntimeError(f"physics diverged at step {self._step_count} (qpos={d.qpos})")
         self._step_count += 1
@@ -346,11 +358,22 @@ class RobotEnv(gym.Env):
             self._renderer = mujoco.Renderer(self.model, s, s)
         return self._renderer
 
+    def _update_render_scene(self, r: Any, camera: str) -> None:
+        """``r.update_scene(self.data, camera)``, but from this env's own model: a renderer may be shared by several
+        envs of one scene (the vector env renders its N worlds with one), whose models differ in what the tasks
+        change per episode (cue and lamp colours, static body poses)."""
+        cam = mujoco.MjvCamera()
+        cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        cam.fixedcamid = self.model.camera(camera).id
+        mujoco.mjv_updateScene(
+            self.model, self.data, mujoco.MjvOption(), None, cam, int(mujoco.mjtCatBit.mjCAT_ALL), r.scene
+        )
+
     def _render_cameras(self) -> dict[str, np.ndarray]:
         r = self._get_renderer()
         out: dict[str, np.ndarray] = {}
         for key, cam in (("front", C.FRONT_CAMERA), ("wrist", C.WRIST_CAMERA)):
-            r.update_scene(self.data, camera=cam)
+            self._update_render_scene(r, cam)
             out[f"{key}_rgb"] = r.render().copy()
             r.enable_segmentation_rendering()
             seg = r.render()  # [H, W, 2]: (object id, object type); -1 where nothing is hit
@@ -370,7 +393,7 @@ class RobotEnv(gym.Env):
         if self.render_mode != "rgb_array":
             return None
         r = self._get_renderer()
-        r.update_scene(self.data, camera=C.FRONT_CAMERA)
+        self._update_render_scene(r, C.FRONT_CAMERA)
         return r.render().copy()
 
     def close(self) -> None:

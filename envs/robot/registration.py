@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+_VEC = "chronotope.envs.robot.vector_env:"
+
 ROBOT_ENV_SPECS: dict[str, dict] = {
-    "chronotope/Reach-v0": {"entry_point": "chronotope.envs.robot.tasks.reach:ReachEnv", "max_episode_steps": 50},
+    "chronotope/Reach-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.reach:ReachEnv",
+        "vector_entry_point": _VEC + "ReachVectorEnv",
+        "max_episode_steps": 50,
+    },
     "chronotope/PickPlace-v0": {
         "entry_point": "chronotope.envs.robot.tasks.pick_place:PickPlaceEnv",
+        "vector_entry_point": _VEC + "PickPlaceVectorEnv",
         "max_episode_steps": 120,
     },
     "chronotope/CueRecallPick-v0": {
         "entry_point": "chronotope.envs.robot.tasks.cue_recall:CueRecallPickEnv",
+        "vector_entry_point": _VEC + "CueRecallPickVectorEnv",
         "max_episode_steps": 120,
     },
     "chronotope/CountPress-v0": {
         "entry_point": "chronotope.envs.robot.tasks.count_press:CountPressEnv",
+        "vector_entry_point": _VEC + "CountPressVectorEnv",
         "max_episode_steps": 150,
     },
 }
-"""Task id -> registration arguments (string entry points, so registering imports nothing heavy)."""
+"""Task id -> registration arguments (string entry points, so registering imports nothing heavy). The
+``vector_entry_point`` is the task's batched env (:mod:`chronotope.envs.robot.vector_env`), built by
+``gymnasium.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")``."""
 
 
 def register_robot_envs() -> list[str]:

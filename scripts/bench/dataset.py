@@ -60,6 +60,7 @@ def run(cfg: Config) -> dict:
 
     from chronotope.agents import datasets as ds
     from chronotope.agents.envs import resolve_env_id
+    from chronotope.envs import NAV_VECTOR_ENTRY
     from chronotope.scripts.bench.common import print_table, write_results
 
     episodes = 16 if cfg.quick and cfg.episodes == Config.episodes else cfg.episodes
@@ -70,7 +71,8 @@ def run(cfg: Config) -> dict:
         try:
             for i, case in enumerate(cfg.cases):
                 env_id, mode = case.split("|")
-                nav = gym.registry[resolve_env_id(env_id)].vector_entry_point is not None
+                # The arm ids have a batched env too; the nav ones are those of the nav vector env.
+                nav = gym.registry[resolve_env_id(env_id)].vector_entry_point == NAV_VECTOR_ENTRY
                 if nav:
                     kw = {**CASES[mode], "num_scenes": cfg.num_scenes}
                 elif mode == "state":
