@@ -11,14 +11,18 @@ an episode (cue panel and go lamp colours; CountPress moves its static button an
 are turned into controls, :meth:`RobotVectorEnv._step_physics` advances all N worlds by ``frame_skip`` substeps.
 
 Physics stepping, chosen by measurement: a plain loop of ``mujoco.mj_step(model_i, data_i, nstep=frame_skip)``
-over the N ``MjData``, rather than ``mujoco.rollout.rollout`` (MuJoCo's threaded rollout over a list of models).
-Measured on this project's machine (2 CPU cores, both busy with other jobs, load ~3), PickPlace scene, N = 16,
-20 substeps per env step, median of 20 samples: loop 5.5 ms per batched step (2,900 env steps/s); rollout with
-one thread 5.8 ms (2,780/s), with two threads 8.5 ms (1,880/s). The rollout also has to read and write each
-world's state around the call (``mj_getState`` / ``mj_setState``) and does not hand back the solver warm start,
-so its worlds drift from the single env's (max |qpos| difference 5.7e-9 after 10 env steps, where the loop is
-bit-identical). ``python -m chronotope.scripts.bench.robot`` re-measures both next to the vector-vs-sync table.
-The IK, observations and task logic (about a third to a half of a step) stay per world in Python.
+over the N ``MjData``, rather than ``mujoco.rollout`` (MuJoCo's threaded rollout over a list of models). On this
+project's machine (2 CPU cores, both busy with other jobs, load 3-4), PickPlace scene, N = 16, 20 substeps per env
+step: a standalone timing (median of 20) gave the loop 5.5 ms per batched step (2,900 env steps/s), the rollout
+5.8 ms with one thread (2,780/s) and 8.5 ms with two (1,880/s); ``chronotope bench robot --quick`` (which times
+both, the rollout including the ``mj_getState`` / ``mj_setState`` copies around each call) gave the rollout 0.85x
+the loop's rate with one thread and 0.60x with two. The rollout does not hand back the solver's warm start either,
+so its worlds drift from the single env's (max |qpos| difference 5e-11 to 6e-9 after 10 env steps), where the
+loop is bit-identical. Threads may pay on a machine with idle cores; re-measure there with the bench.
+The IK, observations and task logic (about half of a step: physics took 39% of a PickPlace step at N = 16 under
+cProfile, 56% of a CueRecallPick one) stay per world in Python, so against a ``SyncVectorEnv`` of 16 single envs
+playing the same episodes the batched env measured 1.10-1.25x the env steps/s over the four tasks (bench robot
+--quick, same load): it saves the wrappers, the per-env batching of infos and the copies of observations.
 
 Rendering (``obs_mode="rgbd"``, ``render()``): one ``mujoco.Renderer`` serves all N worlds; each world updates the
 renderer's scene from its own model and data, so the pixels equal the single env's.

@@ -4,7 +4,13 @@ Part 1 steps single ``RobotEnv`` instances with random actions (IK, physics, obs
 rgb/depth/segmentation through ``mujoco.Renderer``). Part 2 steps the PickPlace scene N ways, for N in
 ``n_worlds``: N ``RobotEnv.step`` calls, N ``MjData`` with ``mujoco.mj_step`` (physics only), and one MuJoCo Warp
 ``Data`` with N worlds on warp's CPU device (physics only). Ratios are against the N-``MjData`` baseline measured
-in the same run. Timings on a shared machine are noisy; the medians over ``repeat`` samples are reported.
+in the same run; the same table times ``mujoco.rollout`` (MuJoCo's threaded rollout, 1 and 2 threads) stepping
+the N worlds, with the state copies into and out of each ``MjData`` a vector env would need, against that baseline
+(the measurement behind :mod:`chronotope.envs.robot.vector_env`'s choice of a plain ``mj_step`` loop). Part 3 times
+the native batched env (``make_vec(..., vectorization_mode="vector_entry_point")``) against a ``SyncVectorEnv`` of
+N single envs (``state`` observations, N in ``n_worlds``), both seeded alike and given the same random actions, so
+they play the same episodes; samples alternate between the two. Timings on a shared machine are noisy; the
+medians over ``repeat`` samples are reported.
 
     python -m chronotope.scripts.bench.robot --quick
 """
@@ -34,6 +40,10 @@ class Config:
     """Env steps (of ``frame_skip`` physics steps) per timing sample in part 2."""
     repeat: int = 5
     """Timing samples (median reported)."""
+    vector_tasks: tuple[str, ...] = ()
+    """Arm ids timed in part 3 (native vector env vs SyncVectorEnv); empty: every arm id."""
+    vector_sample_steps: int = 160
+    """Env steps (all worlds together) per timing sample in part 3: each world steps ``ceil(this / N)`` times."""
     warp_device: str = "cpu"
     """Warp device for MuJoCo Warp (``cpu`` here; ``cuda:0`` where a GPU exists)."""
     out_dir: str = "runs/bench"
@@ -60,6 +70,99 @@ def _env_steps_per_s(env_id: str, steps: int, repeat: int, **kwargs: Any) -> tup
     t = timeit(run_steps, warmup=1, repeat=repeat)
     env.close()
     return steps / t.median, t.spread / t.median
+
+
+def _rollout_vs_loop(model: Any, datas: list, frame_skip: int, env_steps: int, repeat: int) -> dict[str, float]:
+    """``mujoco.rollout`` with 1 and 2 threads stepping the worlds of ``datas`` (env steps/s, including the state
+    copies a vector env would need around each call: ``mj_getState`` in, ``mj_setState`` out, the solver warm start
+    passed in), and how far its worlds drift from the ``mj_step`` loop's (max |qpos| difference after 10 env
+    steps from the same start; the rollout does not hand back the warm start)."""
+    import mujoco
+    import numpy as np
+    from mujoco import rollout
+
+    from chronotope.scripts.bench.common import timeit
+
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    n = len(datas)
+    state = np.zeros((n, mujoco.mj_stateSize(model, spec)))
+    warm = np.zeros((n, model.nv))
+    start = [(d.qpos.copy(), d.qvel.copy(), d.act.copy(), d.time, d.qacc_warmstart.copy()) for d in datas]
+
+    def restore() -> None:
+        for d, (q, v, a, t, w) in zip(datas, start):
+            d.qpos[:], d.qvel[:], d.act[:], d.time, d.qacc_warmstart[:] = q, v, a, t, w
+            mujoco.mj_forward(model, d)
+
+    def loop(steps: int) -> None:
+        for _ in range(steps):
+            for d in datas:
+                mujoco.mj_step(model, d, nstep=frame_skip)
+
+    restore()
+    loop(10)
+    q_loop = np.stack([d.qpos.copy() for d in datas])
+    out: dict[str, float] = {}
+    for nthread in (1, 2):
+        scratch = [mujoco.MjData(model) for _ in range(nthread)]
+        with rollout.Rollout(nthread=nthread) as roll:
+
+            def step(steps: int, roll=roll, scratch=scratch) -> None:
+                for _ in range(steps):
+                    for i, d in enumerate(datas):
+                        mujoco.mj_getState(model, d, state[i], spec)
+                        warm[i] = d.qacc_warmstart
+                    ctrl = np.stack([d.ctrl for d in datas])[:, None, :]
+                    traj, _ = roll.rollout(model, scratch, state, ctrl, nstep=frame_skip, initial_warmstart=warm)
+                    for i, d in enumerate(datas):  # (the env's own mj_forward after physics follows either way)
+                        mujoco.mj_setState(model, d, traj[i, -1], spec)
+
+            restore()
+            t = timeit(lambda step=step: step(env_steps), warmup=1, repeat=repeat)
+            out[f"rollout{nthread}_env_steps_per_s"] = n * env_steps / t.median
+            restore()
+            step(10)
+            diff = float(np.abs(np.stack([d.qpos for d in datas]) - q_loop).max())
+            key = "rollout_vs_loop_qpos_maxdiff_after_10_env_steps"
+            out[key] = max(out.get(key, 0.0), diff)
+    restore()
+    return out
+
+
+def _vector_vs_sync(env_id: str, n: int, env_steps: int, repeat: int) -> dict[str, float]:
+    """Env steps/s (all worlds together) of the native vector env and of a SAME_STEP ``SyncVectorEnv`` of ``n``
+    single envs, seeded alike and stepped with the same random actions (so the same episodes, autoresets
+    included); timing samples alternate between the two."""
+    import gymnasium as gym
+    import numpy as np
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    native = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
+    sync = SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n)], autoreset_mode=AutoresetMode.SAME_STEP)
+    rng = np.random.default_rng(0)
+    times: dict[str, list[float]] = {"native": [], "sync": []}
+    try:
+        native.reset(seed=0)
+        sync.reset(seed=0)
+        for sample in range(repeat + 1):  # the first round is a warm-up
+            acts = rng.uniform(-1, 1, size=(env_steps, *native.action_space.shape)).astype(np.float32)
+            for name, venv in (("native", native), ("sync", sync)):
+                t0 = time.perf_counter()
+                for a in acts:
+                    venv.step(a)
+                if sample:
+                    times[name].append(time.perf_counter() - t0)
+    finally:
+        native.close()
+        sync.close()
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    q25, q75 = np.percentile(times["native"], [25, 75])
+    return {
+        "vector_env_steps_per_s": n * env_steps / med["native"],
+        "sync_env_steps_per_s": n * env_steps / med["sync"],
+        "ratio": med["sync"] / med["native"],
+        "rel": float((q75 - q25) / med["native"]),
+    }
 
 
 def run(cfg: Config) -> dict:
@@ -152,6 +255,7 @@ def run(cfg: Config) -> dict:
         mj_sps = n * cfg.batch_env_steps / t_mj.median
         row_env = n * cfg.batch_env_steps / t_env.median
         entry: dict[str, Any] = {"env_loop_env_steps_per_s": row_env, "mujoco_env_steps_per_s": mj_sps}
+        entry.update(_rollout_vs_loop(mjm, datas, frame_skip, cfg.batch_env_steps, cfg.repeat))
 
         # (c) MuJoCo Warp, N worlds in one Data
         warp_sps = float("nan")
@@ -197,6 +301,9 @@ def run(cfg: Config) -> dict:
                 n,
                 row_env,
                 mj_sps,
+                entry["rollout1_env_steps_per_s"] / mj_sps,
+                entry["rollout2_env_steps_per_s"] / mj_sps,
+                entry["rollout_vs_loop_qpos_maxdiff_after_10_env_steps"],
                 warp_sps,
                 warp_sps / mj_sps,
                 row_env / mj_sps,
@@ -211,6 +318,9 @@ def run(cfg: Config) -> dict:
             "N",
             "N RobotEnv.step",
             "N mujoco MjData (baseline)",
+            "rollout 1 thread / baseline",
+            "rollout 2 threads / baseline",
+            "rollout qpos diff",
             "mjwarp N worlds",
             "mjwarp / baseline",
             "RobotEnv / baseline",
@@ -224,6 +334,20 @@ def run(cfg: Config) -> dict:
         print("MuJoCo Warp did not run:", warp_error)
     results["batched"] = batch
     results["warp_error"] = warp_error
+
+    # ---------------------------------------------------------------- part 3: native vector env vs SyncVectorEnv
+    vec_rows, vec = [], {}
+    for env_id in cfg.vector_tasks or ids:
+        for n in cfg.n_worlds:
+            r = _vector_vs_sync(env_id, n, -(-cfg.vector_sample_steps // n), cfg.repeat)
+            vec[f"{env_id}|{n}"] = r
+            vec_rows.append([env_id, n, r["sync_env_steps_per_s"], r["vector_env_steps_per_s"], r["ratio"], r["rel"]])
+    md += print_table(
+        "Native batched arm env vs SyncVectorEnv of N single envs (state obs, same seeds and actions), env steps/s",
+        ["task", "N", "SyncVectorEnv", "native vector env", "native / sync", "IQR/median (native)"],
+        vec_rows,
+    )
+    results["vector_vs_sync"] = vec
     results["extra"] = cfg.extra
     md += (
         "\nTimings were taken on a machine shared with other jobs (2 cores); medians of "
@@ -260,6 +384,17 @@ def reading(result: dict) -> str:
             s += "MuJoCo Warp on the CPU device trails raw MuJoCo by far here: it is built for CUDA."
     if result.get("warp_error"):
         s += f" MuJoCo Warp did not run: {result['warp_error']}"
+    vs = result.get("vector_vs_sync", {})
+    if vs:
+        n = max(int(k.rsplit("|", 1)[1]) for k in vs)
+        rows = {k.rsplit("|", 1)[0]: v for k, v in vs.items() if int(k.rsplit("|", 1)[1]) == n}
+        ratios = [v["ratio"] for v in rows.values()]
+        s += (
+            f" The native batched arm env (make_vec, vector_entry_point) runs {min(ratios):.2f}-{max(ratios):.2f}x "
+            f"the env steps/s of a SyncVectorEnv of N={n} single envs over {len(rows)} task(s) "
+            "(same episodes; each world's IK, task logic and physics are the same work, so the gain is the "
+            "per-env wrapper, batching and copying overhead it saves)."
+        )
     return s
 
 

@@ -122,8 +122,13 @@ READING_CASES = {
         {
             "single_env_steps_per_s": {"a|state": 432.0, "b|state": 654.0, "a|rgbd32": 21.0},
             "batched": {"4": {"env_loop_env_steps_per_s": 300.0, "mujoco_env_steps_per_s": 1200.0}},
+            "vector_vs_sync": {
+                "a|1": {"ratio": 0.5},
+                "a|16": {"ratio": 1.12},
+                "b|16": {"ratio": 1.31},
+            },
         },
-        ["432-654", "21 steps/s", "rgbd32", "N=4", "0.25x"],
+        ["432-654", "21 steps/s", "rgbd32", "N=4", "0.25x", "1.12-1.31x", "SyncVectorEnv of N=16", "2 task(s)"],
     ),
     "train": (
         {
