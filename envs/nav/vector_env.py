@@ -91,7 +91,8 @@ class NavVectorEnv(VectorEnv):
         core = self.core
         reward, terms, terminated = core.step(actions, self._rngs)
         limit = self.config.max_episode_steps
-        truncated = (core.elapsed >= limit) & ~terminated if limit is not None else np.zeros(self.num_envs, bool)
+        # as gymnasium's TimeLimit: the limit truncates whether or not the step also terminates
+        truncated = core.elapsed >= limit if limit is not None else np.zeros(self.num_envs, bool)
         info = core.info(terms)
         done = np.flatnonzero(terminated | truncated)
         if done.size:

@@ -83,3 +83,19 @@ def test_final_info_is_gymnasium_same_step_layout():
     assert ended >= n  # both kinds of ending happened (time limit 6, random STOPs)
     venv.close()
     sync.close()
+
+
+def test_a_stop_on_the_last_allowed_step_is_terminated_and_truncated_as_time_limit_says():
+    """Gymnasium's TimeLimit (what gym.make adds to the single env) truncates at the limit whether or not the
+    step also terminates; the native batched env reports the same pair."""
+    kw = {"obs_mode": "state", "num_scenes": 2, "max_episode_steps": 3}
+    venv = gym.make_vec("chronotope/PointNav-v0", num_envs=2, vectorization_mode="vector_entry_point", **kw)
+    single = gym.make("chronotope/PointNav-v0", **kw)
+    venv.reset(seed=3)
+    single.reset(seed=3)
+    for a in (2, 2, 0):  # turn, turn, STOP on step 3 of 3
+        *_, te, tr, _ = venv.step(np.array([a, 1]))
+        *_, te1, tr1, _ = single.step(a)
+    assert (te1, tr1) == (True, True)
+    assert te.tolist() == [True, False] and tr.tolist() == [True, True]
+    venv.close()
