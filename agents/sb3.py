@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvWrapper
 
 from chronotope.envs.vector_info import final_info_row, finished_rows
 
@@ -149,8 +149,6 @@ def train_sb3(cfg) -> None:
     import json
     import os
 
-    import gymnasium as gym
-
     from chronotope.agents.envs import make_vector_env
 
     cfg.validate()
@@ -159,6 +157,24 @@ def train_sb3(cfg) -> None:
     (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     venv = SB3VecEnv(make_vector_env(cfg.env, cfg.num_envs, cfg.env_kwargs_dict(), cfg.wrappers, cfg.seed))
     venv.seed(cfg.seed)
+    model = sb3_model(cfg, venv, tensorboard_log=str(run / "tb"))
+    # TensorBoard inside the run folder (as tensorboard_log=run/tb gave: tb/PPO_1), set here so that SB3 never
+    # falls back to its default logger folder $TMPDIR/SB3-<date>.
+    model.set_logger(sb3_logger(run / "tb" / f"{type(model).__name__}_1"))
+    model.learn(cfg.steps, progress_bar=cfg.progress)
+    tmp = run / "sb3_model.tmp.zip"
+    model.save(tmp)
+    os.replace(tmp, run / "sb3_model.zip")
+    print(f"SB3 model written to {(run / 'sb3_model.zip').resolve()}")
+
+
+def sb3_model(cfg, venv: VecEnv, tensorboard_log: str | None = None):
+    """The SB3 model of a ``--algo sb3-ppo`` (PPO) or ``recurrent-ppo`` (sb3-contrib RecurrentPPO) config on the
+    SB3 env ``venv``: SB3's default (LSTM) policy for a Dict or flat observation space, with our rollout length as
+    ``n_steps``, ``num_envs * rollout_len / minibatches`` samples per minibatch, and our epochs, learning rate
+    (constant: SB3 does not anneal it), discount, GAE lambda, clip, loss coefficients, gradient clip and seed."""
+    import gymnasium as gym
+
     policy = "MultiInputPolicy" if isinstance(venv.observation_space, gym.spaces.Dict) else "MlpPolicy"
     common = dict(
         n_steps=cfg.rollout_len,
@@ -172,7 +188,7 @@ def train_sb3(cfg) -> None:
         n_epochs=cfg.epochs,
         seed=cfg.seed,
         device=cfg.resolved_device(),
-        tensorboard_log=str(run / "tb"),
+        tensorboard_log=tensorboard_log,
         batch_size=max(1, cfg.num_envs * cfg.rollout_len // cfg.minibatches),
         verbose=0,
     )
@@ -180,19 +196,108 @@ def train_sb3(cfg) -> None:
         from sb3_contrib import RecurrentPPO
 
         policy = "MultiInputLstmPolicy" if policy == "MultiInputPolicy" else "MlpLstmPolicy"
-        model = RecurrentPPO(policy, venv, **common)
-    else:
-        from stable_baselines3 import PPO
+        return RecurrentPPO(policy, venv, **common)
+    if cfg.algo != "sb3-ppo":
+        raise ValueError(f"sb3_model builds --algo sb3-ppo or recurrent-ppo, got {cfg.algo!r}")
+    from stable_baselines3 import PPO
 
-        model = PPO(policy, venv, **common)
-    # TensorBoard inside the run folder (as tensorboard_log=run/tb gave: tb/PPO_1), set here so that SB3 never
-    # falls back to its default logger folder $TMPDIR/SB3-<date>.
-    model.set_logger(sb3_logger(run / "tb" / f"{type(model).__name__}_1"))
-    model.learn(cfg.steps, progress_bar=cfg.progress)
-    tmp = run / "sb3_model.tmp.zip"
-    model.save(tmp)
-    os.replace(tmp, run / "sb3_model.zip")
-    print(f"SB3 model written to {(run / 'sb3_model.zip').resolve()}")
+    return PPO(policy, venv, **common)
+
+
+def _box_space(space: spaces.Space) -> spaces.Space:
+    """``space`` with every Discrete and MultiBinary as the float Box of what SB3 feeds its network for it (one-hot,
+    0/1)."""
+    if isinstance(space, spaces.Dict):
+        return spaces.Dict({k: _box_space(s) for k, s in space.spaces.items()})
+    if isinstance(space, spaces.Discrete):
+        return spaces.Box(0.0, 1.0, (int(space.n),), np.float32)
+    if isinstance(space, spaces.MultiBinary):
+        return spaces.Box(0.0, 1.0, tuple(space.shape), np.float32)
+    return space
+
+
+def _to_box(obs, space: spaces.Space):
+    """A batched observation of ``space`` as one of :func:`_box_space` (``space``)."""
+    if isinstance(space, spaces.Dict):
+        return {k: _to_box(obs[k], s) for k, s in space.spaces.items()}
+    if isinstance(space, spaces.Discrete):
+        idx = np.asarray(obs, np.int64).reshape(-1) - int(space.start)  # [N]
+        return np.eye(int(space.n), dtype=np.float32)[idx]  # [N, n]
+    if isinstance(space, spaces.MultiBinary):
+        return np.asarray(obs, np.float32)
+    return obs
+
+
+class BoxObs(VecEnvWrapper):
+    """An SB3 env whose Discrete and MultiBinary observation entries come as float Boxes (one-hot, 0/1): the
+    values SB3's policies compute from them anyway, in the form ``VecFrameStack`` can stack (Boxes only)."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        self._inner_space = venv.observation_space
+        super().__init__(venv, observation_space=_box_space(venv.observation_space))
+
+    def reset(self):
+        return _to_box(self.venv.reset(), self._inner_space)
+
+    def step_wait(self):
+        obs, rew, dones, infos = self.venv.step_wait()
+        for info in infos:
+            if "terminal_observation" in info:
+                one = info["terminal_observation"]  # one env's: batch it, convert, unbatch
+                one = (
+                    {k: np.asarray(v)[None] for k, v in one.items()} if isinstance(one, dict) else np.asarray(one)[None]
+                )
+                box = _to_box(one, self._inner_space)
+                info["terminal_observation"] = {k: v[0] for k, v in box.items()} if isinstance(box, dict) else box[0]
+        return _to_box(obs, self._inner_space), rew, dones, infos
+
+
+def frame_stacked(venv: VecEnv, n_stack: int) -> VecEnv:
+    """``venv`` (an :class:`SB3VecEnv`) giving its last ``n_stack`` observations stacked along their last axis
+    (SB3's ``VecFrameStack`` over :class:`BoxObs`; image channels of a channel-last image), cleared at episode
+    starts: the frame-stacking baseline of a memoryless policy."""
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    return VecFrameStack(BoxObs(venv), n_stack)
+
+
+class SB3Policy:
+    """An SB3 model as a rollout policy (:mod:`chronotope.envs.rollout`) on the gymnasium vector env ``venv``: the
+    observations as the model had them in training (grids one-hot encoded as by :class:`SB3VecEnv`; with
+    ``n_stack`` > 1 as :func:`frame_stacked` gives them, the stack cleared at episode starts), its LSTM state (if
+    any) carried and cleared at episode starts, actions greedy (``deterministic``) or sampled from torch's global
+    generator."""
+
+    def __init__(self, model, venv, deterministic: bool = False, n_stack: int = 1) -> None:
+        self.model, self.deterministic = model, deterministic
+        self.encoder = SB3VecEnv(venv)  # its encoding only; the rollout loop steps venv itself
+        self.stack = None
+        if n_stack > 1:
+            from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
+
+            self.sb3_space = self.encoder.observation_space  # one-hot grids, before BoxObs
+            self.stack = StackedObservations(venv.num_envs, n_stack, _box_space(self.sb3_space))
+        self.state = None
+
+    def observe(self, obs, starts: np.ndarray):
+        """The model's input for the batched observation ``obs`` (``starts``: rows that begin an episode)."""
+        from chronotope.envs.rollout import obs_row
+
+        o = self.encoder._encode(obs)
+        if self.stack is None:
+            return o
+        o = _to_box(o, self.sb3_space)
+        # update() clears the rows flagged done, as VecFrameStack does at an auto-reset, and also stacks their
+        # terminal observation into the info: given one of the right shape here, and not used.
+        infos = [{"terminal_observation": obs_row(o, i)} if s else {} for i, s in enumerate(starts)]
+        stacked, _ = self.stack.update(o, np.asarray(starts, bool), infos)
+        return stacked
+
+    def __call__(self, obs, starts: np.ndarray, seeds: list) -> np.ndarray:
+        act, self.state = self.model.predict(
+            self.observe(obs, starts), state=self.state, episode_start=starts, deterministic=self.deterministic
+        )
+        return act
 
 
 def evaluate_sb3(
@@ -241,15 +346,8 @@ def evaluate_sb3(
     model = Algo.load(run / "sb3_model.zip", device="cpu")
     kw = {**cfg.env_kwargs_dict(), **json.loads(env_kwargs)}
     venv = make_vector_env(cfg.env, num_envs, kw, cfg.wrappers, cfg.seed)
-    encoder = SB3VecEnv(venv)  # SB3's view of the observations (one-hot grids); the loop steps venv itself
+    policy = SB3Policy(model, venv, deterministic)
     torch.manual_seed(seed)
-    state = None
-
-    def policy(obs, starts, seeds):
-        nonlocal state
-        act, state = model.predict(encoder._encode(obs), state=state, episode_start=starts, deterministic=deterministic)
-        return act
-
     bar = episode_progress(episodes, progress)
     records = []
     for r in iter_episodes(venv, policy, [seed + k for k in range(episodes)]):
