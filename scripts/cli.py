@@ -30,6 +30,7 @@ BENCH_SUITES = {
     "pixel_train": ("pixel_train",),
     "dataset": ("dataset",),
     "peers": ("peers",),  # Memory Maze in its own venv vs our TargetSequence-v0
+    "learn": ("learn",),  # time to threshold, ours vs RecurrentPPO and frame-stacked PPO (not in "all": hours)
     "all": ("render", "nav", "memory", "maps", "splat", "robot", "train", "pixel_train", "dataset"),
 }
 
@@ -64,6 +65,7 @@ class BenchArgs:
             "pixel_train",
             "dataset",
             "peers",
+            "learn",
             "all",
         ]
     ] = "all"

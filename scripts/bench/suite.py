@@ -33,6 +33,10 @@ ALL_MODULES: tuple[str, ...] = (
     "render", "nav", "memory", "maps", "splat", "robot", "train", "pixel_train", "dataset",
 )  # fmt: skip
 
+# Modules run only when named: peers (peer venvs created on first use; also added by --peers) and learn (time to
+# threshold: training runs of up to budget_s per learner and task, hours at its defaults).
+OPT_IN_MODULES: tuple[str, ...] = ("peers", "learn")
+
 # Seconds each module may take in quick mode on this 2-core machine when it is not shared; measured quick runs
 # took (under a load average of ~7 on 2 cores) render 14 s, nav 54 s, memory 4 s, maps 112 s, splat 32 s,
 # robot 24 s, train 6 s, peers 130 s of which ~110 s is the one-time venv creation. pixel_train's quick run (4 encoder
@@ -51,11 +55,12 @@ QUICK_BUDGET_S: dict[str, float] = {
     "pixel_train": 45,
     "dataset": 60,
     "peers": 190,
+    "learn": 120,  # its quick run (3 tasks x 4 learners x 2 tiny updates and evaluations) took 40 s under load ~3.6
 }
 
 # Overrides for quick mode, passed as module Config values. Every module's own quick mode already fits its
 # budget, so none is shrunk further; peers keeps the batch sizes of the headline (N in {1, 16, 64}).
-QUICK_OVERRIDES: dict[str, dict[str, Any]] = {name: {} for name in (*ALL_MODULES, "peers")}
+QUICK_OVERRIDES: dict[str, dict[str, Any]] = {name: {} for name in (*ALL_MODULES, *OPT_IN_MODULES)}
 
 # The smoke run: one timing of the smallest size of each module (quick=False so that the values given here
 # are not replaced by a module's quick defaults). Optional comparisons that need slow builds are left out.
@@ -119,6 +124,8 @@ TINY_OVERRIDES: dict[str, dict[str, Any]] = {
         "num_envs": 2,
         "num_scenes": 1,
     },  # fmt: skip
+    # learn: its quick mode (the tiny recipe it sets has no Config fields) on MiniGrid, one learner of each side
+    "learn": {"quick": True, "tasks": ("minigrid",), "learners": ("ours-gru", "recurrent-ppo")},
 }
 
 # What each target means, where its value lives in a module's results, and which way it must go.
@@ -193,9 +200,9 @@ class Config:
     """Measure nothing: re-render ``out`` from ``<out_dir>/suite.json`` (after editing a module's ``reading``)."""
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.modules if m not in (*ALL_MODULES, "peers")]
+        unknown = [m for m in self.modules if m not in (*ALL_MODULES, *OPT_IN_MODULES)]
         if unknown:
-            raise ValueError(f"unknown benchmark module(s) {unknown!r}; known: {[*ALL_MODULES, 'peers']}")
+            raise ValueError(f"unknown benchmark module(s) {unknown!r}; known: {[*ALL_MODULES, *OPT_IN_MODULES]}")
         if self.quick and self.tiny:
             raise ValueError("quick and tiny are exclusive; got quick=True, tiny=True")
 
@@ -233,7 +240,7 @@ def run(cfg: Config) -> dict[str, Any]:
         _write_page(record, cfg)
         return record
     present = available_modules()
-    names = [m for m in cfg.modules if m in present or m == "peers"]
+    names = [m for m in cfg.modules if m in present or m in OPT_IN_MODULES]
     if cfg.peers and "peers" not in names:
         names.append("peers")
     missing = [m for m in cfg.modules if m not in names]
