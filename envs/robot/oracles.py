@@ -19,6 +19,15 @@ absorb in its weights). The references of a memory task (see :func:`evaluate`):
   back at the response (``pose_code``): the measured value is then an estimate (a lower one) of a bound that is
   ~ the perfect oracle's. With ``observability="full"`` (the twin) the cue is in the current observation, so the
   memoryless oracle reaches the perfect oracle's level.
+
+The sequential tasks (ButtonSequence, ColourSequence) follow the same pattern. ``perfect`` records each element as
+it lights (a rising edge of the ``cue`` channel in the cue phase) and answers them in order; ``memoryless`` draws a
+guess of the whole sequence at the go lamp (seeded; uniform over the sequences the task samples) and executes it:
+keeping its own guessed order while answering is a motor plan, which a strictly reactive policy could not even
+keep, so its success, exactly one over the number of sequences (times the motor success), over-estimates the
+memoryless bound, as the spec prefers. With ``observability="full"`` it reads the next element from the twin's
+``remaining_sequence`` instead. ``pose_code`` is not implemented for them: without ``hold_arm`` the memoryless
+policy still guesses (an under-estimate of a bound the tasks declare as 1).
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from chronotope.envs.robot.tasks.colour_sequence import PAD_TOP
 from chronotope.envs.robot.tasks.count_press import BUTTON_TOP
 
 Obs = dict[str, np.ndarray]
@@ -46,6 +56,9 @@ POSE_CODE_SPEED = 0.6
 POSE_CODE_SPAN = 0.27
 """CountPress ``pose_code``: hand travel (m, along +y) that ``max_count`` blinks write; n blinks write n / max_count
 of it."""
+SEQUENCE_TASKS = ("ButtonSequence", "ColourSequence")
+HOVER_Z = 0.09
+"""Height (m) of the tool centre point while travelling between buttons or pads (fingertips 7.5 cm up)."""
 
 
 def _toward(obs: Obs, p: np.ndarray, grip: float, gain: float = 0.5) -> np.ndarray:
@@ -87,20 +100,26 @@ class Oracle:
     """Scripted policy for one task id.
 
     Args:
-        task: ``Reach``, ``PickPlace``, ``CueRecallPick`` or ``CountPress`` (or a full id containing one).
+        task: ``Reach``, ``PickPlace``, ``CueRecallPick``, ``CountPress``, ``ButtonSequence`` or
+            ``ColourSequence`` (or a full id containing one).
         memory: keep the cue (perfect memory) or forget it every step (memoryless; guesses at decision time unless
             the current observation shows the cue, as in the ``full`` twin).
         seed: seed of the guessing generator (re-seeded per episode by :meth:`reset` when given a seed).
-        cfg: the task's config (``env.unwrapped.cfg``): the candidate count (``num_colors`` / ``max_count``) and
-            blink timing the guesses and ``pose_code`` use; the defaults when None.
+        cfg: the task's config (``env.unwrapped.cfg``): the candidate count (``num_colors`` / ``max_count``),
+            blink timing, sequence ``length`` and ``repeats`` that the guesses and ``pose_code`` use; the defaults
+            when None.
         pose_code: memoryless only: write the cue into the hand pose while it is lit and read it back from the
             current observation at the response (only possible without ``hold_arm``; see the module doc).
+
+    Attributes:
+        decision_steps: sequential tasks: the observation index (steps since reset) at which the item of each
+            element was chosen, in order (what ``cue_to_query_span`` is measured against).
     """
 
     def __init__(
         self, task: str, memory: bool = True, seed: int | None = None, cfg: Any = None, pose_code: bool = False
     ):
-        names = ("CueRecallPick", "PickPlace", "CountPress", "Reach")
+        names = ("CueRecallPick", "PickPlace", "CountPress", "Reach", *SEQUENCE_TASKS)
         found = [n for n in names if n in task]
         if not found:
             raise ValueError(f"no oracle for task {task!r}; expected one of {names}")
@@ -109,6 +128,8 @@ class Oracle:
         self.pose_code = bool(pose_code) and not memory
         self.max_count = int(getattr(cfg, "max_count", 5))
         self.blink_on = int(getattr(cfg, "blink_on", 3))
+        self.length = int(getattr(cfg, "length", 3))
+        self.repeats = self.task == "ColourSequence" and bool(getattr(cfg, "repeats", True))
         self.rng = np.random.default_rng(seed)
         self._script: Script | None = None
 
@@ -116,19 +137,29 @@ class Oracle:
         """Starts an episode from its first observation; ``seed`` re-seeds the guessing generator."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
-        self.remembered: int | None = None  # cued colour index / blink count, when known
+        self.remembered: int | list[int] | None = None  # cued colour / blink count / sequence, when known
         self._blinks = 0
         self._lamp_was_on = False
+        self._shown: list[int] = []  # sequential tasks: the elements seen so far
+        self._plan: np.ndarray | None = None  # sequential tasks, memoryless: the guessed sequence
+        self._obs_index = -1
+        self.decision_steps: list[int] = []
         self._script = getattr(self, f"_script_{self.task}")(obs)
         self._first = True
 
     def _observe_cue(self, obs: Obs) -> None:
         if not self.memory:  # memoryless: wipe everything the cue channel ever said
-            self.remembered, self._blinks, self._lamp_was_on = None, 0, False
+            self.remembered, self._blinks, self._lamp_was_on, self._shown = None, 0, False, []
         cue = obs.get("cue")
         if cue is None:
             return
-        if self.task == "CueRecallPick":
+        if self.task in SEQUENCE_TASKS:
+            lit = bool(cue.max() > 0.5)
+            if lit and not self._lamp_was_on and obs["phase"][0] > 0.5:  # the twin lights items later on too
+                self._shown.append(int(np.argmax(cue)))
+            self._lamp_was_on = lit
+            self.remembered = list(self._shown) or None
+        elif self.task == "CueRecallPick":
             if cue.max() > 0.5:
                 self.remembered = int(np.argmax(cue))
         elif "target_count" in obs:  # the full-observability twin shows n
@@ -145,6 +176,7 @@ class Oracle:
         if self._script is None:
             raise RuntimeError("call reset(obs) before act(obs)")
         self._observe_cue(obs)
+        self._obs_index += 1
         try:
             if self._first:
                 self._first = False
@@ -214,6 +246,63 @@ class Oracle:
         while True:
             obs = yield _toward(obs, np.array([pad[0], pad[1], 0.0]), 1.0)
 
+    def _sequence_length(self, obs: Obs) -> int:
+        if "remaining_sequence" in obs:
+            return len(obs["remaining_sequence"])
+        if isinstance(self.remembered, list):
+            return len(self.remembered)
+        return self.length
+
+    def _sequence_item(self, obs: Obs, j: int) -> int:
+        """Item (button, colour) of element ``j``: read from the twin, recalled, or the committed guess."""
+        self.decision_steps.append(self._obs_index)
+        if "remaining_sequence" in obs:  # the twin shows what is left; row 0 is the next element
+            return int(np.argmax(obs["remaining_sequence"][0]))
+        if isinstance(self.remembered, list) and j < len(self.remembered):
+            return self.remembered[j]
+        if self._plan is None:  # the guess is drawn once, at the first decision, and then kept as a motor plan
+            n = len(obs["cue"])
+            self._plan = self.rng.integers(n, size=self.length) if self.repeats else self.rng.permutation(n)
+        return int(self._plan[j])
+
+    def _wait_for_go(self, obs: Obs) -> Script:
+        home = obs["ee_pos"].astype(float)
+        while obs["phase"][2] < 0.5:  # wait out cue and delay (the held arm ignores these actions)
+            obs = yield _toward(obs, home, 1.0)
+        return obs
+
+    def _answer(self, obs: Obs, xy: np.ndarray, z_down: float) -> Script:
+        """Hovers over ``xy``, goes down towards ``z_down`` until the answer registers (``progress`` grows; a wrong
+        one ends the episode instead), then back up to the hover height."""
+        above = np.array([xy[0], xy[1], HOVER_Z])
+        down = np.array([xy[0], xy[1], z_down])
+        obs = yield from _move(obs, above, 1.0, 0.01)
+        done = obs["progress"][0]
+        for _ in range(15):
+            if obs["progress"][0] > done:
+                break
+            obs = yield _toward(obs, down, 1.0)
+        obs = yield from _move(obs, above, 1.0, 0.01, max_steps=15)
+        return obs
+
+    def _script_ButtonSequence(self, obs: Obs) -> Script:
+        obs = yield from self._wait_for_go(obs)
+        for j in range(self._sequence_length(obs)):
+            k = self._sequence_item(obs, j)
+            # aim past the cap's full travel (1.2 cm), so the fingertips reach the press depth wherever the button is
+            z_down = BUTTON_TOP + TCP_TO_TIP - 0.014
+            obs = yield from self._answer(obs, obs["object_pose"][k, :2].astype(float), z_down)
+        yield from _hold_forever(obs)
+
+    def _script_ColourSequence(self, obs: Obs) -> Script:
+        obs = yield from self._wait_for_go(obs)
+        for j in range(self._sequence_length(obs)):
+            colour = self._sequence_item(obs, j)
+            row = int(np.argmax(obs["pad_colour"][:, colour]))  # the pads do not move during the response
+            z_down = PAD_TOP + TCP_TO_TIP - 0.005
+            obs = yield from self._answer(obs, obs["object_pose"][row, :2].astype(float), z_down)
+        yield from _hold_forever(obs)
+
 
 def _hold_forever(obs: Obs) -> Script:
     p = obs["ee_pos"].astype(float)
@@ -269,7 +358,7 @@ def run_episode(env, oracle, seed: int, max_steps: int = 1000, policy_seed: int 
     return {**info, "steps": steps, "return": ret}
 
 
-_NOT_AVERAGED = ("cued_color", "target_count")  # the episode's hidden variables, not measures of the policy
+_NOT_AVERAGED = ("cued_color", "target_count", "sequence")  # the episode's hidden variables, not measures of the policy
 
 
 def policy_seed(episode_seed: int) -> int:

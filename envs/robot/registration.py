@@ -25,6 +25,16 @@ ROBOT_ENV_SPECS: dict[str, dict] = {
         "vector_entry_point": _VEC + "CountPressVectorEnv",
         "max_episode_steps": 150,
     },
+    "chronotope/ButtonSequence-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.button_sequence:ButtonSequenceEnv",
+        "vector_entry_point": _VEC + "ButtonSequenceVectorEnv",
+        "max_episode_steps": 150,
+    },
+    "chronotope/ColourSequence-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.colour_sequence:ColourSequenceEnv",
+        "vector_entry_point": _VEC + "ColourSequenceVectorEnv",
+        "max_episode_steps": 150,
+    },
 }
 """Task id -> registration arguments (string entry points, so registering imports nothing heavy). The
 ``vector_entry_point`` is the task's batched env (:mod:`chronotope.envs.robot.vector_env`), built by

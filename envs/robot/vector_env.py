@@ -251,3 +251,17 @@ class CountPressVectorEnv(RobotVectorEnv):
     """N worlds of ``chronotope/CountPress-v0`` (:class:`~chronotope.envs.robot.tasks.count_press.CountPressEnv`)."""
 
     env_entry = _entry("chronotope/CountPress-v0")
+
+
+class ButtonSequenceVectorEnv(RobotVectorEnv):
+    """N worlds of ``chronotope/ButtonSequence-v0``
+    (:class:`~chronotope.envs.robot.tasks.button_sequence.ButtonSequenceEnv`)."""
+
+    env_entry = _entry("chronotope/ButtonSequence-v0")
+
+
+class ColourSequenceVectorEnv(RobotVectorEnv):
+    """N worlds of ``chronotope/ColourSequence-v0``
+    (:class:`~chronotope.envs.robot.tasks.colour_sequence.ColourSequenceEnv`)."""
+
+    env_entry = _entry("chronotope/ColourSequence-v0")

@@ -1,7 +1,7 @@
 """``chronotope memory-demand``: how much each memory task needs memory (``shared/specs/memory-demand.md``).
 
-For every memory task (ObjectRecall, TargetSequence, Ballet, CueRecallPick, CountPress) at its defaults and at
-each difficulty knob, the same seeded episodes are run by:
+For every memory task (ObjectRecall, TargetSequence, Ballet, CueRecallPick, CountPress, ButtonSequence,
+ColourSequence) at its defaults and at each difficulty knob, the same seeded episodes are run by:
 
 - ``random``: uniform actions (the floor);
 - ``memoryless``: the memoryless bound, the Bayes-best policy that sees only the current observation (each task's
@@ -70,6 +70,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("Ballet", "chronotope/Ballet-v0", "num_dancers=8", {"num_dancers": 8}),
     Setting("CueRecallPick", "chronotope/CueRecallPick-v0", "defaults", {}, family="arm", episode_scale=0.25),
     Setting("CountPress", "chronotope/CountPress-v0", "defaults", {}, family="arm", episode_scale=0.25),
+    Setting("ButtonSequence", "chronotope/ButtonSequence-v0", "defaults", {}, family="arm"),
+    Setting("ButtonSequence", "chronotope/ButtonSequence-v0", "length=2", {"length": 2}, family="arm"),
+    Setting("ButtonSequence", "chronotope/ButtonSequence-v0", "length=4", {"length": 4}, family="arm"),
+    Setting("ColourSequence", "chronotope/ColourSequence-v0", "defaults", {}, family="arm"),
+    Setting("ColourSequence", "chronotope/ColourSequence-v0", "length=2", {"length": 2}, family="arm"),
+    Setting("ColourSequence", "chronotope/ColourSequence-v0", "length=4", {"length": 4}, family="arm"),
 )
 
 

@@ -1,0 +1,241 @@
+"""The shared core of the arm's sequential-memory tasks (ButtonSequence, ColourSequence): a sequence of items is
+shown one at a time, then the arm must answer with the items in the order shown.
+
+:class:`SequenceTaskEnv` owns what both tasks share: the cue timing (each element lit for ``show_steps``, then
+``gap_steps`` dark, so a repeated element reads as two), the phases (cue, delay, response), the progress through
+the sequence, the rule for an answer (the right next item advances, any other item or an answer before the go lamp
+ends the episode), the reward terms, the observability twin's ``remaining_sequence`` and the memory-demand
+declarations. A task adds its items (buttons, pads) in ``_build`` and fills the hooks ``num_items``,
+``allow_repeats``, ``_place_items``, ``_reset_items``, ``_detect_responses``, ``_show_item`` and
+``_item_obs_spaces`` / ``_item_obs``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from chronotope.envs.robot.env import RobotEnv
+from chronotope.envs.robot.tasks.common import MemoryTaskConfig
+
+PHASES = ("cue", "delay", "response")
+CYCLE_STEPS = 20
+"""Pace of the reference oracle (:mod:`chronotope.envs.robot.oracles`), used by ``cue_to_query_span``: it chooses
+the item of element i at most ``i * CYCLE_STEPS`` steps after the go lamp (hover over the item, press or touch it,
+back up; element 0 at the go lamp itself). Measured over 100 default episodes of each task and 30 with 5 items and
+``length`` 5: at most 18.5 (ButtonSequence) and 19.0 (ColourSequence) steps per element."""
+
+
+@dataclass
+class SequenceTaskConfig(MemoryTaskConfig):
+    """Options of the sequential-memory tasks (plus :class:`MemoryTaskConfig`: ``observability``, ``hold_arm``,
+    and :class:`RobotEnvConfig`)."""
+
+    length: int = 3
+    """Sequence length L, the difficulty knob: the cue phase, the answer and the number of possible sequences (the
+    inverse of the memoryless bound) grow with it. Long sequences need a longer time limit than the registered one
+    (``gymnasium.make(id, max_episode_steps=...)``): the reference oracle takes about ``cycle_steps`` per element."""
+    show_steps: int = 4
+    """Env steps each element stays lit."""
+    gap_steps: int = 2
+    """Dark env steps after each element (at least 1, so a repeated element shows as two)."""
+    delay_steps: int = 0
+    """Env steps between the end of the cue phase (the last element's gap) and the go lamp."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (isinstance(self.length, int) and not isinstance(self.length, bool) and self.length >= 1):
+            raise ValueError(f"length={self.length!r}; expected a positive int")
+        for name in ("show_steps", "gap_steps"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+                raise ValueError(f"{name}={v!r}; expected a positive int")
+        if not (isinstance(self.delay_steps, int) and not isinstance(self.delay_steps, bool) and self.delay_steps >= 0):
+            raise ValueError(f"delay_steps={self.delay_steps!r}; expected a non-negative int")
+
+
+class SequenceTaskEnv(RobotEnv):
+    """Base of the sequential-memory arm tasks; not registered itself (see ButtonSequence and ColourSequence for
+    the task sheets).
+
+    Attributes (after reset): ``sequence`` (int array [L], item ids in the order shown), ``progress`` (elements
+    answered correctly so far).
+    """
+
+    reward_terms: ClassVar[tuple[str, ...]] = ("progress", "success")
+    privileged_keys: ClassVar[tuple[str, ...]] = ("object_pose", "cue")
+    cycle_steps: ClassVar[int] = CYCLE_STEPS
+    """Oracle steps per element (:data:`CYCLE_STEPS`), used by :meth:`cue_to_query_span`."""
+
+    # ----------------------------------------------------------------------------------------- task hooks
+    @property
+    def num_items(self) -> int:
+        """How many items (buttons, colours) the sequence is drawn from."""
+        raise NotImplementedError
+
+    @property
+    def allow_repeats(self) -> bool:
+        """Whether an item may occur more than once in the sequence."""
+        raise NotImplementedError
+
+    def _place_items(self, response: bool) -> None:
+        """Places the items (every reset with ``response=False``; at the go lamp with ``response=True``)."""
+
+    def _reset_items(self) -> None:
+        """Clears the per-item answer detectors at reset."""
+
+    def _detect_responses(self) -> np.ndarray:
+        """Ids of the items whose answer (a press, a touch) began in the last step, in ascending order."""
+        raise NotImplementedError
+
+    def _show_item(self, item: int | None) -> None:
+        """Lights item ``item`` (a button's cap, the cue panel's colour); None: everything dark."""
+        raise NotImplementedError
+
+    def _item_obs_spaces(self) -> dict[str, spaces.Box]:
+        return {}
+
+    def _item_obs(self) -> dict[str, np.ndarray]:
+        return {}
+
+    # ----------------------------------------------------------------------------------------- episode
+    def _initialize_episode(self) -> None:
+        c = self.cfg
+        self._place_items(response=False)
+        self._reset_items()
+        if self.allow_repeats:
+            self.sequence = self.np_random.integers(self.num_items, size=c.length)
+        else:
+            self.sequence = self.np_random.permutation(self.num_items)[: c.length]
+        self.sequence = self.sequence.astype(np.int64)
+        self.progress = 0
+        self.wrong_response = False
+        self.early_response = False
+        self._gained = 0
+
+    @property
+    def cue_len(self) -> int:
+        """Steps of the cue phase: ``length * (show_steps + gap_steps)``, whatever the sequence."""
+        return self.cfg.length * (self.cfg.show_steps + self.cfg.gap_steps)
+
+    @property
+    def response_start(self) -> int:
+        """Step of the first observation with the go lamp lit."""
+        return self.cue_len + self.cfg.delay_steps
+
+    @property
+    def phase(self) -> str:
+        t = self.step_count
+        if t < self.cue_len:
+            return "cue"
+        return "delay" if t < self.response_start else "response"
+
+    @property
+    def success(self) -> bool:
+        return self.progress == self.cfg.length
+
+    @property
+    def ended(self) -> bool:
+        return self.success or self.wrong_response or self.early_response
+
+    def cued_item(self) -> int | None:
+        """The item lit now: element i during its ``show_steps``; in the twin after the cue phase, the next element
+        to answer (None once the sequence is done)."""
+        t, c = self.step_count, self.cfg
+        if t < self.cue_len:
+            i, r = divmod(t, c.show_steps + c.gap_steps)
+            return int(self.sequence[i]) if r < c.show_steps else None
+        if c.observability == "full" and self.progress < c.length:
+            return int(self.sequence[self.progress])
+        return None
+
+    def _update_scene(self) -> None:
+        t = self.step_count
+        self._gained = 0
+        responses = self._detect_responses()  # always, so the detectors keep their state
+        if len(responses) and not self.ended:
+            if self.phase != "response":
+                self.early_response = True
+            elif len(responses) == 1 and responses[0] == self.sequence[self.progress]:
+                self.progress += 1
+                self._gained = 1
+            else:
+                self.wrong_response = True
+        if t == self.response_start and t > 0:
+            self._place_items(response=True)
+        self._show_item(self.cued_item())
+        self.set_go_lamp(self.phase == "response")
+
+    # ----------------------------------------------------------------------------------------- memory demand
+    def controllable(self) -> bool:
+        return not self.cfg.hold_arm or self.phase == "response"
+
+    def num_sequences(self) -> int:
+        """How many sequences the sampler draws from (uniformly)."""
+        n, k = self.num_items, self.cfg.length
+        return n**k if self.allow_repeats else math.perm(n, k)
+
+    def cue_to_query_span(self) -> int:
+        c = self.cfg
+        if c.observability == "full":
+            return 0
+        period = c.show_steps + c.gap_steps
+        # element i: last lit at i * period + show_steps - 1, needed at response_start + i * cycle_steps
+        return max(
+            self.response_start + i * self.cycle_steps - (i * period + c.show_steps - 1) for i in range(c.length)
+        )
+
+    def memoryless_bound(self) -> float:
+        if self.cfg.observability == "full" or not self.cfg.hold_arm:
+            return 1.0
+        return 1.0 / self.num_sequences()
+
+    # ----------------------------------------------------------------------------------------- observations
+    def _task_obs_spaces(self) -> dict[str, spaces.Box]:
+        n, k = self.num_items, self.cfg.length
+        out = {
+            **self._item_obs_spaces(),
+            "cue": spaces.Box(0.0, 1.0, (n,), np.float32),
+            "phase": spaces.Box(0.0, 1.0, (len(PHASES),), np.float32),
+            "progress": spaces.Box(0.0, float(k), (1,), np.float32),
+        }
+        if self.cfg.observability == "full":
+            out["remaining_sequence"] = spaces.Box(0.0, 1.0, (k, n), np.float32)
+        return out
+
+    def _task_obs(self) -> dict[str, np.ndarray]:
+        n, k = self.num_items, self.cfg.length
+        cue = np.zeros(n)
+        item = self.cued_item()
+        if item is not None:
+            cue[item] = 1.0
+        phase = np.zeros(len(PHASES))
+        phase[PHASES.index(self.phase)] = 1.0
+        out = {**self._item_obs(), "cue": cue, "phase": phase, "progress": np.array([float(self.progress)])}
+        if self.cfg.observability == "full":
+            rest = np.zeros((k, n))
+            left = self.sequence[self.progress :]
+            rest[np.arange(len(left)), left] = 1.0
+            out["remaining_sequence"] = rest
+        return out
+
+    def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
+        k = self.cfg.length
+        terms = {
+            "progress": self._gained / k,
+            "success": 1.0 if (self._gained and self.success) else 0.0,
+        }
+        measures = {
+            "success": self.success,
+            "progress": self.progress,
+            "wrong_response": self.wrong_response,
+            "early_response": self.early_response,
+            "phase": self.phase,
+            "sequence": self.sequence.copy(),
+            "memory_sequence": np.eye(self.num_items, dtype=np.float32)[self.sequence].reshape(-1),
+        }
+        return self.ended, terms, measures
