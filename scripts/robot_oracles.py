@@ -18,8 +18,6 @@ from dataclasses import dataclass
 
 from chronotope.agents.stats import wilson_interval
 
-MEMORY_TASKS = ("chronotope/CueRecallPick-v0", "chronotope/CountPress-v0")
-
 
 @dataclass
 class Config:
@@ -38,15 +36,17 @@ def run(cfg: Config) -> dict:
 
     from chronotope.envs.robot.oracles import evaluate
     from chronotope.envs.robot.registration import register_robot_envs
+    from chronotope.envs.robot.tasks.common import MemoryTaskConfig
     from chronotope.scripts.bench.common import print_table, write_results
 
     rows, results = [], {}
     for env_id in register_robot_envs():
         env = gym.make(env_id)
         bound, span = env.unwrapped.memoryless_bound(), env.unwrapped.cue_to_query_span()
+        is_memory_task = isinstance(env.unwrapped.cfg, MemoryTaskConfig)  # it has the observability twin
         env.close()
         runs = [("random", "random", {}), ("memoryless", "memoryless", {}), ("memory", "perfect", {})]
-        if env_id in MEMORY_TASKS:
+        if is_memory_task:
             runs.append(("memoryless_twin", "memoryless", {"observability": "full"}))
         perfect = memoryless = None
         for key, kind, kw in runs:

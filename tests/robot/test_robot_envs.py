@@ -277,6 +277,10 @@ def test_oracle_script_smoke(tmp_path):
 
     res = json.loads((tmp_path / "robot_oracles.json").read_text())["results"]
     assert res["chronotope/PickPlace-v0|memory"]["success_rate"] == 1.0
+    # every memory task (a MemoryTaskConfig: it has the observability twin) gets its twin row, the others none
+    twins = {k.split("|")[0] for k in res if k.endswith("|memoryless_twin")}
+    assert twins >= {f"chronotope/{t}-v0" for t in ("CueRecallPick", "CountPress", "ButtonSequence", "ColourSequence")}
+    assert not twins & {"chronotope/Reach-v0", "chronotope/PickPlace-v0"}
 
 
 @pytest.mark.slow
