@@ -28,6 +28,16 @@ keep, so its success, exactly one over the number of sequences (times the motor 
 memoryless bound, as the spec prefers. With ``observability="full"`` it reads the next element from the twin's
 ``remaining_sequence`` instead. ``pose_code`` is not implemented for them: without ``hold_arm`` the memoryless
 policy still guesses (an under-estimate of a bound the tasks declare as 1).
+
+The spatial tasks (RestorePlace, WhereHidden): ``perfect`` keeps the place the ``cue`` channel showed (x, y) and
+acts on it: RestorePlace picks the block up wherever it now is and sets it down with its centre on the place;
+WhereHidden touches the cup whose row's place is nearest to it. ``memoryless`` acts on the Bayes guess at the go
+lamp and keeps it as a motor plan: RestorePlace sets the block down at the inset corner of the spawn box (``tolerance``
+in from its edges) farthest from where the block now is (given that place the original one is uniform outside the
+``min_move`` disc around it, so every point whose tolerance disc lies in that region is an equally good guess, and
+that corner is one whenever any is; see the task sheet for the bound); WhereHidden touches a uniformly drawn row
+(seeded; every cup is equally likely). With ``observability="full"`` both read the place from the current ``cue``.
+``pose_code`` is not implemented for them (without ``hold_arm`` the memoryless policy still guesses).
 """
 
 from __future__ import annotations
@@ -38,7 +48,10 @@ from typing import Any
 import numpy as np
 
 from chronotope.envs.robot.tasks.colour_sequence import PAD_TOP
+from chronotope.envs.robot.tasks.common import BLOCK_HALF, SPAWN_HIGH, SPAWN_LOW
 from chronotope.envs.robot.tasks.count_press import BUTTON_TOP
+from chronotope.envs.robot.tasks.restore_place import RestorePlaceConfig
+from chronotope.envs.robot.tasks.where_hidden import CUP_TOP
 
 Obs = dict[str, np.ndarray]
 Script = Generator[np.ndarray, Obs, None]
@@ -59,6 +72,11 @@ of it."""
 SEQUENCE_TASKS = ("ButtonSequence", "ColourSequence")
 HOVER_Z = 0.09
 """Height (m) of the tool centre point while travelling between buttons or pads (fingertips 7.5 cm up)."""
+SPATIAL_TASKS = ("RestorePlace", "WhereHidden")
+CUP_HOVER_Z = 0.12
+"""WhereHidden: height (m) of the tool centre point over the chosen cup before going down (cup tops at 6 cm)."""
+PLACE_TOL = 0.003
+"""RestorePlace: how close (m, xy) the carried block's centre gets to the place before it is lowered."""
 
 
 def _toward(obs: Obs, p: np.ndarray, grip: float, gain: float = 0.5) -> np.ndarray:
@@ -100,26 +118,27 @@ class Oracle:
     """Scripted policy for one task id.
 
     Args:
-        task: ``Reach``, ``PickPlace``, ``CueRecallPick``, ``CountPress``, ``ButtonSequence`` or
-            ``ColourSequence`` (or a full id containing one).
+        task: ``Reach``, ``PickPlace``, ``CueRecallPick``, ``CountPress``, ``ButtonSequence``,
+            ``ColourSequence``, ``RestorePlace`` or ``WhereHidden`` (or a full id containing one).
         memory: keep the cue (perfect memory) or forget it every step (memoryless; guesses at decision time unless
             the current observation shows the cue, as in the ``full`` twin).
         seed: seed of the guessing generator (re-seeded per episode by :meth:`reset` when given a seed).
         cfg: the task's config (``env.unwrapped.cfg``): the candidate count (``num_colors`` / ``max_count``),
-            blink timing, sequence ``length`` and ``repeats`` that the guesses and ``pose_code`` use; the defaults
-            when None.
+            blink timing, sequence ``length`` and ``repeats``, RestorePlace's ``tolerance`` that the guesses and
+            ``pose_code`` use; the defaults when None.
         pose_code: memoryless only: write the cue into the hand pose while it is lit and read it back from the
             current observation at the response (only possible without ``hold_arm``; see the module doc).
 
     Attributes:
         decision_steps: sequential tasks: the observation index (steps since reset) at which the item of each
-            element was chosen, in order (what ``cue_to_query_span`` is measured against).
+            element was chosen, in order; spatial tasks: every observation index whose action used the place
+            (what ``cue_to_query_span`` is measured against).
     """
 
     def __init__(
         self, task: str, memory: bool = True, seed: int | None = None, cfg: Any = None, pose_code: bool = False
     ):
-        names = ("CueRecallPick", "PickPlace", "CountPress", "Reach", *SEQUENCE_TASKS)
+        names = ("CueRecallPick", "PickPlace", "CountPress", "Reach", *SEQUENCE_TASKS, *SPATIAL_TASKS)
         found = [n for n in names if n in task]
         if not found:
             raise ValueError(f"no oracle for task {task!r}; expected one of {names}")
@@ -130,6 +149,7 @@ class Oracle:
         self.blink_on = int(getattr(cfg, "blink_on", 3))
         self.length = int(getattr(cfg, "length", 3))
         self.repeats = self.task == "ColourSequence" and bool(getattr(cfg, "repeats", True))
+        self.tolerance = float(getattr(cfg, "tolerance", RestorePlaceConfig.tolerance))
         self.rng = np.random.default_rng(seed)
         self._script: Script | None = None
 
@@ -137,11 +157,11 @@ class Oracle:
         """Starts an episode from its first observation; ``seed`` re-seeds the guessing generator."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
-        self.remembered: int | list[int] | None = None  # cued colour / blink count / sequence, when known
+        self.remembered: Any = None  # cued colour / blink count / sequence (list) / place (xy), when known
         self._blinks = 0
         self._lamp_was_on = False
         self._shown: list[int] = []  # sequential tasks: the elements seen so far
-        self._plan: np.ndarray | None = None  # sequential tasks, memoryless: the guessed sequence
+        self._plan: np.ndarray | None = None  # sequential and spatial tasks, memoryless: the guess
         self._obs_index = -1
         self.decision_steps: list[int] = []
         self._script = getattr(self, f"_script_{self.task}")(obs)
@@ -153,7 +173,10 @@ class Oracle:
         cue = obs.get("cue")
         if cue is None:
             return
-        if self.task in SEQUENCE_TASKS:
+        if self.task in SPATIAL_TASKS:
+            if cue[2] > 0.5:  # (x, y, shown)
+                self.remembered = cue[:2].astype(float)
+        elif self.task in SEQUENCE_TASKS:
             lit = bool(cue.max() > 0.5)
             if lit and not self._lamp_was_on and obs["phase"][0] > 0.5:  # the twin lights items later on too
                 self._shown.append(int(np.argmax(cue)))
@@ -303,6 +326,46 @@ class Oracle:
             obs = yield from self._answer(obs, obs["object_pose"][row, :2].astype(float), z_down)
         yield from _hold_forever(obs)
 
+    def _place(self, obs: Obs) -> np.ndarray:
+        """Spatial tasks: the place xy [2] to act on (recalled, read from the twin's cue, or the committed guess)."""
+        self.decision_steps.append(self._obs_index)
+        if self.remembered is not None:
+            return self.remembered
+        if self._plan is None:  # the guess is drawn once, at the go lamp, and then kept as a motor plan
+            if self.task == "RestorePlace":  # the inset corner farthest from where the block now is
+                lo, hi = SPAWN_LOW + self.tolerance, SPAWN_HIGH - self.tolerance
+                corners = np.array([[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], lo[1]], [hi[0], hi[1]]])
+                block = obs["object_pose"][0, :2].astype(float)
+                self._plan = corners[int(np.argmax(np.linalg.norm(corners - block, axis=1)))]
+            else:  # WhereHidden: a uniformly drawn cup's place
+                self._plan = obs["object_pose"][int(self.rng.integers(len(obs["object_pose"]))), :2].astype(float)
+        return self._plan
+
+    def _script_RestorePlace(self, obs: Obs) -> Script:
+        obs = yield from self._wait_for_go(obs)
+        block = lambda o: o["object_pose"][0, :3].astype(float)  # noqa: E731
+        self._place(obs)  # a guess is made where the block still shows where it was moved to
+        obs = yield from _pick(obs, block, 0.08)
+        carry_z = float(obs["ee_pos"][2])
+        for _ in range(40):  # carry: the block's centre over the place (the grasp offset is whatever it is)
+            off = self._place(obs) - block(obs)[:2]
+            if np.linalg.norm(off) < PLACE_TOL:
+                break
+            obs = yield _toward(obs, np.array([*(obs["ee_pos"][:2] + off), carry_z]), 1.0)
+        while True:  # lower it there, still centring it; the env ends the episode at the set-down
+            off = self._place(obs) - block(obs)[:2]
+            down = obs["ee_pos"][2] - (block(obs)[2] - BLOCK_HALF) - 0.01
+            obs = yield _toward(obs, np.array([*(obs["ee_pos"][:2] + off), down]), 1.0)
+
+    def _script_WhereHidden(self, obs: Obs) -> Script:
+        obs = yield from self._wait_for_go(obs)
+        place = self._place(obs)  # the cup is chosen at the go lamp and followed by its row (the rows stay put)
+        row = int(np.argmin(np.linalg.norm(obs["object_pose"][:, :2] - place, axis=1)))
+        xy = obs["object_pose"][row, :2].astype(float)
+        obs = yield from _move(obs, np.array([*xy, CUP_HOVER_Z]), 1.0, 0.01)
+        while True:  # down onto the cup's top; the env ends the episode at the touch
+            obs = yield _toward(obs, np.array([*xy, CUP_TOP + TCP_TO_TIP - 0.01]), 1.0)
+
 
 def _hold_forever(obs: Obs) -> Script:
     p = obs["ee_pos"].astype(float)
@@ -358,7 +421,8 @@ def run_episode(env, oracle, seed: int, max_steps: int = 1000, policy_seed: int 
     return {**info, "steps": steps, "return": ret}
 
 
-_NOT_AVERAGED = ("cued_color", "target_count", "sequence")  # the episode's hidden variables, not measures of the policy
+# The episode's hidden variables, not measures of the policy.
+_NOT_AVERAGED = ("cued_color", "target_count", "sequence", "hidden_cup")
 
 
 def policy_seed(episode_seed: int) -> int:

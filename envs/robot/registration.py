@@ -35,6 +35,16 @@ ROBOT_ENV_SPECS: dict[str, dict] = {
         "vector_entry_point": _VEC + "ColourSequenceVectorEnv",
         "max_episode_steps": 150,
     },
+    "chronotope/RestorePlace-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.restore_place:RestorePlaceEnv",
+        "vector_entry_point": _VEC + "RestorePlaceVectorEnv",
+        "max_episode_steps": 120,
+    },
+    "chronotope/WhereHidden-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.where_hidden:WhereHiddenEnv",
+        "vector_entry_point": _VEC + "WhereHiddenVectorEnv",
+        "max_episode_steps": 80,
+    },
 }
 """Task id -> registration arguments (string entry points, so registering imports nothing heavy). The
 ``vector_entry_point`` is the task's batched env (:mod:`chronotope.envs.robot.vector_env`), built by

@@ -265,3 +265,16 @@ class ColourSequenceVectorEnv(RobotVectorEnv):
     (:class:`~chronotope.envs.robot.tasks.colour_sequence.ColourSequenceEnv`)."""
 
     env_entry = _entry("chronotope/ColourSequence-v0")
+
+
+class RestorePlaceVectorEnv(RobotVectorEnv):
+    """N worlds of ``chronotope/RestorePlace-v0``
+    (:class:`~chronotope.envs.robot.tasks.restore_place.RestorePlaceEnv`)."""
+
+    env_entry = _entry("chronotope/RestorePlace-v0")
+
+
+class WhereHiddenVectorEnv(RobotVectorEnv):
+    """N worlds of ``chronotope/WhereHidden-v0`` (:class:`~chronotope.envs.robot.tasks.where_hidden.WhereHiddenEnv`)."""
+
+    env_entry = _entry("chronotope/WhereHidden-v0")

@@ -1,7 +1,8 @@
 """``chronotope memory-demand``: how much each memory task needs memory (``shared/specs/memory-demand.md``).
 
 For every memory task (ObjectRecall, TargetSequence, Ballet, CueRecallPick, CountPress, ButtonSequence,
-ColourSequence) at its defaults and at each difficulty knob, the same seeded episodes are run by:
+ColourSequence, RestorePlace, WhereHidden) at its defaults and at each difficulty knob, the same seeded episodes are
+run by:
 
 - ``random``: uniform actions (the floor);
 - ``memoryless``: the memoryless bound, the Bayes-best policy that sees only the current observation (each task's
@@ -76,6 +77,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ColourSequence", "chronotope/ColourSequence-v0", "defaults", {}, family="arm"),
     Setting("ColourSequence", "chronotope/ColourSequence-v0", "length=2", {"length": 2}, family="arm"),
     Setting("ColourSequence", "chronotope/ColourSequence-v0", "length=4", {"length": 4}, family="arm"),
+    Setting("RestorePlace", "chronotope/RestorePlace-v0", "defaults", {}, family="arm"),
+    Setting("RestorePlace", "chronotope/RestorePlace-v0", "tolerance=0.06", {"tolerance": 0.06}, family="arm"),
+    Setting("RestorePlace", "chronotope/RestorePlace-v0", "delay_steps=40", {"delay_steps": 40}, family="arm"),
+    Setting("WhereHidden", "chronotope/WhereHidden-v0", "defaults", {}, family="arm"),
+    Setting("WhereHidden", "chronotope/WhereHidden-v0", "num_cups=3", {"num_cups": 3}, family="arm"),
+    Setting("WhereHidden", "chronotope/WhereHidden-v0", "delay_steps=40", {"delay_steps": 40}, family="arm"),
 )
 
 
