@@ -264,6 +264,9 @@ def test_ee_delta_moves_tcp_and_keeps_gripper_pointing_down():
     assert abs(abs(obs["ee_quat"][2]) - 1.0) < 1e-3  # still a half turn about y: tool axis down
 
 
+MEMORY_IDS = ("CueRecallPick", "CountPress", "ButtonSequence", "ColourSequence", "RestorePlace", "WhereHidden")
+
+
 def test_oracle_script_smoke(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "chronotope.scripts.robot_oracles", "--episodes", "2", "--out-dir", str(tmp_path)],
@@ -279,7 +282,7 @@ def test_oracle_script_smoke(tmp_path):
     assert res["chronotope/PickPlace-v0|memory"]["success_rate"] == 1.0
     # every memory task (a MemoryTaskConfig: it has the observability twin) gets its twin row, the others none
     twins = {k.split("|")[0] for k in res if k.endswith("|memoryless_twin")}
-    assert twins >= {f"chronotope/{t}-v0" for t in ("CueRecallPick", "CountPress", "ButtonSequence", "ColourSequence")}
+    assert twins >= {f"chronotope/{t}-v0" for t in MEMORY_IDS}
     assert not twins & {"chronotope/Reach-v0", "chronotope/PickPlace-v0"}
 
 
