@@ -38,6 +38,16 @@ in from its edges) farthest from where the block now is (given that place the or
 that corner is one whenever any is; see the task sheet for the bound); WhereHidden touches a uniformly drawn row
 (seeded; every cup is equally likely). With ``observability="full"`` both read the place from the current ``cue``.
 ``pose_code`` is not implemented for them (without ``hold_arm`` the memoryless policy still guesses).
+
+The capacity tasks (MultiCueTouch, PairRecall): ``perfect`` keeps what the ``cue`` channel showed while it was on,
+MultiCueTouch the set of lit colours (touched one after another, in colour order, each where its pad now is),
+PairRecall each lit pad's place with its colour (at the go lamp it touches the pad nearest to the place of the
+queried colour). ``memoryless`` draws its guess at the go lamp (seeded) and keeps it as a motor plan:
+MultiCueTouch a uniform set of ``num_cued`` colours (touched in the drawn order; keeping the plan and the pads
+already touched is more than a strictly reactive policy could, so its success, exactly ``1 / C(num_pads,
+num_cued)`` times the motor success, over-estimates the bound, as the spec prefers), PairRecall a uniform pad. With
+``observability="full"`` both read the current ``cue``: the lit pads still to touch, or every pad's colour.
+``pose_code`` is not implemented for them (without ``hold_arm`` the memoryless policy still guesses).
 """
 
 from __future__ import annotations
@@ -47,9 +57,11 @@ from typing import Any
 
 import numpy as np
 
+from chronotope.envs.robot.tasks.capacity import PAD_TOP as CAPACITY_PAD_TOP
 from chronotope.envs.robot.tasks.colour_sequence import PAD_TOP
 from chronotope.envs.robot.tasks.common import BLOCK_HALF, SPAWN_HIGH, SPAWN_LOW
 from chronotope.envs.robot.tasks.count_press import BUTTON_TOP
+from chronotope.envs.robot.tasks.multi_cue_touch import MultiCueTouchConfig
 from chronotope.envs.robot.tasks.restore_place import RestorePlaceConfig
 from chronotope.envs.robot.tasks.where_hidden import CUP_TOP
 
@@ -77,6 +89,7 @@ CUP_HOVER_Z = 0.12
 """WhereHidden: height (m) of the tool centre point over the chosen cup before going down (cup tops at 6 cm)."""
 PLACE_TOL = 0.003
 """RestorePlace: how close (m, xy) the carried block's centre gets to the place before it is lowered."""
+CAPACITY_TASKS = ("MultiCueTouch", "PairRecall")
 
 
 def _toward(obs: Obs, p: np.ndarray, grip: float, gain: float = 0.5) -> np.ndarray:
@@ -119,26 +132,28 @@ class Oracle:
 
     Args:
         task: ``Reach``, ``PickPlace``, ``CueRecallPick``, ``CountPress``, ``ButtonSequence``,
-            ``ColourSequence``, ``RestorePlace`` or ``WhereHidden`` (or a full id containing one).
+            ``ColourSequence``, ``RestorePlace``, ``WhereHidden``, ``MultiCueTouch`` or ``PairRecall`` (or a full
+            id containing one).
         memory: keep the cue (perfect memory) or forget it every step (memoryless; guesses at decision time unless
             the current observation shows the cue, as in the ``full`` twin).
         seed: seed of the guessing generator (re-seeded per episode by :meth:`reset` when given a seed).
         cfg: the task's config (``env.unwrapped.cfg``): the candidate count (``num_colors`` / ``max_count``),
-            blink timing, sequence ``length`` and ``repeats``, RestorePlace's ``tolerance`` that the guesses and
-            ``pose_code`` use; the defaults when None.
+            blink timing, sequence ``length`` and ``repeats``, RestorePlace's ``tolerance``, MultiCueTouch's
+            ``num_cued`` that the guesses and ``pose_code`` use; the defaults when None.
         pose_code: memoryless only: write the cue into the hand pose while it is lit and read it back from the
             current observation at the response (only possible without ``hold_arm``; see the module doc).
 
     Attributes:
         decision_steps: sequential tasks: the observation index (steps since reset) at which the item of each
             element was chosen, in order; spatial tasks: every observation index whose action used the place
-            (what ``cue_to_query_span`` is measured against).
+            (what ``cue_to_query_span`` is measured against); capacity tasks: the observation index at which the
+            pad of each answer was chosen, in order.
     """
 
     def __init__(
         self, task: str, memory: bool = True, seed: int | None = None, cfg: Any = None, pose_code: bool = False
     ):
-        names = ("CueRecallPick", "PickPlace", "CountPress", "Reach", *SEQUENCE_TASKS, *SPATIAL_TASKS)
+        names = ("CueRecallPick", "PickPlace", "CountPress", "Reach", *SEQUENCE_TASKS, *SPATIAL_TASKS, *CAPACITY_TASKS)
         found = [n for n in names if n in task]
         if not found:
             raise ValueError(f"no oracle for task {task!r}; expected one of {names}")
@@ -150,6 +165,7 @@ class Oracle:
         self.length = int(getattr(cfg, "length", 3))
         self.repeats = self.task == "ColourSequence" and bool(getattr(cfg, "repeats", True))
         self.tolerance = float(getattr(cfg, "tolerance", RestorePlaceConfig.tolerance))
+        self.num_cued = int(getattr(cfg, "num_cued", MultiCueTouchConfig.num_cued))
         self.rng = np.random.default_rng(seed)
         self._script: Script | None = None
 
@@ -157,11 +173,13 @@ class Oracle:
         """Starts an episode from its first observation; ``seed`` re-seeds the guessing generator."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
-        self.remembered: Any = None  # cued colour / blink count / sequence (list) / place (xy), when known
+        # cued colour / blink count / sequence (list) / place (xy) / cued set / (place, colour) pairs, when known
+        self.remembered: Any = None
         self._blinks = 0
         self._lamp_was_on = False
         self._shown: list[int] = []  # sequential tasks: the elements seen so far
-        self._plan: np.ndarray | None = None  # sequential and spatial tasks, memoryless: the guess
+        self._plan: np.ndarray | None = None  # sequential, spatial and capacity tasks, memoryless: the guess
+        self._done: list[int] = []  # MultiCueTouch: the colours touched so far (a motor record, not the cue)
         self._obs_index = -1
         self.decision_steps: list[int] = []
         self._script = getattr(self, f"_script_{self.task}")(obs)
@@ -182,6 +200,13 @@ class Oracle:
                 self._shown.append(int(np.argmax(cue)))
             self._lamp_was_on = lit
             self.remembered = list(self._shown) or None
+        elif self.task == "MultiCueTouch":
+            if cue.max() > 0.5:  # the lit pads' colours (in the twin, those still to touch)
+                self.remembered = set(np.flatnonzero(cue > 0.5).tolist())
+        elif self.task == "PairRecall":
+            if cue.max() > 0.5:  # each lit pad's place and colour (rows: the current object_pose order)
+                xy = obs["object_pose"][:, :2].astype(float)
+                self.remembered = [(xy[r], int(np.argmax(cue[r]))) for r in range(len(cue))]
         elif self.task == "CueRecallPick":
             if cue.max() > 0.5:
                 self.remembered = int(np.argmax(cue))
@@ -366,6 +391,46 @@ class Oracle:
         while True:  # down onto the cup's top; the env ends the episode at the touch
             obs = yield _toward(obs, np.array([*xy, CUP_TOP + TCP_TO_TIP - 0.01]), 1.0)
 
+    def _set_item(self, obs: Obs) -> int | None:
+        """MultiCueTouch: the colour of the next pad to touch (recalled, read from the twin's lit pads, or the
+        committed guess), None once every chosen colour has been touched."""
+        if self.remembered is not None:
+            chosen = sorted(self.remembered)
+        else:
+            if self._plan is None:  # the guess is drawn once, at the go lamp, and then kept as a motor plan
+                self._plan = self.rng.permutation(len(obs["cue"]))[: self.num_cued]
+            chosen = [int(c) for c in self._plan]
+        rest = [c for c in chosen if c not in self._done]
+        if not rest:
+            return None
+        self.decision_steps.append(self._obs_index)
+        return rest[0]
+
+    def _script_MultiCueTouch(self, obs: Obs) -> Script:
+        obs = yield from self._wait_for_go(obs)
+        while (colour := self._set_item(obs)) is not None:
+            row = int(np.argmax(obs["pad_colour"][:, colour]))  # the pads do not move during the response
+            z_down = CAPACITY_PAD_TOP + TCP_TO_TIP - 0.005
+            obs = yield from self._answer(obs, obs["object_pose"][row, :2].astype(float), z_down)
+            self._done.append(colour)
+        yield from _hold_forever(obs)
+
+    def _script_PairRecall(self, obs: Obs) -> Script:
+        obs = yield from self._wait_for_go(obs)
+        self.decision_steps.append(self._obs_index)
+        poses = obs["object_pose"][:, :2].astype(float)
+        if self.remembered is not None:  # the pad nearest to where the queried colour was shown
+            query = int(np.argmax(obs["query"]))
+            place = next(xy for xy, colour in self.remembered if colour == query)
+            row = int(np.argmin(np.linalg.norm(poses - place, axis=1)))
+        else:  # a uniformly drawn pad
+            row = int(self.rng.integers(len(poses)))
+            self._plan = poses[row].copy()
+        xy = poses[row]  # the pads stay put: the chosen pad keeps its row
+        obs = yield from _move(obs, np.array([*xy, HOVER_Z]), 1.0, 0.01)
+        while True:  # down onto the pad; the env ends the episode at the touch
+            obs = yield _toward(obs, np.array([*xy, CAPACITY_PAD_TOP + TCP_TO_TIP - 0.005]), 1.0)
+
 
 def _hold_forever(obs: Obs) -> Script:
     p = obs["ee_pos"].astype(float)
@@ -422,7 +487,7 @@ def run_episode(env, oracle, seed: int, max_steps: int = 1000, policy_seed: int 
 
 
 # The episode's hidden variables, not measures of the policy.
-_NOT_AVERAGED = ("cued_color", "target_count", "sequence", "hidden_cup")
+_NOT_AVERAGED = ("cued_color", "target_count", "sequence", "hidden_cup", "query")
 
 
 def policy_seed(episode_seed: int) -> int:

@@ -45,6 +45,16 @@ ROBOT_ENV_SPECS: dict[str, dict] = {
         "vector_entry_point": _VEC + "WhereHiddenVectorEnv",
         "max_episode_steps": 80,
     },
+    "chronotope/MultiCueTouch-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.multi_cue_touch:MultiCueTouchEnv",
+        "vector_entry_point": _VEC + "MultiCueTouchVectorEnv",
+        "max_episode_steps": 150,
+    },
+    "chronotope/PairRecall-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.pair_recall:PairRecallEnv",
+        "vector_entry_point": _VEC + "PairRecallVectorEnv",
+        "max_episode_steps": 80,
+    },
 }
 """Task id -> registration arguments (string entry points, so registering imports nothing heavy). The
 ``vector_entry_point`` is the task's batched env (:mod:`chronotope.envs.robot.vector_env`), built by

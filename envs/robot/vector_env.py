@@ -278,3 +278,16 @@ class WhereHiddenVectorEnv(RobotVectorEnv):
     """N worlds of ``chronotope/WhereHidden-v0`` (:class:`~chronotope.envs.robot.tasks.where_hidden.WhereHiddenEnv`)."""
 
     env_entry = _entry("chronotope/WhereHidden-v0")
+
+
+class MultiCueTouchVectorEnv(RobotVectorEnv):
+    """N worlds of ``chronotope/MultiCueTouch-v0``
+    (:class:`~chronotope.envs.robot.tasks.multi_cue_touch.MultiCueTouchEnv`)."""
+
+    env_entry = _entry("chronotope/MultiCueTouch-v0")
+
+
+class PairRecallVectorEnv(RobotVectorEnv):
+    """N worlds of ``chronotope/PairRecall-v0`` (:class:`~chronotope.envs.robot.tasks.pair_recall.PairRecallEnv`)."""
+
+    env_entry = _entry("chronotope/PairRecall-v0")

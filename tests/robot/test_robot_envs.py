@@ -264,7 +264,16 @@ def test_ee_delta_moves_tcp_and_keeps_gripper_pointing_down():
     assert abs(abs(obs["ee_quat"][2]) - 1.0) < 1e-3  # still a half turn about y: tool axis down
 
 
-MEMORY_IDS = ("CueRecallPick", "CountPress", "ButtonSequence", "ColourSequence", "RestorePlace", "WhereHidden")
+MEMORY_IDS = (
+    "CueRecallPick",
+    "CountPress",
+    "ButtonSequence",
+    "ColourSequence",
+    "RestorePlace",
+    "WhereHidden",
+    "MultiCueTouch",
+    "PairRecall",
+)
 
 
 def test_oracle_script_smoke(tmp_path):
