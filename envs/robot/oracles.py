@@ -48,6 +48,12 @@ already touched is more than a strictly reactive policy could, so its success, e
 num_cued)`` times the motor success, over-estimates the bound, as the spec prefers), PairRecall a uniform pad. With
 ``observability="full"`` both read the current ``cue``: the lit pads still to touch, or every pad's colour.
 ``pose_code`` is not implemented for them (without ``hold_arm`` the memoryless policy still guesses).
+
+ShellGame (object memory): ``perfect`` keeps the ball's place from the ``cue`` channel and, at every later step,
+moves it to the cup nearest to it in the current observation (a swapping cup moves less than half the distance
+between cups per step, so that is the ball's cup: tracking by continuity); at the go lamp it touches that cup.
+``memoryless`` touches a uniformly drawn row (seeded). With ``observability="full"`` it reads the place from the
+current ``cue``. ``pose_code`` is not implemented (without ``hold_arm`` the memoryless policy still guesses).
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ CUP_HOVER_Z = 0.12
 PLACE_TOL = 0.003
 """RestorePlace: how close (m, xy) the carried block's centre gets to the place before it is lowered."""
 CAPACITY_TASKS = ("MultiCueTouch", "PairRecall")
+OBJECT_TASKS = ("ShellGame",)
 
 
 def _toward(obs: Obs, p: np.ndarray, grip: float, gain: float = 0.5) -> np.ndarray:
@@ -132,8 +139,8 @@ class Oracle:
 
     Args:
         task: ``Reach``, ``PickPlace``, ``CueRecallPick``, ``CountPress``, ``ButtonSequence``,
-            ``ColourSequence``, ``RestorePlace``, ``WhereHidden``, ``MultiCueTouch`` or ``PairRecall`` (or a full
-            id containing one).
+            ``ColourSequence``, ``RestorePlace``, ``WhereHidden``, ``MultiCueTouch``, ``PairRecall`` or
+            ``ShellGame`` (or a full id containing one).
         memory: keep the cue (perfect memory) or forget it every step (memoryless; guesses at decision time unless
             the current observation shows the cue, as in the ``full`` twin).
         seed: seed of the guessing generator (re-seeded per episode by :meth:`reset` when given a seed).
@@ -146,14 +153,15 @@ class Oracle:
     Attributes:
         decision_steps: sequential tasks: the observation index (steps since reset) at which the item of each
             element was chosen, in order; spatial tasks: every observation index whose action used the place
-            (what ``cue_to_query_span`` is measured against); capacity tasks: the observation index at which the
-            pad of each answer was chosen, in order.
+            (what ``cue_to_query_span`` is measured against); capacity tasks and ShellGame: the observation index
+            at which the pad (cup) of each answer was chosen, in order.
     """
 
     def __init__(
         self, task: str, memory: bool = True, seed: int | None = None, cfg: Any = None, pose_code: bool = False
     ):
-        names = ("CueRecallPick", "PickPlace", "CountPress", "Reach", *SEQUENCE_TASKS, *SPATIAL_TASKS, *CAPACITY_TASKS)
+        names = ("CueRecallPick", "PickPlace", "CountPress", "Reach", *SEQUENCE_TASKS, *SPATIAL_TASKS)
+        names += (*CAPACITY_TASKS, *OBJECT_TASKS)
         found = [n for n in names if n in task]
         if not found:
             raise ValueError(f"no oracle for task {task!r}; expected one of {names}")
@@ -207,6 +215,12 @@ class Oracle:
             if cue.max() > 0.5:  # each lit pad's place and colour (rows: the current object_pose order)
                 xy = obs["object_pose"][:, :2].astype(float)
                 self.remembered = [(xy[r], int(np.argmax(cue[r]))) for r in range(len(cue))]
+        elif self.task == "ShellGame":
+            if cue[2] > 0.5:  # (x, y, shown)
+                self.remembered = cue[:2].astype(float)
+            elif self.remembered is not None:  # follow the ball's cup: the cup nearest to where it was a step ago
+                xy = obs["object_pose"][:, :2].astype(float)
+                self.remembered = xy[int(np.argmin(np.linalg.norm(xy - self.remembered, axis=1)))]
         elif self.task == "CueRecallPick":
             if cue.max() > 0.5:
                 self.remembered = int(np.argmax(cue))
@@ -431,6 +445,20 @@ class Oracle:
         while True:  # down onto the pad; the env ends the episode at the touch
             obs = yield _toward(obs, np.array([*xy, CAPACITY_PAD_TOP + TCP_TO_TIP - 0.005]), 1.0)
 
+    def _script_ShellGame(self, obs: Obs) -> Script:
+        obs = yield from self._wait_for_go(obs)
+        self.decision_steps.append(self._obs_index)
+        poses = obs["object_pose"][:, :2].astype(float)
+        if self.remembered is not None:  # the cup the ball was followed to (or that the twin shows)
+            row = int(np.argmin(np.linalg.norm(poses - self.remembered, axis=1)))
+        else:  # a uniformly drawn cup
+            row = int(self.rng.integers(len(poses)))
+            self._plan = poses[row].copy()
+        xy = poses[row]  # the cups stay put and keep their rows during the response
+        obs = yield from _move(obs, np.array([*xy, CUP_HOVER_Z]), 1.0, 0.01)
+        while True:  # down onto the cup's top; the env ends the episode at the touch
+            obs = yield _toward(obs, np.array([*xy, CUP_TOP + TCP_TO_TIP - 0.01]), 1.0)
+
 
 def _hold_forever(obs: Obs) -> Script:
     p = obs["ee_pos"].astype(float)
@@ -487,7 +515,7 @@ def run_episode(env, oracle, seed: int, max_steps: int = 1000, policy_seed: int 
 
 
 # The episode's hidden variables, not measures of the policy.
-_NOT_AVERAGED = ("cued_color", "target_count", "sequence", "hidden_cup", "query")
+_NOT_AVERAGED = ("cued_color", "target_count", "sequence", "hidden_cup", "query", "ball_cup")
 
 
 def policy_seed(episode_seed: int) -> int:

@@ -55,6 +55,11 @@ ROBOT_ENV_SPECS: dict[str, dict] = {
         "vector_entry_point": _VEC + "PairRecallVectorEnv",
         "max_episode_steps": 80,
     },
+    "chronotope/ShellGame-v0": {
+        "entry_point": "chronotope.envs.robot.tasks.shell_game:ShellGameEnv",
+        "vector_entry_point": _VEC + "ShellGameVectorEnv",
+        "max_episode_steps": 100,
+    },
 }
 """Task id -> registration arguments (string entry points, so registering imports nothing heavy). The
 ``vector_entry_point`` is the task's batched env (:mod:`chronotope.envs.robot.vector_env`), built by

@@ -291,3 +291,9 @@ class PairRecallVectorEnv(RobotVectorEnv):
     """N worlds of ``chronotope/PairRecall-v0`` (:class:`~chronotope.envs.robot.tasks.pair_recall.PairRecallEnv`)."""
 
     env_entry = _entry("chronotope/PairRecall-v0")
+
+
+class ShellGameVectorEnv(RobotVectorEnv):
+    """N worlds of ``chronotope/ShellGame-v0`` (:class:`~chronotope.envs.robot.tasks.shell_game.ShellGameEnv`)."""
+
+    env_entry = _entry("chronotope/ShellGame-v0")

@@ -1,8 +1,8 @@
 """``chronotope memory-demand``: how much each memory task needs memory (``shared/specs/memory-demand.md``).
 
 For every memory task (ObjectRecall, TargetSequence, Ballet, CueRecallPick, CountPress, ButtonSequence,
-ColourSequence, RestorePlace, WhereHidden, MultiCueTouch, PairRecall) at its defaults and at each difficulty knob,
-the same seeded episodes are run by:
+ColourSequence, RestorePlace, WhereHidden, MultiCueTouch, PairRecall, ShellGame) at its defaults and at each
+difficulty knob, the same seeded episodes are run by:
 
 - ``random``: uniform actions (the floor);
 - ``memoryless``: the memoryless bound, the Bayes-best policy that sees only the current observation (each task's
@@ -89,6 +89,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PairRecall", "chronotope/PairRecall-v0", "defaults", {}, family="arm"),
     Setting("PairRecall", "chronotope/PairRecall-v0", "num_pairs=2", {"num_pairs": 2}, family="arm"),
     Setting("PairRecall", "chronotope/PairRecall-v0", "num_pairs=6", {"num_pairs": 6}, family="arm"),
+    Setting("ShellGame", "chronotope/ShellGame-v0", "defaults", {}, family="arm"),
+    Setting("ShellGame", "chronotope/ShellGame-v0", "num_swaps=0", {"num_swaps": 0}, family="arm"),
+    Setting("ShellGame", "chronotope/ShellGame-v0", "num_swaps=8", {"num_swaps": 8}, family="arm"),
+    Setting("ShellGame", "chronotope/ShellGame-v0", "num_cups=3", {"num_cups": 3}, family="arm"),
 )
 
 

@@ -273,6 +273,7 @@ MEMORY_IDS = (
     "WhereHidden",
     "MultiCueTouch",
     "PairRecall",
+    "ShellGame",
 )
 
 

@@ -25,7 +25,7 @@ needs no memory. The same names as the navigation memory tasks (``chronotope.env
 @dataclass
 class MemoryTaskConfig(RobotEnvConfig):
     """Options shared by the arm memory tasks (CueRecallPick, CountPress, ButtonSequence, ColourSequence,
-    RestorePlace, WhereHidden, MultiCueTouch, PairRecall), plus :class:`RobotEnvConfig`."""
+    RestorePlace, WhereHidden, MultiCueTouch, PairRecall, ShellGame), plus :class:`RobotEnvConfig`."""
 
     observability: str = "partial"
     """``partial`` (the memory task) or ``full`` (the observability twin: the cue stays observable for the whole
