@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 from chronotope.envs.robot import arm_constants as C
 from chronotope.envs.robot.tasks.common import sample_separated_xy
-from chronotope.envs.robot.tasks.count_press import BUTTON_TOP, BUTTON_TRAVEL
+from chronotope.envs.robot.tasks.count_press import BUTTON_TRAVEL, add_button
 from chronotope.envs.robot.tasks.sequence import SequenceTaskConfig, SequenceTaskEnv
 
 COLOUR_NAMES = tuple(C.PALETTE)
@@ -103,38 +103,8 @@ class ButtonSequenceEnv(SequenceTaskEnv):
 
     def _build(self, spec: mujoco.MjSpec) -> None:
         self.colours = COLOUR_NAMES[: self.cfg.num_buttons]
-        for k in range(len(self.colours)):
-            housing = spec.worldbody.add_body(name=f"button_base_{k}", pos=[0.4, -0.2 + 0.1 * k, 0.0])
-            housing.add_geom(
-                name=f"button_housing_{k}",
-                type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-                size=[0.035, 0.012, 0],
-                pos=[0, 0, 0.012],
-                rgba=[0.2, 0.2, 0.22, 1],
-                contype=0,
-                conaffinity=0,
-            )
-            cap = housing.add_body(name=f"button_{k}", pos=[0, 0, BUTTON_TOP - 0.01])
-            # The spring-loaded slide of CountPress's button: rest at 0, lower stop at -travel.
-            cap.add_joint(
-                name=f"button_{k}",
-                type=mujoco.mjtJoint.mjJNT_SLIDE,
-                axis=[0, 0, 1],
-                range=[-BUTTON_TRAVEL, 0.0],
-                limited=mujoco.mjtLimited.mjLIMITED_TRUE,
-                stiffness=300.0,
-                springref=0.0,
-                damping=3.0,
-            )
-            cap.add_geom(
-                name=f"button_{k}",
-                type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-                size=[0.025, 0.01, 0],
-                mass=0.02,
-                rgba=list(self._cap_rgba(k, lit=False)),
-                contype=1,
-                conaffinity=3,
-            )
+        for k in range(len(self.colours)):  # CountPress's button, one per colour
+            add_button(spec, f"_{k}", (0.4, -0.2 + 0.1 * k), self._cap_rgba(k, lit=False))
 
     def _cap_rgba(self, k: int, lit: bool) -> np.ndarray:
         rgba = np.array(C.PALETTE[self.colours[k]])
@@ -175,10 +145,4 @@ class ButtonSequenceEnv(SequenceTaskEnv):
         return {"object_pose": spaces.Box(-np.inf, np.inf, (self.cfg.num_buttons, 7), np.float32)}
 
     def _item_obs(self) -> dict[str, np.ndarray]:
-        d, m = self.data, self.model
-        poses = np.zeros((self.cfg.num_buttons, 7))
-        for k in range(self.cfg.num_buttons):
-            b = m.body(f"button_{k}").id
-            poses[k, :3] = d.xpos[b]
-            poses[k, 3:] = d.xquat[b]
-        return {"object_pose": poses}
+        return {"object_pose": self.body_poses(f"button_{k}" for k in range(self.cfg.num_buttons))}

@@ -8,7 +8,8 @@ touch before the go lamp, ends the episode; touching an answered pad again does 
 ``object_pose`` (in an order the task re-draws), the reward terms and the memory-demand declarations. A task sets
 its pads' colours and what must be answered in ``_sample_episode`` (reset) and fills the hooks ``num_pads``,
 ``num_answers``, ``_hide`` (the first delay step), ``_respond`` (the go lamp), ``_pad_rgba`` and
-``_extra_obs_spaces`` / ``_extra_obs``.
+``_extra_obs_spaces`` / ``_extra_obs``. The phase clock and the held arm come from
+:class:`~chronotope.envs.robot.tasks.common.PhasedMemoryTaskEnv`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ import numpy as np
 from gymnasium import spaces
 
 from chronotope.envs.robot import arm_constants as C
-from chronotope.envs.robot.env import RobotEnv
-from chronotope.envs.robot.tasks.common import MemoryTaskConfig, sample_separated_xy
+from chronotope.envs.robot.tasks.common import CueDelayConfig, PhasedMemoryTaskEnv, sample_separated_xy
 
-PHASES = ("cue", "delay", "response")
 COLOURS: dict[str, tuple[float, float, float, float]] = {
     **C.PALETTE,
     "cyan": (0.1, 0.8, 0.85, 1.0),
@@ -47,26 +46,10 @@ answer 0 at the go lamp itself). Measured over 100 default MultiCueTouch episode
 4 and 5: at most 17.5 steps per answer (mean 14.2 to 14.7)."""
 
 
-def is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 @dataclass
-class CapacityTaskConfig(MemoryTaskConfig):
-    """Options of the capacity-memory tasks (plus :class:`MemoryTaskConfig`: ``observability``, ``hold_arm``, and
-    :class:`RobotEnvConfig`)."""
-
-    cue_steps: int = 5
-    """Env steps the cue is shown (all of it at once), from the first observation on."""
-    delay_steps: int = 20
-    """Env steps between the cue going off and the go lamp (the arm is held)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not (is_int(self.cue_steps) and self.cue_steps >= 1):
-            raise ValueError(f"cue_steps={self.cue_steps!r}; expected a positive int")
-        if not (is_int(self.delay_steps) and self.delay_steps >= 0):
-            raise ValueError(f"delay_steps={self.delay_steps!r}; expected a non-negative int")
+class CapacityTaskConfig(CueDelayConfig):
+    """Options of the capacity-memory tasks: :class:`CueDelayConfig`'s (``cue_steps``, the steps the cue is shown,
+    all of it at once; ``delay_steps``; ``observability``, ``hold_arm``, and :class:`RobotEnvConfig`)."""
 
 
 def add_pad(spec: mujoco.MjSpec, name: str, rgba: tuple[float, ...] | np.ndarray) -> None:
@@ -84,7 +67,7 @@ def add_pad(spec: mujoco.MjSpec, name: str, rgba: tuple[float, ...] | np.ndarray
     )
 
 
-class CapacityTaskEnv(RobotEnv):
+class CapacityTaskEnv(PhasedMemoryTaskEnv):
     """Base of the capacity-memory arm tasks; not registered itself (see MultiCueTouch and PairRecall for the task
     sheets).
 
@@ -151,7 +134,7 @@ class CapacityTaskEnv(RobotEnv):
 
     def touching(self) -> np.ndarray:
         """Whether a finger pad is in contact with each pad [num_pads] (by pad id)."""
-        return np.array([self.in_contact(self._pad_geoms, g) for g in self._pad_geom_ids])
+        return self.touching_geoms(self._pad_geom_ids)
 
     def row_of(self, pad: int) -> int:
         """The ``object_pose`` row that holds pad ``pad`` now."""
@@ -171,19 +154,7 @@ class CapacityTaskEnv(RobotEnv):
 
     @property
     def response_start(self) -> int:
-        """Step of the first observation with the go lamp lit."""
         return self.cfg.cue_steps + self.cfg.delay_steps
-
-    @property
-    def phase(self) -> str:
-        t = self.step_count
-        if t < self.cfg.cue_steps:
-            return "cue"
-        return "delay" if t < self.response_start else "response"
-
-    def cue_visible(self) -> bool:
-        """Whether the cue is shown now: in the cue phase, or always in the twin."""
-        return self.phase == "cue" or self.cfg.observability == "full"
 
     @property
     def progress(self) -> int:
@@ -226,9 +197,6 @@ class CapacityTaskEnv(RobotEnv):
         self.set_go_lamp(self.phase == "response")
 
     # ----------------------------------------------------------------------------------------- memory demand
-    def controllable(self) -> bool:
-        return not self.cfg.hold_arm or self.phase == "response"
-
     def cue_to_query_span(self) -> int:
         if self.cfg.observability == "full":
             return 0
@@ -240,19 +208,12 @@ class CapacityTaskEnv(RobotEnv):
         return {
             "object_pose": spaces.Box(-np.inf, np.inf, (self.num_pads, 7), np.float32),
             **self._extra_obs_spaces(),
-            "phase": spaces.Box(0.0, 1.0, (len(PHASES),), np.float32),
+            "phase": self.phase_space(),
         }
 
     def _task_obs(self) -> dict[str, np.ndarray]:
-        d, m = self.data, self.model
-        poses = np.zeros((self.num_pads, 7))
-        for r, k in enumerate(self.row_pad):
-            b = m.body(f"pad_{k}").id
-            poses[r, :3] = d.xpos[b]
-            poses[r, 3:] = d.xquat[b]
-        phase = np.zeros(len(PHASES))
-        phase[PHASES.index(self.phase)] = 1.0
-        return {"object_pose": poses, **self._extra_obs(), "phase": phase}
+        poses = self.body_poses(f"pad_{k}" for k in self.row_pad)
+        return {"object_pose": poses, **self._extra_obs(), "phase": self.phase_one_hot()}
 
     def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
         terms = {

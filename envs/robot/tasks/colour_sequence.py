@@ -144,7 +144,7 @@ class ColourSequenceEnv(SequenceTaskEnv):
 
     def touching(self) -> np.ndarray:
         """Whether a finger pad is in contact with each colour's pad [num_colors]."""
-        return np.array([self.in_contact(self._pad_geoms, g) for g in self._pad_geom_ids])
+        return self.touching_geoms(self._pad_geom_ids)
 
     def _detect_responses(self) -> np.ndarray:
         now = self.touching()
@@ -163,11 +163,5 @@ class ColourSequenceEnv(SequenceTaskEnv):
         }
 
     def _item_obs(self) -> dict[str, np.ndarray]:
-        d, m = self.data, self.model
-        n = self.cfg.num_colors
-        poses = np.zeros((n, 7))
-        for r, k in enumerate(self.row_colour):
-            b = m.body(f"pad_{k}").id
-            poses[r, :3] = d.xpos[b]
-            poses[r, 3:] = d.xquat[b]
-        return {"object_pose": poses, "pad_colour": np.eye(n)[self.row_colour]}
+        poses = self.body_poses(f"pad_{k}" for k in self.row_colour)
+        return {"object_pose": poses, "pad_colour": np.eye(self.cfg.num_colors)[self.row_colour]}

@@ -1,14 +1,17 @@
 """Helpers shared by the robot tasks: spec builders for blocks and goal markers, spawn sampling, the options of
-the memory tasks."""
+the memory tasks and :class:`PhasedMemoryTaskEnv`, the phase clock of the memory tasks that end behind a go lamp."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
+from gymnasium import spaces
 
-from chronotope.envs.robot.env import RobotEnvConfig
+from chronotope.envs.robot.env import RobotEnv, RobotEnvConfig
 
 BLOCK_HALF = 0.02
 """Half edge (m) of the cube blocks: 4 cm cubes fit the 8 cm open gripper."""
@@ -43,6 +46,116 @@ class MemoryTaskConfig(RobotEnvConfig):
             raise ValueError(f"observability must be one of {OBSERVABILITY}, got {self.observability!r}")
         if not isinstance(self.hold_arm, bool):
             raise ValueError(f"hold_arm={self.hold_arm!r}; expected a bool")
+
+
+def is_int(v: Any) -> bool:
+    """Whether ``v`` is an int and not a bool (a config check: ``True`` is an int to Python)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_positive_ints(cfg: Any, *names: str) -> None:
+    """Raises ValueError naming the first field of ``cfg`` in ``names`` that is not a positive int."""
+    for name in names:
+        v = getattr(cfg, name)
+        if not (is_int(v) and v >= 1):
+            raise ValueError(f"{name}={v!r}; expected a positive int")
+
+
+def check_non_negative_ints(cfg: Any, *names: str) -> None:
+    """Raises ValueError naming the first field of ``cfg`` in ``names`` that is not a non-negative int."""
+    for name in names:
+        v = getattr(cfg, name)
+        if not (is_int(v) and v >= 0):
+            raise ValueError(f"{name}={v!r}; expected a non-negative int")
+
+
+@dataclass
+class CueDelayConfig(MemoryTaskConfig):
+    """Options of the memory tasks that show their cue once and then hold it through a delay (the spatial and the
+    capacity tasks), plus :class:`MemoryTaskConfig`: ``observability``, ``hold_arm``, and :class:`RobotEnvConfig`."""
+
+    cue_steps: int = 5
+    """Env steps the cue (a place; all the pads at once) is shown, from the first observation on."""
+    delay_steps: int = 20
+    """Env steps between the cue going off and the go lamp (the distractor phase: the arm is held)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive_ints(self, "cue_steps")
+        check_non_negative_ints(self, "delay_steps")
+
+
+class PhasedMemoryTaskEnv(RobotEnv):
+    """Base of the arm memory tasks whose episode runs cue -> a middle phase -> response behind the go lamp (the
+    sequential, spatial, capacity and object-memory tasks; its config is a :class:`MemoryTaskConfig`). It owns the
+    phase clock, the held arm, the cue's visibility, the twin's and the free arm's memoryless bound of 1, the
+    one-hot ``phase`` observation and the bodies' pose rows. A task fills ``response_start`` and
+    ``_guess_bound``, and ``cue_end`` where its cue phase is not ``cfg.cue_steps`` long; not registered itself.
+    """
+
+    phases: ClassVar[tuple[str, str, str]] = ("cue", "delay", "response")
+    """The three phases' names, in order (the ``phase`` measure; the ``phase`` observation one-hot)."""
+
+    # ----------------------------------------------------------------------------------------- task hooks
+    @property
+    def cue_end(self) -> int:
+        """Step of the first observation after the cue phase."""
+        return self.cfg.cue_steps
+
+    @property
+    def response_start(self) -> int:
+        """Step of the first observation with the go lamp lit."""
+        raise NotImplementedError
+
+    def _guess_bound(self) -> float:
+        """The memory task's memoryless bound with the arm held (the Bayes guess's success; see the task sheet)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------------- phases
+    @property
+    def phase(self) -> str:
+        t = self.step_count
+        if t < self.cue_end:
+            return self.phases[0]
+        return self.phases[1] if t < self.response_start else self.phases[2]
+
+    def cue_visible(self) -> bool:
+        """Whether the cue is shown now: in the cue phase, or always in the twin."""
+        return self.phase == "cue" or self.cfg.observability == "full"
+
+    # ----------------------------------------------------------------------------------------- memory demand
+    def controllable(self) -> bool:
+        return not self.cfg.hold_arm or self.phase == "response"
+
+    def memoryless_bound(self) -> float:
+        if self.cfg.observability == "full" or not self.cfg.hold_arm:
+            return 1.0
+        return self._guess_bound()
+
+    # ----------------------------------------------------------------------------------------- observations
+    def phase_space(self) -> spaces.Box:
+        """The ``phase`` observation's space: a one-hot over :attr:`phases`."""
+        return spaces.Box(0.0, 1.0, (len(self.phases),), np.float32)
+
+    def phase_one_hot(self) -> np.ndarray:
+        """The ``phase`` observation [3]: one-hot of the phase now."""
+        out = np.zeros(len(self.phases))
+        out[self.phases.index(self.phase)] = 1.0
+        return out
+
+    def body_poses(self, bodies: Iterable[str]) -> np.ndarray:
+        """Poses [len(bodies), 7] (position, quaternion wxyz) of the named bodies, a row each, in that order."""
+        d, m = self.data, self.model
+        ids = [m.body(name).id for name in bodies]
+        poses = np.zeros((len(ids), 7))
+        for r, b in enumerate(ids):
+            poses[r, :3] = d.xpos[b]
+            poses[r, 3:] = d.xquat[b]
+        return poses
+
+    def touching_geoms(self, geom_ids: np.ndarray) -> np.ndarray:
+        """Whether a finger pad is in contact with each of the geoms ``geom_ids`` [n]."""
+        return np.array([self.in_contact(self._pad_geoms, g) for g in geom_ids])
 
 
 def add_block(spec: mujoco.MjSpec, name: str, rgba: tuple[float, ...] | np.ndarray, pos=(0.45, 0.0, BLOCK_HALF)):

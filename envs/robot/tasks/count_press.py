@@ -25,6 +25,43 @@ PRESS_STEPS = 8
 34, 46 steps for n = 1..5)."""
 
 
+def add_button(spec: mujoco.MjSpec, suffix: str, xy: tuple[float, float], cap_rgba) -> None:
+    """Adds a push button on the table at ``xy``: a static housing (body ``button_base<suffix>``, geom
+    ``button_housing<suffix>``) and its spring-loaded cap (body, slide joint and geom ``button<suffix>``), whose top
+    rests at :data:`BUTTON_TOP` and travels :data:`BUTTON_TRAVEL` down to its stop."""
+    housing = spec.worldbody.add_body(name=f"button_base{suffix}", pos=[*xy, 0.0])
+    housing.add_geom(
+        name=f"button_housing{suffix}",
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=[0.035, 0.012, 0],
+        pos=[0, 0, 0.012],
+        rgba=[0.2, 0.2, 0.22, 1],
+        contype=0,
+        conaffinity=0,
+    )
+    cap = housing.add_body(name=f"button{suffix}", pos=[0, 0, BUTTON_TOP - 0.01])
+    # A spring-loaded slide: rest at 0, lower stop at -travel; stiffness ~ a few newtons at full press.
+    cap.add_joint(
+        name=f"button{suffix}",
+        type=mujoco.mjtJoint.mjJNT_SLIDE,
+        axis=[0, 0, 1],
+        range=[-BUTTON_TRAVEL, 0.0],
+        limited=mujoco.mjtLimited.mjLIMITED_TRUE,
+        stiffness=300.0,
+        springref=0.0,
+        damping=3.0,
+    )
+    cap.add_geom(
+        name=f"button{suffix}",
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=[0.025, 0.01, 0],
+        mass=0.02,
+        rgba=list(cap_rgba),
+        contype=1,
+        conaffinity=3,
+    )
+
+
 @dataclass
 class CountPressConfig(MemoryTaskConfig):
     """CountPress options (plus :class:`MemoryTaskConfig`: ``observability``, ``hold_arm``, and
@@ -92,37 +129,7 @@ class CountPressEnv(RobotEnv):
     privileged_keys: ClassVar[tuple[str, ...]] = ("object_pose", "cue")
 
     def _build(self, spec: mujoco.MjSpec) -> None:
-        housing = spec.worldbody.add_body(name="button_base", pos=[0.45, 0.0, 0.0])
-        housing.add_geom(
-            name="button_housing",
-            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-            size=[0.035, 0.012, 0],
-            pos=[0, 0, 0.012],
-            rgba=[0.2, 0.2, 0.22, 1],
-            contype=0,
-            conaffinity=0,
-        )
-        cap = housing.add_body(name="button", pos=[0, 0, BUTTON_TOP - 0.01])
-        # A spring-loaded slide: rest at 0, lower stop at -travel; stiffness ~ a few newtons at full press.
-        cap.add_joint(
-            name="button",
-            type=mujoco.mjtJoint.mjJNT_SLIDE,
-            axis=[0, 0, 1],
-            range=[-BUTTON_TRAVEL, 0.0],
-            limited=mujoco.mjtLimited.mjLIMITED_TRUE,
-            stiffness=300.0,
-            springref=0.0,
-            damping=3.0,
-        )
-        cap.add_geom(
-            name="button",
-            type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-            size=[0.025, 0.01, 0],
-            mass=0.02,
-            rgba=[0.9, 0.15, 0.1, 1],
-            contype=1,
-            conaffinity=3,
-        )
+        add_button(spec, "", (0.45, 0.0), [0.9, 0.15, 0.1, 1])
         pad = spec.worldbody.add_body(name="done_pad", pos=[0.45, 0.2, 0.0])
         pad.add_geom(
             name="done_pad",

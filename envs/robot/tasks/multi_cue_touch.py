@@ -16,8 +16,8 @@ from chronotope.envs.robot.tasks.capacity import (
     MAX_PADS,
     CapacityTaskConfig,
     CapacityTaskEnv,
-    is_int,
 )
+from chronotope.envs.robot.tasks.common import is_int
 
 DIM = 0.3
 """Brightness of an unlit pad (a fraction of its colour); a lit pad shows the full colour."""
@@ -123,9 +123,7 @@ class MultiCueTouchEnv(CapacityTaskEnv):
             rgba[:3] *= DIM
         return rgba
 
-    def memoryless_bound(self) -> float:
-        if self.cfg.observability == "full" or not self.cfg.hold_arm:
-            return 1.0
+    def _guess_bound(self) -> float:
         return 1.0 / math.comb(self.cfg.num_pads, self.cfg.num_cued)
 
     def _extra_obs_spaces(self) -> dict[str, spaces.Box]:

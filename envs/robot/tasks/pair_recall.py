@@ -15,8 +15,8 @@ from chronotope.envs.robot.tasks.capacity import (
     MAX_PADS,
     CapacityTaskConfig,
     CapacityTaskEnv,
-    is_int,
 )
+from chronotope.envs.robot.tasks.common import is_int
 from chronotope.envs.robot.tasks.spatial import normalised_place
 
 PAD_RGBA = (0.55, 0.55, 0.6, 1.0)
@@ -112,9 +112,7 @@ class PairRecallEnv(CapacityTaskEnv):
     def _pad_rgba(self, k: int) -> np.ndarray:
         return np.array(COLOURS[COLOUR_NAMES[self.pad_colours[k]]] if self.cue_visible() else PAD_RGBA)
 
-    def memoryless_bound(self) -> float:
-        if self.cfg.observability == "full" or not self.cfg.hold_arm:
-            return 1.0
+    def _guess_bound(self) -> float:
         return 1.0 / self.cfg.num_pairs
 
     def _extra_obs_spaces(self) -> dict[str, spaces.Box]:

@@ -179,10 +179,8 @@ class RestorePlaceEnv(SpatialTaskEnv):
     def success(self) -> bool:
         return self.set_down and self.place_error() < self.cfg.tolerance
 
-    def memoryless_bound(self) -> float:
+    def _guess_bound(self) -> float:
         c = self.cfg
-        if c.observability == "full" or not c.hold_arm:
-            return 1.0
         area = float(np.prod(SPAWN_HIGH - SPAWN_LOW))
         return min(1.0, math.pi * c.tolerance**2 / (area * (1.0 - close_pair_probability(c.min_move))))
 

@@ -7,7 +7,8 @@ the sequence, the rule for an answer (the right next item advances, any other it
 ends the episode), the reward terms, the observability twin's ``remaining_sequence`` and the memory-demand
 declarations. A task adds its items (buttons, pads) in ``_build`` and fills the hooks ``num_items``,
 ``allow_repeats``, ``_place_items``, ``_reset_items``, ``_detect_responses``, ``_show_item`` and
-``_item_obs_spaces`` / ``_item_obs``.
+``_item_obs_spaces`` / ``_item_obs``. The phase clock and the held arm come from
+:class:`~chronotope.envs.robot.tasks.common.PhasedMemoryTaskEnv`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.robot.env import RobotEnv
-from chronotope.envs.robot.tasks.common import MemoryTaskConfig
+from chronotope.envs.robot.tasks.common import (
+    MemoryTaskConfig,
+    PhasedMemoryTaskEnv,
+    check_non_negative_ints,
+    check_positive_ints,
+)
 
-PHASES = ("cue", "delay", "response")
 CYCLE_STEPS = 20
 """Pace of the reference oracle (:mod:`chronotope.envs.robot.oracles`), used by ``cue_to_query_span``: it chooses
 the item of element i at most ``i * CYCLE_STEPS`` steps after the go lamp (hover over the item, press or touch it,
@@ -48,17 +52,11 @@ class SequenceTaskConfig(MemoryTaskConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (isinstance(self.length, int) and not isinstance(self.length, bool) and self.length >= 1):
-            raise ValueError(f"length={self.length!r}; expected a positive int")
-        for name in ("show_steps", "gap_steps"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                raise ValueError(f"{name}={v!r}; expected a positive int")
-        if not (isinstance(self.delay_steps, int) and not isinstance(self.delay_steps, bool) and self.delay_steps >= 0):
-            raise ValueError(f"delay_steps={self.delay_steps!r}; expected a non-negative int")
+        check_positive_ints(self, "length", "show_steps", "gap_steps")
+        check_non_negative_ints(self, "delay_steps")
 
 
-class SequenceTaskEnv(RobotEnv):
+class SequenceTaskEnv(PhasedMemoryTaskEnv):
     """Base of the sequential-memory arm tasks; not registered itself (see ButtonSequence and ColourSequence for
     the task sheets).
 
@@ -123,16 +121,12 @@ class SequenceTaskEnv(RobotEnv):
         return self.cfg.length * (self.cfg.show_steps + self.cfg.gap_steps)
 
     @property
-    def response_start(self) -> int:
-        """Step of the first observation with the go lamp lit."""
-        return self.cue_len + self.cfg.delay_steps
+    def cue_end(self) -> int:
+        return self.cue_len
 
     @property
-    def phase(self) -> str:
-        t = self.step_count
-        if t < self.cue_len:
-            return "cue"
-        return "delay" if t < self.response_start else "response"
+    def response_start(self) -> int:
+        return self.cue_len + self.cfg.delay_steps
 
     @property
     def success(self) -> bool:
@@ -171,9 +165,6 @@ class SequenceTaskEnv(RobotEnv):
         self.set_go_lamp(self.phase == "response")
 
     # ----------------------------------------------------------------------------------------- memory demand
-    def controllable(self) -> bool:
-        return not self.cfg.hold_arm or self.phase == "response"
-
     def num_sequences(self) -> int:
         """How many sequences the sampler draws from (uniformly)."""
         n, k = self.num_items, self.cfg.length
@@ -189,9 +180,7 @@ class SequenceTaskEnv(RobotEnv):
             self.response_start + i * self.cycle_steps - (i * period + c.show_steps - 1) for i in range(c.length)
         )
 
-    def memoryless_bound(self) -> float:
-        if self.cfg.observability == "full" or not self.cfg.hold_arm:
-            return 1.0
+    def _guess_bound(self) -> float:
         return 1.0 / self.num_sequences()
 
     # ----------------------------------------------------------------------------------------- observations
@@ -200,7 +189,7 @@ class SequenceTaskEnv(RobotEnv):
         out = {
             **self._item_obs_spaces(),
             "cue": spaces.Box(0.0, 1.0, (n,), np.float32),
-            "phase": spaces.Box(0.0, 1.0, (len(PHASES),), np.float32),
+            "phase": self.phase_space(),
             "progress": spaces.Box(0.0, float(k), (1,), np.float32),
         }
         if self.cfg.observability == "full":
@@ -213,9 +202,8 @@ class SequenceTaskEnv(RobotEnv):
         item = self.cued_item()
         if item is not None:
             cue[item] = 1.0
-        phase = np.zeros(len(PHASES))
-        phase[PHASES.index(self.phase)] = 1.0
-        out = {**self._item_obs(), "cue": cue, "phase": phase, "progress": np.array([float(self.progress)])}
+        progress = np.array([float(self.progress)])
+        out = {**self._item_obs(), "cue": cue, "phase": self.phase_one_hot(), "progress": progress}
         if self.cfg.observability == "full":
             rest = np.zeros((k, n))
             left = self.sequence[self.progress :]

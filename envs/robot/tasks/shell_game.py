@@ -10,20 +10,10 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.robot import arm_constants as C
-from chronotope.envs.robot.env import RobotEnv
-from chronotope.envs.robot.tasks.common import MemoryTaskConfig
+from chronotope.envs.robot.tasks.common import MemoryTaskConfig, check_non_negative_ints, check_positive_ints, is_int
+from chronotope.envs.robot.tasks.cups import BALL_RADIUS, CUP_RAISE, CUP_TOP, CupTaskEnv, add_cups_and_ball
 from chronotope.envs.robot.tasks.spatial import normalised_place
-from chronotope.envs.robot.tasks.where_hidden import (
-    BALL_RADIUS,
-    CUP_HALF_HEIGHT,
-    CUP_RADIUS,
-    CUP_RAISE,
-    CUP_RGBA,
-    CUP_TOP,
-)
 
-PHASES = ("cue", "shuffle", "response")
 MAX_CUPS = 5
 SLOT_SPACING = 0.11
 """Distance (m) between neighbouring slots of the row of cups (5 cm between rims)."""
@@ -34,10 +24,6 @@ MIN_SWAP_STEPS = 4
 """Fewest env steps a swap may take: a swapping cup then moves at most 2 r sin(pi / 8) = 4.2 cm per step on its
 half circle (r = 5.5 cm), less than half the least distance between cups (11 cm), so the cup nearest to where the
 ball's cup was one step earlier is always the ball's cup (what the perfect oracle relies on)."""
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 @dataclass
@@ -63,19 +49,17 @@ class ShellGameConfig(MemoryTaskConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (_is_int(self.num_cups) and 2 <= self.num_cups <= MAX_CUPS):
+        if not (is_int(self.num_cups) and 2 <= self.num_cups <= MAX_CUPS):
             raise ValueError(f"num_cups={self.num_cups!r}; expected an int in [2, {MAX_CUPS}]")
-        if not (_is_int(self.num_swaps) and 0 <= self.num_swaps <= 12):
+        if not (is_int(self.num_swaps) and 0 <= self.num_swaps <= 12):
             raise ValueError(f"num_swaps={self.num_swaps!r}; expected an int in [0, 12]")
-        if not (_is_int(self.swap_steps) and self.swap_steps >= MIN_SWAP_STEPS):
+        if not (is_int(self.swap_steps) and self.swap_steps >= MIN_SWAP_STEPS):
             raise ValueError(f"swap_steps={self.swap_steps!r}; expected an int >= {MIN_SWAP_STEPS}")
-        if not (_is_int(self.cue_steps) and self.cue_steps >= 1):
-            raise ValueError(f"cue_steps={self.cue_steps!r}; expected a positive int")
-        if not (_is_int(self.delay_steps) and self.delay_steps >= 0):
-            raise ValueError(f"delay_steps={self.delay_steps!r}; expected a non-negative int")
+        check_positive_ints(self, "cue_steps")
+        check_non_negative_ints(self, "delay_steps")
 
 
-class ShellGameEnv(RobotEnv):
+class ShellGameEnv(CupTaskEnv):
     """**ShellGame** (object memory, an object tracked through motion): ``num_cups`` identical cups hover in a row
     and a red ball lies under one of them for the first ``cue_steps`` steps. Then the cups come down over their
     slots, covering the ball, and ``num_swaps`` times two neighbouring cups swap places in sight (each swap takes
@@ -123,35 +107,14 @@ class ShellGameEnv(RobotEnv):
     """
 
     Config: ClassVar[type] = ShellGameConfig
-    reward_terms: ClassVar[tuple[str, ...]] = ("success",)
-    privileged_keys: ClassVar[tuple[str, ...]] = ("object_pose", "cue")
+    phases: ClassVar[tuple[str, str, str]] = ("cue", "shuffle", "response")
 
     def _build(self, spec: mujoco.MjSpec) -> None:
-        for k in range(self.cfg.num_cups):
-            cup = spec.worldbody.add_body(name=f"cup_{k}", pos=[0.47, SLOT_SPACING * k, CUP_RAISE])
-            cup.add_geom(
-                name=f"cup_{k}",
-                type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-                size=[CUP_RADIUS, CUP_HALF_HEIGHT, 0],
-                pos=[0, 0, CUP_HALF_HEIGHT],
-                rgba=list(CUP_RGBA),
-                contype=1,
-                conaffinity=3,
-            )
-        ball = spec.worldbody.add_body(name="ball", pos=[0.47, 0.0, BALL_RADIUS])
-        ball.add_geom(
-            name="ball",
-            type=mujoco.mjtGeom.mjGEOM_SPHERE,
-            size=[BALL_RADIUS, 0, 0],
-            rgba=list(C.PALETTE["red"]),
-            contype=0,
-            conaffinity=0,
-            group=1,
-        )
+        add_cups_and_ball(spec, [(0.47, SLOT_SPACING * k) for k in range(self.cfg.num_cups)], (0.47, 0.0))
 
     # ----------------------------------------------------------------------------------------- episode
     def _initialize_episode(self) -> None:
-        c, m = self.cfg, self.model
+        c = self.cfg
         n = c.num_cups
         centre = self.np_random.uniform(ROW_CENTRE_LOW, ROW_CENTRE_HIGH)
         self.slot_xy = centre + np.stack([np.zeros(n), (np.arange(n) - (n - 1) / 2) * SLOT_SPACING], axis=1)
@@ -164,26 +127,13 @@ class ShellGameEnv(RobotEnv):
             nxt[a], nxt[b] = s + 1, s
             slots.append(nxt)
         self.cup_slots = np.stack(slots)  # [num_swaps + 1, num_cups]
-        self._cup_geom_ids = np.array([m.geom(f"cup_{k}").id for k in range(n)])
         self.row_cup = self.np_random.permutation(n)
-        self.wrong_touch = self.early_touch = self.touched_ball = False
+        self._reset_cups()
 
     @property
     def response_start(self) -> int:
-        """Step of the first observation with the go lamp lit."""
         c = self.cfg
         return c.cue_steps + c.num_swaps * c.swap_steps + c.delay_steps
-
-    @property
-    def phase(self) -> str:
-        t = self.step_count
-        if t < self.cfg.cue_steps:
-            return "cue"
-        return "shuffle" if t < self.response_start else "response"
-
-    def cue_visible(self) -> bool:
-        """Whether the ball is shown now (``cue``, and in sight): in the cue phase, or always in the twin."""
-        return self.phase == "cue" or self.cfg.observability == "full"
 
     def cup_xy(self) -> np.ndarray:
         """Where each cup is now [num_cups, 2] (m, by cup id): on its slot, or on a swap's half circle."""
@@ -219,77 +169,24 @@ class ShellGameEnv(RobotEnv):
             self.row_cup = self.np_random.permutation(self.cfg.num_cups)
         self.set_go_lamp(self.phase == "response")
 
-    # ----------------------------------------------------------------------------------------- answers
-    @property
-    def success(self) -> bool:
-        return self.touched_ball
-
-    @property
-    def ended(self) -> bool:
-        return self.touched_ball or self.wrong_touch or self.early_touch
-
-    def touching(self) -> np.ndarray:
-        """Whether a finger pad is in contact with each cup [num_cups] (by cup id)."""
-        return np.array([self.in_contact(self._pad_geoms, g) for g in self._cup_geom_ids])
-
-    def _detect(self) -> None:
-        if self.ended:
-            return
-        touched = np.flatnonzero(self.touching())
-        if not len(touched):
-            return
-        if self.phase != "response":
-            self.early_touch = True
-        elif len(touched) == 1 and touched[0] == self.ball_cup:
-            self.touched_ball = True
-        else:
-            self.wrong_touch = True
-
     # ----------------------------------------------------------------------------------------- memory demand
-    def controllable(self) -> bool:
-        return not self.cfg.hold_arm or self.phase == "response"
-
     def cue_to_query_span(self) -> int:
         if self.cfg.observability == "full":
             return 0
         # last in sight at step cue_steps - 1; the cup is chosen at response_start and then followed by its row
         return self.response_start - (self.cfg.cue_steps - 1)
 
-    def memoryless_bound(self) -> float:
-        if self.cfg.observability == "full" or not self.cfg.hold_arm:
-            return 1.0
-        return 1.0 / self.cfg.num_cups
-
     # ----------------------------------------------------------------------------------------- observations
     def _task_obs_spaces(self) -> dict[str, spaces.Box]:
         return {
             "object_pose": spaces.Box(-np.inf, np.inf, (self.cfg.num_cups, 7), np.float32),
             "cue": spaces.Box(-1.0, 1.0, (3,), np.float32),
-            "phase": spaces.Box(0.0, 1.0, (len(PHASES),), np.float32),
+            "phase": self.phase_space(),
         }
 
     def _task_obs(self) -> dict[str, np.ndarray]:
-        d, m = self.data, self.model
-        poses = np.zeros((self.cfg.num_cups, 7))
-        for r, k in enumerate(self.row_cup):
-            b = m.body(f"cup_{k}").id
-            poses[r, :3] = d.xpos[b]
-            poses[r, 3:] = d.xquat[b]
         cue = np.array([*self.cup_xy()[self.ball_cup], 1.0]) if self.cue_visible() else np.zeros(3)
-        phase = np.zeros(len(PHASES))
-        phase[PHASES.index(self.phase)] = 1.0
-        return {"object_pose": poses, "cue": cue, "phase": phase}
+        return {"object_pose": self.cup_poses(), "cue": cue, "phase": self.phase_one_hot()}
 
-    def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
-        slot = np.zeros(self.cfg.num_cups, np.float32)
-        slot[int(np.flatnonzero(self.row_cup == self.ball_cup)[0])] = 1.0
-        measures = {
-            "success": self.success,
-            "wrong_touch": self.wrong_touch,
-            "early_touch": self.early_touch,
-            "phase": self.phase,
-            "ball_cup": self.ball_cup,
-            "memory_place": normalised_place(self.cup_xy()[self.ball_cup]),
-            "memory_slot": slot,
-        }
-        return self.ended, {"success": 1.0 if self.success else 0.0}, measures
+    def _measures(self) -> dict[str, Any]:
+        return {"ball_cup": self.ball_cup, "memory_place": normalised_place(self.cup_xy()[self.ball_cup])}

@@ -6,7 +6,8 @@ hidden, and must be acted on after a delay.
 place while it is visible; for the whole episode in the observability twin), the ``memory_place`` label and the
 memory-demand declarations. A task adds its bodies in ``_build`` and fills the hooks ``_place_objects`` (reset),
 ``_hide`` (the first delay step), ``_detect`` (its answer events, every step), ``_show_place`` (its visual marker
-of the place) and ``_object_obs_spaces`` / ``_object_obs``.
+of the place) and ``_object_obs_spaces`` / ``_object_obs``. The phase clock and the held arm come from
+:class:`~chronotope.envs.robot.tasks.common.PhasedMemoryTaskEnv`.
 """
 
 from __future__ import annotations
@@ -17,28 +18,13 @@ from typing import ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.robot.env import RobotEnv
-from chronotope.envs.robot.tasks.common import SPAWN_HIGH, SPAWN_LOW, MemoryTaskConfig
-
-PHASES = ("cue", "delay", "response")
+from chronotope.envs.robot.tasks.common import SPAWN_HIGH, SPAWN_LOW, CueDelayConfig, PhasedMemoryTaskEnv
 
 
 @dataclass
-class SpatialTaskConfig(MemoryTaskConfig):
-    """Options of the spatial-memory tasks (plus :class:`MemoryTaskConfig`: ``observability``, ``hold_arm``, and
-    :class:`RobotEnvConfig`)."""
-
-    cue_steps: int = 5
-    """Env steps the place is shown, from the first observation on."""
-    delay_steps: int = 20
-    """Env steps between the place being hidden and the go lamp (the distractor phase: the arm is held)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not (isinstance(self.cue_steps, int) and not isinstance(self.cue_steps, bool) and self.cue_steps >= 1):
-            raise ValueError(f"cue_steps={self.cue_steps!r}; expected a positive int")
-        if not (isinstance(self.delay_steps, int) and not isinstance(self.delay_steps, bool) and self.delay_steps >= 0):
-            raise ValueError(f"delay_steps={self.delay_steps!r}; expected a non-negative int")
+class SpatialTaskConfig(CueDelayConfig):
+    """Options of the spatial-memory tasks: :class:`CueDelayConfig`'s (``cue_steps``, the steps the place is shown;
+    ``delay_steps``, hidden before the go lamp; ``observability``, ``hold_arm``, and :class:`RobotEnvConfig`)."""
 
 
 def normalised_place(xy: np.ndarray) -> np.ndarray:
@@ -47,7 +33,7 @@ def normalised_place(xy: np.ndarray) -> np.ndarray:
     return (2.0 * (np.asarray(xy, float) - SPAWN_LOW) / (SPAWN_HIGH - SPAWN_LOW) - 1.0).astype(np.float32)
 
 
-class SpatialTaskEnv(RobotEnv):
+class SpatialTaskEnv(PhasedMemoryTaskEnv):
     """Base of the spatial-memory arm tasks; not registered itself (see RestorePlace and WhereHidden for the task
     sheets).
 
@@ -85,19 +71,7 @@ class SpatialTaskEnv(RobotEnv):
 
     @property
     def response_start(self) -> int:
-        """Step of the first observation with the go lamp lit."""
         return self.cfg.cue_steps + self.cfg.delay_steps
-
-    @property
-    def phase(self) -> str:
-        t = self.step_count
-        if t < self.cfg.cue_steps:
-            return "cue"
-        return "delay" if t < self.response_start else "response"
-
-    def cue_visible(self) -> bool:
-        """Whether the place is shown now (``cue`` and the marker): in the cue phase, or always in the twin."""
-        return self.phase == "cue" or self.cfg.observability == "full"
 
     def _update_scene(self) -> None:
         self._detect()
@@ -107,9 +81,6 @@ class SpatialTaskEnv(RobotEnv):
         self.set_go_lamp(self.phase == "response")
 
     # ----------------------------------------------------------------------------------------- memory demand
-    def controllable(self) -> bool:
-        return not self.cfg.hold_arm or self.phase == "response"
-
     def cue_to_query_span(self) -> int:
         if self.cfg.observability == "full":
             return 0
@@ -121,11 +92,9 @@ class SpatialTaskEnv(RobotEnv):
         return {
             **self._object_obs_spaces(),
             "cue": spaces.Box(-1.0, 1.0, (3,), np.float32),
-            "phase": spaces.Box(0.0, 1.0, (len(PHASES),), np.float32),
+            "phase": self.phase_space(),
         }
 
     def _task_obs(self) -> dict[str, np.ndarray]:
         cue = np.array([*self.place, 1.0]) if self.cue_visible() else np.zeros(3)
-        phase = np.zeros(len(PHASES))
-        phase[PHASES.index(self.phase)] = 1.0
-        return {**self._object_obs(), "cue": cue, "phase": phase}
+        return {**self._object_obs(), "cue": cue, "phase": self.phase_one_hot()}

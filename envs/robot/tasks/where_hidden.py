@@ -10,22 +10,14 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.robot import arm_constants as C
-from chronotope.envs.robot.tasks.common import sample_separated_xy
+from chronotope.envs.robot.tasks.common import is_int, sample_separated_xy
+from chronotope.envs.robot.tasks.cups import BALL_RADIUS, CUP_RAISE, CUP_TOP, CupTaskEnv, add_cups_and_ball
 from chronotope.envs.robot.tasks.spatial import SpatialTaskConfig, SpatialTaskEnv, normalised_place
 
 MAX_CUPS = 6
-CUP_RADIUS = 0.03
-CUP_HALF_HEIGHT = 0.03
-CUP_TOP = 2 * CUP_HALF_HEIGHT
-"""Height (m) of a lowered cup's top above the table."""
-CUP_RAISE = 0.1
-"""Height (m) the cups hover at during the cue phase, so the ball under one of them is in sight."""
 CUP_SEPARATION = 0.1
 """Least distance (m) between cup centres (4 cm between rims: closed fingers touching one stay clear of the
 others)."""
-CUP_RGBA = (0.55, 0.55, 0.6, 1.0)
-BALL_RADIUS = 0.015
 
 
 @dataclass
@@ -39,11 +31,11 @@ class WhereHiddenConfig(SpatialTaskConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (isinstance(self.num_cups, int) and not isinstance(self.num_cups, bool) and 2 <= self.num_cups <= 6):
+        if not (is_int(self.num_cups) and 2 <= self.num_cups <= MAX_CUPS):
             raise ValueError(f"num_cups={self.num_cups!r}; expected an int in [2, {MAX_CUPS}]")
 
 
-class WhereHiddenEnv(SpatialTaskEnv):
+class WhereHiddenEnv(CupTaskEnv, SpatialTaskEnv):
     """**WhereHidden** (spatial memory, a place among K): ``num_cups`` identical cups hover over their places on
     the table and a red ball lies under one of them for the first ``cue_steps`` steps; then the cups come down,
     covering the ball, and the rows of ``object_pose`` are re-ordered. After ``delay_steps`` more the go lamp
@@ -87,30 +79,14 @@ class WhereHiddenEnv(SpatialTaskEnv):
     """
 
     Config: ClassVar[type] = WhereHiddenConfig
-    reward_terms: ClassVar[tuple[str, ...]] = ("success",)
 
     def _build(self, spec: mujoco.MjSpec) -> None:
-        for k in range(self.cfg.num_cups):
-            cup = spec.worldbody.add_body(name=f"cup_{k}", pos=[0.4, -0.2 + 0.08 * k, CUP_RAISE])
-            cup.add_geom(
-                name=f"cup_{k}",
-                type=mujoco.mjtGeom.mjGEOM_CYLINDER,
-                size=[CUP_RADIUS, CUP_HALF_HEIGHT, 0],
-                pos=[0, 0, CUP_HALF_HEIGHT],
-                rgba=list(CUP_RGBA),
-                contype=1,
-                conaffinity=3,
-            )
-        ball = spec.worldbody.add_body(name="ball", pos=[0.4, 0.0, BALL_RADIUS])
-        ball.add_geom(
-            name="ball",
-            type=mujoco.mjtGeom.mjGEOM_SPHERE,
-            size=[BALL_RADIUS, 0, 0],
-            rgba=list(C.PALETTE["red"]),
-            contype=0,
-            conaffinity=0,
-            group=1,
-        )
+        add_cups_and_ball(spec, [(0.4, -0.2 + 0.08 * k) for k in range(self.cfg.num_cups)], (0.4, 0.0))
+
+    @property
+    def ball_cup(self) -> int:
+        """The cup the ball is under (the answer): ``hidden_cup``."""
+        return self.hidden_cup
 
     def _place_objects(self) -> None:
         m, n = self.model, self.cfg.num_cups
@@ -120,8 +96,7 @@ class WhereHiddenEnv(SpatialTaskEnv):
         self.place = self.cup_xy[self.hidden_cup].copy()
         for k, p in enumerate(self.cup_xy):  # static bodies: moving them edits this env's own model
             m.body_pos[m.body(f"cup_{k}").id] = [*p, CUP_RAISE]
-        self._cup_geom_ids = np.array([m.geom(f"cup_{k}").id for k in range(n)])
-        self.wrong_touch = self.early_touch = self.touched_hidden = False
+        self._reset_cups()
 
     def _hide(self) -> None:
         m = self.model
@@ -136,59 +111,11 @@ class WhereHiddenEnv(SpatialTaskEnv):
         z = CUP_TOP + BALL_RADIUS if (lowered and visible) else BALL_RADIUS
         self.model.body_pos[self.model.body("ball").id] = [*self.place, z]
 
-    @property
-    def success(self) -> bool:
-        return self.touched_hidden
-
-    @property
-    def ended(self) -> bool:
-        return self.touched_hidden or self.wrong_touch or self.early_touch
-
-    def touching(self) -> np.ndarray:
-        """Whether a finger pad is in contact with each cup [num_cups] (by cup id)."""
-        return np.array([self.in_contact(self._pad_geoms, g) for g in self._cup_geom_ids])
-
-    def _detect(self) -> None:
-        if self.ended:
-            return
-        touched = np.flatnonzero(self.touching())
-        if not len(touched):
-            return
-        if self.phase != "response":
-            self.early_touch = True
-        elif len(touched) == 1 and touched[0] == self.hidden_cup:
-            self.touched_hidden = True
-        else:
-            self.wrong_touch = True
-
-    def memoryless_bound(self) -> float:
-        if self.cfg.observability == "full" or not self.cfg.hold_arm:
-            return 1.0
-        return 1.0 / self.cfg.num_cups
-
     def _object_obs_spaces(self) -> dict[str, spaces.Box]:
         return {"object_pose": spaces.Box(-np.inf, np.inf, (self.cfg.num_cups, 7), np.float32)}
 
     def _object_obs(self) -> dict[str, np.ndarray]:
-        d, m = self.data, self.model
-        poses = np.zeros((self.cfg.num_cups, 7))
-        for r, k in enumerate(self.row_cup):
-            b = m.body(f"cup_{k}").id
-            poses[r, :3] = d.xpos[b]
-            poses[r, 3:] = d.xquat[b]
-        return {"object_pose": poses}
+        return {"object_pose": self.cup_poses()}
 
-    def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
-        slot = np.zeros(self.cfg.num_cups, np.float32)
-        slot[int(np.flatnonzero(self.row_cup == self.hidden_cup)[0])] = 1.0
-        measures = {
-            "success": self.success,
-            "wrong_touch": self.wrong_touch,
-            "early_touch": self.early_touch,
-            "phase": self.phase,
-            "hidden_cup": self.hidden_cup,
-            "place": self.place.copy(),
-            "memory_place": normalised_place(self.place),
-            "memory_slot": slot,
-        }
-        return self.ended, {"success": 1.0 if self.success else 0.0}, measures
+    def _measures(self) -> dict[str, Any]:
+        return {"hidden_cup": self.hidden_cup, "place": self.place.copy(), "memory_place": normalised_place(self.place)}
