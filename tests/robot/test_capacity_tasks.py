@@ -12,27 +12,18 @@ import numpy as np
 import pytest
 
 from chronotope.envs.robot import arm_constants as C
-from chronotope.envs.robot.oracles import Oracle, _toward, evaluate, make_policy, run_episode
+from chronotope.envs.robot.oracles import _toward
 from chronotope.envs.robot.registration import register_robot_envs
 from chronotope.envs.robot.tasks.capacity import COLOUR_NAMES, COLOURS, PAD_TOP
 from chronotope.envs.robot.tasks.multi_cue_touch import DIM
 from chronotope.envs.robot.tasks.pair_recall import PAD_RGBA
 from chronotope.envs.robot.tasks.spatial import normalised_place
 
+from . import memory_task_checks as checks
+
 register_robot_envs()
 MULTI, PAIRS = "chronotope/MultiCueTouch-v0", "chronotope/PairRecall-v0"
 CAPACITY_IDS = [MULTI, PAIRS]
-STILL = np.array([0.0, 0.0, 0.0, -1.0], dtype=np.float32)
-
-
-def _trace(env_id: str, steps: int, seed: int = 3, **kw) -> tuple[gym.Env, list[dict]]:
-    env = gym.make(env_id, **kw)
-    obs, _ = env.reset(seed=seed)
-    trace = [obs]
-    for _ in range(steps):
-        obs, *_ = env.step(STILL)
-        trace.append(obs)
-    return env, trace
 
 
 def _pad_rgba(u) -> np.ndarray:
@@ -41,7 +32,7 @@ def _pad_rgba(u) -> np.ndarray:
 
 
 def test_multi_cue_lights_the_set_at_once_and_the_twin_keeps_it():
-    env, part = _trace(MULTI, 26)
+    env, part = checks.trace(MULTI, 26)
     u = env.unwrapped
     assert u.response_start == 25 and u.phase == "response" and len(u.cued) == 3
     lit = np.zeros(6, np.float32)
@@ -51,7 +42,7 @@ def test_multi_cue_lights_the_set_at_once_and_the_twin_keeps_it():
         assert obs["progress"][0] == 0.0
     full_colour = np.array([COLOURS[n] for n in COLOUR_NAMES])
     np.testing.assert_allclose(_pad_rgba(u)[:, :3], DIM * full_colour[:, :3])  # all dim once the cue is off
-    env, full = _trace(MULTI, 26, observability="full")
+    env, full = checks.trace(MULTI, 26, observability="full")
     u = env.unwrapped
     lit = np.zeros(6, np.float32)
     lit[u.cued] = 1.0
@@ -62,7 +53,7 @@ def test_multi_cue_lights_the_set_at_once_and_the_twin_keeps_it():
 
 
 def test_multi_cue_pads_move_and_change_rows_at_the_go_lamp():
-    env, trace = _trace(MULTI, 25, seed=1)
+    env, trace = checks.trace(MULTI, 25, seed=1)
     u = env.unwrapped
     before, after = trace[24], trace[25]
     assert u.phase == "response" and after["phase"][2] == 1.0
@@ -77,7 +68,7 @@ def test_multi_cue_pads_move_and_change_rows_at_the_go_lamp():
 
 
 def test_pair_recall_shows_the_pairs_then_darkens_reorders_and_names_a_colour():
-    env, trace = _trace(PAIRS, 26, seed=2)
+    env, trace = checks.trace(PAIRS, 26, seed=2)
     u = env.unwrapped
     k = u.cfg.num_pairs
     assert sorted(u.pad_colours) == list(range(k)) and 0 <= u.query < k
@@ -97,7 +88,7 @@ def test_pair_recall_shows_the_pairs_then_darkens_reorders_and_names_a_colour():
     np.testing.assert_array_equal(asked["query"], np.eye(k)[u.query])
     np.testing.assert_allclose(u.model.geom_rgba[u._cue_geom], COLOURS[COLOUR_NAMES[u.query]])
     np.testing.assert_allclose(_pad_rgba(u), np.tile(PAD_RGBA, (k, 1)))  # all alike once dark
-    env, full = _trace(PAIRS, 26, seed=2, observability="full")
+    env, full = checks.trace(PAIRS, 26, seed=2, observability="full")
     u = env.unwrapped
     assert all(o["cue"].sum() == k for o in full)  # the twin keeps the pads lit
     np.testing.assert_array_equal(full[-1]["cue"], np.eye(k)[u.pad_colours[u.row_pad]])
@@ -119,10 +110,8 @@ def test_rgbd_withholds_the_privileged_keys():
 def test_perfect_oracle_succeeds_and_the_aux_labels_name_what_is_held(env_id):
     env = gym.make(env_id)
     u = env.unwrapped
-    for seed in range(3):
-        oracle = make_policy(env, "perfect")
-        r = run_episode(env, oracle, seed=seed, policy_seed=seed)
-        assert r["success"] and not r["wrong_touch"] and not r["early_touch"], r
+    for oracle, r in checks.perfect_runs(env, range(3), seed_policy=True):
+        assert not r["wrong_touch"] and not r["early_touch"], r
         if env_id == MULTI:
             assert oracle.remembered == set(u.cued.tolist()) and r["progress"] == 3
             assert r["return"] == pytest.approx(2.0)  # 3 x 1/3 progress + 1 success
@@ -139,7 +128,7 @@ def test_touching_a_cued_pad_again_does_nothing_and_an_uncued_pad_ends_the_episo
     u = env.unwrapped
     obs, _ = env.reset(seed=4)
     while u.phase != "response":
-        obs, *_ = env.step(STILL)
+        obs, *_ = env.step(checks.STILL)
     row = lambda colour: int(np.argmax(obs["pad_colour"][:, colour]))  # noqa: E731
     uncued = int(np.setdiff1d(np.arange(6), u.cued)[0])
     plan = [int(u.cued[0]), int(u.cued[0]), uncued]
@@ -167,11 +156,8 @@ def test_memoryless_guess_succeeds_exactly_when_it_is_right():
     env = gym.make(MULTI)
     u = env.unwrapped
     wrong = 0
-    for s in range(8):
-        oracle = Oracle(MULTI, memory=False, seed=s, cfg=u.cfg)
-        r = run_episode(env, oracle, seed=100 + s)
+    for _, oracle, r in checks.memoryless_runs(env, MULTI, range(8)):
         agree = int(np.argmin(np.append(np.isin(oracle._plan, u.cued), False)))  # guesses before the first miss
-        assert oracle.remembered is None
         assert r["progress"] == agree and r["success"] == (agree == 3) and r["wrong_touch"] == (agree < 3), r
         assert r["return"] == pytest.approx(agree / 3 + float(r["success"]))
         wrong += not r["success"]
@@ -180,11 +166,8 @@ def test_memoryless_guess_succeeds_exactly_when_it_is_right():
     env = gym.make(PAIRS)
     u = env.unwrapped
     wrong = 0
-    for s in range(6):
-        oracle = Oracle(PAIRS, memory=False, seed=s, cfg=u.cfg)
-        r = run_episode(env, oracle, seed=100 + s)
+    for _, oracle, r in checks.memoryless_runs(env, PAIRS, range(6)):
         guess = int(np.argmin(np.linalg.norm(u.pad_xy - oracle._plan, axis=1)))
-        assert oracle.remembered is None
         assert r["success"] == (guess == u.answers[0]) and r["wrong_touch"] == (not r["success"]), r
         wrong += not r["success"]
     assert wrong > 0
@@ -192,33 +175,25 @@ def test_memoryless_guess_succeeds_exactly_when_it_is_right():
 
 # 16 seeded episodes. Memoryless successes ~ Binomial(16, 1/20) (MultiCueTouch) or (16, 1/4) (PairRecall):
 # P(> 8) < 1e-3, so "<= 8/16" is a loose but safe bound; the perfect oracle and the twin measured 1.00.
-EPISODES = 16
-
-
 @pytest.mark.parametrize("env_id", CAPACITY_IDS)
 def test_references_perfect_memoryless_and_twin(env_id):
-    perfect = evaluate(env_id, "perfect", EPISODES, seed=0)
-    memoryless = evaluate(env_id, "memoryless", EPISODES, seed=0)
-    twin = evaluate(env_id, "memoryless", EPISODES, seed=0, observability="full")
-    assert perfect["success"] >= 15 / 16 and twin["success"] >= 15 / 16
-    assert memoryless["success"] <= 8 / 16
+    perfect, memoryless = checks.references(env_id, most_memoryless=8 / 16)
     assert memoryless["wrong_touch"] + memoryless["success"] == pytest.approx(1.0)  # the failures are wrong touches
     assert memoryless["return"] < perfect["return"]
 
 
 def test_declared_memoryless_bounds():
-    bound = lambda env_id, **kw: gym.make(env_id, **kw).unwrapped.memoryless_bound()  # noqa: E731
+    bound = checks.memoryless_bound
     assert bound(MULTI) == pytest.approx(1 / 20)  # C(6, 3) sets
     assert bound(MULTI, num_cued=2) == bound(MULTI, num_cued=4) == pytest.approx(1 / 15)
     assert bound(MULTI, num_pads=5, num_cued=1) == pytest.approx(1 / 5)
     assert bound(MULTI, num_cued=5) == pytest.approx(1 / math.comb(6, 5))
     assert bound(PAIRS) == pytest.approx(1 / 4) and bound(PAIRS, num_pairs=6) == pytest.approx(1 / 6)
-    for env_id in CAPACITY_IDS:
-        assert bound(env_id, observability="full") == 1.0 and bound(env_id, hold_arm=False) == 1.0
+    checks.check_twin_and_free_arm_bounds(CAPACITY_IDS)
 
 
 def test_cue_to_query_span_covers_the_perfect_oracles_decisions():
-    span = lambda env_id, **kw: gym.make(env_id, **kw).unwrapped.cue_to_query_span()  # noqa: E731
+    span = checks.cue_to_query_span
     assert span(MULTI) == 20 + 1 + 2 * 20 and span(MULTI, num_cued=5, delay_steps=10) == 11 + 4 * 20
     assert span(MULTI, num_cued=1) == 21
     assert span(PAIRS) == 21 and span(PAIRS, delay_steps=3, num_pairs=6) == 4
@@ -226,9 +201,7 @@ def test_cue_to_query_span_covers_the_perfect_oracles_decisions():
     for env_id, kw in ((MULTI, {}), (MULTI, {"num_cued": 5}), (PAIRS, {})):
         env = gym.make(env_id, **kw)
         u = env.unwrapped
-        for seed in range(2):
-            oracle = make_policy(env, "perfect")
-            assert run_episode(env, oracle, seed=seed)["success"]
+        for seed, (oracle, _) in enumerate(checks.perfect_runs(env, range(2))):
             assert oracle.decision_steps[0] == u.response_start
             assert len(oracle.decision_steps) == u.num_answers
             assert max(oracle.decision_steps) - (u.cfg.cue_steps - 1) <= u.cue_to_query_span(), (kw, seed)
@@ -236,21 +209,7 @@ def test_cue_to_query_span_covers_the_perfect_oracles_decisions():
 
 @pytest.mark.parametrize("env_id", CAPACITY_IDS)
 def test_held_arm_ignores_actions_until_the_go_lamp(env_id):
-    env = gym.make(env_id, delay_steps=3)
-    u = env.unwrapped
-    obs, _ = env.reset(seed=1)
-    start = obs["ee_pos"].copy()
-    push = np.array([1.0, 1.0, -1.0, 1.0], dtype=np.float32)
-    flags = []
-    while u.phase != "response":
-        flags.append(u.controllable())
-        obs, *_ = env.step(push)
-    assert len(flags) == 8 and not any(flags)
-    np.testing.assert_allclose(obs["ee_pos"], start, atol=0.005)
-    assert u.controllable()
-    free = gym.make(env_id, hold_arm=False).unwrapped
-    free.reset(seed=1)
-    assert free.controllable()
+    checks.check_held_arm(env_id, held_steps=8, delay_steps=3)
 
 
 @pytest.mark.parametrize("env_id", CAPACITY_IDS)
@@ -260,11 +219,7 @@ def test_a_touch_before_the_go_lamp_ends_the_episode(env_id):
     env = gym.make(env_id, hold_arm=False, delay_steps=60)
     u = env.unwrapped
     obs, _ = env.reset(seed=2)
-    xy = u.pad_xy[u.answers[0]]
-    for target in [np.array([*xy, 0.09])] * 25 + [np.array([*xy, 0.0])] * 25:
-        obs, r, term, _, info = env.step(_toward(obs, target, 1.0))
-        if term:
-            break
+    obs, r, term, info = checks.reach_down_at(env, obs, u.pad_xy[u.answers[0]], hover=0.09)
     assert term and info["early_touch"] and not info["success"] and r == 0.0 and info["progress"] == 0
     assert u.phase != "response"
 
@@ -291,17 +246,10 @@ def test_config_errors_name_the_value():
         (PAIRS, {"observability": "bogus"}, "'bogus'"),
         (MULTI, {"hold_arm": "yes"}, "hold_arm"),
     ]
-    for env_id, kw, msg in cases:
-        with pytest.raises(ValueError, match=msg):
-            gym.make(env_id, **kw)
-    with pytest.raises(ValueError, match="num_pairs=9"):
-        gym.make_vec(PAIRS, num_envs=2, vectorization_mode="vector_entry_point", num_pairs=9)
+    checks.check_config_errors(cases, vector_case=(PAIRS, {"num_pairs": 9}, "num_pairs=9"))
 
 
 def test_memory_demand_lists_both_tasks_with_knob_rows():
-    from chronotope.scripts.experiments.memory_demand import SETTINGS
-
-    knobs_of = {"MultiCueTouch": {"num_cued=2", "num_cued=5"}, "PairRecall": {"num_pairs=2", "num_pairs=6"}}
-    for task, knobs in knobs_of.items():
-        rows = [s for s in SETTINGS if s.task == task]
-        assert {s.knob for s in rows} >= {"defaults", *knobs} and all(s.family == "arm" for s in rows)
+    checks.check_memory_demand_rows(
+        {"MultiCueTouch": {"num_cued=2", "num_cued=5"}, "PairRecall": {"num_pairs=2", "num_pairs=6"}}
+    )

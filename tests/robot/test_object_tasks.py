@@ -10,15 +10,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from chronotope.envs.robot.oracles import Oracle, _toward, evaluate, make_policy, run_episode
 from chronotope.envs.robot.registration import register_robot_envs
+from chronotope.envs.robot.tasks.cups import BALL_RADIUS, CUP_RAISE, CUP_TOP
 from chronotope.envs.robot.tasks.shell_game import SLOT_SPACING
 from chronotope.envs.robot.tasks.spatial import normalised_place
-from chronotope.envs.robot.tasks.where_hidden import BALL_RADIUS, CUP_RAISE, CUP_TOP
+
+from . import memory_task_checks as checks
 
 register_robot_envs()
 SHELL = "chronotope/ShellGame-v0"
-STILL = np.array([0.0, 0.0, 0.0, -1.0], dtype=np.float32)
 
 
 def _trace(steps: int, seed: int = 3, **kw) -> tuple[gym.Env, list[dict], list[np.ndarray]]:
@@ -28,7 +28,7 @@ def _trace(steps: int, seed: int = 3, **kw) -> tuple[gym.Env, list[dict], list[n
     obs, _ = env.reset(seed=seed)
     trace, places = [obs], [u.cup_xy().copy()]
     for _ in range(steps):
-        obs, *_ = env.step(STILL)
+        obs, *_ = env.step(checks.STILL)
         trace.append(obs)
         places.append(u.cup_xy().copy())
     return env, trace, places
@@ -92,14 +92,14 @@ def test_the_ball_is_in_sight_only_before_the_cups_come_down():
     ball = u.model.body("ball").id
     assert (obs["front_seg"] == ball).any()
     for _ in range(5):
-        obs, *_ = env.step(STILL)
+        obs, *_ = env.step(checks.STILL)
     assert not (obs["front_seg"] == ball).any()  # inside its cup
     assert all((obs["front_seg"] == u.model.body(f"cup_{k}").id).any() for k in range(u.cfg.num_cups))
     env.close()
     env = gym.make(SHELL, obs_mode="rgbd", observability="full")
     env.reset(seed=0)
     for _ in range(8):
-        obs, *_ = env.step(STILL)
+        obs, *_ = env.step(checks.STILL)
     assert (obs["front_seg"] == env.unwrapped.model.body("ball").id).any()  # on top of its cup in the twin
     env.close()
 
@@ -119,10 +119,8 @@ def test_the_ball_usually_ends_elsewhere_than_it_was_shown():
 def test_perfect_oracle_tracks_the_cup_and_the_aux_labels_name_it():
     env = gym.make(SHELL)
     u = env.unwrapped
-    for seed in range(3):
-        oracle = make_policy(env, "perfect")
-        r = run_episode(env, oracle, seed=seed, policy_seed=seed)
-        assert r["success"] and r["return"] == 1.0 and not r["wrong_touch"], r
+    for oracle, r in checks.perfect_runs(env, range(3), seed_policy=True):
+        assert r["return"] == 1.0 and not r["wrong_touch"], r
         final = u.slot_xy[u.cup_slots[-1][u.ball_cup]]
         np.testing.assert_allclose(oracle.remembered, final, atol=1e-6)
         np.testing.assert_allclose(r["memory_place"], normalised_place(final), atol=1e-6)
@@ -134,11 +132,8 @@ def test_memoryless_touch_succeeds_exactly_when_its_guess_is_the_cup():
     env = gym.make(SHELL)
     u = env.unwrapped
     wrong = 0
-    for s in range(6):
-        oracle = Oracle(SHELL, memory=False, seed=s, cfg=u.cfg)
-        r = run_episode(env, oracle, seed=100 + s)
+    for _, oracle, r in checks.memoryless_runs(env, SHELL, range(6)):
         guess = int(np.argmin(np.linalg.norm(u.cup_xy() - oracle._plan, axis=1)))
-        assert oracle.remembered is None
         assert r["success"] == (guess == u.ball_cup) and r["wrong_touch"] == (not r["success"]), r
         wrong += not r["success"]
     assert wrong > 0
@@ -146,89 +141,55 @@ def test_memoryless_touch_succeeds_exactly_when_its_guess_is_the_cup():
 
 # 16 seeded episodes. Memoryless successes ~ Binomial(16, 1/4): P(> 9) < 1e-3, so "<= 9/16" is a loose but safe
 # bound; the perfect oracle and the twin measured 1.00.
-EPISODES = 16
-
-
 def test_references_perfect_memoryless_and_twin():
-    perfect = evaluate(SHELL, "perfect", EPISODES, seed=0)
-    memoryless = evaluate(SHELL, "memoryless", EPISODES, seed=0)
-    twin = evaluate(SHELL, "memoryless", EPISODES, seed=0, observability="full")
-    assert perfect["success"] >= 15 / 16 and twin["success"] >= 15 / 16
-    assert memoryless["success"] <= 9 / 16
+    _, memoryless = checks.references(SHELL, most_memoryless=9 / 16)
     assert memoryless["wrong_touch"] + memoryless["success"] == pytest.approx(1.0)  # the failures are wrong touches
 
 
 def test_declared_bound_and_span_cover_the_perfect_oracles_decision():
-    make = lambda **kw: gym.make(SHELL, **kw).unwrapped  # noqa: E731
-    assert make().memoryless_bound() == pytest.approx(1 / 4) and make(num_cups=3).memoryless_bound() == 1 / 3
-    assert make(observability="full").memoryless_bound() == make(hold_arm=False).memoryless_bound() == 1.0
-    assert make().cue_to_query_span() == 21 and make(num_swaps=8).cue_to_query_span() == 46
-    assert make(num_swaps=0, delay_steps=0).cue_to_query_span() == 1
-    assert make(observability="full").cue_to_query_span() == 0
+    bound = checks.memoryless_bound
+    span = checks.cue_to_query_span
+    assert bound(SHELL) == pytest.approx(1 / 4) and bound(SHELL, num_cups=3) == 1 / 3
+    checks.check_twin_and_free_arm_bounds([SHELL])
+    assert span(SHELL) == 21 and span(SHELL, num_swaps=8) == 46
+    assert span(SHELL, num_swaps=0, delay_steps=0) == 1
+    assert span(SHELL, observability="full") == 0
     for kw in ({}, {"num_swaps": 12}):
         env = gym.make(SHELL, **kw)
         u = env.unwrapped
-        for seed in range(2):
-            oracle = make_policy(env, "perfect")
-            r = run_episode(env, oracle, seed=seed)
-            assert r["success"] and r["steps"] <= env.spec.max_episode_steps
+        for oracle, r in checks.perfect_runs(env, range(2)):
+            assert r["steps"] <= env.spec.max_episode_steps
             assert oracle.decision_steps == [u.response_start]
             assert oracle.decision_steps[0] - (u.cfg.cue_steps - 1) == u.cue_to_query_span()
 
 
 def test_held_arm_ignores_actions_until_the_go_lamp():
-    env = gym.make(SHELL, num_swaps=1, delay_steps=2)
-    u = env.unwrapped
-    obs, _ = env.reset(seed=1)
-    start = obs["ee_pos"].copy()
-    push = np.array([1.0, 1.0, -1.0, 1.0], dtype=np.float32)
-    flags = []
-    while u.phase != "response":
-        flags.append(u.controllable())
-        obs, *_ = env.step(push)
-    assert len(flags) == 12 and not any(flags)
-    np.testing.assert_allclose(obs["ee_pos"], start, atol=0.005)
-    assert u.controllable()
-    free = gym.make(SHELL, hold_arm=False).unwrapped
-    free.reset(seed=1)
-    assert free.controllable()
+    checks.check_held_arm(SHELL, held_steps=12, num_swaps=1, delay_steps=2)
 
 
 def test_a_touch_before_the_go_lamp_ends_the_episode():
     env = gym.make(SHELL, hold_arm=False, num_swaps=0, delay_steps=60)
     u = env.unwrapped
     obs, _ = env.reset(seed=2)
-    xy = u.slot_xy[u.ball_cup]
-    for target in [np.array([*xy, 0.12])] * 25 + [np.array([*xy, 0.0])] * 25:
-        obs, r, term, _, info = env.step(_toward(obs, target, 1.0))
-        if term:
-            break
+    obs, r, term, info = checks.reach_down_at(env, obs, u.slot_xy[u.ball_cup], hover=0.12)
     assert term and info["early_touch"] and not info["success"] and r == 0.0 and u.phase != "response"
 
 
 def test_config_errors_name_the_value():
     cases = [
-        ({"num_cups": 1}, "num_cups=1"),
-        ({"num_cups": 6}, "num_cups=6"),
-        ({"num_swaps": -1}, "num_swaps=-1"),
-        ({"num_swaps": 13}, "num_swaps=13"),
-        ({"swap_steps": 3}, "swap_steps=3"),
-        ({"num_swaps": True}, "num_swaps=True"),
-        ({"cue_steps": 0}, "cue_steps=0"),
-        ({"delay_steps": -1}, "delay_steps=-1"),
-        ({"observability": "bogus"}, "'bogus'"),
-        ({"hold_arm": "yes"}, "hold_arm"),
+        (SHELL, {"num_cups": 1}, "num_cups=1"),
+        (SHELL, {"num_cups": 6}, "num_cups=6"),
+        (SHELL, {"num_swaps": -1}, "num_swaps=-1"),
+        (SHELL, {"num_swaps": 13}, "num_swaps=13"),
+        (SHELL, {"swap_steps": 3}, "swap_steps=3"),
+        (SHELL, {"num_swaps": True}, "num_swaps=True"),
+        (SHELL, {"cue_steps": 0}, "cue_steps=0"),
+        (SHELL, {"delay_steps": -1}, "delay_steps=-1"),
+        (SHELL, {"observability": "bogus"}, "'bogus'"),
+        (SHELL, {"hold_arm": "yes"}, "hold_arm"),
     ]
-    for kw, msg in cases:
-        with pytest.raises(ValueError, match=msg):
-            gym.make(SHELL, **kw)
-    with pytest.raises(ValueError, match="num_cups=9"):
-        gym.make_vec(SHELL, num_envs=2, vectorization_mode="vector_entry_point", num_cups=9)
+    checks.check_config_errors(cases, vector_case=(SHELL, {"num_cups": 9}, "num_cups=9"))
 
 
 def test_memory_demand_lists_the_task_with_knob_rows():
-    from chronotope.scripts.experiments.memory_demand import SETTINGS
-
-    rows = [s for s in SETTINGS if s.task == "ShellGame"]
-    assert {s.knob for s in rows} >= {"defaults", "num_swaps=0", "num_swaps=8", "num_cups=3"}
-    assert all(s.family == "arm" for s in rows)
+    checks.check_memory_demand_rows({"ShellGame": {"num_swaps=0", "num_swaps=8", "num_cups=3"}})

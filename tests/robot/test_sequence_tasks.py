@@ -12,23 +12,14 @@ import numpy as np
 import pytest
 
 from chronotope.envs.robot import arm_constants as C
-from chronotope.envs.robot.oracles import Oracle, evaluate, make_policy, run_episode
+from chronotope.envs.robot.oracles import make_policy, run_episode
 from chronotope.envs.robot.registration import register_robot_envs
+
+from . import memory_task_checks as checks
 
 register_robot_envs()
 BUTTONS, COLOURS = "chronotope/ButtonSequence-v0", "chronotope/ColourSequence-v0"
 SEQUENCE_IDS = [BUTTONS, COLOURS]
-STILL = np.array([0.0, 0.0, 0.0, -1.0], dtype=np.float32)
-
-
-def _trace(env_id: str, steps: int, seed: int = 3, **kw) -> tuple[gym.Env, list[dict]]:
-    env = gym.make(env_id, **kw)
-    obs, _ = env.reset(seed=seed)
-    trace = [obs]
-    for _ in range(steps):
-        obs, *_ = env.step(STILL)
-        trace.append(obs)
-    return env, trace
 
 
 def _expected_cue(u, steps: int) -> np.ndarray:
@@ -43,7 +34,7 @@ def _expected_cue(u, steps: int) -> np.ndarray:
 
 @pytest.mark.parametrize("env_id", SEQUENCE_IDS)
 def test_cue_shows_the_sequence_once_and_the_twin_keeps_it(env_id):
-    env, part = _trace(env_id, 24)
+    env, part = checks.trace(env_id, 24)
     u = env.unwrapped
     assert u.cue_len == 18 and u.phase == "response"
     cues = np.stack([o["cue"] for o in part])
@@ -51,7 +42,7 @@ def test_cue_shows_the_sequence_once_and_the_twin_keeps_it(env_id):
     assert "remaining_sequence" not in part[-1]
     assert all(o["progress"][0] == 0.0 for o in part)
 
-    env, full = _trace(env_id, 24, observability="full")
+    env, full = checks.trace(env_id, 24, observability="full")
     u = env.unwrapped
     rest = np.eye(u.num_items)[u.sequence]
     for t, obs in enumerate(full):
@@ -63,7 +54,7 @@ def test_cue_shows_the_sequence_once_and_the_twin_keeps_it(env_id):
 
 
 def test_button_caps_light_in_the_order_and_the_colour_panel_shows_colours():
-    env, _ = _trace(BUTTONS, 0, seed=5)
+    env, _ = checks.trace(BUTTONS, 0, seed=5)
     u = env.unwrapped
     rgba = u.model.geom_rgba[u._cap_geoms]
     lit = u.sequence[0]
@@ -71,14 +62,14 @@ def test_button_caps_light_in_the_order_and_the_colour_panel_shows_colours():
     others = np.delete(np.arange(u.num_items), lit)
     assert np.all(rgba[others, :3].max(1) < 0.35)  # dim
     for _ in range(u.cfg.show_steps):
-        env.step(STILL)
+        env.step(checks.STILL)
     assert np.all(u.model.geom_rgba[u._cap_geoms, :3].max(1) < 0.35)  # the gap: all dark
 
-    env, _ = _trace(COLOURS, 0, seed=5)
+    env, _ = checks.trace(COLOURS, 0, seed=5)
     u = env.unwrapped
     np.testing.assert_allclose(u.model.geom_rgba[u._cue_geom], C.PALETTE[u.colours[u.sequence[0]]])
     for _ in range(u.cue_len):
-        env.step(STILL)
+        env.step(checks.STILL)
     np.testing.assert_allclose(u.model.geom_rgba[u._cue_geom], C.CUE_OFF_RGBA)
 
 
@@ -91,7 +82,7 @@ def test_rgbd_withholds_the_privileged_keys_and_the_twin_keeps_the_sequence():
 
 
 def test_colour_pads_move_and_change_rows_at_the_go_lamp():
-    env, trace = _trace(COLOURS, 18, seed=1)
+    env, trace = checks.trace(COLOURS, 18, seed=1)
     u = env.unwrapped
     before, after = trace[17], trace[18]
     assert u.phase == "response"
@@ -105,17 +96,15 @@ def test_colour_pads_move_and_change_rows_at_the_go_lamp():
     still = gym.make(COLOURS, shuffle_at_response=False)
     obs, _ = still.reset(seed=1)
     for _ in range(18):
-        nxt, *_ = still.step(STILL)
+        nxt, *_ = still.step(checks.STILL)
     np.testing.assert_array_equal(obs["object_pose"], nxt["object_pose"])
 
 
 @pytest.mark.parametrize("env_id", SEQUENCE_IDS)
 def test_perfect_oracle_answers_in_order_and_collects_every_reward(env_id):
     env = gym.make(env_id)
-    for seed in range(3):
-        oracle = make_policy(env, "perfect")
-        r = run_episode(env, oracle, seed=seed, policy_seed=seed)
-        assert r["success"] and r["progress"] == 3 and not r["wrong_response"], r
+    for oracle, r in checks.perfect_runs(env, range(3), seed_policy=True):
+        assert r["progress"] == 3 and not r["wrong_response"], r
         assert r["return"] == pytest.approx(2.0)  # 3 x 1/3 progress + 1 success
         assert oracle.remembered == list(env.unwrapped.sequence)
         onehots = np.eye(env.unwrapped.num_items)[env.unwrapped.sequence]
@@ -143,12 +132,9 @@ def test_memoryless_guess_succeeds_exactly_when_it_is_the_sequence(env_id):
     env = gym.make(env_id)
     u = env.unwrapped
     wrong = 0
-    for s in range(8):
-        oracle = Oracle(env_id, memory=False, seed=s, cfg=u.cfg)
-        r = run_episode(env, oracle, seed=100 + s)
+    for _, oracle, r in checks.memoryless_runs(env, env_id, range(8)):
         guess = oracle._plan[: u.cfg.length]
         agree = int(np.argmin(np.append(guess == u.sequence, False)))  # length of the common prefix
-        assert oracle.remembered is None
         assert r["progress"] == agree and r["success"] == (agree == u.cfg.length), (r, guess, u.sequence)
         assert r["wrong_response"] == (not r["success"])
         assert r["return"] == pytest.approx(agree / u.cfg.length + float(r["success"]))
@@ -158,34 +144,26 @@ def test_memoryless_guess_succeeds_exactly_when_it_is_the_sequence(env_id):
 
 # 16 seeded episodes. Memoryless successes ~ Binomial(16, 1/24) (ButtonSequence) or (16, 1/27) (ColourSequence):
 # P(> 5) < 1e-4, so "<= 5/16" is a loose but safe bound; the perfect oracle and the twin measured 1.00.
-EPISODES = 16
-
-
 @pytest.mark.parametrize("env_id", SEQUENCE_IDS)
 def test_references_perfect_memoryless_and_twin(env_id):
-    perfect = evaluate(env_id, "perfect", EPISODES, seed=0)
-    memoryless = evaluate(env_id, "memoryless", EPISODES, seed=0)
-    twin = evaluate(env_id, "memoryless", EPISODES, seed=0, observability="full")
-    assert perfect["success"] >= 15 / 16 and twin["success"] >= 15 / 16
-    assert memoryless["success"] <= 5 / 16
+    perfect, memoryless = checks.references(env_id, most_memoryless=5 / 16)
     assert memoryless["wrong_response"] >= 11 / 16  # the failures are wrong answers
     assert memoryless["return"] < perfect["return"]
 
 
 def test_declared_memoryless_bounds():
-    bound = lambda env_id, **kw: gym.make(env_id, **kw).unwrapped.memoryless_bound()  # noqa: E731
+    bound = checks.memoryless_bound
     assert bound(BUTTONS) == pytest.approx(1 / 24)  # 4 * 3 * 2 orders
     assert bound(BUTTONS, length=2) == pytest.approx(1 / 12)
     assert bound(BUTTONS, num_buttons=5, length=5) == pytest.approx(1 / math.factorial(5))
     assert bound(COLOURS) == pytest.approx(1 / 27)  # 3 ** 3 sequences
     assert bound(COLOURS, repeats=False) == pytest.approx(1 / 6)
     assert bound(COLOURS, num_colors=4, length=4) == pytest.approx(1 / 256)
-    for env_id in SEQUENCE_IDS:
-        assert bound(env_id, observability="full") == 1.0 and bound(env_id, hold_arm=False) == 1.0
+    checks.check_twin_and_free_arm_bounds(SEQUENCE_IDS)
 
 
 def test_cue_to_query_span():
-    span = lambda env_id, **kw: gym.make(env_id, **kw).unwrapped.cue_to_query_span()  # noqa: E731
+    span = checks.cue_to_query_span
     # element 2: last lit at step 2 * 6 + 3 = 15, needed at 18 + 2 * 20 = 58
     assert span(BUTTONS) == span(COLOURS) == 43
     assert span(BUTTONS, length=2) == 12 + 20 - 9
@@ -200,9 +178,7 @@ def test_span_covers_the_perfect_oracles_decisions(env_id):
         env = gym.make(env_id, max_episode_steps=200, **kw)
         u = env.unwrapped
         period = u.cfg.show_steps + u.cfg.gap_steps
-        for seed in range(2):
-            oracle = make_policy(env, "perfect")
-            assert run_episode(env, oracle, seed=seed)["success"]
+        for seed, (oracle, _) in enumerate(checks.perfect_runs(env, range(2))):
             assert oracle.decision_steps[0] == u.response_start
             for i, t in enumerate(oracle.decision_steps):
                 assert t - (i * period + u.cfg.show_steps - 1) <= u.cue_to_query_span(), (kw, seed, i)
@@ -210,39 +186,18 @@ def test_span_covers_the_perfect_oracles_decisions(env_id):
 
 @pytest.mark.parametrize("env_id", SEQUENCE_IDS)
 def test_held_arm_ignores_actions_until_the_go_lamp(env_id):
-    env = gym.make(env_id, delay_steps=2)
-    u = env.unwrapped
-    obs, _ = env.reset(seed=1)
-    start = obs["ee_pos"].copy()
-    push = np.array([1.0, 1.0, -1.0, 1.0], dtype=np.float32)
-    flags = []
-    while u.phase != "response":
-        flags.append(u.controllable())
-        obs, *_ = env.step(push)
-    assert len(flags) == 20 and not any(flags)
-    np.testing.assert_allclose(obs["ee_pos"], start, atol=0.005)
-    assert u.controllable()
-    free = gym.make(env_id, hold_arm=False).unwrapped
-    free.reset(seed=1)
-    assert free.controllable()
+    checks.check_held_arm(env_id, held_steps=20, delay_steps=2)
 
 
 @pytest.mark.parametrize("env_id", SEQUENCE_IDS)
 def test_an_answer_before_the_go_lamp_ends_the_episode(env_id):
     """Without the hold the arm can answer during the cue: that is a failure (as an early lift in CueRecallPick)."""
-    from chronotope.envs.robot.oracles import _toward
-
     env = gym.make(env_id, hold_arm=False, delay_steps=40)
-    u = env.unwrapped
     obs, _ = env.reset(seed=2)
     xy = obs["object_pose"][0, :2].astype(float)
-    targets = [np.array([*xy, 0.09])] * 25 + [np.array([*xy, 0.0])] * 25  # over the first item, then down
-    for target in targets:
-        obs, r, term, _, info = env.step(_toward(obs, target, 1.0))
-        if term:
-            break
+    obs, r, term, info = checks.reach_down_at(env, obs, xy, hover=0.09)  # over the first item, then down
     assert term and info["early_response"] and not info["success"] and r == 0.0
-    assert u.phase != "response"
+    assert env.unwrapped.phase != "response"
 
 
 def test_config_errors_name_the_value():
@@ -262,16 +217,8 @@ def test_config_errors_name_the_value():
         (COLOURS, {"observability": "bogus"}, "'bogus'"),
         (BUTTONS, {"hold_arm": "yes"}, "hold_arm"),
     ]
-    for env_id, kw, msg in cases:
-        with pytest.raises(ValueError, match=msg):
-            gym.make(env_id, **kw)
-    with pytest.raises(ValueError, match="length=9"):
-        gym.make_vec(BUTTONS, num_envs=2, vectorization_mode="vector_entry_point", length=9)
+    checks.check_config_errors(cases, vector_case=(BUTTONS, {"length": 9}, "length=9"))
 
 
 def test_memory_demand_lists_both_tasks_with_knob_rows():
-    from chronotope.scripts.experiments.memory_demand import SETTINGS
-
-    for task in ("ButtonSequence", "ColourSequence"):
-        rows = [s for s in SETTINGS if s.task == task]
-        assert {s.knob for s in rows} >= {"defaults", "length=2"} and all(s.family == "arm" for s in rows)
+    checks.check_memory_demand_rows({"ButtonSequence": {"length=2"}, "ColourSequence": {"length=2"}})

@@ -11,44 +11,35 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from chronotope.envs.robot.oracles import Oracle, _pick, _toward, evaluate, make_policy, run_episode
+from chronotope.envs.robot.oracles import _pick, make_policy
 from chronotope.envs.robot.registration import register_robot_envs
 from chronotope.envs.robot.tasks.common import BLOCK_HALF, SPAWN_HIGH, SPAWN_LOW
+from chronotope.envs.robot.tasks.cups import CUP_RAISE, CUP_TOP
 from chronotope.envs.robot.tasks.restore_place import HIDDEN_Z, close_pair_probability
 from chronotope.envs.robot.tasks.spatial import normalised_place
-from chronotope.envs.robot.tasks.where_hidden import CUP_RAISE, CUP_TOP
+
+from . import memory_task_checks as checks
 
 register_robot_envs()
 RESTORE, HIDDEN = "chronotope/RestorePlace-v0", "chronotope/WhereHidden-v0"
 SPATIAL_IDS = [RESTORE, HIDDEN]
-STILL = np.array([0.0, 0.0, 0.0, -1.0], dtype=np.float32)
-
-
-def _trace(env_id: str, steps: int, seed: int = 3, **kw) -> tuple[gym.Env, list[dict]]:
-    env = gym.make(env_id, **kw)
-    obs, _ = env.reset(seed=seed)
-    trace = [obs]
-    for _ in range(steps):
-        obs, *_ = env.step(STILL)
-        trace.append(obs)
-    return env, trace
 
 
 @pytest.mark.parametrize("env_id", SPATIAL_IDS)
 def test_cue_shows_the_place_only_in_the_cue_phase_and_the_twin_keeps_it(env_id):
-    env, part = _trace(env_id, 26)
+    env, part = checks.trace(env_id, 26)
     u = env.unwrapped
     assert u.cfg.cue_steps == 5 and u.response_start == 25 and u.phase == "response"
     shown = np.array([*u.place, 1.0], np.float32)
     for t, obs in enumerate(part):
         np.testing.assert_array_equal(obs["cue"], shown if t < 5 else np.zeros(3), err_msg=f"step {t}")
-    env, full = _trace(env_id, 26, observability="full")
+    env, full = checks.trace(env_id, 26, observability="full")
     place = np.array([*env.unwrapped.place, 1.0], np.float32)
     assert all(np.array_equal(o["cue"], place) for o in full)  # the twin never hides it
 
 
 def test_restore_place_moves_the_block_and_hides_the_marker():
-    env, trace = _trace(RESTORE, 6, seed=1)
+    env, trace = checks.trace(RESTORE, 6, seed=1)
     u = env.unwrapped
     pad = u.model.body("place_pad").id
     before, after = trace[4]["object_pose"][0], trace[5]["object_pose"][0]
@@ -56,13 +47,13 @@ def test_restore_place_moves_the_block_and_hides_the_marker():
     assert np.linalg.norm(after[:2] - u.place) >= u.cfg.min_move  # moved away at the first delay step
     np.testing.assert_allclose(after[:2], u.moved_to, atol=1e-3)
     assert u.model.body_pos[pad, 2] == HIDDEN_Z  # the marker is inside the table top
-    env, _ = _trace(RESTORE, 6, seed=1, observability="full")
+    env, _ = checks.trace(RESTORE, 6, seed=1, observability="full")
     u = env.unwrapped
     np.testing.assert_allclose(u.model.body_pos[u.model.body("place_pad").id], [*u.place, 0.0])
 
 
 def test_where_hidden_lowers_the_cups_reorders_the_rows_and_hides_the_ball():
-    env, trace = _trace(HIDDEN, 6, seed=2)
+    env, trace = checks.trace(HIDDEN, 6, seed=2)
     u = env.unwrapped
     during, after = trace[4]["object_pose"], trace[5]["object_pose"]
     assert np.allclose(during[:, 2], CUP_RAISE) and np.allclose(after[:, 2], 0.0)
@@ -73,7 +64,7 @@ def test_where_hidden_lowers_the_cups_reorders_the_rows_and_hides_the_ball():
     assert key(during) == key(after)  # the cups stay where they were
     ball = u.model.body_pos[u.model.body("ball").id]
     np.testing.assert_allclose(ball, [*u.cup_xy[u.hidden_cup], 0.015])  # inside its cup
-    env, _ = _trace(HIDDEN, 6, seed=2, observability="full")
+    env, _ = checks.trace(HIDDEN, 6, seed=2, observability="full")
     u = env.unwrapped
     assert u.model.body_pos[u.model.body("ball").id][2] > CUP_TOP  # on top of its cup
 
@@ -90,10 +81,7 @@ def test_rgbd_withholds_the_privileged_keys():
 def test_perfect_oracle_succeeds_and_the_aux_labels_name_the_place(env_id):
     env = gym.make(env_id)
     u = env.unwrapped
-    for seed in range(3):
-        oracle = make_policy(env, "perfect")
-        r = run_episode(env, oracle, seed=seed, policy_seed=seed)
-        assert r["success"], r
+    for oracle, r in checks.perfect_runs(env, range(3), seed_policy=True):
         np.testing.assert_allclose(oracle.remembered, u.place, atol=1e-6)
         np.testing.assert_allclose(r["place"], u.place)
         np.testing.assert_allclose(r["memory_place"], 2 * (u.place - SPAWN_LOW) / (SPAWN_HIGH - SPAWN_LOW) - 1)
@@ -115,11 +103,8 @@ def test_memoryless_restore_sets_down_at_its_guess_and_succeeds_only_there():
     tol = u.cfg.tolerance
     lo, hi = SPAWN_LOW + tol, SPAWN_HIGH - tol
     corners = np.array([[lo[0], lo[1]], [lo[0], hi[1]], [hi[0], lo[1]], [hi[0], hi[1]]])
-    for s in (0, 1, 2, 3, 9):
-        oracle = Oracle(RESTORE, memory=False, seed=s, cfg=u.cfg)
-        r = run_episode(env, oracle, seed=s)
+    for s, oracle, r in checks.memoryless_runs(env, RESTORE, (0, 1, 2, 3, 9), episode_offset=0):
         guess = corners[np.argmax(np.linalg.norm(corners - u.moved_to, axis=1))]
-        assert oracle.remembered is None
         np.testing.assert_allclose(oracle._plan, guess)
         lucky = s == 9
         assert (np.linalg.norm(r["place"] - guess) < tol) == lucky
@@ -133,11 +118,8 @@ def test_memoryless_touch_succeeds_exactly_when_its_guess_is_the_cup():
     env = gym.make(HIDDEN)
     u = env.unwrapped
     wrong = 0
-    for s in range(6):
-        oracle = Oracle(HIDDEN, memory=False, seed=s, cfg=u.cfg)
-        r = run_episode(env, oracle, seed=100 + s)
+    for _, oracle, r in checks.memoryless_runs(env, HIDDEN, range(6)):
         guess = int(np.argmin(np.linalg.norm(u.cup_xy - oracle._plan, axis=1)))
-        assert oracle.remembered is None
         assert r["success"] == (guess == u.hidden_cup) and r["wrong_touch"] == (not r["success"]), r
         wrong += not r["success"]
     assert wrong > 0
@@ -145,30 +127,22 @@ def test_memoryless_touch_succeeds_exactly_when_its_guess_is_the_cup():
 
 # 16 seeded episodes. Memoryless successes ~ Binomial(16, 0.066) (RestorePlace) or (16, 1/5) (WhereHidden):
 # P(> 7) < 2e-3, so "<= 7/16" is a loose but safe bound; the perfect oracle and the twin measured 1.00.
-EPISODES = 16
-
-
 @pytest.mark.parametrize("env_id", SPATIAL_IDS)
 def test_references_perfect_memoryless_and_twin(env_id):
-    perfect = evaluate(env_id, "perfect", EPISODES, seed=0)
-    memoryless = evaluate(env_id, "memoryless", EPISODES, seed=0)
-    twin = evaluate(env_id, "memoryless", EPISODES, seed=0, observability="full")
-    assert perfect["success"] >= 15 / 16 and twin["success"] >= 15 / 16
-    assert memoryless["success"] <= 7 / 16
+    _, memoryless = checks.references(env_id, most_memoryless=7 / 16)
     # every failure is a wrong answer: a set-down elsewhere, a touch of another cup
     answered = memoryless["set_down"] if env_id == RESTORE else memoryless["wrong_touch"] + memoryless["success"]
     assert answered == pytest.approx(1.0)
 
 
 def test_declared_memoryless_bounds():
-    bound = lambda env_id, **kw: gym.make(env_id, **kw).unwrapped.memoryless_bound()  # noqa: E731
+    bound = checks.memoryless_bound
     far = 1 - close_pair_probability(0.1)
     assert far == pytest.approx(1 - (math.pi * 0.01 * 0.1 - 4 / 3 * 0.001 * 0.65 + 0.0001 / 2) / 0.01)
     assert bound(RESTORE) == pytest.approx(math.pi * 0.04**2 / (0.1 * far)) == pytest.approx(0.0655, abs=1e-4)
     assert bound(RESTORE, tolerance=0.06) == pytest.approx(math.pi * 0.06**2 / (0.1 * far))
     assert bound(HIDDEN) == pytest.approx(1 / 5) and bound(HIDDEN, num_cups=3) == pytest.approx(1 / 3)
-    for env_id in SPATIAL_IDS:
-        assert bound(env_id, observability="full") == 1.0 and bound(env_id, hold_arm=False) == 1.0
+    checks.check_twin_and_free_arm_bounds(SPATIAL_IDS)
     # the closed form against a seeded Monte Carlo estimate of P(|X - Y| < d) in the spawn box
     rng = np.random.default_rng(0)
     x, y = rng.uniform(SPAWN_LOW, SPAWN_HIGH, (2, 200_000, 2))
@@ -176,37 +150,21 @@ def test_declared_memoryless_bounds():
 
 
 def test_cue_to_query_span_covers_the_perfect_oracles_decisions():
-    span = lambda env_id, **kw: gym.make(env_id, **kw).unwrapped.cue_to_query_span()  # noqa: E731
+    span = checks.cue_to_query_span
     assert span(RESTORE) == 20 + 1 + 45 and span(RESTORE, delay_steps=40) == 86
     assert span(HIDDEN) == 21 and span(HIDDEN, delay_steps=3) == 4
     assert span(RESTORE, observability="full") == span(HIDDEN, observability="full") == 0
     for env_id in SPATIAL_IDS:
         env = gym.make(env_id)
         u = env.unwrapped
-        for seed in range(3):
-            oracle = make_policy(env, "perfect")
-            assert run_episode(env, oracle, seed=seed)["success"]
+        for oracle, _ in checks.perfect_runs(env, range(3)):
             assert oracle.decision_steps[0] == u.response_start
             assert max(oracle.decision_steps) - (u.cfg.cue_steps - 1) <= u.cue_to_query_span()
 
 
 @pytest.mark.parametrize("env_id", SPATIAL_IDS)
 def test_held_arm_ignores_actions_until_the_go_lamp(env_id):
-    env = gym.make(env_id, delay_steps=3)
-    u = env.unwrapped
-    obs, _ = env.reset(seed=1)
-    start = obs["ee_pos"].copy()
-    push = np.array([1.0, 1.0, -1.0, 1.0], dtype=np.float32)
-    flags = []
-    while u.phase != "response":
-        flags.append(u.controllable())
-        obs, *_ = env.step(push)
-    assert len(flags) == 8 and not any(flags)
-    np.testing.assert_allclose(obs["ee_pos"], start, atol=0.005)
-    assert u.controllable()
-    free = gym.make(env_id, hold_arm=False).unwrapped
-    free.reset(seed=1)
-    assert free.controllable()
+    checks.check_held_arm(env_id, held_steps=8, delay_steps=3)
 
 
 def test_an_answer_before_the_go_lamp_ends_the_episode():
@@ -214,7 +172,7 @@ def test_an_answer_before_the_go_lamp_ends_the_episode():
     env = gym.make(RESTORE, hold_arm=False, delay_steps=60)
     obs, _ = env.reset(seed=2)
     for _ in range(6):  # wait for the block to move
-        obs, *_ = env.step(STILL)
+        obs, *_ = env.step(checks.STILL)
     script = _pick(obs, lambda o: o["object_pose"][0, :3].astype(float), 0.08)
     action = next(script)
     for _ in range(60):
@@ -227,12 +185,9 @@ def test_an_answer_before_the_go_lamp_ends_the_episode():
     env = gym.make(HIDDEN, hold_arm=False, delay_steps=60)
     obs, _ = env.reset(seed=2)
     for _ in range(6):  # the cups come down
-        obs, *_ = env.step(STILL)
+        obs, *_ = env.step(checks.STILL)
     xy = obs["object_pose"][0, :2].astype(float)
-    for target in [np.array([*xy, 0.12])] * 25 + [np.array([*xy, 0.0])] * 25:
-        obs, r, term, _, info = env.step(_toward(obs, target, 1.0))
-        if term:
-            break
+    obs, r, term, info = checks.reach_down_at(env, obs, xy, hover=0.12)
     assert term and info["early_touch"] and not info["success"] and r == 0.0
 
 
@@ -265,18 +220,12 @@ def test_config_errors_name_the_value():
         (HIDDEN, {"observability": "bogus"}, "'bogus'"),
         (RESTORE, {"hold_arm": "yes"}, "hold_arm"),
     ]
-    for env_id, kw, msg in cases:
-        with pytest.raises(ValueError, match=msg):
-            gym.make(env_id, **kw)
-    with pytest.raises(ValueError, match="num_cups=9"):
-        gym.make_vec(HIDDEN, num_envs=2, vectorization_mode="vector_entry_point", num_cups=9)
+    checks.check_config_errors(cases, vector_case=(HIDDEN, {"num_cups": 9}, "num_cups=9"))
     with pytest.raises(ValueError, match="d=0.3"):
         close_pair_probability(0.3)
 
 
 def test_memory_demand_lists_both_tasks_with_knob_rows():
-    from chronotope.scripts.experiments.memory_demand import SETTINGS
-
-    for task, knob in (("RestorePlace", "tolerance=0.06"), ("WhereHidden", "num_cups=3")):
-        rows = [s for s in SETTINGS if s.task == task]
-        assert {s.knob for s in rows} >= {"defaults", knob, "delay_steps=40"} and all(s.family == "arm" for s in rows)
+    checks.check_memory_demand_rows(
+        {"RestorePlace": {"tolerance=0.06", "delay_steps=40"}, "WhereHidden": {"num_cups=3", "delay_steps=40"}}
+    )
