@@ -46,6 +46,16 @@ class Setting:
     episode_scale: float = 1.0  # fraction of ``episodes`` (long episodes run fewer)
 
 
+def _arm_rows(task: str, *knobs: dict) -> tuple[Setting, ...]:
+    """An arm task's rows: its defaults, then one row per knob setting (one kwarg each, labelled ``name=value``)."""
+    env_id = f"chronotope/{task}-v0"
+    rows = [Setting(task, env_id, "defaults", {}, family="arm")]
+    for kw in knobs:
+        ((name, value),) = kw.items()
+        rows.append(Setting(task, env_id, f"{name}={value}", kw, family="arm"))
+    return tuple(rows)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("ObjectRecall", "chronotope/ObjectRecall-v0", "defaults", {}),
     Setting("ObjectRecall", "chronotope/ObjectRecall-v0", "delay=40", {"delay": 40}),
@@ -71,28 +81,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("Ballet", "chronotope/Ballet-v0", "num_dancers=8", {"num_dancers": 8}),
     Setting("CueRecallPick", "chronotope/CueRecallPick-v0", "defaults", {}, family="arm", episode_scale=0.25),
     Setting("CountPress", "chronotope/CountPress-v0", "defaults", {}, family="arm", episode_scale=0.25),
-    Setting("ButtonSequence", "chronotope/ButtonSequence-v0", "defaults", {}, family="arm"),
-    Setting("ButtonSequence", "chronotope/ButtonSequence-v0", "length=2", {"length": 2}, family="arm"),
-    Setting("ButtonSequence", "chronotope/ButtonSequence-v0", "length=4", {"length": 4}, family="arm"),
-    Setting("ColourSequence", "chronotope/ColourSequence-v0", "defaults", {}, family="arm"),
-    Setting("ColourSequence", "chronotope/ColourSequence-v0", "length=2", {"length": 2}, family="arm"),
-    Setting("ColourSequence", "chronotope/ColourSequence-v0", "length=4", {"length": 4}, family="arm"),
-    Setting("RestorePlace", "chronotope/RestorePlace-v0", "defaults", {}, family="arm"),
-    Setting("RestorePlace", "chronotope/RestorePlace-v0", "tolerance=0.06", {"tolerance": 0.06}, family="arm"),
-    Setting("RestorePlace", "chronotope/RestorePlace-v0", "delay_steps=40", {"delay_steps": 40}, family="arm"),
-    Setting("WhereHidden", "chronotope/WhereHidden-v0", "defaults", {}, family="arm"),
-    Setting("WhereHidden", "chronotope/WhereHidden-v0", "num_cups=3", {"num_cups": 3}, family="arm"),
-    Setting("WhereHidden", "chronotope/WhereHidden-v0", "delay_steps=40", {"delay_steps": 40}, family="arm"),
-    Setting("MultiCueTouch", "chronotope/MultiCueTouch-v0", "defaults", {}, family="arm"),
-    Setting("MultiCueTouch", "chronotope/MultiCueTouch-v0", "num_cued=2", {"num_cued": 2}, family="arm"),
-    Setting("MultiCueTouch", "chronotope/MultiCueTouch-v0", "num_cued=5", {"num_cued": 5}, family="arm"),
-    Setting("PairRecall", "chronotope/PairRecall-v0", "defaults", {}, family="arm"),
-    Setting("PairRecall", "chronotope/PairRecall-v0", "num_pairs=2", {"num_pairs": 2}, family="arm"),
-    Setting("PairRecall", "chronotope/PairRecall-v0", "num_pairs=6", {"num_pairs": 6}, family="arm"),
-    Setting("ShellGame", "chronotope/ShellGame-v0", "defaults", {}, family="arm"),
-    Setting("ShellGame", "chronotope/ShellGame-v0", "num_swaps=0", {"num_swaps": 0}, family="arm"),
-    Setting("ShellGame", "chronotope/ShellGame-v0", "num_swaps=8", {"num_swaps": 8}, family="arm"),
-    Setting("ShellGame", "chronotope/ShellGame-v0", "num_cups=3", {"num_cups": 3}, family="arm"),
+    *_arm_rows("ButtonSequence", {"length": 2}, {"length": 4}),
+    *_arm_rows("ColourSequence", {"length": 2}, {"length": 4}),
+    *_arm_rows("RestorePlace", {"tolerance": 0.06}, {"delay_steps": 40}),
+    *_arm_rows("WhereHidden", {"num_cups": 3}, {"delay_steps": 40}),
+    *_arm_rows("MultiCueTouch", {"num_cued": 2}, {"num_cued": 5}),
+    *_arm_rows("PairRecall", {"num_pairs": 2}, {"num_pairs": 6}),
+    *_arm_rows("ShellGame", {"num_swaps": 0}, {"num_swaps": 8}, {"num_cups": 3}),
 )
 
 
