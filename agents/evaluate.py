@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -160,7 +161,8 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     trajectories = TrajectoryObserver()
     bar = episode_progress(ecfg.episodes, ecfg.progress)
     records = []
-    for r in iter_episodes(venv, ModelPolicy(model, "cpu", ecfg.deterministic), seeds, trajectories):
+    policy = ModelPolicy(model, "cpu", ecfg.deterministic, venv.single_action_space)
+    for r in iter_episodes(venv, policy, seeds, trajectories):
         records.append(r)
         bar.update(1)
     bar.close()
@@ -187,10 +189,19 @@ def episode_record(r: EpisodeRecord) -> dict[str, Any]:
 class ModelPolicy:
     """An :class:`ActorCritic` as a rollout policy (:mod:`chronotope.envs.rollout`): its memory state carried across
     steps and cleared at episode starts; actions greedy (``deterministic``) or sampled from a generator seeded with
-    the episode's seed, so an episode's actions do not depend on the other lanes."""
+    the episode's seed, so an episode's actions do not depend on the other lanes. With a Box ``action_space`` the
+    actions are clipped to its bounds, as the PPO trainer clips what it sends to the env (a Normal sample, or its
+    mean, may leave them; the arm envs refuse such actions)."""
 
-    def __init__(self, model: ActorCritic, device: str | torch.device = "cpu", deterministic: bool = False) -> None:
+    def __init__(
+        self,
+        model: ActorCritic,
+        device: str | torch.device = "cpu",
+        deterministic: bool = False,
+        action_space: gym.Space | None = None,
+    ) -> None:
         self.model, self.device, self.deterministic = model, device, deterministic
+        self.bounds = (action_space.low, action_space.high) if isinstance(action_space, gym.spaces.Box) else None
         self.state = None
         self.gens: list[torch.Generator | None] = []
 
@@ -209,7 +220,8 @@ class ModelPolicy:
             a = dist.probs.argmax(-1) if hasattr(dist, "probs") else dist.mean
         else:
             a = _sample_rows(dist, self.gens)
-        return a[:, 0].cpu().numpy()
+        a = a[:, 0].cpu().numpy()
+        return a if self.bounds is None else np.clip(a, *self.bounds)
 
 
 class TrajectoryObserver:
