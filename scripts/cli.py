@@ -31,6 +31,7 @@ BENCH_SUITES = {
     "dataset": ("dataset",),
     "peers": ("peers",),  # Memory Maze in its own venv vs our TargetSequence-v0
     "learn": ("learn",),  # time to threshold, ours vs RecurrentPPO and frame-stacked PPO (not in "all": hours)
+    "memory-suite": ("memory_suite",),  # the memory leaderboard, every core x every memory task (not in "all")
     "all": ("render", "nav", "memory", "maps", "splat", "robot", "train", "pixel_train", "dataset"),
 }
 
@@ -66,6 +67,7 @@ class BenchArgs:
             "dataset",
             "peers",
             "learn",
+            "memory-suite",
             "all",
         ]
     ] = "all"
@@ -75,15 +77,25 @@ class BenchArgs:
     peers: bool = False
     """Also measure peers side by side (Memory Maze, in a venv created under runs/peers/ on first use)."""
     out: str | None = None
-    """Also write the Markdown results page here (docs/BENCHMARKS.md is made by ``all --quick --peers --out``)."""
+    """Also write the Markdown results page here (docs/BENCHMARKS.md is made by ``all --quick --peers --out``;
+    ``memory-suite --out``: the leaderboard page itself)."""
 
 
 def bench(args: BenchArgs) -> None:
-    """Runs benchmarks through the suite: tables, runs/bench/<name>.json + suite.json, optionally the page."""
+    """Runs benchmarks through the suite: tables, runs/bench/<name>.json + suite.json, optionally the page.
+    ``memory-suite`` runs the memory leaderboard and writes its own page (more options: ``python -m
+    chronotope.scripts.bench.memory_suite --help``)."""
     from chronotope.scripts.bench.suite import Config as SuiteConfig
     from chronotope.scripts.bench.suite import run as run_suite
 
     flags = [args.suite] + ["--quick"] * args.quick + ["--peers"] * args.peers + ["--out", args.out] * bool(args.out)
+    if args.suite == "memory-suite":
+        from chronotope.scripts.bench import memory_suite
+
+        memory_suite.run(
+            memory_suite.Config(quick=args.quick, out=args.out, command="chronotope bench " + " ".join(flags))
+        )
+        return
     run_suite(
         SuiteConfig(
             modules=BENCH_SUITES[args.suite],

@@ -33,9 +33,10 @@ ALL_MODULES: tuple[str, ...] = (
     "render", "nav", "memory", "maps", "splat", "robot", "train", "pixel_train", "dataset",
 )  # fmt: skip
 
-# Modules run only when named: peers (peer venvs created on first use; also added by --peers) and learn (time to
-# threshold: training runs of up to budget_s per learner and task, hours at its defaults).
-OPT_IN_MODULES: tuple[str, ...] = ("peers", "learn")
+# Modules run only when named: peers (peer venvs created on first use; also added by --peers), learn (time to
+# threshold: training runs of up to budget_s per learner and task, hours at its defaults) and memory_suite (the memory
+# leaderboard: every core x every memory task trained by PPO; ~45 min quick, hundreds of CPU-hours in full).
+OPT_IN_MODULES: tuple[str, ...] = ("peers", "learn", "memory_suite")
 
 # Seconds each module may take in quick mode on this 2-core machine when it is not shared; measured quick runs
 # took (under a load average of ~7 on 2 cores) render 14 s, nav 54 s, memory 4 s, maps 112 s, splat 32 s,
@@ -56,6 +57,7 @@ QUICK_BUDGET_S: dict[str, float] = {
     "dataset": 60,
     "peers": 190,
     "learn": 120,  # its quick run (3 tasks x 4 learners x 2 tiny updates and evaluations) took 40 s under load ~3.6
+    "memory_suite": 3600,  # ~4,750 CPU-s in two processes (its Config docstring): the quick leaderboard's hour
 }
 
 # Overrides for quick mode, passed as module Config values. Every module's own quick mode already fits its
@@ -126,6 +128,21 @@ TINY_OVERRIDES: dict[str, dict[str, Any]] = {
     },  # fmt: skip
     # learn: its quick mode (the tiny recipe it sets has no Config fields) on MiniGrid, one learner of each side
     "learn": {"quick": True, "tasks": ("minigrid",), "learners": ("ours-gru", "recurrent-ppo")},
+    # memory_suite: two cores on MiniGrid (analytic references) for two updates of 4 envs x 32 steps, in this process
+    "memory_suite": {
+        "cores": ("none", "gru"),
+        "tasks": ("minigrid",),
+        "seeds": (0,),
+        "steps": 256,
+        "num_envs": 4,
+        "rollout_len": 32,
+        "epochs": 1,
+        "minibatches": 1,
+        "eval_episodes": 4,
+        "eval_num_envs": 4,
+        "jobs": 1,
+        "grid_dir": "runs/bench/memory_suite_tiny",
+    },  # fmt: skip
 }
 
 # What each target means, where its value lives in a module's results, and which way it must go.
