@@ -59,7 +59,7 @@ full 3-seed ObjectRecall and Ballet columns**: ~60 CPU-hours without the Janus p
 states the CPU-hours its cells took and extrapolates the full budget of the pairs it ran from their measured CPU per
 step.
 
-    chronotope bench memory-suite --quick                                              # ~45 min on 2 idle cores
+    chronotope bench memory-suite --quick                                              # 1-2 h on 2 idle cores
     python -m chronotope.scripts.bench.memory_suite --tasks objectrecall ballet        # the full 3-seed columns
     python -m chronotope.scripts.bench.memory_suite                                    # the full grid, 3 seeds
     python -m chronotope.scripts.bench.memory_suite --report --out docs/LEADERBOARD.md # the page only
@@ -243,7 +243,9 @@ class Config:
     4,096, plus ~1,000 CPU-s of env building and evaluation (~6 CPU-s per cell, from 13 quick cells timed end to end:
     gru on 9 tasks, sat and gru on CountPress and MiniGrid), ~170 of references (TargetSequence's alone 90) and ~70
     of core checks. The timings were taken under a load of ~4 on the 2 cores; a shared machine takes about twice as
-    long. Every task or core registered later adds its share.
+    long. Every task or core registered later adds its share. Measured since: a first quick run on the idle 2 cores
+    (2026-12-02; cells heaviest first) trained 22 of 169 cells in 13.5 min, so the whole grid takes longer than that
+    estimate, on the order of 1-2 hours.
     """
 
     quick: bool = False

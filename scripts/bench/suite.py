@@ -35,7 +35,7 @@ ALL_MODULES: tuple[str, ...] = (
 
 # Modules run only when named: peers (peer venvs created on first use; also added by --peers), learn (time to
 # threshold: training runs of up to budget_s per learner and task, hours at its defaults) and memory_suite (the memory
-# leaderboard: every core x every memory task trained by PPO; ~45 min quick, hundreds of CPU-hours in full).
+# leaderboard: every core x every memory task trained by PPO; 1-2 h quick, hundreds of CPU-hours in full).
 OPT_IN_MODULES: tuple[str, ...] = ("peers", "learn", "memory_suite")
 
 # Seconds each module may take in quick mode on this 2-core machine when it is not shared; measured quick runs
