@@ -24,6 +24,7 @@ from chronotope.agents.checkpoint import load_checkpoint
 from chronotope.agents.config import TrainConfig, _json_object
 from chronotope.agents.envs import make_vector_env, scalar_info
 from chronotope.agents.policy import ActorCritic, obs_to_torch
+from chronotope.agents.runs import atomic_write_text
 from chronotope.agents.stats import summarize
 from chronotope.envs.rollout import EpisodeRecord, iter_episodes
 from chronotope.envs.trajectory import save_trajectories
@@ -88,11 +89,11 @@ def write_results(out: Path, episodes: list[dict[str, Any]], summary: dict[str, 
     evaluation there to ``out/previous/<time>/``. Returns ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     archive_previous(out)
-    _atomic_write(out / "episodes.jsonl", "".join(json.dumps(e) + "\n" for e in episodes))
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2))
+    atomic_write_text(out / "episodes.jsonl", "".join(json.dumps(e) + "\n" for e in episodes))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     md = ["| measure | mean | ± 95% CI | n |", "|---|---|---|---|"]
     md += [f"| {k} | {v['mean']:.4f} | {v['ci95']:.4f} | {v['n']} |" for k, v in summary.items()]
-    _atomic_write(out / "summary.md", "\n".join(md) + "\n")
+    atomic_write_text(out / "summary.md", "\n".join(md) + "\n")
     return out
 
 
@@ -276,9 +277,3 @@ def _finish_traj(traj: dict, episode: int, final_info: dict) -> dict[str, np.nda
         "rewards": np.asarray(traj["rewards"], float),
         "scene_id": int(final_info.get("scene_id", -1)) if final_info else -1,
     }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

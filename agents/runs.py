@@ -50,8 +50,15 @@ def truncate_progress(path: str | Path, key: str, upto: int) -> None:
             continue
         if isinstance(rec, dict) and isinstance(rec.get(key), int | float) and rec[key] <= upto:
             kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file in the same folder and a rename, so a reader sees the old
+    file or the new one, never a torn one (the folder must exist)."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("".join(kept))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

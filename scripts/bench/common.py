@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from chronotope.agents.runs import atomic_write_text
+
 
 @dataclass
 class Timing:
@@ -112,13 +114,9 @@ def write_results(name: str, results: dict[str, Any], markdown: str = "", out_di
     out.mkdir(parents=True, exist_ok=True)
     payload = {"name": name, "machine": machine_info(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **results}
     path = out / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_default))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=2, default=_default))
     if markdown:
-        tmp_md = out / f"{name}.md.tmp"
-        tmp_md.write_text(markdown)
-        os.replace(tmp_md, out / f"{name}.md")
+        atomic_write_text(out / f"{name}.md", markdown)
     return path
 
 

@@ -81,6 +81,7 @@ from typing import Any
 
 import numpy as np
 
+from chronotope.agents.runs import atomic_write_text
 from chronotope.scripts.bench.common import machine_info, quick_settings, write_results
 
 UNTUNED_STEPS = 600_000
@@ -347,9 +348,7 @@ def format_score(agg: dict[str, float] | None) -> str:
 
 def _atomic_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1, default=str))
 
 
 def reference_episodes(cfg: Config, task: Task) -> int:
@@ -1078,9 +1077,7 @@ def write_page(cfg: Config, record: dict[str, Any]) -> str:
                                             for e in record["errors"]] + [""]  # fmt: skip
     md = "\n".join(lines).rstrip() + "\n"
     page.parent.mkdir(parents=True, exist_ok=True)
-    tmp = page.with_name(f".{page.name}.tmp{os.getpid()}")
-    tmp.write_text(md)
-    os.replace(tmp, page)
+    atomic_write_text(page, md)
     print(f"[memory_suite] wrote {page}", flush=True)
     return md
 

@@ -23,12 +23,13 @@ allowed: this table is where it shows.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from chronotope.agents.runs import atomic_write_text
 
 POLICIES = ("random", "memoryless", "perfect", "twin")
 
@@ -200,9 +201,7 @@ def run(cfg: Config) -> dict:
     if cfg.out:
         p = Path(cfg.out)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, p)
+        atomic_write_text(p, json.dumps(result, indent=1))
     return result
 
 

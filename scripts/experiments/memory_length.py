@@ -17,12 +17,13 @@ Compared: recipes that differ only in the gradient steps taken per batch of expe
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from chronotope.agents.runs import atomic_write_text
 
 RECIPES: dict[str, tuple[int, int]] = {"e4xm4": (4, 4), "e10xm8": (10, 8)}
 """Recipe name -> (epochs, minibatches): 16 and 80 gradient steps per rollout of 16 x 64 steps."""
@@ -124,9 +125,7 @@ def run_one(cfg: Config, agent: str, recipe: str, seed: int) -> dict:
         "steps_to_threshold": steps_to(run / "progress.jsonl", cfg.threshold),
         "train_s": wall,
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(result, indent=1))
     return result
 
 

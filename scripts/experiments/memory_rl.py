@@ -20,12 +20,13 @@ its checkpoint. Several processes may share one ``out`` folder with disjoint ``-
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from chronotope.agents.runs import atomic_write_text
 
 # Task presets: env, env kwargs (state observations, the task's defaults), the knob extrapolated, the recipe.
 # The recipe was tuned once on the GRU and is the same for every core. 8 epochs x 4 minibatches (32 gradient steps per
@@ -153,9 +154,7 @@ def _values(cfg: Config) -> list[int]:
 
 def _atomic_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def train_config(cfg: Config, agent: str, seed: int):
