@@ -2,68 +2,61 @@
 
 from __future__ import annotations
 
-_VEC = "chronotope.envs.robot.vector_env:"
-
 ROBOT_ENV_SPECS: dict[str, dict] = {
     "chronotope/Reach-v0": {
         "entry_point": "chronotope.envs.robot.tasks.reach:ReachEnv",
-        "vector_entry_point": _VEC + "ReachVectorEnv",
         "max_episode_steps": 50,
     },
     "chronotope/PickPlace-v0": {
         "entry_point": "chronotope.envs.robot.tasks.pick_place:PickPlaceEnv",
-        "vector_entry_point": _VEC + "PickPlaceVectorEnv",
         "max_episode_steps": 120,
     },
     "chronotope/CueRecallPick-v0": {
         "entry_point": "chronotope.envs.robot.tasks.cue_recall:CueRecallPickEnv",
-        "vector_entry_point": _VEC + "CueRecallPickVectorEnv",
         "max_episode_steps": 120,
     },
     "chronotope/CountPress-v0": {
         "entry_point": "chronotope.envs.robot.tasks.count_press:CountPressEnv",
-        "vector_entry_point": _VEC + "CountPressVectorEnv",
         "max_episode_steps": 150,
     },
     "chronotope/ButtonSequence-v0": {
         "entry_point": "chronotope.envs.robot.tasks.button_sequence:ButtonSequenceEnv",
-        "vector_entry_point": _VEC + "ButtonSequenceVectorEnv",
         "max_episode_steps": 150,
     },
     "chronotope/ColourSequence-v0": {
         "entry_point": "chronotope.envs.robot.tasks.colour_sequence:ColourSequenceEnv",
-        "vector_entry_point": _VEC + "ColourSequenceVectorEnv",
         "max_episode_steps": 150,
     },
     "chronotope/RestorePlace-v0": {
         "entry_point": "chronotope.envs.robot.tasks.restore_place:RestorePlaceEnv",
-        "vector_entry_point": _VEC + "RestorePlaceVectorEnv",
         "max_episode_steps": 120,
     },
     "chronotope/WhereHidden-v0": {
         "entry_point": "chronotope.envs.robot.tasks.where_hidden:WhereHiddenEnv",
-        "vector_entry_point": _VEC + "WhereHiddenVectorEnv",
         "max_episode_steps": 80,
     },
     "chronotope/MultiCueTouch-v0": {
         "entry_point": "chronotope.envs.robot.tasks.multi_cue_touch:MultiCueTouchEnv",
-        "vector_entry_point": _VEC + "MultiCueTouchVectorEnv",
         "max_episode_steps": 150,
     },
     "chronotope/PairRecall-v0": {
         "entry_point": "chronotope.envs.robot.tasks.pair_recall:PairRecallEnv",
-        "vector_entry_point": _VEC + "PairRecallVectorEnv",
         "max_episode_steps": 80,
     },
     "chronotope/ShellGame-v0": {
         "entry_point": "chronotope.envs.robot.tasks.shell_game:ShellGameEnv",
-        "vector_entry_point": _VEC + "ShellGameVectorEnv",
         "max_episode_steps": 100,
     },
 }
-"""Task id -> registration arguments (string entry points, so registering imports nothing heavy). The
-``vector_entry_point`` is the task's batched env (:mod:`chronotope.envs.robot.vector_env`), built by
-``gymnasium.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")``."""
+"""Task id -> registration arguments (string entry points, so registering imports nothing heavy). Each id also gets
+a ``vector_entry_point``, its batched env (:func:`vector_class_name`, made in :mod:`chronotope.envs.robot.vector_env`
+from this table), built by ``gymnasium.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")``: a new
+task is one entry here."""
+
+
+def vector_class_name(entry_point: str) -> str:
+    """The batched env class of a task's ``entry_point`` (``...:ReachEnv`` -> ``ReachVectorEnv``)."""
+    return entry_point.rsplit(":", 1)[1].removesuffix("Env") + "VectorEnv"
 
 
 def register_robot_envs() -> list[str]:
@@ -72,5 +65,6 @@ def register_robot_envs() -> list[str]:
 
     for env_id, spec in ROBOT_ENV_SPECS.items():
         if env_id not in gymnasium.registry:
-            gymnasium.register(id=env_id, **spec)
+            vector = "chronotope.envs.robot.vector_env:" + vector_class_name(spec["entry_point"])
+            gymnasium.register(id=env_id, vector_entry_point=vector, **spec)
     return list(ROBOT_ENV_SPECS)

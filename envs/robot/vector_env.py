@@ -39,7 +39,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from chronotope.envs.robot.env import RobotEnv
-from chronotope.envs.robot.registration import ROBOT_ENV_SPECS
+from chronotope.envs.robot.registration import ROBOT_ENV_SPECS, vector_class_name
 
 
 class RobotVectorEnv(VectorEnv):
@@ -70,7 +70,7 @@ class RobotVectorEnv(VectorEnv):
         "render_fps": 25,
     }
     env_entry: ClassVar[str] = ""
-    """``module:Class`` of the task's single env (set by the per-task subclasses below)."""
+    """``module:Class`` of the task's single env (set by the per-task classes made at the end of this module)."""
 
     def __init__(
         self, num_envs: int = 1, render_mode: str | None = None, max_episode_steps: int | None = None, **kwargs: Any
@@ -224,76 +224,14 @@ class RobotVectorEnv(VectorEnv):
             self._renderer = None
 
 
-def _entry(env_id: str) -> str:
-    return ROBOT_ENV_SPECS[env_id]["entry_point"]
+def _vector_class(env_id: str, entry_point: str) -> type[RobotVectorEnv]:
+    name = vector_class_name(entry_point)
+    doc = f"N worlds of ``{env_id}`` (:class:`~{entry_point.replace(':', '.')}`)."
+    return type(name, (RobotVectorEnv,), {"env_entry": entry_point, "__doc__": doc, "__module__": __name__})
 
 
-class ReachVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/Reach-v0`` (:class:`~chronotope.envs.robot.tasks.reach.ReachEnv`)."""
-
-    env_entry = _entry("chronotope/Reach-v0")
-
-
-class PickPlaceVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/PickPlace-v0`` (:class:`~chronotope.envs.robot.tasks.pick_place.PickPlaceEnv`)."""
-
-    env_entry = _entry("chronotope/PickPlace-v0")
-
-
-class CueRecallPickVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/CueRecallPick-v0``
-    (:class:`~chronotope.envs.robot.tasks.cue_recall.CueRecallPickEnv`)."""
-
-    env_entry = _entry("chronotope/CueRecallPick-v0")
-
-
-class CountPressVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/CountPress-v0`` (:class:`~chronotope.envs.robot.tasks.count_press.CountPressEnv`)."""
-
-    env_entry = _entry("chronotope/CountPress-v0")
-
-
-class ButtonSequenceVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/ButtonSequence-v0``
-    (:class:`~chronotope.envs.robot.tasks.button_sequence.ButtonSequenceEnv`)."""
-
-    env_entry = _entry("chronotope/ButtonSequence-v0")
-
-
-class ColourSequenceVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/ColourSequence-v0``
-    (:class:`~chronotope.envs.robot.tasks.colour_sequence.ColourSequenceEnv`)."""
-
-    env_entry = _entry("chronotope/ColourSequence-v0")
-
-
-class RestorePlaceVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/RestorePlace-v0``
-    (:class:`~chronotope.envs.robot.tasks.restore_place.RestorePlaceEnv`)."""
-
-    env_entry = _entry("chronotope/RestorePlace-v0")
-
-
-class WhereHiddenVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/WhereHidden-v0`` (:class:`~chronotope.envs.robot.tasks.where_hidden.WhereHiddenEnv`)."""
-
-    env_entry = _entry("chronotope/WhereHidden-v0")
-
-
-class MultiCueTouchVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/MultiCueTouch-v0``
-    (:class:`~chronotope.envs.robot.tasks.multi_cue_touch.MultiCueTouchEnv`)."""
-
-    env_entry = _entry("chronotope/MultiCueTouch-v0")
-
-
-class PairRecallVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/PairRecall-v0`` (:class:`~chronotope.envs.robot.tasks.pair_recall.PairRecallEnv`)."""
-
-    env_entry = _entry("chronotope/PairRecall-v0")
-
-
-class ShellGameVectorEnv(RobotVectorEnv):
-    """N worlds of ``chronotope/ShellGame-v0`` (:class:`~chronotope.envs.robot.tasks.shell_game.ShellGameEnv`)."""
-
-    env_entry = _entry("chronotope/ShellGame-v0")
+# One batched class per registered arm task (ReachVectorEnv, ..., the names registration gives as vector entry points)
+for _id, _spec in ROBOT_ENV_SPECS.items():
+    _cls = _vector_class(_id, _spec["entry_point"])
+    globals()[_cls.__name__] = _cls
+del _id, _spec, _cls
