@@ -141,12 +141,13 @@ MEMORY_TYPES: dict[str, str] = {
     "coloursequence": "sequence",
     "targetsequence": "spatial",
     "countpress": "counting",
+    "restoreplace": "spatial",
+    "wherehidden": "spatial",
+    "multicuetouch": "capacity",
+    "pairrecall": "capacity",
+    "shellgame": "object",
 }
-"""What each task asks the memory to keep. A task not named here takes the kind its env's task sheet names
-("**Name** (sequential memory): ..."; :data:`SHEET_TYPES`), else "other"."""
-
-SHEET_TYPES: dict[str, str] = {"sequential": "sequence", "temporal": "counting"}
-"""Task-sheet words that name a memory type above by another word (the rest are kept as they are)."""
+"""What each task asks the memory to keep (the type its task sheet names); a task not named here is "other"."""
 
 MINIGRID_ENV = "MiniGrid-MemoryS7-v0"
 MINIGRID_REFS = {"bound": 0.5, "perfect": 1.0, "source": "analytic: coin flip at the split without the cue"}
@@ -196,32 +197,14 @@ def discover_tasks() -> dict[str, Task]:
             tuned, recipe = False, "untuned plain recipe (UNTUNED_RECIPE)"
         setting = replace(s, kwargs={**s.kwargs, **{k: v for k, v in kw.items() if k != "obs_mode"}})
         scale = s.episode_scale if s.episode_scale < 0.25 else 1.0  # only the long episodes are evaluated fewer
-        tasks[name] = Task(name, s.env_id, kw, s.metric, tuned, recipe, setting, scale, memory_type(name, s.env_id))
+        mtype = MEMORY_TYPES.get(name, "other")
+        tasks[name] = Task(name, s.env_id, kw, s.metric, tuned, recipe, setting, scale, mtype)
     if importlib.util.find_spec("minigrid") is not None:
         mg = minigrid_memory.Config()
         kw = json.loads(mg.env_kwargs)
         recipe = "scripts/experiments/minigrid_memory"
         tasks["minigrid"] = Task("minigrid", mg.env, kw, "return>0", True, recipe, mtype=MEMORY_TYPES["minigrid"])
     return tasks
-
-
-def memory_type(name: str, env_id: str) -> str:
-    """:data:`MEMORY_TYPES` of ``name``, else the kind of memory the env class's task sheet names, else "other"."""
-    import re
-
-    import gymnasium as gym
-
-    if name in MEMORY_TYPES:
-        return MEMORY_TYPES[name]
-    entry = gym.registry[env_id].entry_point
-    doc = ""
-    if isinstance(entry, str) and ":" in entry:
-        import importlib
-
-        mod, attr = entry.split(":")
-        doc = getattr(importlib.import_module(mod), attr).__doc__ or ""
-    hit = re.search(r"\*\*\w+\*\* \((\w+) memory", doc)
-    return SHEET_TYPES.get(hit.group(1), hit.group(1)) if hit else "other"
 
 
 def untuned_recipe() -> dict[str, Any]:
