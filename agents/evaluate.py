@@ -162,8 +162,7 @@ def evaluate(ecfg: EvalConfig) -> dict[str, dict[str, float]]:
     trajectories = TrajectoryObserver()
     bar = episode_progress(ecfg.episodes, ecfg.progress)
     records = []
-    policy = ModelPolicy(model, "cpu", ecfg.deterministic, venv.single_action_space)
-    for r in iter_episodes(venv, policy, seeds, trajectories):
+    for r in iter_episodes(venv, ModelPolicy(model, "cpu", ecfg.deterministic), seeds, trajectories):
         records.append(r)
         bar.update(1)
     bar.close()
@@ -190,19 +189,14 @@ def episode_record(r: EpisodeRecord) -> dict[str, Any]:
 class ModelPolicy:
     """An :class:`ActorCritic` as a rollout policy (:mod:`chronotope.envs.rollout`): its memory state carried across
     steps and cleared at episode starts; actions greedy (``deterministic``) or sampled from a generator seeded with
-    the episode's seed, so an episode's actions do not depend on the other lanes. With a Box ``action_space`` the
-    actions are clipped to its bounds, as the PPO trainer clips what it sends to the env (a Normal sample, or its
-    mean, may leave them; the arm envs refuse such actions)."""
+    the episode's seed, so an episode's actions do not depend on the other lanes. With a Box action space (the
+    model's) the actions are clipped to its bounds, as the PPO trainer clips what it sends to the env (a Normal
+    sample, or its mean, may leave them; the arm envs refuse such actions)."""
 
-    def __init__(
-        self,
-        model: ActorCritic,
-        device: str | torch.device = "cpu",
-        deterministic: bool = False,
-        action_space: gym.Space | None = None,
-    ) -> None:
+    def __init__(self, model: ActorCritic, device: str | torch.device = "cpu", deterministic: bool = False) -> None:
         self.model, self.device, self.deterministic = model, device, deterministic
-        self.bounds = (action_space.low, action_space.high) if isinstance(action_space, gym.spaces.Box) else None
+        space = model.action_space
+        self.bounds = (space.low, space.high) if isinstance(space, gym.spaces.Box) else None
         self.state = None
         self.gens: list[torch.Generator | None] = []
 

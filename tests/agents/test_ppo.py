@@ -350,3 +350,23 @@ def test_several_auxiliary_keys_get_a_head_each_and_resume_with_them(ballet_cfg)
     tr2.restore(path)
     assert torch.equal(tr2.aux_extra[0].weight, tr.aux_extra[0].weight)
     tr2.venv.close()
+
+
+def test_model_policy_keeps_box_actions_inside_the_action_space():
+    """The rollout policy clips continuous actions to the model's Box bounds, as the trainer does before env.step
+    (the arm envs refuse actions outside [-1, 1]); sampled and greedy actions alike."""
+    from gymnasium import spaces
+
+    from chronotope.agents.evaluate import ModelPolicy
+    from chronotope.agents.policy import ActorCritic
+
+    box = spaces.Box(-1.0, 1.0, (3,), np.float32)
+    model = ActorCritic(spaces.Box(-1.0, 1.0, (4,), np.float32), box, "gru", {"hidden_size": 8}, hidden=8)
+    with torch.no_grad():
+        model.pi.bias.copy_(torch.tensor([5.0, -5.0, 0.0]))  # the mean far outside the bounds on two axes
+    obs = np.zeros((2, 4), np.float32)
+    for deterministic in (True, False):
+        a = ModelPolicy(model, deterministic=deterministic)(obs, np.ones(2, bool), [0, 1])
+        assert a.shape == (2, 3) and (a >= -1).all() and (a <= 1).all()
+        np.testing.assert_array_equal(a[:, 0], 1.0)
+        np.testing.assert_array_equal(a[:, 1], -1.0)
