@@ -121,6 +121,11 @@ class RobotEnv(gym.Env):
             raise ValueError(f"render_mode={render_mode!r}; expected None or 'rgb_array'")
         self.render_mode = render_mode
         self.cfg = make_config(self.Config, kwargs)
+        if getattr(self.cfg, "approach_reward", 0.0) and type(self).answer_points is RobotEnv.answer_points:
+            raise ValueError(
+                f"approach_reward={self.cfg.approach_reward!r}: {type(self).__name__} has no answer points to shape "
+                "towards (its answer is not a touch); keep it 0"
+            )
 
         spec = mujoco.MjSpec.from_file(str(C.SCENE_XML))
         self._build(spec)
@@ -188,6 +193,17 @@ class RobotEnv(gym.Env):
     def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
         """Returns (terminated, reward terms, measures incl. ``success``) for the current state."""
         return False, {}, {"success": False}
+
+    def _shaping_terms(self) -> dict[str, float]:
+        """Optional shaping terms added to the task's own after each step (not at reset); none in the base (the
+        memory tasks' ``approach`` term: :class:`~chronotope.envs.robot.tasks.common.PhasedMemoryTaskEnv`)."""
+        return {}
+
+    def answer_points(self) -> np.ndarray:
+        """Points [n, 3] (m, world) a finger must reach to give each possible answer (the tops of the cups, pads,
+        buttons), in any order: what a memory task's ``approach_reward`` shapes towards. Tasks whose answer is a
+        touch fill it; the others refuse a non-zero ``approach_reward`` at construction."""
+        raise NotImplementedError(f"{type(self).__name__} has no answer points")
 
     # ----------------------------------------------------------------------------------------- memory demand
     def controllable(self) -> bool:
@@ -317,6 +333,7 @@ class RobotEnv(gym.Env):
         if held:  # the first free ee_delta action moves from where the hand is
             self._ee_target = self.ee_pos
         terminated, terms, measures = self._evaluate()
+        terms = {**terms, **self._shaping_terms()}
         reward = float(sum(terms.values()))
         info = {**measures, **{f"reward_{k}": float(v) for k, v in terms.items()}}
         return self._get_obs(), reward, terminated, False, info

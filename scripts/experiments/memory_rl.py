@@ -107,6 +107,29 @@ PRESETS: dict[str, dict] = {
             "aux_lr": 1e-3,
         },
     },
+    # The arm's memory tasks whose answer is a touch (cups, pads), one preset per memory type. A random arm never
+    # touches anything (random success 0), so the response phase carries the task's neutral approach shaping
+    # towards the nearest candidate (``approach_reward``; the minimum over every candidate, it says nothing about
+    # the answer). The auxiliary head regresses where to reach (``memory_place``, the answer's place in [-1, 1]^2;
+    # with what must be stored where the task labels it apart: PairRecall's pad of each colour, ColourSequence's
+    # sequence): the policy then maps a remembered place and the hand's position to a motion. Asked instead for
+    # the ``object_pose`` row of the answer (the rows re-ordered when the cue goes off) with the entity readout,
+    # the GRU's auxiliary loss stayed at chance for 115k steps on WhereHidden (docs/RESULTS.md 6).
+    **{
+        name: {
+            "env": env,
+            "env_kwargs": {"obs_mode": "state", "approach_reward": 2.0},
+            "knob": knob,
+            "train_value": value,
+            "recipe": {**_RECIPE, "steps": 300_000, "aux_key": aux},
+        }
+        for name, env, knob, value, aux in (
+            ("wherehidden", "chronotope/WhereHidden-v0", "delay_steps", 20, "memory_place"),
+            ("shellgame", "chronotope/ShellGame-v0", "num_swaps", 3, "memory_place"),
+            ("pairrecall", "chronotope/PairRecall-v0", "delay_steps", 20, "memory_pairs,memory_place"),
+            ("coloursequence", "chronotope/ColourSequence-v0", "delay_steps", 0, "memory_sequence,memory_place"),
+        )
+    },
 }
 
 

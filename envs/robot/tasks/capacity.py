@@ -136,6 +136,9 @@ class CapacityTaskEnv(PhasedMemoryTaskEnv):
         """Whether a finger pad is in contact with each pad [num_pads] (by pad id)."""
         return self.touching_geoms(self._pad_geom_ids)
 
+    def answer_points(self) -> np.ndarray:
+        return self.body_tops((f"pad_{k}" for k in range(self.num_pads)), PAD_TOP)
+
     def row_of(self, pad: int) -> int:
         """The ``object_pose`` row that holds pad ``pad`` now."""
         return int(np.flatnonzero(self.row_pad == pad)[0])

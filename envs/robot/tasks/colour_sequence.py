@@ -4,7 +4,7 @@ order, after the pads have moved."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
@@ -13,6 +13,7 @@ from gymnasium import spaces
 from chronotope.envs.robot import arm_constants as C
 from chronotope.envs.robot.tasks.common import sample_separated_xy
 from chronotope.envs.robot.tasks.sequence import SequenceTaskConfig, SequenceTaskEnv
+from chronotope.envs.robot.tasks.spatial import normalised_place
 
 COLOUR_NAMES = tuple(C.PALETTE)
 PAD_HALF = 0.035
@@ -84,7 +85,10 @@ class ColourSequenceEnv(SequenceTaskEnv):
         penalty on a wrong touch, as in ButtonSequence: it would make touching nothing beat an early guess).
     Measures: ``success``, ``progress``, ``wrong_response``, ``early_response``, ``phase``, ``sequence`` (int
         array [length] of colour ids; the episode's hidden variable) and ``memory_sequence`` (float
-        [length * num_colors], its one-hot rows flattened: a label for the trainers' ``--aux-key``).
+        [length * num_colors], its one-hot rows flattened: a label for the trainers' ``--aux-key``) and
+        ``memory_place`` (float [2], the place of the next colour's pad mapped from the spawn box to [-1, 1]^2:
+        where to reach next, a label a policy can meet from the go lamp on, when the pads take their places; the
+        last element's pad once the sequence is done).
 
     Memory demand (the memory-demand spec; references in :func:`chronotope.envs.robot.oracles.evaluate`):
         ``observability="full"`` is the twin: the panel shows the next colour and ``remaining_sequence`` the rest,
@@ -154,6 +158,15 @@ class ColourSequenceEnv(SequenceTaskEnv):
 
     def _show_item(self, item: int | None) -> None:
         self.set_cue_rgba(C.CUE_OFF_RGBA if item is None else C.PALETTE[self.colours[item]])
+
+    def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
+        ended, terms, measures = super()._evaluate()
+        colour = self.sequence[min(self.progress, self.cfg.length - 1)]
+        xy = self.data.xpos[self.model.body(f"pad_{colour}").id, :2]
+        return ended, terms, {**measures, "memory_place": normalised_place(xy)}
+
+    def answer_points(self) -> np.ndarray:
+        return self.body_tops((f"pad_{k}" for k in range(self.cfg.num_colors)), PAD_TOP)
 
     def _item_obs_spaces(self) -> dict[str, spaces.Box]:
         n = self.cfg.num_colors

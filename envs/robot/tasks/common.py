@@ -40,8 +40,21 @@ class MemoryTaskConfig(RobotEnvConfig):
     direction back at the response): a policy with no memory then solves the task, so the memoryless bound is
     ~ the perfect oracle's (``oracles.evaluate(..., "memoryless", hold_arm=False)`` measures such a policy)."""
 
+    approach_reward: float = 0.0
+    """Weight of an optional shaping term ``approach`` in the response phase (0: off, the default; the tasks whose
+    answer is a touch support it): ``approach_reward * (d_before - d_after)`` per step, where d is the distance (m)
+    from the tool centre point to the *nearest* answer target (every cup / pad / button the task could ask for,
+    :meth:`RobotEnv.answer_points`). The minimum runs over all the candidates alike, so the term says
+    nothing about which one is right; it telescopes to ``approach_reward * (d_go - d_end)`` over an episode, the
+    same for a touch of any candidate, so it changes no policy's preference between candidates (potential-based
+    shaping, Ng et al. 1999). It teaches the motor skill (bring a finger to a candidate), which a random arm never
+    stumbles on (random success 0 on these tasks), and leaves the choice to memory."""
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        a = self.approach_reward
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not (np.isfinite(a) and a >= 0):
+            raise ValueError(f"approach_reward={a!r}; expected a finite float >= 0")
         if self.observability not in OBSERVABILITY:
             raise ValueError(f"observability must be one of {OBSERVABILITY}, got {self.observability!r}")
         if not isinstance(self.hold_arm, bool):
@@ -96,6 +109,11 @@ class PhasedMemoryTaskEnv(RobotEnv):
     phases: ClassVar[tuple[str, str, str]] = ("cue", "delay", "response")
     """The three phases' names, in order (the ``phase`` measure; the ``phase`` observation one-hot)."""
 
+    def body_tops(self, bodies: Iterable[str], height: float) -> np.ndarray:
+        """Points [n, 3]: each named body's origin raised by ``height`` (m): the tops of cups, pads, buttons."""
+        m, d = self.model, self.data
+        return np.array([d.xpos[m.body(name).id] for name in bodies]) + np.array([0.0, 0.0, height])
+
     # ----------------------------------------------------------------------------------------- task hooks
     @property
     def cue_end(self) -> int:
@@ -110,6 +128,21 @@ class PhasedMemoryTaskEnv(RobotEnv):
     def _guess_bound(self) -> float:
         """The memory task's memoryless bound with the arm held (the Bayes guess's success; see the task sheet)."""
         raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------------- shaping
+    def _shaping_terms(self) -> dict[str, float]:
+        coef = self.cfg.approach_reward
+        if not coef:
+            return {}
+        if self.phase != "response":
+            self._approach_d = None
+            return {"approach": 0.0}
+        d = float(np.min(np.linalg.norm(self.answer_points() - self.ee_pos, axis=1)))
+        prev = getattr(self, "_approach_d", None)
+        if self.step_count <= max(self.response_start, 1):  # the go lamp's first observation: no step to credit
+            prev = None
+        self._approach_d = d
+        return {"approach": 0.0 if prev is None else coef * (prev - d)}
 
     # ----------------------------------------------------------------------------------------- phases
     @property

@@ -105,6 +105,9 @@ class CupTaskEnv(PhasedMemoryTaskEnv):
     def _guess_bound(self) -> float:
         return 1.0 / self.cfg.num_cups
 
+    def answer_points(self) -> np.ndarray:
+        return self.body_tops((f"cup_{k}" for k in range(self.cfg.num_cups)), CUP_TOP)
+
     # ----------------------------------------------------------------------------------------- observations
     def cup_poses(self) -> np.ndarray:
         """The ``object_pose`` observation [num_cups, 7]: the cups' poses in the rows' order (``row_cup``)."""

@@ -70,7 +70,8 @@ class PairRecallEnv(CapacityTaskEnv):
         array [num_pairs], the colour id each pad showed; with ``query`` (int, the named colour id) the episode's
         hidden variables) and ``memory_pairs`` (float [num_pairs * 2]: for each colour id, the place of the pad
         that showed it, mapped from the spawn box to [-1, 1]^2, flattened: what must be remembered, a label for
-        the trainers' ``--aux-key``).
+        the trainers' ``--aux-key``) and ``memory_place`` (float [2], that place for the query's colour: the pad
+        to touch, a label that only a policy which has seen the query can meet, i.e. from the go lamp on).
 
     Memory demand (the memory-demand spec; references in :func:`chronotope.envs.robot.oracles.evaluate`):
         ``observability="full"`` is the twin: the pads keep their colours, so the query is answered by looking.
@@ -134,4 +135,5 @@ class PairRecallEnv(CapacityTaskEnv):
             "pad_colours": self.pad_colours.copy(),
             "query": self.query,
             "memory_pairs": places.reshape(-1),
+            "memory_place": places[self.query].copy(),
         }
