@@ -6,6 +6,8 @@ episode videos. ``viz(VizConfig)`` is the ``chronotope viz`` command; the module
 - :mod:`.open3d_scene`: layers (scene, path, poses, goal, octree, graph, splats), camera presets, rendering.
 - :mod:`.plots`: top-down 2D map, learning curves with CI bands, metric bar chart.
 - :mod:`.video`: RGB | depth | semantic | map episode videos.
+- :mod:`.robot_strip`: strips of key frames of one perfect-oracle episode per arm memory task
+  (``python -m chronotope.scripts.viz.robot_strip``).
 """
 
 from __future__ import annotations
