@@ -130,6 +130,16 @@ PRESETS: dict[str, dict] = {
             ("coloursequence", "chronotope/ColourSequence-v0", "delay_steps", 0, "memory_sequence,memory_place"),
         )
     },
+    # Object memory, "which object was shown": CueRecallPick answered by a touch of the cued block. Its rows are
+    # the blocks in colour order (stable through the episode), so the auxiliary head names the cued row
+    # (``memory_slot``) and the entity readout hands the policy that block's row, as on ObjectRecall.
+    "cuerecalltouch": {
+        "env": "chronotope/CueRecallPick-v0",
+        "env_kwargs": {"obs_mode": "state", "answer": "touch", "approach_reward": 2.0},
+        "knob": "delay_steps",
+        "train_value": 20,
+        "recipe": {**_RECIPE, "steps": 300_000, "aux_key": "memory_slot", "readout_key": "object_pose"},
+    },
 }
 
 

@@ -10,24 +10,25 @@ import pytest
 from chronotope.envs.robot.oracles import make_policy
 
 TOUCH_TASKS = (
-    "chronotope/WhereHidden-v0",
-    "chronotope/ShellGame-v0",
-    "chronotope/PairRecall-v0",
-    "chronotope/MultiCueTouch-v0",
-    "chronotope/ColourSequence-v0",
+    ("chronotope/WhereHidden-v0", {}),
+    ("chronotope/ShellGame-v0", {}),
+    ("chronotope/PairRecall-v0", {}),
+    ("chronotope/MultiCueTouch-v0", {}),
+    ("chronotope/ColourSequence-v0", {}),
+    ("chronotope/CueRecallPick-v0", {"answer": "touch"}),
 )
 
 
-def _episode(env_id: str, seed: int, answer: int | None = None, **kw) -> tuple[list[float], list[str], gym.Env]:
-    """One episode of the perfect oracle with ``approach_reward=2``; with ``answer`` the hidden cup is overwritten
+def _episode(env_id: str, seed: int, hidden_cup: int | None = None, **kw) -> tuple[list[float], list[str], gym.Env]:
+    """One episode of the perfect oracle with ``approach_reward=2``; with ``hidden_cup`` the hidden cup is overwritten
     after reset (WhereHidden: the cue already shows the original place, so the oracle, which reads the cue, moves
     as before; only the answer differs). Returns the approach terms, the phases and the env."""
     env = gym.make(env_id, approach_reward=2.0, **kw)
     oracle = make_policy(env, "perfect", seed=seed)
     obs, info = env.reset(seed=seed)
     oracle.reset(obs, seed=seed)
-    if answer is not None:
-        env.unwrapped.hidden_cup = answer
+    if hidden_cup is not None:
+        env.unwrapped.hidden_cup = hidden_cup
     terms, phases, done = [], [], False
     while not done:
         obs, reward, term, trunc, info = env.step(oracle.act(obs))
@@ -37,9 +38,9 @@ def _episode(env_id: str, seed: int, answer: int | None = None, **kw) -> tuple[l
     return terms, phases, env
 
 
-@pytest.mark.parametrize("env_id", TOUCH_TASKS)
-def test_approach_telescopes_and_is_silent_before_the_go_lamp(env_id):
-    terms, phases, env = _episode(env_id, seed=4)
+@pytest.mark.parametrize(("env_id", "kw"), TOUCH_TASKS)
+def test_approach_telescopes_and_is_silent_before_the_go_lamp(env_id, kw):
+    terms, phases, env = _episode(env_id, seed=4, **kw)
     u = env.unwrapped
     terms, phases = np.array(terms), np.array(phases)
     assert np.all(terms[phases != "response"] == 0.0)
@@ -59,7 +60,7 @@ def test_approach_does_not_depend_on_the_answer():
     ref, _, env = _episode("chronotope/WhereHidden-v0", seed=7)
     assert env.unwrapped.success
     for answer in range(env.unwrapped.cfg.num_cups):
-        terms, _, other = _episode("chronotope/WhereHidden-v0", seed=7, answer=answer)
+        terms, _, other = _episode("chronotope/WhereHidden-v0", seed=7, hidden_cup=answer)
         assert terms == ref
         assert other.unwrapped.success == (answer == env.unwrapped.hidden_cup)
 
@@ -78,5 +79,7 @@ def test_bad_approach_reward_is_named(value):
 
 
 def test_approach_reward_on_a_task_without_a_touch_answer_is_refused():
-    with pytest.raises(ValueError, match="approach_reward=1.0: CueRecallPickEnv has no answer points"):
+    with pytest.raises(ValueError, match="approach_reward=1.0: CountPressEnv has no answer points"):
+        gym.make("chronotope/CountPress-v0", approach_reward=1.0)
+    with pytest.raises(ValueError, match="approach_reward=1.0 needs answer='touch'"):
         gym.make("chronotope/CueRecallPick-v0", approach_reward=1.0)

@@ -322,3 +322,28 @@ def test_distractor_moves_blocks_during_delay_and_oracle_still_succeeds():
     moved = [t for t in range(1, 17) if np.abs(poses[t] - poses[t - 1]).max() > 0.01]
     assert moved == [3, 7, 11, 15]  # delay starts at step 3, every 4 steps, then the shuffle at the response
     assert run_episode(env, Oracle("CueRecallPick", memory=True), seed=4)["success"]
+
+
+def test_cue_recall_touch_answer():
+    """``answer="touch"``: the perfect oracle's approach succeeds on the touch; a touch of another block ends the
+    episode as a failure without the lift mode's -1; the labels name the cued block."""
+    from chronotope.envs.robot.oracles import Oracle, _toward, evaluate, run_episode
+
+    env = gym.make("chronotope/CueRecallPick-v0", answer="touch")
+    r = run_episode(env, Oracle("CueRecallPick", memory=True), seed=2)
+    assert r["success"] and r["return"] == 1.0 and r["steps"] < 60  # ends at the touch, before any lift
+    assert evaluate("chronotope/CueRecallPick-v0", "memoryless", 16, seed=0, answer="touch")["success"] <= 9 / 16
+
+    obs, info = env.reset(seed=2)
+    u = env.unwrapped
+    assert info["memory_slot"].tolist() == np.eye(4)[u.cued].tolist()
+    wrong = (u.cued + 1) % 4
+    done, t = False, 0
+    while not done and t < 119:
+        target = obs["object_pose"][wrong, :3] + [0.0, 0.0, 0.02 if u.phase == "response" else 0.2]
+        obs, reward, done, _, info = env.step(_toward(obs, target, 1.0))
+        t += 1
+    assert done and info["wrong_lift"] and not info["success"] and reward == 0.0
+    assert info["memory_place"] == pytest.approx(
+        2 * (u.free_body_pose(f"block_{u.colours[u.cued]}")[:2] - [0.35, -0.2]) / [0.25, 0.4] - 1
+    )

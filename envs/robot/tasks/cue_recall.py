@@ -10,11 +10,17 @@ import numpy as np
 from gymnasium import spaces
 
 from chronotope.envs.robot import arm_constants as C
-from chronotope.envs.robot.env import RobotEnv
-from chronotope.envs.robot.tasks.common import BLOCK_HALF, MemoryTaskConfig, add_block, sample_separated_xy
+from chronotope.envs.robot.tasks.common import (
+    BLOCK_HALF,
+    MemoryTaskConfig,
+    PhasedMemoryTaskEnv,
+    add_block,
+    sample_separated_xy,
+)
+from chronotope.envs.robot.tasks.spatial import normalised_place
 
 COLOUR_NAMES = tuple(C.PALETTE)
-PHASES = ("cue", "delay", "response")
+ANSWERS = ("lift", "touch")
 
 
 @dataclass
@@ -38,6 +44,10 @@ class CueRecallPickConfig(MemoryTaskConfig):
     distractor_period: int = 5
     lift_height: float = 0.08
     """Height (m) of a block's bottom above the table that counts as lifted."""
+    answer: str = "lift"
+    """How the arm answers: ``lift`` the cued block (the task as registered) or ``touch`` it with a finger pad
+    (the same memory, a motor skill a learner finds sooner; the answer the cup and pad tasks use, and the one
+    ``approach_reward`` needs)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -51,9 +61,13 @@ class CueRecallPickConfig(MemoryTaskConfig):
             raise ValueError(f"distractor_period={self.distractor_period!r}; expected a positive int")
         if not 0.02 <= self.lift_height <= 0.25:
             raise ValueError(f"lift_height={self.lift_height!r}; expected in [0.02, 0.25] m")
+        if self.answer not in ANSWERS:
+            raise ValueError(f"answer={self.answer!r}; expected one of {ANSWERS}")
+        if self.approach_reward and self.answer != "touch":
+            raise ValueError(f"approach_reward={self.approach_reward!r} needs answer='touch' (got {self.answer!r})")
 
 
-class CueRecallPickEnv(RobotEnv):
+class CueRecallPickEnv(PhasedMemoryTaskEnv):
     """**CueRecallPick** (memory): the cue panel shows one of ``num_colors`` colours for the first ``cue_steps``
     steps and then turns grey; after ``delay_steps`` more steps the go lamp lights and the arm must lift the
     block of the cued colour. With ``hold_arm`` (default) the arm is held at its start pose until the go lamp
@@ -69,10 +83,18 @@ class CueRecallPickEnv(RobotEnv):
     Actions: see :class:`RobotEnvConfig`.
     Success: in the response phase, the cued block's bottom rises ``lift_height`` above the table while every
         other block stays below half of it. Lifting a wrong block (any phase) or any block before the response
-        phase ends the episode as a failure.
-    Reward terms: ``success`` = +1 on success; ``failure`` = -1 on a wrong or early lift. (No shaping towards
-        the cued block: it would leak the cue through the reward.)
-    Measures: ``success``, ``wrong_lift``, ``early_lift``, ``cued_color`` (int), ``phase`` (str).
+        phase ends the episode as a failure. With ``answer="touch"``: a finger pad touches the cued block alone in
+        the response phase; the first touch of a block ends the episode (another block, two at once, or any block
+        before the go lamp is a failure).
+    Reward terms: ``success`` = +1 on success; ``failure`` = -1 on a wrong or early lift (0 with
+        ``answer="touch"``, as in WhereHidden: with a -1 a learner's best early policy is to touch nothing). No
+        shaping towards the cued block (it would leak the cue through the reward); with ``answer="touch"`` the
+        optional neutral ``approach`` term (``approach_reward``) shapes towards the nearest block, whichever it is.
+    Measures: ``success``, ``wrong_lift``, ``early_lift`` (with ``answer="touch"``: a wrong or early touch),
+        ``cued_color`` (int), ``phase`` (str), ``memory_slot`` (float [num_colors], one-hot of the cued colour:
+        the ``object_pose`` row of the block to answer with) and ``memory_place`` (float [2], that block's place
+        mapped from the spawn box to [-1, 1]^2; the blocks move at the go lamp with ``shuffle_at_response``):
+        labels for the trainers' ``--aux-key``.
 
     Memory demand (the memory-demand spec; references in :func:`chronotope.envs.robot.oracles.evaluate`):
         ``observability="full"`` is the twin: the ``cue`` one-hot and the panel colour stay on for the whole
@@ -102,32 +124,22 @@ class CueRecallPickEnv(RobotEnv):
             self.set_free_body_pose(f"block_{name}", np.array([*p, BLOCK_HALF]))
 
     def _initialize_episode(self) -> None:
+        self._block_geom_ids = np.array([self.model.geom(f"block_{n}").id for n in self.colours])
         self.cued = int(self.np_random.integers(self.cfg.num_colors))
         self._place_blocks()
 
     @property
-    def phase(self) -> str:
-        t = self.step_count
-        if t < self.cfg.cue_steps:
-            return "cue"
-        if t < self.cfg.cue_steps + self.cfg.delay_steps:
-            return "delay"
-        return "response"
+    def response_start(self) -> int:
+        return self.cfg.cue_steps + self.cfg.delay_steps
 
-    def cue_visible(self) -> bool:
-        """Whether the cue (panel colour and ``cue`` one-hot) is on now: in the cue phase, or always in the twin."""
-        return self.phase == "cue" or self.cfg.observability == "full"
+    def _guess_bound(self) -> float:
+        return 1.0 / self.cfg.num_colors
 
-    def controllable(self) -> bool:
-        return not self.cfg.hold_arm or self.phase == "response"
+    def answer_points(self) -> np.ndarray:
+        return np.stack([self.free_body_pose(f"block_{n}")[:3] for n in self.colours]) + [0.0, 0.0, BLOCK_HALF]
 
     def cue_to_query_span(self) -> int:
         return 0 if self.cfg.observability == "full" else self.cfg.delay_steps + 1
-
-    def memoryless_bound(self) -> float:
-        if self.cfg.observability == "full" or not self.cfg.hold_arm:
-            return 1.0
-        return 1.0 / self.cfg.num_colors
 
     def _update_scene(self) -> None:
         t, c = self.step_count, self.cfg
@@ -151,25 +163,39 @@ class CueRecallPickEnv(RobotEnv):
         cue = np.zeros(self.cfg.num_colors)
         if self.cue_visible():
             cue[self.cued] = 1.0
-        phase = np.zeros(3)
-        phase[PHASES.index(self.phase)] = 1.0
         poses = np.stack([self.free_body_pose(f"block_{n}") for n in self.colours])
-        return {"object_pose": poses, "cue": cue, "phase": phase}
+        return {"object_pose": poses, "cue": cue, "phase": self.phase_one_hot()}
 
-    def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
+    def _answers(self) -> tuple[bool, bool, bool]:
+        """(success, wrong, early) of the state now."""
+        response = self.phase == "response"
+        if self.cfg.answer == "touch":
+            touched = np.flatnonzero(self.touching_geoms(self._block_geom_ids))
+            if not len(touched):
+                return False, False, False
+            right = response and len(touched) == 1 and touched[0] == self.cued
+            return right, response and not right, not response
         bottoms = np.array([self.free_body_pose(f"block_{n}")[2] - BLOCK_HALF for n in self.colours])
         lifted = bottoms > self.cfg.lift_height
         others = np.delete(bottoms, self.cued)
-        response = self.phase == "response"
         early = bool(lifted.any() and not response)
         wrong = bool(response and np.delete(lifted, self.cued).any())
         success = bool(response and lifted[self.cued] and np.all(others < 0.5 * self.cfg.lift_height))
-        terms = {"success": 1.0 if success else 0.0, "failure": -1.0 if (early or wrong) else 0.0}
+        return success, wrong, early
+
+    def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
+        success, wrong, early = self._answers()
+        penalty = -1.0 if self.cfg.answer == "lift" else 0.0
+        terms = {"success": 1.0 if success else 0.0, "failure": penalty if (early or wrong) else 0.0}
+        slot = np.zeros(self.cfg.num_colors, np.float32)
+        slot[self.cued] = 1.0
         measures = {
             "success": success,
             "wrong_lift": wrong,
             "early_lift": early,
             "cued_color": self.cued,
             "phase": self.phase,
+            "memory_slot": slot,
+            "memory_place": normalised_place(self.free_body_pose(f"block_{self.colours[self.cued]}")[:2]),
         }
         return success or early or wrong, terms, measures
