@@ -86,6 +86,11 @@ class TrainConfig:
     forward, y left) and the camera's horizontal field of view in degrees (ObjectRecall's ``candidates``:
     "1,2,90"). Each row then reads the pixel column where its object projects (a pinhole projection) instead of
     attending over the CNN's feature map (:class:`~chronotope.agents.encoders.RowVisionEncoder`)."""
+    entity_keys: str | None = None
+    """Comma-separated Dict keys of row-aligned [K, F] entity rows (row k of each describes object k, e.g.
+    "object_pose,cue" on PairRecall) encoded together as a set: each row's columns through one shared MLP, summed
+    over the rows (:class:`~chronotope.agents.encoders.EntityEncoder`), instead of one flat encoder per key. None:
+    every key apart."""
     memory_grad: Literal["all", "aux"] = "all"
     """What trains the memory core: "all" losses, or the auxiliary loss alone ("aux": the policy and value heads
     read the memory output with its gradient stopped; needs aux_coef > 0). On Ballet the policy gradient in the
@@ -168,6 +173,10 @@ class TrainConfig:
 
     def memory_cfg_dict(self) -> dict[str, Any]:
         return _json_object("memory_cfg", self.memory_cfg)
+
+    def entity_key_tuple(self) -> tuple[str, ...]:
+        """``entity_keys`` split at the commas (empty: none)."""
+        return tuple(k.strip() for k in self.entity_keys.split(",") if k.strip()) if self.entity_keys else ()
 
     def row_glimpse_spec(self) -> tuple[int, int, float] | None:
         """``row_glimpse`` parsed (:func:`parse_glimpse`), or None."""

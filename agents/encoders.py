@@ -376,6 +376,35 @@ class RowVisionEncoder(nn.Module):
         return torch.cat([glob, self.rows(torch.cat([r, seen], -1).flatten(1))], -1)
 
 
+class EntityEncoder(nn.Module):
+    """A set of entities given as row-aligned keys (row k of every key describes entity k, e.g. ``object_pose``
+    [K, 7] with ``cue`` [K, C]): the rows' columns side by side [K, sum F], each scaled as :class:`VectorEncoder`
+    scales it, go through one MLP shared by the rows, and the rows' outputs are summed (Deep Sets, Zaheer et al.
+    2017) -> [out_dim].
+
+    The sum does not depend on the rows' order, and one MLP per row can form products of a row's own columns
+    (which colour a pad shows times where it is) that a flat MLP over every key apart must find across keys: on
+    PairRecall, whose rows are re-ordered when the cue goes off, the pairs became learnable with it
+    (docs/RESULTS.md 6)."""
+
+    def __init__(self, subspaces: list[spaces.Box], out_dim: int = 64, hidden: int = 64, scale: str = "bounds"):
+        super().__init__()
+        centers, halves = [], []
+        for box in subspaces:
+            c, h = box_scaling(np.asarray(box.low, np.float64), np.asarray(box.high, np.float64), scale)
+            centers.append(c)
+            halves.append(h)
+        self.register_buffer("center", torch.as_tensor(np.concatenate(centers, 1), dtype=torch.float32))
+        self.register_buffer("halfwidth", torch.as_tensor(np.concatenate(halves, 1), dtype=torch.float32))
+        width = int(self.center.shape[1])
+        self.net = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, out_dim), nn.ReLU())
+        self.out_dim = out_dim
+
+    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:  # parts [B, K, F_i] -> [B, out_dim]
+        x = (torch.cat([p.float() for p in parts], -1) - self.center) / self.halfwidth
+        return self.net(x).sum(-2)
+
+
 def _fusable(space: spaces.Space) -> bool:
     """A channel-last image that :class:`ObservationEncoder` may stack with others of its size."""
     return (
@@ -402,7 +431,8 @@ class ObservationEncoder(nn.Module):
     one CNN over their stacked channels (here [H, W, 4]) instead of one CNN each, the usual RGB-D encoder; its
     module is named by the keys joined with ``+``. ``image_arch``: the CNN (:data:`IMAGE_ARCHS`). ``row_vision``: a
     [K, F] rows key encoded with the (one, or one fused) camera image by :class:`RowVisionEncoder`, the module named
-    ``<image>+<rows>``.
+    ``<image>+<rows>``. ``entity_keys``: row-aligned [K, F] keys encoded together as a set by
+    :class:`EntityEncoder`, the module named ``entities:<keys joined with +>``.
     """
 
     def __init__(
@@ -415,10 +445,21 @@ class ObservationEncoder(nn.Module):
         fuse_images: bool = False,
         row_vision: str | None = None,
         row_glimpse: tuple[int, int, float] | None = None,
+        entity_keys: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.is_dict = isinstance(space, spaces.Dict)
         subspaces = dict(space.spaces) if self.is_dict else {"obs": space}
+        self.entity_keys = tuple(entity_keys)
+        if self.entity_keys:
+            boxes = [subspaces.get(k) for k in self.entity_keys]
+            shapes = {k: getattr(b, "shape", None) for k, b in zip(self.entity_keys, boxes)}
+            ok = all(isinstance(b, spaces.Box) and len(b.shape) == 2 for b in boxes)
+            if not ok or len({sh[0] for sh in shapes.values()}) != 1:
+                raise ValueError(
+                    f"entity_keys {list(self.entity_keys)} must name [K, F] Box keys of the observation with one K "
+                    f"(got shapes {shapes}; keys {sorted(subspaces)})"
+                )
         groups: dict[tuple[int, int], list[str]] = {}
         if fuse_images:
             for k in sorted(subspaces):
@@ -429,8 +470,11 @@ class ObservationEncoder(nn.Module):
         encoders = {}
         for name, ks in self.fused.items():
             encoders[name] = ImageEncoder(fused_image_space([subspaces[k] for k in ks]), image_dim, image_arch)
+        if self.entity_keys:
+            boxes = [subspaces[k] for k in self.entity_keys]
+            encoders["entities:" + "+".join(self.entity_keys)] = EntityEncoder(boxes, vector_dim, scale=scale)
         for k in sorted(subspaces):
-            if k in fused_keys:
+            if k in fused_keys or k in self.entity_keys:
                 continue
             try:
                 encoders[k] = encoder_for(subspaces[k], image_dim, vector_dim, scale, image_arch)
@@ -468,6 +512,9 @@ class ObservationEncoder(nn.Module):
                     out.append(enc.from_columns(obs[DERIVED_POOLED], obs[DERIVED_COLUMNS], obs[rows]))
                     continue
                 out.append(enc(self._row_vision_input(obs), obs[rows]))
+                continue
+            if isinstance(enc, EntityEncoder):
+                out.append(enc([obs[j] for j in self.entity_keys]))
                 continue
             ks = self.fused.get(k)
             out.append(enc(obs[k]) if ks is None else enc.forward_parts([obs[j] for j in ks]))

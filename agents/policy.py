@@ -54,6 +54,7 @@ class ActorCritic(nn.Module):
         fuse_images: bool = False,
         row_vision: bool = False,
         row_glimpse: tuple[int, int, float] | None = None,
+        entity_keys: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         if memory_grad not in MEMORY_GRADS:
@@ -73,6 +74,7 @@ class ActorCritic(nn.Module):
             fuse_images=fuse_images,
             row_vision=readout_key if row_vision else None,
             row_glimpse=row_glimpse,
+            entity_keys=entity_keys,
         )
         self.proj = nn.Sequential(init_linear(nn.Linear(self.encoder.out_dim, hidden), SQRT2), nn.ReLU())
         self.memory = make_memory(memory, input_size=hidden, **(memory_cfg or {}))
@@ -124,6 +126,7 @@ class ActorCritic(nn.Module):
             cfg.fuse_images,
             cfg.row_vision,
             cfg.row_glimpse_spec(),
+            cfg.entity_key_tuple(),
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):

@@ -125,29 +125,41 @@ PRESETS: dict[str, dict] = {
         }
         for name, env, knob, value, aux, extra in (
             ("wherehidden", "chronotope/WhereHidden-v0", "delay_steps", 20, "memory_place", {}),
-            ("shellgame", "chronotope/ShellGame-v0", "num_swaps", 3, "memory_place", {}),
-            # The pairs are stored by the auxiliary loss alone at its own rate (as Ballet's table): with the policy
-            # gradient in the memory at 3e-4 the GRU's auxiliary loss stayed at chance for 180k steps.
+            ("shellgame", "chronotope/ShellGame-v0", "num_swaps", 3, "memory_place", {"entity_keys": "object_pose"}),
+            # The pads' rows go through the entity encoder (row k's pose and colour together, summed over the rows):
+            # with one flat encoder per key the GRU's auxiliary loss stayed at chance for 160-180k steps, with the
+            # policy gradient in the memory or without it. The pairs are stored by the auxiliary loss alone at its
+            # own rate (as Ballet's table).
             (
                 "pairrecall",
                 "chronotope/PairRecall-v0",
                 "delay_steps",
                 20,
                 "memory_pairs,memory_place",
-                {"memory_grad": "aux", "aux_lr": 1e-3},
+                {"entity_keys": "object_pose,cue", "memory_grad": "aux", "aux_lr": 1e-3},
             ),
-            ("coloursequence", "chronotope/ColourSequence-v0", "delay_steps", 0, "memory_sequence,memory_place", {}),
+            (
+                "coloursequence",
+                "chronotope/ColourSequence-v0",
+                "delay_steps",
+                0,
+                "memory_sequence,memory_place",
+                {"entity_keys": "object_pose,pad_colour"},
+            ),
         )
     },
-    # Object memory, "which object was shown": CueRecallPick answered by a touch of the cued block. Its rows are
-    # the blocks in colour order (stable through the episode), so the auxiliary head names the cued row
-    # (``memory_slot``) and the entity readout hands the policy that block's row, as on ObjectRecall.
+    # Object memory, "which object was shown": CueRecallPick answered by a touch of the cued block (the blocks are
+    # re-placed at the go lamp). The auxiliary heads name the cued block's row (``memory_slot``: what to keep) and
+    # regress its place (``memory_place``: where to reach, from the go lamp on), as the other touch tasks. With
+    # ``memory_slot`` and the entity readout of ``object_pose`` instead (ObjectRecall's recipe), the GRU's
+    # auxiliary loss fell to 0.001 by 50k steps but the policy kept touching the nearest block (0.22 at 110k): the
+    # readout row is an unscaled position in metres, where a reach needs the place against the hand's.
     "cuerecalltouch": {
         "env": "chronotope/CueRecallPick-v0",
         "env_kwargs": {"obs_mode": "state", "answer": "touch", "approach_reward": 2.0},
         "knob": "delay_steps",
         "train_value": 20,
-        "recipe": {**_RECIPE, "steps": 300_000, "aux_key": "memory_slot", "readout_key": "object_pose"},
+        "recipe": {**_RECIPE, "steps": 300_000, "aux_key": "memory_slot,memory_place"},
     },
 }
 
