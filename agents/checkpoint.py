@@ -3,9 +3,9 @@
 Loading is safe by default: the checkpoint itself is read with ``torch.load(weights_only=True)`` (tensors,
 numbers, strings, containers and numpy arrays only; no code runs), and a pickled environment stored in it as
 bytes (``env_pickle``, for an exact resume) is read by :func:`loads_env`, an unpickler that builds only classes
-of chronotope, gymnasium and numpy (and numpy's array / random-generator rebuild functions) and refuses any
-other callable. That narrows, but cannot remove, what a hostile file could do through those classes'
-constructors: resume only runs you trust.
+of chronotope, gymnasium, numpy and MuJoCo's model / data structs (the arm envs' worlds), and numpy's array /
+random-generator rebuild functions, and refuses any other callable. That narrows, but cannot remove, what a
+hostile file could do through those classes' constructors: resume only runs you trust.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def load_checkpoint(path: str | Path, expect: dict[str, Any] | None = None) -> d
 
 
 # Module prefixes whose *classes* an env pickle may build, and the only functions it may call.
-_ENV_CLASS_MODULES = ("chronotope.", "gymnasium.", "numpy", "collections")
+_ENV_CLASS_MODULES = ("chronotope.", "gymnasium.", "numpy", "collections", "mujoco._structs")
 _ENV_FUNCTIONS = {
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "_reconstruct"),

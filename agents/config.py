@@ -91,6 +91,12 @@ class TrainConfig:
     "object_pose,cue" on PairRecall) encoded together as a set: each row's columns through one shared MLP, summed
     over the rows (:class:`~chronotope.agents.encoders.EntityEncoder`), instead of one flat encoder per key. None:
     every key apart."""
+    obs_norm: bool = False
+    """Scale the observation entries whose Box bounds are infinite (object poses, map features) by running
+    statistics, mean and standard deviation of what the rollouts have shown, updated after each update and saved
+    with the model (:class:`~chronotope.agents.encoders.UnboundedScaling`; SB3's ``VecNormalize`` for those
+    entries alone). Bounded entries keep the map of their bounds. Off: unbounded entries stay unscaled (an arm's
+    object poses in metres, spread over ~0.25)."""
     memory_grad: Literal["all", "aux"] = "all"
     """What trains the memory core: "all" losses, or the auxiliary loss alone ("aux": the policy and value heads
     read the memory output with its gradient stopped; needs aux_coef > 0). On Ballet the policy gradient in the
@@ -241,6 +247,10 @@ class TrainConfig:
         for k in counts:
             if getattr(self, k) <= 0:
                 raise ValueError(f"{k} must be positive, got {getattr(self, k)!r}")
+        if self.obs_norm and self.algo != "ppo":
+            raise ValueError(
+                f"obs_norm updates its statistics from our PPO's rollouts: it needs --algo ppo, got {self.algo!r}"
+            )
         if self.dataset is not None and self.algo != "bc":
             raise ValueError(
                 f"--dataset trains with --algo bc only, got {self.algo!r} (DAgger needs the oracle online to label "

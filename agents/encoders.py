@@ -158,18 +158,83 @@ def box_scaling(lo: np.ndarray, hi: np.ndarray, scale: str = "bounds") -> tuple[
     return center, half
 
 
+class UnboundedScaling(nn.Module):
+    """Running scaling of the entries whose Box bounds are infinite (``TrainConfig.obs_norm``): the owning encoder's
+    ``center`` and ``halfwidth`` at those entries become the running mean and standard deviation of what it has been
+    shown (:meth:`moments`, then :meth:`merge`, which the trainer calls after each update with that update's
+    rollout), as SB3's ``VecNormalize`` and Gymnasium's ``NormalizeObservation`` scale observations, but only where
+    the space gives no scale (bounded entries keep their bounds' map). The statistics are buffers, so a checkpoint
+    carries them and evaluation scales as training last did. Before any data: no scaling (0, 1).
+
+    ``free``: the entries to scale ([*shape] of the owner's ``center``); ``pool``: how many leading dims of that
+    shape are interchangeable rows whose columns share one statistic (an entity set's rows: 1)."""
+
+    def __init__(self, free: np.ndarray, pool: int = 0) -> None:
+        super().__init__()
+        self.register_buffer("free", torch.as_tensor(free, dtype=torch.bool))
+        stat_shape = tuple(free.shape[pool:])
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(stat_shape, dtype=torch.float64))
+        self.register_buffer("m2", torch.zeros(stat_shape, dtype=torch.float64))
+
+    def moments(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(n, sum, sum of squares) of ``x`` [..., *shape] over every leading dim and the pooled rows (float64)."""
+        x = x.reshape(-1, *self.mean.shape).double()
+        return [torch.tensor(float(x.shape[0]), dtype=torch.float64, device=x.device), x.sum(0), (x * x).sum(0)]
+
+    @torch.no_grad()
+    def merge(self, moments: list[torch.Tensor], center: torch.Tensor, halfwidth: torch.Tensor) -> None:
+        """Folds a batch's moments into the running statistics (Chan et al.'s parallel update) and writes the new
+        scaling of the free entries into the owner's ``center`` / ``halfwidth``."""
+        n, s1, s2 = moments
+        if float(n) <= 0:
+            return
+        mean_b = s1 / n
+        m2_b = (s2 - n * mean_b * mean_b).clamp_min(0.0)
+        total = self.count + n
+        delta = mean_b - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2_b + delta * delta * self.count * n / total
+        self.count.copy_(total)
+        std = (self.m2 / self.count).sqrt().clamp_min(1e-2).float().expand(center.shape)
+        center.copy_(torch.where(self.free, self.mean.float().expand(center.shape), center))
+        halfwidth.copy_(torch.where(self.free, std, halfwidth))
+
+
+def _scaling(space_or_boxes, scale: str, normalize: bool, pool: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(center, half, free) of one Box (or of row-aligned [K, F_i] Boxes side by side): ``free`` marks the entries
+    without finite bounds, which :class:`UnboundedScaling` scales from data when ``normalize``."""
+    boxes = space_or_boxes if isinstance(space_or_boxes, list) else [space_or_boxes]
+    parts = []
+    for box in boxes:
+        lo, hi = np.asarray(box.low, np.float64), np.asarray(box.high, np.float64)
+        c, h = box_scaling(lo, hi, scale)
+        free = ~(np.isfinite(lo) & np.isfinite(hi) & (hi > lo))
+        parts.append((c, h, free & normalize))
+    axis = -1 if pool else 0
+    if not pool:
+        parts = [(c.reshape(-1), h.reshape(-1), f.reshape(-1)) for c, h, f in parts]
+    return tuple(np.concatenate([p[i] for p in parts], axis) for i in range(3))
+
+
 class VectorEncoder(nn.Module):
     """MLP for float Boxes; finite bounds map to [-1, 1]."""
 
-    def __init__(self, space: spaces.Box, out_dim: int = 64, scale: str = "bounds") -> None:
+    def __init__(self, space: spaces.Box, out_dim: int = 64, scale: str = "bounds", normalize: bool = False) -> None:
         super().__init__()
-        lo = np.asarray(space.low, np.float64).reshape(-1)
-        # infinite bounds (map features) stay unscaled
-        center, half = box_scaling(lo, np.asarray(space.high, np.float64).reshape(-1), scale)
+        # infinite bounds (map features) stay unscaled, or take running statistics with ``normalize``
+        center, half, free = _scaling(space, scale, normalize)
         self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
         self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32))
-        self.net = nn.Sequential(nn.Linear(lo.size, out_dim), nn.ReLU())
+        self.norm = UnboundedScaling(free) if free.any() else None
+        self.net = nn.Sequential(nn.Linear(center.size, out_dim), nn.ReLU())
         self.out_dim = out_dim
+
+    def moments(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.norm.moments(x.reshape(-1, self.center.shape[0]))
+
+    def merge(self, moments: list[torch.Tensor]) -> None:
+        self.norm.merge(moments, self.center, self.halfwidth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, ...] -> [B, out_dim]
         x = x.reshape(x.shape[0], -1).float()
@@ -243,11 +308,17 @@ def _is_categorical_grid(space: spaces.MultiDiscrete) -> bool:
 
 
 def encoder_for(
-    space: spaces.Space, image_dim: int = 128, vector_dim: int = 64, scale: str = "bounds", image_arch: str = "nature"
+    space: spaces.Space,
+    image_dim: int = 128,
+    vector_dim: int = 64,
+    scale: str = "bounds",
+    image_arch: str = "nature",
+    normalize: bool = False,
 ) -> nn.Module:
     """The encoder of one observation space; ``ValueError`` for a space none of them reads. ``scale``: how float
     vectors are scaled (:data:`SCALES`; see :class:`VectorEncoder`); ``image_arch``: the CNN of images
-    (:data:`IMAGE_ARCHS`)."""
+    (:data:`IMAGE_ARCHS`); ``normalize``: float vectors scale their unbounded entries by running statistics
+    (:class:`UnboundedScaling`)."""
     if isinstance(space, spaces.Discrete):
         return DiscreteEncoder(space)
     if isinstance(space, spaces.MultiBinary):
@@ -265,7 +336,7 @@ def encoder_for(
             return ImageEncoder(space, image_dim, image_arch)
         if np.issubdtype(space.dtype, np.integer) and len(space.shape) == 1 and space.shape[0] > 4:
             return TokenEncoder(space, vector_dim)
-        return VectorEncoder(space, vector_dim, scale)
+        return VectorEncoder(space, vector_dim, scale, normalize)
     hint = ""
     dtype = getattr(space, "dtype", None)
     if isinstance(space, spaces.Text) or (dtype is not None and np.dtype(dtype).kind in "US"):
@@ -387,22 +458,35 @@ class EntityEncoder(nn.Module):
     PairRecall, whose rows are re-ordered when the cue goes off, the pairs became learnable with it
     (docs/RESULTS.md 6)."""
 
-    def __init__(self, subspaces: list[spaces.Box], out_dim: int = 64, hidden: int = 64, scale: str = "bounds"):
+    def __init__(
+        self,
+        subspaces: list[spaces.Box],
+        out_dim: int = 64,
+        hidden: int = 64,
+        scale: str = "bounds",
+        normalize: bool = False,
+    ):
         super().__init__()
-        centers, halves = [], []
-        for box in subspaces:
-            c, h = box_scaling(np.asarray(box.low, np.float64), np.asarray(box.high, np.float64), scale)
-            centers.append(c)
-            halves.append(h)
-        self.register_buffer("center", torch.as_tensor(np.concatenate(centers, 1), dtype=torch.float32))
-        self.register_buffer("halfwidth", torch.as_tensor(np.concatenate(halves, 1), dtype=torch.float32))
-        width = int(self.center.shape[1])
+        center, half, free = _scaling(subspaces, scale, normalize, pool=1)
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
+        self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32))
+        self.norm = UnboundedScaling(free, pool=1) if free.any() else None  # one statistic per column, over rows
+        width = int(center.shape[1])
         self.net = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, out_dim), nn.ReLU())
         self.out_dim = out_dim
 
+    def join(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """The keys' rows side by side [..., K, sum F]."""
+        return torch.cat([p.float() for p in parts], -1)
+
+    def moments(self, parts: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self.norm.moments(self.join(parts))
+
+    def merge(self, moments: list[torch.Tensor]) -> None:
+        self.norm.merge(moments, self.center, self.halfwidth)
+
     def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:  # parts [B, K, F_i] -> [B, out_dim]
-        x = (torch.cat([p.float() for p in parts], -1) - self.center) / self.halfwidth
-        return self.net(x).sum(-2)
+        return self.net((self.join(parts) - self.center) / self.halfwidth).sum(-2)
 
 
 def _fusable(space: spaces.Space) -> bool:
@@ -446,6 +530,7 @@ class ObservationEncoder(nn.Module):
         row_vision: str | None = None,
         row_glimpse: tuple[int, int, float] | None = None,
         entity_keys: tuple[str, ...] = (),
+        normalize: bool = False,
     ) -> None:
         super().__init__()
         self.is_dict = isinstance(space, spaces.Dict)
@@ -472,12 +557,13 @@ class ObservationEncoder(nn.Module):
             encoders[name] = ImageEncoder(fused_image_space([subspaces[k] for k in ks]), image_dim, image_arch)
         if self.entity_keys:
             boxes = [subspaces[k] for k in self.entity_keys]
-            encoders["entities:" + "+".join(self.entity_keys)] = EntityEncoder(boxes, vector_dim, scale=scale)
+            name = "entities:" + "+".join(self.entity_keys)
+            encoders[name] = EntityEncoder(boxes, vector_dim, scale=scale, normalize=normalize)
         for k in sorted(subspaces):
             if k in fused_keys or k in self.entity_keys:
                 continue
             try:
-                encoders[k] = encoder_for(subspaces[k], image_dim, vector_dim, scale, image_arch)
+                encoders[k] = encoder_for(subspaces[k], image_dim, vector_dim, scale, image_arch, normalize)
             except ValueError as e:
                 where = f"observation key {k!r}" if self.is_dict else "the observation"
                 raise ValueError(f"cannot encode {where}: {e}") from e
@@ -519,6 +605,24 @@ class ObservationEncoder(nn.Module):
             ks = self.fused.get(k)
             out.append(enc(obs[k]) if ks is None else enc.forward_parts([obs[j] for j in ks]))
         return torch.cat(out, dim=-1)
+
+    def _normalized(self) -> list[tuple[str, nn.Module]]:
+        return [(k, e) for k, e in self.encoders.items() if getattr(e, "norm", None) is not None]
+
+    def _inputs(self, k: str, obs: dict[str, torch.Tensor]):
+        return [obs[j] for j in self.entity_keys] if isinstance(self.encoders[k], EntityEncoder) else obs[k]
+
+    def normalizer_moments(self, obs: dict[str, torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
+        """The moments (n, sum, sum of squares) of a batch ``obs`` (leaves [..., *shape], any leading dims) for
+        every encoder that scales unbounded entries by running statistics, flat in one list (the trainer sums them
+        over ranks, then :meth:`merge_normalizer`); empty where none does."""
+        obs = obs if self.is_dict else {"obs": obs}
+        return [m for k, e in self._normalized() for m in e.moments(self._inputs(k, obs))]
+
+    def merge_normalizer(self, moments: list[torch.Tensor]) -> None:
+        """Folds :meth:`normalizer_moments`' output into the running statistics."""
+        for i, (_, e) in enumerate(self._normalized()):
+            e.merge(moments[3 * i : 3 * i + 3])
 
     def _row_vision_input(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The row-vision module's camera input, prepared [B, C, H, W], from its image key (or fused keys)."""

@@ -55,6 +55,7 @@ class ActorCritic(nn.Module):
         row_vision: bool = False,
         row_glimpse: tuple[int, int, float] | None = None,
         entity_keys: tuple[str, ...] = (),
+        obs_norm: bool = False,
     ) -> None:
         super().__init__()
         if memory_grad not in MEMORY_GRADS:
@@ -75,6 +76,7 @@ class ActorCritic(nn.Module):
             row_vision=readout_key if row_vision else None,
             row_glimpse=row_glimpse,
             entity_keys=entity_keys,
+            normalize=obs_norm,
         )
         self.proj = nn.Sequential(init_linear(nn.Linear(self.encoder.out_dim, hidden), SQRT2), nn.ReLU())
         self.memory = make_memory(memory, input_size=hidden, **(memory_cfg or {}))
@@ -127,6 +129,7 @@ class ActorCritic(nn.Module):
             cfg.row_vision,
             cfg.row_glimpse_spec(),
             cfg.entity_key_tuple(),
+            cfg.obs_norm,
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):

@@ -359,6 +359,7 @@ class PPOTrainer:
             saved[s] if s >= 0 else self.tail["states"][big_t + s]
             for s in (c * cfg.bptt_len - p for c in range(big_t // cfg.bptt_len))
         ]
+        fresh_from = len(self.tail["obs"])  # the replayed tail's steps come first
         obs_t = _stack_time(self.tail["obs"] + obs_buf, dev)  # [P + T, N, ...]
         starts_ext = torch.as_tensor(np.stack(self.tail["starts"] + [s.cpu().numpy() for s in starts]), device=dev)
         self.tail = {
@@ -368,6 +369,7 @@ class PPOTrainer:
         }
         return {
             "obs": obs_t,
+            "fresh_from": fresh_from,
             "actions": torch.stack(actions),
             "logp": torch.stack(logps),
             "values": val,
@@ -529,6 +531,8 @@ class PPOTrainer:
                         g["lr"] = g.get("base_lr", cfg.lr) * (1.0 - self.update / self.num_updates)
                 batch = self.rollout()
                 stats = self.train_step(batch)
+                if cfg.obs_norm:  # the next rollout and its update see the same new scaling
+                    self._update_obs_norm(batch)
                 self.update += 1
                 sps = self.steps_per_update / (time.perf_counter() - t0)
                 rec = self._log(stats, sps)
@@ -556,6 +560,19 @@ class PPOTrainer:
         if interrupted:
             raise KeyboardInterrupt(f"training interrupted; its last checkpoint is in {self.run_dir}")
         return self.history
+
+    def _update_obs_norm(self, batch: dict[str, Any]) -> None:
+        """Folds this update's own rollout (not the replayed tail) into the encoders' running statistics, summed
+        over the ranks so every rank scales alike."""
+        fresh = batch["fresh_from"]
+        obs = map_obs(batch["obs"], lambda v: v[fresh:])
+        moments = self.model.encoder.normalizer_moments(obs)
+        if self.dist.enabled:
+            import torch.distributed as tdist
+
+            for m in moments:
+                tdist.all_reduce(m)
+        self.model.encoder.merge_normalizer(moments)
 
     def _log(self, stats: dict[str, float], sps: float) -> dict[str, float]:
         rec: dict[str, float] = {"update": self.update, "step": self.global_step, "sps": sps, **stats}
