@@ -197,7 +197,8 @@ class ActorCritic(nn.Module):
         return self.pi(h), self.v(h).squeeze(-1), state, y
 
     def read_rows(self, obs: dict[str, torch.Tensor], y: torch.Tensor) -> torch.Tensor:
-        """The entity readout: rows ``obs[readout_key]`` [B, T, K, F] (scaled to [-1, 1] by the space's bounds)
+        """The entity readout: rows ``obs[readout_key]`` [B, T, K, F] (scaled to [-1, 1] by the space's bounds; with
+        ``obs_norm`` the unbounded entries by the key's encoder's running statistics)
         summed with the weights ``address(y)`` [B, T, K] that the memory output puts on them -> [B, T, F].
 
         With the auxiliary loss predicting the one-hot index of the row the task says must be remembered (e.g.
@@ -208,7 +209,12 @@ class ActorCritic(nn.Module):
         With ``readout_query`` the head's output is a [K, Q] table (e.g. Ballet: per dancer row the one-hot of the
         pattern it danced, taught by ``memory_patterns``) and row k's weight is ``table[k] . obs[readout_query]``
         (the query as observed, e.g. the instruction's one-hot; all zeros before it shows, so no row is read)."""
-        rows = (obs[self.readout_key].float() - self.row_center) / self.row_half  # [B, T, K, F]
+        center, half = self.row_center, self.row_half
+        enc = self.encoder.encoders[self.readout_key] if self.readout_key in self.encoder.encoders else None
+        if getattr(enc, "norm", None) is not None:  # obs_norm: the rows scale as the key's encoder scales them
+            shape = obs[self.readout_key].shape[-2:]
+            center, half = enc.center.view(shape), enc.halfwidth.view(shape)
+        rows = (obs[self.readout_key].float() - center) / half  # [B, T, K, F]
         # Detached: the weights are the auxiliary head's prediction, taught by the auxiliary loss alone (with the
         # policy gradient through them as well, it overrode that loss and the memory never learnt the row).
         weights = self.address(y).detach()  # [B, T, K] or [B, T, K * Q]

@@ -125,7 +125,14 @@ PRESETS: dict[str, dict] = {
         }
         for name, env, knob, value, aux, extra in (
             ("wherehidden", "chronotope/WhereHidden-v0", "delay_steps", 20, "memory_place", {}),
-            ("shellgame", "chronotope/ShellGame-v0", "num_swaps", 3, "memory_place", {"entity_keys": "object_pose"}),
+            (
+                "shellgame",
+                "chronotope/ShellGame-v0",
+                "num_swaps",
+                3,
+                "memory_place",
+                {"entity_keys": "object_pose", "obs_norm": True},
+            ),
             # The pads' rows go through the entity encoder (row k's pose and colour together, summed over the rows):
             # with one flat encoder per key the GRU's auxiliary loss stayed at chance for 160-180k steps, with the
             # policy gradient in the memory or without it. The pairs are stored by the auxiliary loss alone at its
@@ -136,7 +143,7 @@ PRESETS: dict[str, dict] = {
                 "delay_steps",
                 20,
                 "memory_pairs,memory_place",
-                {"entity_keys": "object_pose,cue", "memory_grad": "aux", "aux_lr": 1e-3},
+                {"entity_keys": "object_pose,cue", "memory_grad": "aux", "aux_lr": 1e-3, "obs_norm": True},
             ),
             (
                 "coloursequence",
@@ -144,22 +151,29 @@ PRESETS: dict[str, dict] = {
                 "delay_steps",
                 0,
                 "memory_sequence,memory_place",
-                {"entity_keys": "object_pose,pad_colour"},
+                {"entity_keys": "object_pose,pad_colour", "obs_norm": True},
             ),
         )
     },
     # Object memory, "which object was shown": CueRecallPick answered by a touch of the cued block (the blocks are
-    # re-placed at the go lamp). The auxiliary heads name the cued block's row (``memory_slot``: what to keep) and
-    # regress its place (``memory_place``: where to reach, from the go lamp on), as the other touch tasks. With
-    # ``memory_slot`` and the entity readout of ``object_pose`` instead (ObjectRecall's recipe), the GRU's
-    # auxiliary loss fell to 0.001 by 50k steps but the policy kept touching the nearest block (0.22 at 110k): the
-    # readout row is an unscaled position in metres, where a reach needs the place against the hand's.
+    # re-placed at the go lamp). Its rows are the blocks in colour order (stable through the episode), so the
+    # auxiliary head names the cued row (``memory_slot``) and the entity readout hands the policy that block's
+    # row, as on ObjectRecall, standardised by running statistics (``obs_norm``). Without them the row was an
+    # unscaled position in metres (spread ~0.25) and the GRU, whose auxiliary loss had fallen to 0.001 by 50k
+    # steps, kept touching the nearest block (0.22 at 110k); regressing the place (``memory_place``) without the
+    # readout stayed at chance for 210k steps.
     "cuerecalltouch": {
         "env": "chronotope/CueRecallPick-v0",
         "env_kwargs": {"obs_mode": "state", "answer": "touch", "approach_reward": 2.0},
         "knob": "delay_steps",
         "train_value": 20,
-        "recipe": {**_RECIPE, "steps": 300_000, "aux_key": "memory_slot,memory_place"},
+        "recipe": {
+            **_RECIPE,
+            "steps": 300_000,
+            "aux_key": "memory_slot",
+            "readout_key": "object_pose",
+            "obs_norm": True,
+        },
     },
 }
 

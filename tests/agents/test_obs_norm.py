@@ -76,3 +76,22 @@ def test_ppo_run_updates_saves_and_resumes_the_statistics(tmp_path):
     torch.testing.assert_close(resumed.model.encoder.encoders["object_pose"].center, centre)
     with pytest.raises(ValueError, match="obs_norm .* needs --algo ppo, got 'bc'"):
         TrainConfig(env="x", algo="bc", obs_norm=True).validate()
+
+
+def test_readout_rows_take_the_running_scaling():
+    from chronotope.agents.policy import ActorCritic
+
+    space = spaces.Dict({"rows": spaces.Box(-np.inf, np.inf, (3, 2), np.float32)})
+    model = ActorCritic(space, spaces.Discrete(2), "gru", {}, 8, readout_key="rows", obs_norm=True)
+    rng = np.random.default_rng(1)
+    data = {"rows": torch.as_tensor(rng.normal([0.5, -3.0], [0.05, 2.0], (500, 3, 2)), dtype=torch.float32)}
+    model.encoder.merge_normalizer(model.encoder.normalizer_moments(data))
+    with torch.no_grad():
+        model.address.weight.zero_()
+        model.address.bias.copy_(torch.tensor([0.0, 0.0, 1.0]))  # read row 2
+    rows = data["rows"][:4, None]  # [B=4, T=1, 3, 2]
+    out = model.read_rows({"rows": rows}, torch.zeros(4, 1, model.memory.output_size))
+    enc = model.encoder.encoders["rows"]
+    expected = (rows[:, :, 2] - enc.center.view(3, 2)[2]) / enc.halfwidth.view(3, 2)[2]
+    torch.testing.assert_close(out, expected)
+    assert out.abs().max() < 5  # standardised, where the raw second column spreads over +-6
