@@ -9,11 +9,12 @@ Ballet and TargetSequence in ``state`` mode, the arm tasks CueRecallPick, CountP
 given a memory-demand setting, e.g. ButtonSequence and ColourSequence), plus one external Gymnasium memory env,
 ``MiniGrid-MemoryS7-v0`` (when the ``minigrid`` package is installed).
 
-**One recipe per task**, tuned once on the GRU and the same for every core: ObjectRecall and Ballet take the presets
-of :mod:`chronotope.scripts.experiments.memory_rl` (their auxiliary loss and readout included, 600k steps), MiniGrid
-the recipe of :mod:`chronotope.scripts.experiments.minigrid_memory` (16 envs, rollout = bptt 128, 10 epochs x 8
-minibatches, 300k steps; its default 7x7 view). TargetSequence and the arm tasks have no tuned recipe yet: they get
-the plain recipe of :func:`untuned_recipe` (state observations, the trainer's PPO defaults in the shape of memory_rl's:
+**One recipe per task**, tuned once on the GRU and the same for every core: a task with a preset of
+:mod:`chronotope.scripts.experiments.memory_rl` of its name takes it (ObjectRecall and Ballet: their auxiliary loss
+and readout included, 600k steps; the arm's WhereHidden, ShellGame, PairRecall and ColourSequence: the touch
+answer's approach shaping, their labels, 300k steps), MiniGrid the recipe of
+:mod:`chronotope.scripts.experiments.minigrid_memory` (16 envs, rollout = bptt 128, 10 epochs x 8 minibatches, 300k
+steps; its default 7x7 view). The others (TargetSequence and the remaining arm tasks) get the plain recipe of :func:`untuned_recipe` (state observations, the trainer's PPO defaults in the shape of memory_rl's:
 32 envs, rollout = bptt 128, 8 epochs x 4 minibatches, no auxiliary loss, 600k steps), marked *not tuned* on the
 page. Memory configs (:data:`MEMORY_CFGS`): each core's small CPU defaults, its width set to 128 (the GRU's) where
 the core has one width knob; HCAM takes the presets' config; Janus keeps its defaults (policy width 64: one update of
@@ -39,7 +40,9 @@ per env (from ``initial_state``, and after 100 steps for cores whose state grows
 to ``<grid_dir>/cells/<task>/<core>-s<seed>.json``. A rerun skips finished cells and continues unfinished runs from
 their checkpoints (the trainer checkpoints every 10 updates and every 10 minutes); a cell or run made with another
 recipe or evaluation is refused (use another ``--grid-dir``). Several processes may share one grid folder with
-disjoint ``--cores`` / ``--tasks`` / ``--seeds``; ``--report`` only writes the page from the cells found.
+disjoint ``--cores`` / ``--tasks`` / ``--seeds``; ``--report`` only writes the page from the cells found (a cell
+made with an earlier recipe of its task is left out and counted on the page; an option added to the trainer since
+a cell was made counts at its default).
 
 **Output**: ``--out`` (default ``<grid_dir>/LEADERBOARD.md``) with the core x task table (mean normalised score ± 95%
 CI over seeds where >= 2, seeds count), env steps/s and state bytes columns, a heat map and per-task learning curves
@@ -75,7 +78,7 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -496,9 +499,32 @@ def cell_path(cfg: Config, task: str, core: str, seed: int) -> Path:
     return cfg.grid / "cells" / task / f"{core}-s{seed}.json"
 
 
+def _train_defaults() -> dict[str, Any]:
+    from chronotope.agents.config import TrainConfig
+
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
+def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Keys whose values differ, a key missing on one side counting as the trainer's default (an option added
+    since a cell was made, at its default, changes nothing)."""
+    d = _train_defaults()
+    return sorted(k for k in set(a) | set(b) if a.get(k, d.get(k)) != b.get(k, d.get(k)))
+
+
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
-    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    return ", ".join(f"{k}: {a.get(k)!r} there vs {b.get(k)!r} now" for k in keys[:4])
+    d = _train_defaults()
+    return ", ".join(f"{k}: {a.get(k, d.get(k))!r} there vs {b.get(k, d.get(k))!r} now" for k in _differing(a, b)[:4])
+
+
+def stale_field(cfg: Config, task: Task, core: str, seed: int, cell: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, differences) where a cell was made with another recipe or evaluation than ``cfg`` asks for now (the
+    task's recipe changed since, say); None when it matches."""
+    want = {"recipe": _recipe_key(train_config(cfg, task, core, seed)), "eval": _eval_key(cfg, task)}
+    for k, v in want.items():
+        if _differing(cell[k], v):
+            return k, _differences(cell[k], v)
+    return None
 
 
 def load_cell(cfg: Config, task: Task, core: str, seed: int) -> dict[str, Any] | None:
@@ -508,11 +534,10 @@ def load_cell(cfg: Config, task: Task, core: str, seed: int) -> dict[str, Any] |
     if not path.is_file():
         return None
     cell = json.loads(path.read_text())
-    want = {"recipe": _recipe_key(train_config(cfg, task, core, seed)), "eval": _eval_key(cfg, task)}
-    for k, v in want.items():
-        if cell[k] != v:
-            raise ValueError(f"cell {str(path)!r} was made with another {k} ({_differences(cell[k], v)}): use another "
-                             "--grid-dir or remove it")  # fmt: skip
+    stale = stale_field(cfg, task, core, seed, cell)
+    if stale is not None:
+        raise ValueError(f"cell {str(path)!r} was made with another {stale[0]} ({stale[1]}): use another "
+                         "--grid-dir or remove it")  # fmt: skip
     return cell
 
 
@@ -541,7 +566,7 @@ def run_cell(cfg: Config, task: Task, core: str, seed: int, refs: dict[str, Any]
     ckpt = run / "checkpoint.pt"
     if ckpt.is_file():
         there = _recipe_key(TrainConfig.from_dict(json.loads((run / "config.json").read_text())))
-        if there != _recipe_key(tc):
+        if _differing(there, _recipe_key(tc)):
             raise ValueError(f"run {str(run)!r} was made with another recipe ({_differences(there, _recipe_key(tc))}): "
                              "use another --grid-dir or remove it")  # fmt: skip
     elif run.exists():  # died before its first checkpoint: its log would be appended to
@@ -730,14 +755,19 @@ def build_record(cfg: Config, tasks: dict[str, Task], every: list[str], why: dic
     profiles = core_profiles(cfg, [c for c in every if not why.get(c, "").startswith("skipped")])
     table: dict[str, dict[str, Any]] = {}
     cells = []
-    for tname in tasks:
+    stale: dict[str, int] = {}  # per task, cells made with an earlier recipe or evaluation: left out
+    for tname, task in tasks.items():
         table[tname] = {}
         for core in every:
             found = []
             for seed in cfg.seeds:
                 path = cell_path(cfg, tname, core, seed)
                 if path.is_file():
-                    found.append(json.loads(path.read_text()))
+                    cell = json.loads(path.read_text())
+                    if stale_field(cfg, task, core, seed, cell) is None:
+                        found.append(cell)
+                    else:
+                        stale[tname] = stale.get(tname, 0) + 1
             cells += found
             if not found:
                 table[tname][core] = None
@@ -753,7 +783,7 @@ def build_record(cfg: Config, tasks: dict[str, Task], every: list[str], why: dic
     cpu_s = sum(c["train_cpu_s"] + c["eval_cpu_s"] for c in cells) + sum(r.get("cpu_s", 0.0) for r in refs.values())
     task_info = {}
     for tname, task in tasks.items():
-        r = refs.get(tname) or (MINIGRID_REFS if task.setting is None else None)
+        r = cached_reference(cfg, task) if task.setting is not None else MINIGRID_REFS
         task_info[tname] = {
             "env": task.env, "env_kwargs": task.env_kwargs, "metric": task.metric, "tuned": task.tuned,
             "recipe": task.recipe, "type": task.mtype, "refs": r,
@@ -773,6 +803,7 @@ def build_record(cfg: Config, tasks: dict[str, Task], every: list[str], why: dic
         "cores": core_info,
         "table": table,
         "cells": len(cells),
+        "stale": stale,
         "cpu_hours": cpu_s / 3600,
         "full_estimate_cpu_hours": full_estimate(cfg, tasks, table),
     }
@@ -1000,6 +1031,10 @@ def write_page(cfg: Config, record: dict[str, Any]) -> str:
         f"invocation's wall-clock {record['wall_s'] / 60:.1f} min on {m.get('cpu')}, {m.get('cores')} cores.",
         "",
     ]
+    if record.get("stale"):
+        left = ", ".join(f"{t} {n}" for t, n in record["stale"].items())
+        lines += [f"**Left out** (made with an earlier recipe or evaluation of their task, marked \"not run\"): {left} "
+                  "cells. The same command reruns them.", ""]  # fmt: skip
     if record["quick"]:
         seeds = ", ".join(map(str, cfg.seeds))
         quick = f"seed(s) {seeds}, {cfg.steps:,} training steps per cell: the scores are those of barely trained agents"

@@ -82,6 +82,29 @@ def test_a_rerun_trains_and_evaluates_nothing(tiny, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in (cfg.grid / "runs").rglob("checkpoint.pt")} == ckpts
 
 
+def test_report_leaves_out_cells_of_an_earlier_recipe_and_keeps_those_missing_a_new_option(tiny, tmp_path):
+    """A task whose recipe changed after its cells were made: ``--report`` leaves them out and says so; a cell
+    made before an option existed (the key absent, the option at its default now) still counts."""
+    import shutil
+
+    cfg, _ = tiny
+    grid = tmp_path / "grid"
+    shutil.copytree(cfg.grid, grid)
+    report = _config(tmp_path, grid_dir=str(grid), report=True)
+    stale = ms.cell_path(report, "countpress", "gru", 0)
+    cell = json.loads(stale.read_text())
+    stale.write_text(json.dumps({**cell, "recipe": {**cell["recipe"], "lr": 1e-3}}))
+    old = ms.cell_path(report, "minigrid", "gru", 0)
+    cell = json.loads(old.read_text())
+    old.write_text(json.dumps({**cell, "recipe": {k: v for k, v in cell["recipe"].items() if k != "obs_norm"}}))
+    rec = ms.run(report)
+    assert rec["stale"] == {"countpress": 1} and rec["cells"] == 3
+    assert rec["table"]["countpress"]["gru"] is None and rec["table"]["minigrid"]["gru"]["n"] == 1
+    assert "**Left out** (made with an earlier recipe or evaluation of their task" in report.page_path().read_text()
+    with pytest.raises(ValueError, match="another recipe \\(lr: 0.001 there vs 0.0003 now\\)"):
+        ms.load_cell(report, ms.discover_tasks()["countpress"], "gru", 0)
+
+
 def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path):
     from chronotope.agents.ppo.trainer import PPOTrainer
 
