@@ -14,10 +14,11 @@ given a memory-demand setting, e.g. ButtonSequence and ColourSequence), plus one
 and readout included, 600k steps; the arm's WhereHidden, ShellGame, PairRecall and ColourSequence: the touch
 answer's approach shaping, their labels, 300k steps), MiniGrid the recipe of
 :mod:`chronotope.scripts.experiments.minigrid_memory` (16 envs, rollout = bptt 128, 10 epochs x 8 minibatches, 300k
-steps; its default 7x7 view). The others (TargetSequence and the remaining arm tasks) get the plain recipe of :func:`untuned_recipe` (state observations, the trainer's PPO defaults in the shape of memory_rl's:
-32 envs, rollout = bptt 128, 8 epochs x 4 minibatches, no auxiliary loss, 600k steps), marked *not tuned* on the
-page. Memory configs (:data:`MEMORY_CFGS`): each core's small CPU defaults, its width set to 128 (the GRU's) where
-the core has one width knob; HCAM takes the presets' config; Janus keeps its defaults (policy width 64: one update of
+steps; its default 7x7 view). The others (TargetSequence and the remaining arm tasks) get the plain recipe of
+:func:`untuned_recipe` (state observations, the trainer's PPO defaults in the shape of memory_rl's: 32 envs,
+rollout = bptt 128, 8 epochs x 4 minibatches, no auxiliary loss, 600k steps), marked *not tuned* on the page.
+Memory configs (:data:`MEMORY_CFGS`): each core's small CPU defaults, its width set to 128 (the GRU's) where the
+core has one width knob; HCAM takes the presets' config; Janus keeps its defaults (policy width 64: one update of
 the recipe already takes ~350 CPU-s at 64).
 
 **A cell** (task, core, seed): train with :class:`~chronotope.agents.ppo.trainer.PPOTrainer` (one torch thread on
