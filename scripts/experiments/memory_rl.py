@@ -307,6 +307,7 @@ def train_and_evaluate(cfg: Config, agent: str, seed: int) -> dict:
 
 def references(cfg: Config) -> dict:
     """random / memoryless bound / perfect / twin at every knob value (cached in ``out/references.json``)."""
+    from chronotope.envs.robot.registration import ROBOT_ENV_SPECS
     from chronotope.scripts.experiments.memory_demand import POLICIES, Setting, measure
 
     path = cfg.out / "references.json"
@@ -318,7 +319,8 @@ def references(cfg: Config) -> dict:
             continue
         kw = {k: v for k, v in p["env_kwargs"].items() if k != "obs_mode"}
         kw[p["knob"]] = value
-        setting = Setting(cfg.task, p["env"], f"{p['knob']}={value}", kw)
+        family = "arm" if p["env"] in ROBOT_ENV_SPECS else "nav"  # whose reference policies measure it
+        setting = Setting(cfg.task, p["env"], f"{p['knob']}={value}", kw, family=family)
         n = 16 if cfg.quick else cfg.reference_episodes
         row = {}
         for policy in POLICIES:
