@@ -20,3 +20,11 @@ def test_presets_build_train_configs(task, tmp_path):
     tcfg = train_config(Config(task=task, out=tmp_path), "gru", 0)
     assert tcfg.env == PRESETS[task]["env"] and json.loads(tcfg.env_kwargs) == PRESETS[task]["env_kwargs"]
     assert tcfg.steps == PRESETS[task]["recipe"]["steps"] and tcfg.name == f"{task}-gru-s0"
+
+
+def test_arm_preset_references_come_from_the_arm_oracles(tmp_path):
+    from chronotope.scripts.experiments.memory_rl import references
+
+    row = references(Config(task="wherehidden", out=tmp_path, quick=True, extrapolate=False))["20"]
+    assert row["perfect"] >= 15 / 16 and row["twin"] >= 15 / 16 and row["random"] == 0.0
+    assert row["memoryless"] <= 8 / 16  # one cup of 5 guessed
