@@ -186,8 +186,8 @@ def split_rollout(batch: dict[str, Any], batcher, rank: int, world_size: int) ->
     for k, v in batch.items():
         if k == "states":
             continue
-        if v is None:  # an optional entry this run does not use (e.g. auxiliary labels)
-            out[k] = None
+        if v is None or isinstance(v, int):  # an unused optional entry, or a scalar shared by all envs
+            out[k] = v
         elif isinstance(v, dict):
             out[k] = {kk: vv[:, lo:hi] for kk, vv in v.items()}
         else:
