@@ -155,6 +155,25 @@ PRESETS: dict[str, dict] = {
             ),
         )
     },
+    # Sequential memory, "press the buttons in the order they lit": ButtonSequence with CueRecallPick's recipe. The
+    # buttons stay where they lit and the object_pose rows are the buttons in colour order, so the auxiliary head
+    # names the row of the next button (``memory_slot``: the stored order read at the observed ``progress``) and
+    # the entity readout hands the policy that button's row. A press is a touch past the cap top, which the
+    # approach shaping's points are. ColourSequence with the place of the next pad as its label (above) stayed at
+    # chance (0.03 at 180k steps, docs/RESULTS.md 6): its pads move and change rows at the go lamp.
+    "buttonsequence": {
+        "env": "chronotope/ButtonSequence-v0",
+        "env_kwargs": {"obs_mode": "state", "approach_reward": 2.0},
+        "knob": "delay_steps",
+        "train_value": 0,
+        "recipe": {
+            **_RECIPE,
+            "steps": 300_000,
+            "aux_key": "memory_slot",
+            "readout_key": "object_pose",
+            "obs_norm": True,
+        },
+    },
     # Object memory, "which object was shown": CueRecallPick answered by a touch of the cued block (the blocks are
     # re-placed at the go lamp). Its rows are the blocks in colour order (stable through the episode), so the
     # auxiliary head names the cued row (``memory_slot``) and the entity readout hands the policy that block's
@@ -217,7 +236,8 @@ class Config:
 
 def _values(cfg: Config) -> list[int]:
     p = PRESETS[cfg.task]
-    return [p["train_value"], 4 * p["train_value"]] if cfg.extrapolate else [p["train_value"]]
+    values = [p["train_value"], 4 * p["train_value"]] if cfg.extrapolate else [p["train_value"]]
+    return list(dict.fromkeys(values))  # a knob trained at 0 has nothing to extrapolate to
 
 
 def _atomic_json(path: Path, obj) -> None:

@@ -15,6 +15,7 @@ TOUCH_TASKS = (
     ("chronotope/PairRecall-v0", {}),
     ("chronotope/MultiCueTouch-v0", {}),
     ("chronotope/ColourSequence-v0", {}),
+    ("chronotope/ButtonSequence-v0", {}),
     ("chronotope/CueRecallPick-v0", {"answer": "touch"}),
 )
 

@@ -111,6 +111,33 @@ def test_perfect_oracle_answers_in_order_and_collects_every_reward(env_id):
         np.testing.assert_array_equal(r["memory_sequence"], onehots.reshape(-1))  # the aux label
 
 
+@pytest.mark.parametrize("env_id", SEQUENCE_IDS)
+def test_memory_slot_names_the_row_the_next_answer_is_made_at(env_id):
+    """Along perfect episodes, at every correct answer the ``object_pose`` row named by the previous step's
+    ``memory_slot`` is the item nearest the hand (in xy), and it changes only when ``progress`` does (and, for the
+    moved pads, at the go lamp)."""
+    env = gym.make(env_id)
+    u = env.unwrapped
+    for seed in range(3):
+        oracle = make_policy(env, "perfect", seed=seed)
+        obs, info = env.reset(seed=seed)
+        oracle.reset(obs, seed=seed)
+        slot, progress, answers, done = None, 0, 0, False
+        while not done:
+            obs, _, term, trunc, info = env.step(oracle.act(obs))
+            done = term or trunc
+            if info["progress"] > progress:
+                row = int(np.argmax(slot))
+                hand = u.ee_pos[:2]
+                assert row == int(np.argmin(np.linalg.norm(obs["object_pose"][:, :2] - hand, axis=1)))
+                answers += 1
+            elif slot is not None and u.step_count != u.response_start:
+                np.testing.assert_array_equal(info["memory_slot"], slot)
+            progress, slot = info["progress"], info["memory_slot"]
+            assert slot.sum() == 1.0
+        assert answers == u.cfg.length
+
+
 def test_back_to_back_repeats_need_two_touches():
     env = gym.make(COLOURS)
     seeds = [s for s in range(40) if _has_repeat(env, s)][:2]

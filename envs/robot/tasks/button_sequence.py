@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 from chronotope.envs.robot import arm_constants as C
 from chronotope.envs.robot.tasks.common import sample_separated_xy
-from chronotope.envs.robot.tasks.count_press import BUTTON_TRAVEL, add_button
+from chronotope.envs.robot.tasks.count_press import BUTTON_TOP, BUTTON_TRAVEL, add_button
 from chronotope.envs.robot.tasks.sequence import SequenceTaskConfig, SequenceTaskEnv
 
 COLOUR_NAMES = tuple(C.PALETTE)
@@ -67,12 +67,14 @@ class ButtonSequenceEnv(SequenceTaskEnv):
         go lamp (possible only without ``hold_arm``), ends the episode as a failure.
     Reward terms: ``progress`` = +1 / length per correct press; ``success`` = +1 when the order is complete. A
         wrong press costs nothing but the rest of the episode: with a penalty, pressing nothing would beat an early
-        guess, and a learner would stop pressing before it could learn the order. (No shaping towards the next
-        button: it would leak the order through the reward.)
+        guess, and a learner would stop pressing before it could learn the order. With ``approach_reward`` the
+        response phase adds the neutral shaping towards the *nearest* cap top (:class:`MemoryTaskConfig`; a
+        shaping towards the next button would leak the order through the reward).
     Measures: ``success``, ``progress``, ``wrong_response``, ``early_response``, ``phase``, ``sequence`` (int
-        array [length], the button ids in the order shown; the episode's hidden variable) and ``memory_sequence``
+        array [length], the button ids in the order shown; the episode's hidden variable), ``memory_sequence``
         (float [length * num_buttons], its one-hot rows flattened: what must be remembered, a label for the
-        trainers' ``--aux-key``).
+        trainers' ``--aux-key``) and ``memory_slot`` (float [num_buttons], one-hot of the ``object_pose`` row of
+        the next button to press: the stored order read at the observed ``progress``).
 
     Memory demand (the memory-demand spec; references in :func:`chronotope.envs.robot.oracles.evaluate`):
         ``observability="full"`` is the twin: the next button is lit and ``remaining_sequence`` shows the rest of
@@ -140,6 +142,10 @@ class ButtonSequenceEnv(SequenceTaskEnv):
     def _show_item(self, item: int | None) -> None:
         for k, g in enumerate(self._cap_geoms):
             self.model.geom_rgba[g] = self._cap_rgba(k, lit=k == item)
+
+    def answer_points(self) -> np.ndarray:
+        # The cap tops at rest: a fingertip there (the tool centre point is above the tips) has pressed the cap.
+        return self.body_tops((f"button_base_{k}" for k in range(self.cfg.num_buttons)), BUTTON_TOP)
 
     def _item_obs_spaces(self) -> dict[str, spaces.Box]:
         return {"object_pose": spaces.Box(-np.inf, np.inf, (self.cfg.num_buttons, 7), np.float32)}

@@ -88,7 +88,8 @@ class ColourSequenceEnv(SequenceTaskEnv):
         [length * num_colors], its one-hot rows flattened: a label for the trainers' ``--aux-key``) and
         ``memory_place`` (float [2], the place of the next colour's pad mapped from the spawn box to [-1, 1]^2:
         where to reach next, a label a policy can meet from the go lamp on, when the pads take their places; the
-        last element's pad once the sequence is done).
+        last element's pad once the sequence is done) and ``memory_slot`` (float [num_colors], one-hot of the
+        ``object_pose`` row of the next colour's pad; the rows are re-ordered when the pads move).
 
     Memory demand (the memory-demand spec; references in :func:`chronotope.envs.robot.oracles.evaluate`):
         ``observability="full"`` is the twin: the panel shows the next colour and ``remaining_sequence`` the rest,
@@ -164,6 +165,9 @@ class ColourSequenceEnv(SequenceTaskEnv):
         colour = self.sequence[min(self.progress, self.cfg.length - 1)]
         xy = self.data.xpos[self.model.body(f"pad_{colour}").id, :2]
         return ended, terms, {**measures, "memory_place": normalised_place(xy)}
+
+    def row_of_item(self, item: int) -> int:
+        return int(np.flatnonzero(self.row_colour == item)[0])
 
     def answer_points(self) -> np.ndarray:
         return self.body_tops((f"pad_{k}" for k in range(self.cfg.num_colors)), PAD_TOP)

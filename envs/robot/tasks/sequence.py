@@ -94,6 +94,11 @@ class SequenceTaskEnv(PhasedMemoryTaskEnv):
         """Lights item ``item`` (a button's cap, the cue panel's colour); None: everything dark."""
         raise NotImplementedError
 
+    def row_of_item(self, item: int) -> int:
+        """The ``object_pose`` row that holds item ``item`` now (identity where the rows are the items in id
+        order)."""
+        return int(item)
+
     def _item_obs_spaces(self) -> dict[str, spaces.Box]:
         return {}
 
@@ -211,6 +216,14 @@ class SequenceTaskEnv(PhasedMemoryTaskEnv):
             out["remaining_sequence"] = rest
         return out
 
+    def memory_slot(self) -> np.ndarray:
+        """The ``memory_slot`` label [num_items]: one-hot of the ``object_pose`` row of the next item to answer
+        (the last element's once the sequence is done). What the memory must hand the policy at each step: the
+        stored sequence indexed by the observed ``progress``."""
+        slot = np.zeros(self.num_items, np.float32)
+        slot[self.row_of_item(int(self.sequence[min(self.progress, self.cfg.length - 1)]))] = 1.0
+        return slot
+
     def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
         k = self.cfg.length
         terms = {
@@ -225,5 +238,6 @@ class SequenceTaskEnv(PhasedMemoryTaskEnv):
             "phase": self.phase,
             "sequence": self.sequence.copy(),
             "memory_sequence": np.eye(self.num_items, dtype=np.float32)[self.sequence].reshape(-1),
+            "memory_slot": self.memory_slot(),
         }
         return self.ended, terms, measures
