@@ -14,10 +14,9 @@ TOUCH_TASKS = (
     ("chronotope/ShellGame-v0", {}),
     ("chronotope/PairRecall-v0", {}),
     ("chronotope/MultiCueTouch-v0", {}),
-    ("chronotope/ColourSequence-v0", {}),
-    ("chronotope/ButtonSequence-v0", {}),
     ("chronotope/CueRecallPick-v0", {"answer": "touch"}),
 )
+"""Tasks with one answer, or a set answered in any order: the term telescopes over the whole response phase."""
 
 
 def _episode(env_id: str, seed: int, hidden_cup: int | None = None, **kw) -> tuple[list[float], list[str], gym.Env]:
@@ -53,6 +52,45 @@ def test_approach_telescopes_and_is_silent_before_the_go_lamp(env_id, kw):
         env.step(np.zeros(env.action_space.shape, np.float32))  # the arm is held: the action is ignored
     d_go = np.min(np.linalg.norm(u.answer_points() - u.ee_pos, axis=1))
     assert terms.sum() == pytest.approx(2.0 * (d_go - d_end), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kw", "narrows"),
+    [
+        ("chronotope/ButtonSequence-v0", {"num_buttons": 4}, True),
+        ("chronotope/ButtonSequence-v0", {"num_buttons": 3}, True),
+        ("chronotope/ColourSequence-v0", {}, False),
+    ],
+)
+def test_sequence_approach_restarts_at_each_answer(env_id, kw, narrows):
+    """The sequence tasks: each correct answer restarts the approach (0 at that step), and it telescopes between
+    answers. Without repeats (ButtonSequence) the minimum runs over the buttons not pressed yet, so leaving a
+    pressed button for the next costs nothing; with 3 of 3 buttons the last press leaves none, and the term still
+    comes out. With repeats (ColourSequence) every pad stays a candidate."""
+    env = gym.make(env_id, approach_reward=2.0, **kw)
+    num_buttons = env.unwrapped.num_items
+    u = env.unwrapped
+    oracle = make_policy(env, "perfect", seed=3)
+    obs, info = env.reset(seed=3)
+    oracle.reset(obs, seed=3)
+    prev_d, prev_progress, done, checked = None, 0, False, 0
+    while not done:
+        obs, _, term, trunc, info = env.step(oracle.act(obs))
+        done = term or trunc
+        pts = u.approach_points()
+        d = float(np.min(np.linalg.norm(pts - u.ee_pos, axis=1)))
+        if info["phase"] != "response":
+            assert info["reward_approach"] == 0.0
+        elif info["progress"] > prev_progress:
+            assert info["reward_approach"] == 0.0
+            left = num_buttons - info["progress"] if narrows else num_buttons
+            assert len(pts) == (left or num_buttons)
+            checked += 1
+        elif prev_d is not None:
+            assert info["reward_approach"] == pytest.approx(2.0 * (prev_d - d), abs=1e-12)
+        prev_d = d if info["phase"] == "response" else None
+        prev_progress = info["progress"]
+    assert u.success and checked == 3
 
 
 def test_approach_does_not_depend_on_the_answer():

@@ -68,8 +68,9 @@ class ButtonSequenceEnv(SequenceTaskEnv):
     Reward terms: ``progress`` = +1 / length per correct press; ``success`` = +1 when the order is complete. A
         wrong press costs nothing but the rest of the episode: with a penalty, pressing nothing would beat an early
         guess, and a learner would stop pressing before it could learn the order. With ``approach_reward`` the
-        response phase adds the neutral shaping towards the *nearest* cap top (:class:`MemoryTaskConfig`; a
-        shaping towards the next button would leak the order through the reward).
+        response phase adds the neutral shaping towards the *nearest* cap top not pressed yet, restarted at each
+        correct press (:class:`MemoryTaskConfig`; a shaping towards the next button would leak the order through
+        the reward).
     Measures: ``success``, ``progress``, ``wrong_response``, ``early_response``, ``phase``, ``sequence`` (int
         array [length], the button ids in the order shown; the episode's hidden variable), ``memory_sequence``
         (float [length * num_buttons], its one-hot rows flattened: what must be remembered, a label for the

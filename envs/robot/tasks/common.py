@@ -48,7 +48,9 @@ class MemoryTaskConfig(RobotEnvConfig):
     nothing about which one is right; it telescopes to ``approach_reward * (d_go - d_end)`` over an episode, the
     same for a touch of any candidate, so it changes no policy's preference between candidates (potential-based
     shaping, Ng et al. 1999). It teaches the motor skill (bring a finger to a candidate), which a random arm never
-    stumbles on (random success 0 on these tasks), and leaves the choice to memory."""
+    stumbles on (random success 0 on these tasks), and leaves the choice to memory. The sequence tasks restart it
+    at each correct answer, and ButtonSequence drops the pressed buttons from the minimum
+    (:meth:`PhasedMemoryTaskEnv.approach_points`): it then telescopes between answers."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -137,12 +139,17 @@ class PhasedMemoryTaskEnv(RobotEnv):
         if self.phase != "response":
             self._approach_d = None
             return {"approach": 0.0}
-        d = float(np.min(np.linalg.norm(self.answer_points() - self.ee_pos, axis=1)))
+        d = float(np.min(np.linalg.norm(self.approach_points() - self.ee_pos, axis=1)))
         prev = getattr(self, "_approach_d", None)
         if self.step_count <= max(self.response_start, 1):  # the go lamp's first observation: no step to credit
             prev = None
         self._approach_d = d
         return {"approach": 0.0 if prev is None else coef * (prev - d)}
+
+    def approach_points(self) -> np.ndarray:
+        """The points the ``approach`` term's minimum runs over now: every answer point (a task whose answers
+        leave candidates that can no longer be right narrows them)."""
+        return self.answer_points()
 
     # ----------------------------------------------------------------------------------------- phases
     @property

@@ -169,6 +169,22 @@ class SequenceTaskEnv(PhasedMemoryTaskEnv):
         self._show_item(self.cued_item())
         self.set_go_lamp(self.phase == "response")
 
+    # ----------------------------------------------------------------------------------------- shaping
+    def approach_points(self) -> np.ndarray:
+        """Without repeats, the items not answered yet (the one just pressed can never be right again: with it in
+        the minimum, leaving it for the next item cost reward, and a GRU that had learnt the first press pressed it
+        again); with repeats, every item."""
+        pts = self.answer_points()
+        if self.allow_repeats:
+            return pts
+        rest = np.delete(pts, self.sequence[: self.progress], axis=0)
+        return rest if len(rest) else pts  # a sequence through every item is over once none is left
+
+    def _shaping_terms(self) -> dict[str, float]:
+        if self._gained:  # a correct answer restarts the approach (as the go lamp starts it): no credit this step
+            self._approach_d = None
+        return super()._shaping_terms()
+
     # ----------------------------------------------------------------------------------------- memory demand
     def num_sequences(self) -> int:
         """How many sequences the sampler draws from (uniformly)."""
