@@ -141,6 +141,11 @@ SCALES = ("bounds", "magnitude")
 """How :class:`VectorEncoder` scales finite bounds (``TrainConfig.obs_scale``)."""
 
 
+def _finite_bounds(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The entries of a Box with finite, increasing bounds (the ones its bounds scale)."""
+    return np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+
+
 def box_scaling(lo: np.ndarray, hi: np.ndarray, scale: str = "bounds") -> tuple[np.ndarray, np.ndarray]:
     """Element-wise (center, half) with which ``(x - center) / half`` scales a Box with bounds ``lo`` / ``hi``:
     "bounds" maps [low, high] to [-1, 1]; "magnitude" divides by max(|low|, |high|) (0 stays 0). Elements without
@@ -148,7 +153,7 @@ def box_scaling(lo: np.ndarray, hi: np.ndarray, scale: str = "bounds") -> tuple[
     if scale not in SCALES:
         raise ValueError(f"unknown observation scale {scale!r}: use one of {SCALES}")
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
-    finite = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    finite = _finite_bounds(lo, hi)
     center, half = np.zeros_like(lo), np.ones_like(lo)
     if scale == "bounds":
         center[finite] = (hi[finite] + lo[finite]) / 2
@@ -209,36 +214,46 @@ def _scaling(space_or_boxes, scale: str, normalize: bool, pool: int = 0) -> tupl
     for box in boxes:
         lo, hi = np.asarray(box.low, np.float64), np.asarray(box.high, np.float64)
         c, h = box_scaling(lo, hi, scale)
-        free = ~(np.isfinite(lo) & np.isfinite(hi) & (hi > lo))
-        parts.append((c, h, free & normalize))
+        parts.append((c, h, ~_finite_bounds(lo, hi) & normalize))
     axis = -1 if pool else 0
     if not pool:
         parts = [(c.reshape(-1), h.reshape(-1), f.reshape(-1)) for c, h, f in parts]
     return tuple(np.concatenate([p[i] for p in parts], axis) for i in range(3))
 
 
-class VectorEncoder(nn.Module):
+class _ScaledInput(nn.Module):
+    """Base of the encoders that scale their input entries by ``(x - center) / halfwidth`` (buffers, from the
+    space's bounds; with ``normalize`` the unbounded entries from running statistics, :class:`UnboundedScaling`,
+    which the trainer feeds through ``moments`` and :meth:`merge`)."""
+
+    def _init_scaling(self, center: np.ndarray, half: np.ndarray, free: np.ndarray, pool: int = 0) -> None:
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
+        self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32))
+        self.norm = UnboundedScaling(free, pool=pool) if free.any() else None
+
+    def merge(self, moments: list[torch.Tensor]) -> None:
+        self.norm.merge(moments, self.center, self.halfwidth)
+
+    def scaled(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.center) / self.halfwidth
+
+
+class VectorEncoder(_ScaledInput):
     """MLP for float Boxes; finite bounds map to [-1, 1]."""
 
     def __init__(self, space: spaces.Box, out_dim: int = 64, scale: str = "bounds", normalize: bool = False) -> None:
         super().__init__()
         # infinite bounds (map features) stay unscaled, or take running statistics with ``normalize``
         center, half, free = _scaling(space, scale, normalize)
-        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
-        self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32))
-        self.norm = UnboundedScaling(free) if free.any() else None
+        self._init_scaling(center, half, free)
         self.net = nn.Sequential(nn.Linear(center.size, out_dim), nn.ReLU())
         self.out_dim = out_dim
 
     def moments(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.norm.moments(x.reshape(-1, self.center.shape[0]))
 
-    def merge(self, moments: list[torch.Tensor]) -> None:
-        self.norm.merge(moments, self.center, self.halfwidth)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, ...] -> [B, out_dim]
-        x = x.reshape(x.shape[0], -1).float()
-        return self.net((x - self.center) / self.halfwidth)
+        return self.net(self.scaled(x.reshape(x.shape[0], -1).float()))
 
 
 class TokenEncoder(nn.Module):
@@ -447,7 +462,7 @@ class RowVisionEncoder(nn.Module):
         return torch.cat([glob, self.rows(torch.cat([r, seen], -1).flatten(1))], -1)
 
 
-class EntityEncoder(nn.Module):
+class EntityEncoder(_ScaledInput):
     """A set of entities given as row-aligned keys (row k of every key describes entity k, e.g. ``object_pose``
     [K, 7] with ``cue`` [K, C]): the rows' columns side by side [K, sum F], each scaled as :class:`VectorEncoder`
     scales it, go through one MLP shared by the rows, and the rows' outputs are summed (Deep Sets, Zaheer et al.
@@ -468,9 +483,7 @@ class EntityEncoder(nn.Module):
     ):
         super().__init__()
         center, half, free = _scaling(subspaces, scale, normalize, pool=1)
-        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
-        self.register_buffer("halfwidth", torch.as_tensor(half, dtype=torch.float32))
-        self.norm = UnboundedScaling(free, pool=1) if free.any() else None  # one statistic per column, over rows
+        self._init_scaling(center, half, free, pool=1)  # one statistic per column, over the rows
         width = int(center.shape[1])
         self.net = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, out_dim), nn.ReLU())
         self.out_dim = out_dim
@@ -482,11 +495,8 @@ class EntityEncoder(nn.Module):
     def moments(self, parts: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.norm.moments(self.join(parts))
 
-    def merge(self, moments: list[torch.Tensor]) -> None:
-        self.norm.merge(moments, self.center, self.halfwidth)
-
     def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:  # parts [B, K, F_i] -> [B, out_dim]
-        return self.net((self.join(parts) - self.center) / self.halfwidth).sum(-2)
+        return self.net(self.scaled(self.join(parts))).sum(-2)
 
 
 def _fusable(space: spaces.Space) -> bool:

@@ -136,14 +136,21 @@ PRESETS: dict[str, dict] = {
             # The pads' rows go through the entity encoder (row k's pose and colour together, summed over the rows):
             # with one flat encoder per key the GRU's auxiliary loss stayed at chance for 160-180k steps, with the
             # policy gradient in the memory or without it. The pairs are stored by the auxiliary loss alone at its
-            # own rate (as Ballet's table).
+            # own rate (as Ballet's table). 600k steps: at 300k the three GRU seeds were still rising (0.48-0.77 in
+            # the last updates; 0.50-0.77 evaluated, docs/RESULTS.md 6a).
             (
                 "pairrecall",
                 "chronotope/PairRecall-v0",
                 "delay_steps",
                 20,
                 "memory_pairs,memory_place",
-                {"entity_keys": "object_pose,cue", "memory_grad": "aux", "aux_lr": 1e-3, "obs_norm": True},
+                {
+                    "entity_keys": "object_pose,cue",
+                    "memory_grad": "aux",
+                    "aux_lr": 1e-3,
+                    "obs_norm": True,
+                    "steps": 600_000,
+                },
             ),
             (
                 "coloursequence",
