@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from chronotope.agents.runs import atomic_write_text
-
 
 @dataclass
 class Timing:
@@ -110,6 +108,9 @@ def lead(ours: float, theirs: float, who: str) -> str:
 
 def write_results(name: str, results: dict[str, Any], markdown: str = "", out_dir: str | Path = "runs/bench") -> Path:
     """Writes ``<out_dir>/<name>.json`` (and ``.md``) atomically, with machine info attached."""
+    # Imported here: the peer workers load this module by path in venvs without Chronotope (peers._load_common).
+    from chronotope.agents.runs import atomic_write_text
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"name": name, "machine": machine_info(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **results}

@@ -150,3 +150,24 @@ def test_worker_json_is_parsed_and_partial_rows_kept_when_the_worker_dies(tmp_pa
     silent.chmod(silent.stat().st_mode | stat.S_IEXEC)
     with pytest.raises(peers.PeerUnavailable, match="miniworld worker failed .exit 1.: ImportError: libEGL"):
         peers.run_worker(peers.PEERS["miniworld"], silent, [], timeout_s=30)
+
+
+def test_workers_load_common_without_chronotope_or_site_packages():
+    """The peer venvs have neither Chronotope nor our dependencies: ``common.py`` must load by path with the
+    standard library alone (``python -S``: no site-packages) and time a call (a module-level import of Chronotope
+    once made every peer row 'not available')."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(peers.__file__).with_name("common.py")
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('_bench_common', {str(path)!r})\n"
+        "mod = importlib.util.module_from_spec(spec); sys.modules[spec.name] = mod; spec.loader.exec_module(mod)\n"
+        "assert 'chronotope' not in sys.modules\n"
+        "print(mod.timeit(lambda: None, repeat=2).median >= 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
