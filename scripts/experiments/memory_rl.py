@@ -162,12 +162,15 @@ PRESETS: dict[str, dict] = {
             ),
         )
     },
-    # Sequential memory, "press the buttons in the order they lit": ButtonSequence with CueRecallPick's recipe. The
-    # buttons stay where they lit and the object_pose rows are the buttons in colour order, so the auxiliary head
-    # names the row of the next button (``memory_slot``: the stored order read at the observed ``progress``) and
-    # the entity readout hands the policy that button's row. A press is a touch past the cap top, which the
-    # approach shaping's points are. ColourSequence with the place of the next pad as its label (above) stayed at
-    # chance (0.03 at 180k steps, docs/RESULTS.md 6): its pads move and change rows at the go lamp.
+    # Sequential memory, "press the buttons in the order they lit": ButtonSequence. The buttons stay where they lit
+    # and the object_pose rows are the buttons in colour order. The auxiliary head is a [rows x positions] table of
+    # the order (``memory_order``) that the readout dots with the observed position of the next answer
+    # (``next_element``) to hand the policy that button's row, as Ballet's table and instruction; the memory is
+    # trained by the auxiliary loss alone at its own rate (Ballet's recipe). Asked for the next button's row itself
+    # (``memory_slot``, CueRecallPick's recipe) the GRU learnt the first button and pressed it (progress 1.0 of
+    # 3 at 300k steps) but never held the rest: after the first press its readout weights were uniform. A press
+    # is a touch past the cap top, which the approach shaping's points are. ColourSequence with the place of the
+    # next pad as its label (above) stayed at chance (0.03 at 180k steps, docs/RESULTS.md 6a).
     "buttonsequence": {
         "env": "chronotope/ButtonSequence-v0",
         "env_kwargs": {"obs_mode": "state", "approach_reward": 2.0},
@@ -176,8 +179,11 @@ PRESETS: dict[str, dict] = {
         "recipe": {
             **_RECIPE,
             "steps": 300_000,
-            "aux_key": "memory_slot",
+            "aux_key": "memory_order",
             "readout_key": "object_pose",
+            "readout_query": "next_element",
+            "memory_grad": "aux",
+            "aux_lr": 1e-3,
             "obs_norm": True,
         },
     },

@@ -135,7 +135,13 @@ def test_memory_slot_names_the_row_the_next_answer_is_made_at(env_id):
                 np.testing.assert_array_equal(info["memory_slot"], slot)
             progress, slot = info["progress"], info["memory_slot"]
             assert slot.sum() == 1.0
+            # The order table read at the observed next position is the slot (a readout_query's arithmetic).
+            table = info["memory_order"].reshape(u.num_items, u.cfg.length)
+            if not done:
+                np.testing.assert_array_equal(table @ obs["next_element"], slot)
+                assert obs["next_element"].sum() == 1.0 and obs["next_element"][int(progress)] == 1.0
         assert answers == u.cfg.length
+        assert not obs["next_element"].any()  # complete: no position left
 
 
 def test_back_to_back_repeats_need_two_touches():

@@ -56,8 +56,9 @@ class ButtonSequenceEnv(SequenceTaskEnv):
     button xy uniform in x [0.35, 0.6], y [-0.2, 0.2] m, >= 0.11 m apart; home joints +- noise.
     Observations (``state``): base keys + ``object_pose`` [num_buttons, 7] (row k = cap of the button of colour
         k), ``cue`` [num_buttons] one-hot of the lit button (zeros while none is lit), ``phase`` [3] one-hot (cue,
-        delay, response), ``progress`` [1] (buttons pressed correctly so far). ``rgbd`` withholds
-        ``object_pose`` and ``cue``: a lit button shows its full colour, an unlit one a dim version of it.
+        delay, response), ``progress`` [1] (buttons pressed correctly so far), ``next_element`` [length] (one-hot
+        of ``progress``: the position of the next answer in the sequence; zeros once it is complete). ``rgbd``
+        withholds ``object_pose`` and ``cue``: a lit button shows its full colour, an unlit one a dim version of it.
         The ``full`` twin: after the cue phase the next button to press stays lit (``cue`` and the cap), and
         ``remaining_sequence`` [length, num_buttons] (row i one-hot of the (progress + i)-th button of the
         order, zero rows past its end) is observed at every step, in both observation modes.
@@ -75,7 +76,8 @@ class ButtonSequenceEnv(SequenceTaskEnv):
         array [length], the button ids in the order shown; the episode's hidden variable), ``memory_sequence``
         (float [length * num_buttons], its one-hot rows flattened: what must be remembered, a label for the
         trainers' ``--aux-key``) and ``memory_slot`` (float [num_buttons], one-hot of the ``object_pose`` row of
-        the next button to press: the stored order read at the observed ``progress``).
+        the next button to press: the stored order read at the observed ``progress``) and ``memory_order`` (float
+        [num_buttons * length], the [rows, positions] table of the order, :meth:`SequenceTaskEnv.memory_order`).
 
     Memory demand (the memory-demand spec; references in :func:`chronotope.envs.robot.oracles.evaluate`):
         ``observability="full"`` is the twin: the next button is lit and ``remaining_sequence`` shows the rest of

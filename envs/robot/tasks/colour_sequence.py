@@ -71,11 +71,12 @@ class ColourSequenceEnv(SequenceTaskEnv):
     Observations (``state``): base keys + ``object_pose`` [num_colors, 7] (pad poses, rows in the episode's
         random order), ``pad_colour`` [num_colors, num_colors] (row r one-hot of the colour of pad r), ``cue``
         [num_colors] one-hot of the colour on the panel (zeros while grey), ``phase`` [3] one-hot (cue, delay,
-        response), ``progress`` [1] (elements touched correctly so far). ``rgbd`` withholds ``object_pose``,
-        ``pad_colour`` and ``cue``: the colours are seen on the panel and the pads. The ``full`` twin: after the
-        cue phase the panel (and ``cue``) shows the next colour to touch, and ``remaining_sequence`` [length,
-        num_colors] (row i one-hot of the (progress + i)-th colour, zero rows past the end) is observed at every
-        step, in both observation modes.
+        response), ``progress`` [1] (elements touched correctly so far), ``next_element`` [length] (one-hot of
+        ``progress``: the position of the next answer in the sequence; zeros once it is complete). ``rgbd``
+        withholds ``object_pose``, ``pad_colour`` and ``cue``: the colours are seen on the panel and the pads.
+        The ``full`` twin: after the cue phase the panel (and ``cue``) shows the next colour to touch, and
+        ``remaining_sequence`` [length, num_colors] (row i one-hot of the (progress + i)-th colour, zero rows past
+        the end) is observed at every step, in both observation modes.
     Actions: see :class:`RobotEnvConfig`.
     Success: the ``length`` pads touched (a finger pad coming into contact with one) in the order shown; a
         repeated colour needs the hand to leave the pad and touch it again. Touching a pad of any other colour than

@@ -212,6 +212,7 @@ class SequenceTaskEnv(PhasedMemoryTaskEnv):
             "cue": spaces.Box(0.0, 1.0, (n,), np.float32),
             "phase": self.phase_space(),
             "progress": spaces.Box(0.0, float(k), (1,), np.float32),
+            "next_element": spaces.Box(0.0, 1.0, (k,), np.float32),
         }
         if self.cfg.observability == "full":
             out["remaining_sequence"] = spaces.Box(0.0, 1.0, (k, n), np.float32)
@@ -224,7 +225,16 @@ class SequenceTaskEnv(PhasedMemoryTaskEnv):
         if item is not None:
             cue[item] = 1.0
         progress = np.array([float(self.progress)])
-        out = {**self._item_obs(), "cue": cue, "phase": self.phase_one_hot(), "progress": progress}
+        nxt = np.zeros(k)
+        if self.progress < k:
+            nxt[self.progress] = 1.0
+        out = {
+            **self._item_obs(),
+            "cue": cue,
+            "phase": self.phase_one_hot(),
+            "progress": progress,
+            "next_element": nxt,
+        }
         if self.cfg.observability == "full":
             rest = np.zeros((k, n))
             left = self.sequence[self.progress :]
@@ -239,6 +249,16 @@ class SequenceTaskEnv(PhasedMemoryTaskEnv):
         slot = np.zeros(self.num_items, np.float32)
         slot[self.row_of_item(int(self.sequence[min(self.progress, self.cfg.length - 1)]))] = 1.0
         return slot
+
+    def memory_order(self) -> np.ndarray:
+        """The ``memory_order`` label [num_items * length]: a [rows, positions] table flattened row-major, entry
+        (r, i) = 1 when element i of the sequence is the item in ``object_pose`` row r now. Dotted with the
+        ``next_element`` observation it names the row of the next answer (``memory_slot``): a per-row table for the
+        trainers' ``--readout-query next_element``, which stores the whole order from the cue phase on."""
+        table = np.zeros((self.num_items, self.cfg.length), np.float32)
+        for i, item in enumerate(self.sequence):
+            table[self.row_of_item(int(item)), i] = 1.0
+        return table.reshape(-1)
 
     def _evaluate(self) -> tuple[bool, dict[str, float], dict[str, Any]]:
         k = self.cfg.length
@@ -255,5 +275,6 @@ class SequenceTaskEnv(PhasedMemoryTaskEnv):
             "sequence": self.sequence.copy(),
             "memory_sequence": np.eye(self.num_items, dtype=np.float32)[self.sequence].reshape(-1),
             "memory_slot": self.memory_slot(),
+            "memory_order": self.memory_order(),
         }
         return self.ended, terms, measures
