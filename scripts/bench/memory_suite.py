@@ -11,12 +11,14 @@ given a memory-demand setting, e.g. ButtonSequence and ColourSequence), plus one
 
 **One recipe per task**, tuned once on the GRU and the same for every core: a task with a preset of
 :mod:`chronotope.scripts.experiments.memory_rl` of its name takes it (ObjectRecall and Ballet: their auxiliary loss
-and readout included, 600k steps; the arm's WhereHidden, ShellGame, PairRecall and ColourSequence: the touch
-answer's approach shaping, their labels, 300k steps), MiniGrid the recipe of
+and readout included, 600k steps; the arm's WhereHidden, ShellGame, PairRecall, ColourSequence and ButtonSequence:
+the approach shaping, their labels and readouts, 300k steps, PairRecall 600k), MiniGrid the recipe of
 :mod:`chronotope.scripts.experiments.minigrid_memory` (16 envs, rollout = bptt 128, 10 epochs x 8 minibatches, 300k
-steps; its default 7x7 view). The others (TargetSequence and the remaining arm tasks) get the plain recipe of
-:func:`untuned_recipe` (state observations, the trainer's PPO defaults in the shape of memory_rl's: 32 envs,
-rollout = bptt 128, 8 epochs x 4 minibatches, no auxiliary loss, 600k steps), marked *not tuned* on the page.
+steps; its default 7x7 view). CueRecallPick keeps its default answer (a lift) here, so its preset
+(``cuerecalltouch``, answered by a touch) is not its recipe. The others (TargetSequence and the remaining arm tasks)
+get the plain recipe of :func:`untuned_recipe` (state observations, the trainer's PPO defaults in the shape of
+memory_rl's: 32 envs, rollout = bptt 128, 8 epochs x 4 minibatches, no auxiliary loss, 600k steps), marked *not
+tuned* on the page.
 Memory configs (:data:`MEMORY_CFGS`): each core's small CPU defaults, its width set to 128 (the GRU's) where the
 core has one width knob; HCAM takes the presets' config; Janus keeps its defaults (policy width 64: one update of
 the recipe already takes ~350 CPU-s at 64).
@@ -1103,19 +1105,20 @@ def write_page(cfg: Config, record: dict[str, Any]) -> str:
 
 METHOD = (
     "Every cell trains one memory core on one task with our sequence PPO (`chronotope.agents.ppo.trainer`) and the "
-    "task's recipe, the same for every core: ObjectRecall and Ballet the `scripts/experiments/memory_rl` presets "
-    "(tuned on the GRU: auxiliary loss, readout, 600k steps), MiniGrid-MemoryS7 the `minigrid_memory` recipe "
-    "(300k steps, its default 7x7 view); the other tasks a plain, untuned recipe (state observations, 32 envs, "
-    "rollout = bptt 128, 8 epochs x 4 minibatches, no auxiliary loss, 600k steps). Memory configs: each core's "
-    "small CPU defaults, 128 wide where the core has one width knob (HCAM: the presets' 128 / 4 heads / chunks of "
-    "4). Each trained agent is evaluated by `chronotope.agents.evaluate` on the same seeded episodes for every "
-    "core (episode k reset with seed 10,000 + k). References per task: random, the memoryless bound (the "
+    "task's recipe, the same for every core: ObjectRecall, Ballet and the arm tasks with a preset of their name "
+    "(WhereHidden, ShellGame, PairRecall, ColourSequence, ButtonSequence) the `scripts/experiments/memory_rl` presets "
+    "(tuned on the GRU: auxiliary loss, readout, approach shaping; 300k-600k steps), MiniGrid-MemoryS7 the "
+    "`minigrid_memory` recipe (300k steps, its default 7x7 view); the other tasks a plain, untuned recipe (state "
+    "observations, 32 envs, rollout = bptt 128, 8 epochs x 4 minibatches, no auxiliary loss, 600k steps). Memory "
+    "configs: each core's small CPU defaults, 128 wide where the core has one width knob (HCAM: the presets' 128 / 4 "
+    "heads / chunks of 4). Each trained agent is evaluated by `chronotope.agents.evaluate` on the same seeded episodes"
+    " for every core (episode k reset with seed 10,000 + k). References per task: random, the memoryless bound (the "
     "Bayes-best policy seeing only the current observation, or the task's analytic value when larger) and the "
     "perfect-memory oracle, measured by `scripts/experiments/memory_demand` on the training env kwargs. MiniGrid: "
-    "bound 0.5 (a coin flip at the split without the cue; analytic, docs/RESULTS.md 1a) and perfect 1.0; its 7x7 "
-    "view lets a sampling reactive policy beat 0.5, so the `none` row is the memoryless level there. CPU-hours: "
-    "the process CPU time of each cell's training and evaluation (cells resumed from a checkpoint count the earlier "
-    "training at its logged wall-clock)."
+    "bound 0.5 (a coin flip at the split without the cue; analytic, docs/RESULTS.md 1a) and perfect 1.0; its 7x7 view "
+    "lets a sampling reactive policy beat 0.5, so the `none` row is the memoryless level there. CPU-hours: the process"
+    " CPU time of each cell's training and evaluation (cells resumed from a checkpoint count the earlier training at "
+    "its logged wall-clock)."
 )
 """How the leaderboard is made (the page's Method section)."""
 
