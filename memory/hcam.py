@@ -157,6 +157,9 @@ class HCAMAttention(nn.Module):
         self.query_proj = nn.Linear(query_size, f, bias=False)  # W_q: single head, no bias
         self.key_proj = nn.Linear(memory_size, f, bias=False)  # W_k
         self.mha = MultiHeadAttention(query_size, memory_size, num_heads, f)
+        # Stop-gradient into memory (the spec). HCAMMemory(memory_gradient=True) turns it off, so that a training
+        # sequence's reads pass gradient to the steps it wrote within that sequence.
+        self.stop_gradient = True
 
     def forward(
         self,
@@ -182,8 +185,9 @@ class HCAMAttention(nn.Module):
         if m == 0:
             return x.new_zeros(b, nq, f)
         pe = _cached_position_encoding(c, contents.shape[-1], contents.device, contents.dtype)
-        keys = keys.detach()  # stop-gradient into memory
-        contents = (contents + pe).detach()  # [B, M, C, D]
+        contents = contents + pe  # [B, M, C, D]
+        if self.stop_gradient:
+            keys, contents = keys.detach(), contents.detach()  # stop-gradient into memory
 
         q = self.query_proj(x)  # [B, Q, F]
         k = self.key_proj(keys)  # [B, M, F]
@@ -266,7 +270,7 @@ class HCAMAttention(nn.Module):
         bq, dev, dt = b * nq, x.device, x.dtype
         zero = _zero(dev, dt)  # baddbmm's ignored input (beta = 0): scaling inside the matmul saves an op
         q = F.linear(x, self.query_proj.weight)  # [B, Q, F]
-        k = F.linear(keys.detach(), self.key_proj.weight)  # [B, M, F]
+        k = F.linear(keys.detach() if self.stop_gradient else keys, self.key_proj.weight)  # [B, M, F]
         logits = torch.baddbmm(zero, q, k.transpose(1, 2), beta=0.0, alpha=1.0 / math.sqrt(self.feature_size))
         if blocked is not None:
             logits = logits.masked_fill(blocked, _MASKED_LOGIT)  # [B, Q, M]
@@ -307,7 +311,8 @@ class HCAMAttention(nn.Module):
         # The chosen chunks, stop-gradient into memory: whole chunks copied by row index (far cheaper than an
         # element-wise gather), with the position code added to the M stored chunks rather than the Q*k copies.
         rows = (idx + (torch.arange(b, device=dev) * m).view(b, 1, 1)).view(-1)  # [B*Q*k] into [B*M]
-        sel = (contents.detach() + pe).view(b * m, c * d).index_select(0, rows).view(bq, kk * c, d)  # [BQ, k*C, D]
+        stored = contents.detach() if self.stop_gradient else contents
+        sel = (stored + pe).view(b * m, c * d).index_select(0, rows).view(bq, kk * c, d)  # [BQ, k*C, D]
         # Layouts chosen for the CPU's batched matmul: [BQ, H, D] x [BQ, D, k*C] (the second a transposed view) and
         # [BQ, H, k*C] x [BQ, k*C, D], forward and backward, run ~3x faster than with heads as the last axis.
         qk = qk.transpose(0, 1).contiguous()  # [BQ, H, D]
@@ -412,6 +417,16 @@ class HCAMMemory(MemoryModule):
         steps, which the local read sees, or zero before the episode's first chunk),
         ``steps_since_last_write [B]`` (its length), ``write_pos [B]`` (next ring slot).
 
+    Gradient: by default stored chunks and the local window are stop-gradient (the spec), so a step's output
+    depends with gradient on its own input only (``gradient_horizon`` 0) and the encoder learns what to store only
+    from the steps where it is stored. ``memory_gradient=True`` (a choice of ours; the paper trains with stop
+    gradient) keeps the gradient through what a call writes: within one call (a training sequence, replayed
+    overlap included) a read passes gradient to every earlier step of that call whose chunk or window it reads,
+    as full attention over the sequence would; chunks written by earlier calls (the state handed in) stay constant.
+    The declared horizon is then None (the trainer replays its overlap with autograd). On Ballet, where a dancer's
+    pattern must be stored 16-40 steps before it is asked for, the stop-gradient core's auxiliary loss stayed at
+    chance (docs/RESULTS.md 1).
+
     Args:
         input_size: F_in.
         hidden_size: D, width of the stream and of stored embeddings (even); ``output_size``.
@@ -423,6 +438,8 @@ class HCAMMemory(MemoryModule):
         mlp_ratio: MLP width as a multiple of D.
         local_attention: add the local read (each step attends over itself and the C steps before it, within its
             episode) beside the chunk read; off gives the chunk read alone (the spec's HCAM block).
+        memory_gradient: pass gradient through the chunks and window steps written within a call (see Gradient
+            above); False (default) is the spec's stop-gradient.
         step_shortcuts: the one-step path's speed trick (a call with T = 1 on a CPU tensor). True (default): it reads
             three flags on the host (any restart? any chunk completed? every slot valid?) and skips the ops that are
             identities when they are false (clearing rows, masking, rewriting the ring), since on CPU the host read
@@ -432,7 +449,7 @@ class HCAMMemory(MemoryModule):
     """
 
     # Stored chunks and the local window are stop-gradient (the spec's "stop-gradient into memory"): a step's output
-    # depends with gradient on its own input only.
+    # depends with gradient on its own input only. memory_gradient=True makes it None on the instance.
     gradient_horizon = 0
 
     def __init__(
@@ -447,6 +464,7 @@ class HCAMMemory(MemoryModule):
         mlp_ratio: int = 2,
         local_attention: bool = True,
         step_shortcuts: bool = True,
+        memory_gradient: bool = False,
     ) -> None:
         super().__init__()
         for name, v in [
@@ -470,6 +488,8 @@ class HCAMMemory(MemoryModule):
             raise ValueError(f"local_attention must be a bool, got {local_attention!r}")
         if not isinstance(step_shortcuts, bool):
             raise ValueError(f"step_shortcuts must be a bool, got {step_shortcuts!r}")
+        if not isinstance(memory_gradient, bool):
+            raise ValueError(f"memory_gradient must be a bool, got {memory_gradient!r}")
         self.input_size = input_size
         self.output_size = hidden_size
         self.hidden_size = hidden_size
@@ -479,10 +499,15 @@ class HCAMMemory(MemoryModule):
         self.topk = topk
         self.local_attention = local_attention
         self.step_shortcuts = step_shortcuts
+        self.memory_gradient = memory_gradient
+        if memory_gradient:
+            self.gradient_horizon = None  # every step written within a call passes gradient
         self.inp = nn.Linear(input_size, hidden_size)
         self.layers = nn.ModuleList(
             _HCAMLayer(hidden_size, num_heads, topk, mlp_ratio, chunk_size, local_attention) for _ in range(num_layers)
         )
+        for layer in self.layers:
+            layer.attn.stop_gradient = not memory_gradient
         self.norm = nn.LayerNorm(hidden_size)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
@@ -535,7 +560,8 @@ class HCAMMemory(MemoryModule):
         new_keys, new_contents, new_acc = [], [], []
         for li, layer in enumerate(self.layers):
             hin = layer.norm1(h)  # [B, T, D]: what this layer reads with and stores
-            src = torch.cat([state["accumulator"][li], hin.detach()], dim=1)  # [B, C+T, D]
+            stored = hin if self.memory_gradient else hin.detach()
+            src = torch.cat([state["accumulator"][li], stored], dim=1)  # [B, C+T, D]
             chunks = src[plan.bi2, plan.chunk_src]  # [B, Nn, C, D] chunks completed during this call
             chunk_keys = chunks.mean(dim=2)  # [B, Nn, D]: key = mean of the chunk, no normalisation
             keys = torch.cat([state["keys"][li], chunk_keys], dim=1)  # [B, M+Nn, D]
@@ -544,7 +570,8 @@ class HCAMMemory(MemoryModule):
             # for every query (equal to the dense read to rounding; ~15% faster training updates here).
             h = h + layer.attn.read_topk(hin, keys, contents, plan.visible)
             if layer.local is not None:
-                # The C steps before each query (in accumulator-position order, gradient stopped), then its own.
+                # The C steps before each query (in accumulator-position order; gradient stopped unless
+                # memory_gradient), then its own.
                 items = torch.cat([src[plan.bi2, plan.local_src], hin[:, :, None]], dim=2)  # [B, T, C+1, D]
                 local = layer.local.read(hin.flatten(0, 1), items.flatten(0, 1), local_dist, local_bias)  # [B*T, D]
                 h = h + local.view(b, t, -1)
@@ -562,6 +589,8 @@ class HCAMMemory(MemoryModule):
             "steps_since_last_write": plan.acc_len_final,
             "write_pos": plan.write_pos_final,
         }
+        if self.memory_gradient:  # what is handed on is memory: constant for the next call
+            new_state = {k: v.detach() for k, v in new_state.items()}
         return y, new_state
 
     def _step(
@@ -623,7 +652,7 @@ class HCAMMemory(MemoryModule):
             h = h + F.linear(F.gelu(u, approximate=act.approximate), fc2.weight, fc2.bias)
             hins.append(hin)
         # Writes of all layers together, on [L, B, ...] tensors.
-        hin_all = torch.stack(hins).detach()  # [L, B, 1, D]
+        hin_all = torch.stack(hins).detach()  # [L, B, 1, D]: the state handed on carries no gradient
         at_pos = (_arange(c, dev) == acc_len[:, None])[None, :, :, None]  # [1, B, C, 1]
         keep = (~start).to(x.dtype)[None, :, None, None] if any_start else None  # [1, B, 1, 1]
         acc = state["accumulator"] if keep is None else state["accumulator"] * keep  # [L, B, C, D]

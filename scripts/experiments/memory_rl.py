@@ -29,6 +29,9 @@ import numpy as np
 from chronotope.agents.runs import atomic_write_text
 
 # Task presets: env, env kwargs (state observations, the task's defaults), the knob extrapolated, the recipe.
+# Optional fields: "metric" (the evaluation measure scored against the references; default "success"),
+# "extrapolate" (False: the knob has no 4x value to evaluate at), "memory_cfgs" (per-core memory config merged over
+# Config.memory_cfgs for this task).
 # The recipe was tuned once on the GRU and is the same for every core. 8 epochs x 4 minibatches (32 gradient steps per
 # rollout; the trainer default is 4 x 4) reached the same training success in ~1/3 of the env steps on ObjectRecall
 # (GRU seed 2: 0.71 at 185k steps vs 0.59 at 600k with 4 x 4) for ~1.4x the compute per step; docs/RESULTS.md 1.
@@ -106,6 +109,26 @@ PRESETS: dict[str, dict] = {
             "memory_grad": "aux",
             "aux_lr": 1e-3,
         },
+        # HCAM with its stop-gradient memory (the spec's) left the pattern table at chance (loss 0.109-0.110 to 118k
+        # steps): a dancer's embedding is stored by the steps of its dance, which the table's loss there does not
+        # shape for a read 16-40 steps later. With the gradient through what a training sequence writes
+        # (memory_gradient) the loss fell from ~40k steps, to 0.005 by 220k (docs/RESULTS.md 1).
+        "memory_cfgs": {"hcam": {"memory_gradient": True}},
+    },
+    # TargetSequence (after Memory Maze): coloured targets named one after another in apartments of 10-12 rooms,
+    # 1000-step episodes, scored by the targets reached (the memoryless bound, a tour that searches for every named
+    # target, ~0.30 of perfect memory; docs/RESULTS.md 5). The plain recipe: no auxiliary label (the task gives none
+    # that a policy could have seen: a target's place is known only once its colour has shown) and no readout.
+    # Its episodes are longer than a rollout, so the overlap is capped at rollout_len (128) and the trainer warns
+    # that the declared span (999) is not covered.
+    "targetsequence": {
+        "env": "chronotope/TargetSequence-v0",
+        "env_kwargs": {"obs_mode": "state"},
+        "knob": "num_targets",
+        "train_value": 3,
+        "metric": "score",
+        "extrapolate": False,
+        "recipe": {**_RECIPE, "steps": 600_000, "aux_coef": 0.0},
     },
     # The arm's memory tasks whose answer is a touch (cups, pads), one preset per memory type. A random arm never
     # touches anything (random success 0), so the response phase carries the task's neutral approach shaping
@@ -249,7 +272,8 @@ class Config:
 
 def _values(cfg: Config) -> list[int]:
     p = PRESETS[cfg.task]
-    values = [p["train_value"], 4 * p["train_value"]] if cfg.extrapolate else [p["train_value"]]
+    extrapolate = cfg.extrapolate and p.get("extrapolate", True)
+    values = [p["train_value"], 4 * p["train_value"]] if extrapolate else [p["train_value"]]
     return list(dict.fromkeys(values))  # a knob trained at 0 has nothing to extrapolate to
 
 
@@ -262,7 +286,7 @@ def train_config(cfg: Config, agent: str, seed: int):
     from chronotope.agents.config import TrainConfig
 
     p = PRESETS[cfg.task]
-    recipe = dict(p["recipe"])
+    recipe = {"aux_coef": cfg.aux_coef, **p["recipe"]}
     for k in ("steps", "epochs", "minibatches"):
         if getattr(cfg, k):
             recipe[k] = getattr(cfg, k)
@@ -276,8 +300,7 @@ def train_config(cfg: Config, agent: str, seed: int):
         name=f"{cfg.task}-{agent}-s{seed}",
         out_dir=cfg.out / "runs",
         env_kwargs=json.dumps(p["env_kwargs"]),
-        memory_cfg=json.dumps(cfg.memory_cfgs.get(agent, {})),
-        aux_coef=cfg.aux_coef,
+        memory_cfg=json.dumps({**cfg.memory_cfgs.get(agent, {}), **p.get("memory_cfgs", {}).get(agent, {})}),
         progress=False,
         **recipe,
     )
@@ -332,10 +355,15 @@ def train_and_evaluate(cfg: Config, agent: str, seed: int) -> dict:
                     out=run / f"eval-{p['knob']}{value}-{rule}",
                 )
             )
-            evals[f"{value}/{rule}"] = {k: s[k]["mean"] for k in ("success", "return") if k in s}
+            keys = dict.fromkeys(("success", "return", _metric(cfg)))
+            evals[f"{value}/{rule}"] = {k: s[k]["mean"] for k in keys if k in s}
     result = {"agent": agent, "seed": seed, "train_seconds": train_s, "steps": tr.global_step, "evals": evals}
     _atomic_json(result_path, result)
     return result
+
+
+def _metric(cfg: Config) -> str:
+    return PRESETS[cfg.task].get("metric", "success")
 
 
 def references(cfg: Config) -> dict:
@@ -358,7 +386,7 @@ def references(cfg: Config) -> dict:
         row = {}
         for policy in POLICIES:
             r = measure(setting, policy, n, 16, seed=10_000)
-            row[policy] = r["success"]
+            row[policy] = r[_metric(cfg)]
             if policy == "memoryless" and r.get("analytic_bound") is not None:
                 row["analytic_bound"] = r["analytic_bound"]
         row["bound"] = max(row["memoryless"], row.get("analytic_bound", 0.0))
@@ -384,9 +412,10 @@ def report(cfg: Config) -> str:
         results.append(json.loads(f.read_text()))
     agents = [a for a in cfg.agents if any(r["agent"] == a for r in results)]
     values = _values(cfg)
+    metric = _metric(cfg)
     head = ["policy", "seeds"]
     for v in values:
-        head += [f"success {p['knob']}={v} (sampled)", f"greedy {p['knob']}={v}", f"memory score {p['knob']}={v}"]
+        head += [f"{metric} {p['knob']}={v} (sampled)", f"greedy {p['knob']}={v}", f"memory score {p['knob']}={v}"]
     head += ["train min"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     summary = {}
@@ -395,8 +424,8 @@ def report(cfg: Config) -> str:
         row = [f"agent: {a}", str(len(rs))]
         for v in values:
             ref = refs[str(v)]
-            samp = [r["evals"][f"{v}/sampled"]["success"] for r in rs]
-            greedy = [r["evals"][f"{v}/greedy"]["success"] for r in rs]
+            samp = [r["evals"][f"{v}/sampled"][metric] for r in rs]
+            greedy = [r["evals"][f"{v}/greedy"][metric] for r in rs]
             # The score of the training-time action rule (sampling), fixed in advance, not the better of the two.
             scores = [(x - ref["bound"]) / (ref["perfect"] - ref["bound"]) for x in samp]
             m, c = _ci(samp)
@@ -422,8 +451,8 @@ def report(cfg: Config) -> str:
         # finished runs only (the table's): an unfinished one would cut its core's mean curve short
         groups = {a: sorted(p.parent for p in runs_dir.glob(f"{cfg.task}-{a}-s*/results.json")) for a in agents}
         try:
-            title = f"{p['env']}: training success (last 100 episodes)"
-            learning_curves(groups, "success", cfg.out / f"{cfg.task}_curves.png", title=title)
+            title = f"{p['env']}: training {metric} (last 100 episodes)"
+            learning_curves(groups, metric, cfg.out / f"{cfg.task}_curves.png", title=title)
         except ValueError as e:  # runs too short to have finished an episode (e.g. --quick)
             print(f"no learning curves: {e}")
     print(table)

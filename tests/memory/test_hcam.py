@@ -596,3 +596,28 @@ def test_local_read_recalls_the_last_steps_and_the_chunk_read_the_far_past():
     lag_acc, pending_acc, far_acc = train_and_test(local=False)
     assert max(pending_acc) < 0.25, pending_acc  # chance: 1 / 8
     assert far_acc > 0.95, far_acc
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_memory_gradient_reaches_steps_written_within_the_call(local):
+    """memory_gradient=True: the same outputs, but the last step's output passes gradient to the earlier steps of
+    the call whose chunks (or window) it reads; what is handed on stays constant memory, so a second call's
+    output passes none to the first call's inputs."""
+    torch.manual_seed(0)
+    kw = dict(hidden_size=16, chunk_size=2, capacity=4, topk=2, local_attention=local)
+    plain = make_memory("hcam", 5, **kw)
+    mem = make_memory("hcam", 5, memory_gradient=True, **kw)
+    mem.load_state_dict(plain.state_dict())
+    assert plain.gradient_horizon == 0 and mem.gradient_horizon is None
+    x = torch.randn(1, 9, 5, requires_grad=True)
+    y, state = mem(x, mem.initial_state(1))
+    torch.testing.assert_close(y, plain(x, plain.initial_state(1))[0])
+    (y[0, -1] * torch.arange(16.0)).sum().backward()
+    reached = x.grad[0].abs().sum(-1) > 0
+    assert reached[-1] and reached[:-1].sum() >= 2  # chunks of two steps: at least one chunk besides itself
+    assert not any(t.requires_grad for t in state.values())
+    x2 = torch.randn(1, 3, 5, requires_grad=True)
+    y2, _ = mem(x2, state)
+    assert y2.requires_grad and not any(t.requires_grad for t in state.values())
+    with pytest.raises(ValueError, match="memory_gradient"):
+        make_memory("hcam", 5, memory_gradient=1)

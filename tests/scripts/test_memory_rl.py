@@ -28,3 +28,23 @@ def test_arm_preset_references_come_from_the_arm_oracles(tmp_path):
     row = references(Config(task="wherehidden", out=tmp_path, quick=True, extrapolate=False))["20"]
     assert row["perfect"] >= 15 / 16 and row["twin"] >= 15 / 16 and row["random"] == 0.0
     assert row["memoryless"] <= 8 / 16  # one cup of 5 guessed
+
+
+def test_preset_memory_config_merges_over_the_cores_defaults(tmp_path):
+    cfg = Config(task="ballet", out=tmp_path)
+    hcam = json.loads(train_config(cfg, "hcam", 0).memory_cfg)
+    assert hcam == {**cfg.memory_cfgs["hcam"], "memory_gradient": True}
+    assert json.loads(train_config(cfg, "gru", 0).memory_cfg) == {}
+    assert (
+        json.loads(train_config(Config(task="objectrecall", out=tmp_path), "hcam", 0).memory_cfg)
+        == (cfg.memory_cfgs["hcam"])
+    )
+
+
+def test_targetsequence_scores_targets_without_an_auxiliary_loss(tmp_path):
+    from chronotope.scripts.experiments.memory_rl import _metric, _values
+
+    cfg = Config(task="targetsequence", out=tmp_path)
+    assert train_config(cfg, "gru", 0).aux_coef == 0.0 and train_config(cfg, "gru", 0).readout_key is None
+    assert _metric(cfg) == "score" and _values(cfg) == [3]  # no 4x of num_targets (at most 8)
+    assert train_config(Config(task="ballet", out=tmp_path), "gru", 0).aux_coef == 1.0
