@@ -64,6 +64,13 @@ class TrainConfig:
     dotted with the current query. The memory keeps the table (which dancer did which pattern), the readout does
     the match; without it the core must learn the product of its table and the query itself, which a GRU that
     had learnt the table (accuracy 1.000) had not after 860k steps (docs/RESULTS.md 1). Needs ``readout_key``."""
+    readout_match: str | None = None
+    """Dict observation key of a [K, P] row attribute (e.g. ColourSequence's ``pad_colour``, row k the one-hot of
+    pad k's colour) that makes the readout a match by content: the address head predicts a [P] vector (with
+    ``readout_query`` a [Q, P] table dotted with the query, e.g. the sequence's colours by position, labelled by
+    ``memory_sequence``) and row k's weight is its attribute dotted with that vector. For rows whose order says
+    nothing (re-drawn when the pads move): the memory keeps what to look for, the readout finds the row that shows
+    it. Needs ``readout_key``."""
     obs_scale: Literal["bounds", "magnitude"] = "bounds"
     """How the encoders scale float Boxes with finite bounds: "bounds" maps [low, high] to [-1, 1]; "magnitude"
     divides by max(|low|, |high|), so a 0 stays 0 (sparse entity rows, e.g. Ballet's ``dancers``, stay sparse: a
@@ -217,6 +224,10 @@ class TrainConfig:
             raise ValueError(
                 f"readout_key {self.readout_key!r} needs the auxiliary loss (aux_coef > 0, got {self.aux_coef!r}): "
                 "it is what teaches the readout's weights"
+            )
+        if self.readout_match is not None and self.readout_key is None:
+            raise ValueError(
+                f"readout_match {self.readout_match!r} matches the rows of a readout: it needs readout_key"
             )
         if self.readout_query is not None and self.readout_key is None:
             raise ValueError(

@@ -56,6 +56,7 @@ class ActorCritic(nn.Module):
         row_glimpse: tuple[int, int, float] | None = None,
         entity_keys: tuple[str, ...] = (),
         obs_norm: bool = False,
+        readout_match: str | None = None,
     ) -> None:
         super().__init__()
         if memory_grad not in MEMORY_GRADS:
@@ -84,9 +85,12 @@ class ActorCritic(nn.Module):
         trunk_in = hidden if self._identity_memory else self.memory.output_size + hidden
         self.readout_key = readout_key
         self.readout_query = readout_query
+        self.readout_match = readout_match
         self.address: nn.Linear | None = None
         if readout_query is not None and readout_key is None:
             raise ValueError(f"readout_query {readout_query!r} addresses the rows of a readout: it needs readout_key")
+        if readout_match is not None and readout_key is None:
+            raise ValueError(f"readout_match {readout_match!r} matches the rows of a readout: it needs readout_key")
         if readout_key is not None:
             rows = _readout_box(observation_space, readout_key, "readout_key", "[K, F]")
             center, half = box_scaling(rows.low, rows.high, obs_scale)  # as the encoders scale
@@ -99,7 +103,16 @@ class ActorCritic(nn.Module):
             q = 1  # per row one score, or one per query value
             if readout_query is not None:
                 q = _readout_box(observation_space, readout_query, "readout_query", "[Q]").shape[0]
-            self.address = nn.Linear(out, rows.shape[0] * q)
+            per_query = rows.shape[0]  # a score per row, or (readout_match) a vector of the rows' attribute
+            if readout_match is not None:
+                attr = _readout_box(observation_space, readout_match, "readout_match", "[K, P]")
+                if attr.shape[0] != rows.shape[0]:
+                    raise ValueError(
+                        f"readout_match {readout_match!r} has {attr.shape[0]} rows, readout_key {readout_key!r} "
+                        f"{rows.shape[0]}: the attribute must describe the readout's rows"
+                    )
+                per_query = attr.shape[1]
+            self.address = nn.Linear(out, per_query * q)
             trunk_in += rows.shape[1]
         self.trunk = nn.Sequential(init_linear(nn.Linear(trunk_in, hidden), SQRT2), nn.ReLU())
         if isinstance(action_space, spaces.Discrete):
@@ -130,6 +143,7 @@ class ActorCritic(nn.Module):
             cfg.row_glimpse_spec(),
             cfg.entity_key_tuple(),
             cfg.obs_norm,
+            cfg.readout_match,
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
@@ -208,7 +222,12 @@ class ActorCritic(nn.Module):
 
         With ``readout_query`` the head's output is a [K, Q] table (e.g. Ballet: per dancer row the one-hot of the
         pattern it danced, taught by ``memory_patterns``) and row k's weight is ``table[k] . obs[readout_query]``
-        (the query as observed, e.g. the instruction's one-hot; all zeros before it shows, so no row is read)."""
+        (the query as observed, e.g. the instruction's one-hot; all zeros before it shows, so no row is read).
+
+        With ``readout_match`` (a [K, P] attribute of the rows, e.g. ColourSequence's ``pad_colour``) the head's output
+        is what to look for, a [P] vector (with ``readout_query`` a [Q, P] table, e.g. the colour at each position of
+        the sequence, dotted with the query first), and row k's weight is ``attr[k] . vector``: the row whose
+        attribute the memory names, wherever the row now is."""
         center, half = self.row_center, self.row_half
         enc = self.encoder.encoders[self.readout_key] if self.readout_key in self.encoder.encoders else None
         if getattr(enc, "norm", None) is not None:  # obs_norm: the rows scale as the key's encoder scales them
@@ -218,7 +237,14 @@ class ActorCritic(nn.Module):
         # Detached: the weights are the auxiliary head's prediction, taught by the auxiliary loss alone (with the
         # policy gradient through them as well, it overrode that loss and the memory never learnt the row).
         weights = self.address(y).detach()  # [B, T, K] or [B, T, K * Q]
-        if self.readout_query is not None:
+        if self.readout_match is not None:
+            attr = obs[self.readout_match].float()  # [B, T, K, P]
+            if self.readout_query is not None:
+                query = obs[self.readout_query].float()  # [B, T, Q]
+                table = weights.reshape(*weights.shape[:2], query.shape[-1], attr.shape[-1])  # [B, T, Q, P]
+                weights = torch.einsum("btqp,btq->btp", table, query)
+            weights = torch.einsum("btkp,btp->btk", attr, weights)  # [B, T, K]
+        elif self.readout_query is not None:
             query = obs[self.readout_query].float()  # [B, T, Q]
             table = weights.reshape(*weights.shape[:2], rows.shape[2], query.shape[-1])  # [B, T, K, Q]
             weights = torch.einsum("btkq,btq->btk", table, query)

@@ -128,7 +128,7 @@ class PPOTrainer:
                 if self.model.address.out_features != dims[0]:
                     raise ValueError(
                         f"readout_key {cfg.readout_key!r} addresses {self.model.address.out_features} values "
-                        f"({'rows x query values' if cfg.readout_query else 'rows'}) but the auxiliary label "
+                        f"({_address_layout(cfg)}) but the auxiliary label "
                         f"{self.aux_keys[0]!r} has {dims[0]}: use an aux_key that labels them (e.g. memory_slot; "
                         "with a readout_query, a per-row table such as memory_patterns)"
                     )
@@ -591,6 +591,13 @@ class PPOTrainer:
                 if k not in ("update", "step"):
                     self.writer.add_scalar(f"train/{k}", v, self.global_step)
         return rec
+
+
+def _address_layout(cfg: TrainConfig) -> str:
+    """What the readout's address head predicts, in words (for the error naming a label of the wrong size)."""
+    if cfg.readout_match is not None:
+        return f"{'query values x ' if cfg.readout_query else ''}{cfg.readout_match} columns"
+    return "rows x query values" if cfg.readout_query else "rows"
 
 
 def _aux_keys(spec: str) -> list[str]:

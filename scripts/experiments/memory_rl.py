@@ -175,13 +175,26 @@ PRESETS: dict[str, dict] = {
                     "steps": 600_000,
                 },
             ),
+            # The pads move and change rows at the go lamp, so no row or place seen during the cue names an answer:
+            # the memory keeps the colours by position (``memory_sequence``, a [positions x colours] table), the
+            # readout dots it with the observed position of the next answer (``next_element``) to get the colour to
+            # look for, and hands the policy the ``object_pose`` row whose ``pad_colour`` is that colour
+            # (``readout_match``). With the next pad's place as the label (``memory_sequence,memory_place`` without
+            # a readout) the GRU stayed at chance (0.03 at 180k steps, docs/RESULTS.md 6a).
             (
                 "coloursequence",
                 "chronotope/ColourSequence-v0",
                 "delay_steps",
                 0,
-                "memory_sequence,memory_place",
-                {"entity_keys": "object_pose,pad_colour", "obs_norm": True},
+                "memory_sequence",
+                {
+                    "readout_key": "object_pose",
+                    "readout_query": "next_element",
+                    "readout_match": "pad_colour",
+                    "memory_grad": "aux",
+                    "aux_lr": 1e-3,
+                    "obs_norm": True,
+                },
             ),
         )
     },
@@ -192,8 +205,7 @@ PRESETS: dict[str, dict] = {
     # trained by the auxiliary loss alone at its own rate (Ballet's recipe). Asked for the next button's row itself
     # (``memory_slot``, CueRecallPick's recipe) the GRU learnt the first button and pressed it (progress 1.0 of
     # 3 at 300k steps) but never held the rest: after the first press its readout weights were uniform. A press
-    # is a touch past the cap top, which the approach shaping's points are. ColourSequence with the place of the
-    # next pad as its label (above) stayed at chance (0.03 at 180k steps, docs/RESULTS.md 6a).
+    # is a touch past the cap top, which the approach shaping's points are.
     "buttonsequence": {
         "env": "chronotope/ButtonSequence-v0",
         "env_kwargs": {"obs_mode": "state", "approach_reward": 2.0},

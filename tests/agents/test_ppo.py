@@ -286,6 +286,47 @@ def test_readout_query_reads_the_row_whose_table_entry_matches_the_query():
         ActorCritic(obs_space, spaces.Discrete(3), "gru", {}, 8, readout_key="rows", readout_query="nope")
 
 
+def test_readout_match_reads_the_row_showing_the_remembered_colour():
+    """ColourSequence: with the address head's output set to the true ``memory_sequence`` table, the readout by
+    ``next_element`` (query) and ``pad_colour`` (match) returns the ``object_pose`` row the env's ``memory_slot``
+    names, at every step of every episode (the pads change rows at the go lamp), and a table of the wrong size is
+    refused by name."""
+    import gymnasium as gym
+
+    import chronotope.envs  # noqa: F401
+    from chronotope.agents.config import TrainConfig
+    from chronotope.agents.policy import ActorCritic
+
+    env = gym.make("chronotope/ColourSequence-v0", obs_mode="state")
+    kw = dict(readout_key="object_pose", readout_query="next_element", readout_match="pad_colour")
+    model = ActorCritic(env.observation_space, env.action_space, "gru", {}, 8, **kw)
+    k, length = env.observation_space["pad_colour"].shape[0], env.observation_space["next_element"].shape[0]
+    assert model.address.out_features == length * k
+    checked = 0
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        done = False
+        while not done:
+            obs, _, term, trunc, info = env.step(env.action_space.sample())
+            done = term or trunc
+            if not obs["next_element"].any():  # the sequence is complete: nothing to look for
+                continue
+            with torch.no_grad():
+                model.address.weight.zero_()
+                model.address.bias.copy_(torch.as_tensor(info["memory_sequence"]))
+            o = {key: torch.as_tensor(v)[None, None] for key, v in obs.items()}
+            got = model.read_rows(o, torch.zeros(1, 1, model.memory.output_size))[0, 0]
+            rows = (o["object_pose"][0, 0].float() - model.row_center) / model.row_half
+            torch.testing.assert_close(got, rows[int(np.argmax(info["memory_slot"]))])
+            checked += 1
+    assert checked > 30
+    with pytest.raises(ValueError, match="readout_match 'next_element' must name a \\[K, P\\] Box"):
+        ActorCritic(env.observation_space, env.action_space, "gru", {}, 8, readout_key="object_pose",
+                    readout_match="next_element")  # fmt: skip
+    with pytest.raises(ValueError, match="readout_match 'pad_colour' .* needs readout_key"):
+        TrainConfig(readout_match="pad_colour", aux_coef=1.0).validate()
+
+
 def test_ballet_readout_query_trains_its_table_head_on_the_pattern_labels(ballet_cfg):
     from chronotope.agents.config import TrainConfig
     from chronotope.agents.ppo.trainer import PPOTrainer
