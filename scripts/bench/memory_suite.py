@@ -195,7 +195,7 @@ def discover_tasks() -> dict[str, Task]:
         if s.knob != "defaults" or s.env_id not in gym.registry or name in tasks:
             continue
         preset = memory_rl.PRESETS.get(name)
-        if preset is not None:
+        if preset is not None and preset.get("tuned", True):
             kw = dict(preset["env_kwargs"])
             tuned, recipe = True, f"scripts/experiments/memory_rl preset {name!r}"
         else:
@@ -458,7 +458,7 @@ def train_config(cfg: Config, task: Task, core: str, seed: int):
 
     if task.name == "minigrid":
         tc = minigrid_memory.train_config(minigrid_memory.Config(), "gru", seed)
-    elif task.name in memory_rl.PRESETS:
+    elif task.tuned:
         tc = memory_rl.train_config(memory_rl.Config(task=task.name), "gru", seed)
     else:
         kw = json.dumps(task.env_kwargs)

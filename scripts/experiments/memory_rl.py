@@ -31,7 +31,8 @@ from chronotope.agents.runs import atomic_write_text
 # Task presets: env, env kwargs (state observations, the task's defaults), the knob extrapolated, the recipe.
 # Optional fields: "metric" (the evaluation measure scored against the references; default "success"),
 # "extrapolate" (False: the knob has no 4x value to evaluate at), "memory_cfgs" (per-core memory config merged over
-# Config.memory_cfgs for this task).
+# Config.memory_cfgs for this task), "tuned" (False: the plain recipe, not tuned for the task; the memory leaderboard
+# then runs the task with its own untuned recipe).
 # The recipe was tuned once on the GRU and is the same for every core. 8 epochs x 4 minibatches (32 gradient steps per
 # rollout; the trainer default is 4 x 4) reached the same training success in ~1/3 of the env steps on ObjectRecall
 # (GRU seed 2: 0.71 at 185k steps vs 0.59 at 600k with 4 x 4) for ~1.4x the compute per step; docs/RESULTS.md 1.
@@ -128,6 +129,7 @@ PRESETS: dict[str, dict] = {
         "train_value": 3,
         "metric": "score",
         "extrapolate": False,
+        "tuned": False,
         "recipe": {**_RECIPE, "steps": 600_000, "aux_coef": 0.0},
     },
     # The arm's memory tasks whose answer is a touch (cups, pads), one preset per memory type. A random arm never

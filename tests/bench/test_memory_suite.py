@@ -163,3 +163,15 @@ def test_reading_names_the_leader_of_each_memory_type():
     )
     assert "none fastest at 300 env steps/s, gru slowest at 100 (3.0x slower)" in text
     assert "Not run: hcam" in text
+
+
+def test_only_tuned_presets_give_the_leaderboard_its_recipe():
+    """A memory_rl preset marked untuned (TargetSequence's plain recipe) leaves the task on the leaderboard's own
+    untuned recipe; a tuned preset (Ballet's) is the task's recipe."""
+    from chronotope.scripts.bench.memory_suite import UNTUNED_STEPS, Config, discover_tasks, train_config
+
+    tasks = discover_tasks()
+    assert not tasks["targetsequence"].tuned and tasks["ballet"].tuned
+    cfg = Config()
+    assert train_config(cfg, tasks["targetsequence"], "gru", 0).steps == UNTUNED_STEPS
+    assert train_config(cfg, tasks["ballet"], "gru", 0).readout_query == "instruction"
