@@ -48,7 +48,10 @@ class TargetSequenceTask(MemoryTask):
     ``state`` mode ``goal`` is the named target's (distance, angle) while its colour shows, zeros otherwise.
     STOP does nothing (it is a no-op action here).
     Reward terms: ``success`` (+1 per target reached), ``progress`` and ``slack`` (0: kept for the uniform
-    reward interface; no shaping leaks where an unseen target is).
+    reward interface; no shaping leaks where an unseen target is); with ``explore_reward`` > 0 also ``explore``:
+    that reward on each step that enters a cell of ``explore_cell`` m not yet visited in the episode (a count of
+    new places, independent of where any target is: it says nothing a memoryless policy could use to find one,
+    and the score, the targets reached, does not include it).
     Measures: ``score`` (targets reached), ``success`` (1 at a step where the named target is reached),
     ``time_to_target`` (mean steps from naming a target to reaching it, over the targets reached),
     ``distance_to_goal`` (geodesic to the named target), ``path_length``, ``steps``.
@@ -65,6 +68,9 @@ class TargetSequenceTask(MemoryTask):
             is observed at every step).
         num_rooms: rooms per generated apartment, an int or an inclusive (min, max) range (passed to the scene
             generator; None keeps the pool's config, 3 to 6 rooms, where the task demands little memory).
+        explore_reward: reward for entering a cell not yet visited in the episode (0: no such term; a training
+            aid for learners that must first learn to search the apartment).
+        explore_cell: side (m) of the square cells ``explore_reward`` counts, on a grid anchored at the start.
     """
 
     cache_attrs = (*MemoryTask.cache_attrs, "_separation")
@@ -78,6 +84,8 @@ class TargetSequenceTask(MemoryTask):
         colour_range: float | None = 2.0,
         observability: str = "partial",
         num_rooms: int | tuple[int, int] | None = (10, 12),
+        explore_reward: float = 0.0,
+        explore_cell: float = 1.0,
     ) -> None:
         super().__init__(
             success_radius=success_radius,
@@ -104,6 +112,12 @@ class TargetSequenceTask(MemoryTask):
                 raise ValueError(f"num_rooms must be an integer >= 2 or a (min, max) range of them, got {num_rooms!r}")
             num_rooms = num_rooms if isinstance(num_rooms, (int, np.integer)) else tuple(int(v) for v in lo_hi)
         self.num_rooms = num_rooms
+        if not (np.isfinite(explore_reward) and explore_reward >= 0):
+            raise ValueError(f"explore_reward must be a finite reward >= 0, got {explore_reward!r}")
+        if not (np.isfinite(explore_cell) and explore_cell > 0):
+            raise ValueError(f"explore_cell must be a positive cell size (m), got {explore_cell!r}")
+        self.explore_reward = float(explore_reward)
+        self.explore_cell = float(explore_cell)
         self.num_targets = int(num_targets)
         self.min_separation = float(min_separation)
         self.horizon = DEFAULT_HORIZON
@@ -167,6 +181,16 @@ class TargetSequenceTask(MemoryTask):
         self.since = np.zeros(n)  # steps since the current target was named
         self.time_sum = np.zeros(n)
         self.reached = np.zeros(n, bool)
+        self.entered_new = np.zeros(n, bool)  # the step entered a cell not visited before in the episode
+        self._visited: np.ndarray | None = None  # bool [N, G, G] cells around the start, allocated on first reset
+        self._origin = np.zeros((n, 2))
+
+    def _explore_cells(self, core, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of the agents ``idx`` on the explore grid centred on their start (G x G cells)."""
+        g = self._visited.shape[1]
+        rel = np.floor((core.sim.position[idx] - self._origin[idx]) / self.explore_cell).astype(np.int64) + g // 2
+        rel = np.clip(rel, 0, g - 1)
+        return rel[:, 0], rel[:, 1]
 
     def sample_episode(self, core, rng: np.random.Generator) -> Episode:
         k = self.num_targets
@@ -234,6 +258,15 @@ class TargetSequenceTask(MemoryTask):
         for a in (self.score, self.since, self.time_sum):
             a[idx] = 0.0
         self.reached[idx] = False
+        self.entered_new[idx] = False
+        if self.explore_reward > 0:
+            if self._visited is None:  # any position lies within max_extent of the start, in each axis
+                g = 2 * int(np.ceil(core.max_extent / self.explore_cell)) + 1
+                self._visited = np.zeros((core.n, g, g), bool)
+            self._visited[idx] = False
+            self._origin[idx] = [core.episodes[i].start_position for i in idx]
+            mid = self._visited.shape[1] // 2
+            self._visited[idx, mid, mid] = True  # the start's cell
 
     def on_step(self, core, actions: np.ndarray) -> None:
         self.since += 1
@@ -250,13 +283,21 @@ class TargetSequenceTask(MemoryTask):
             self.set_goal_field(core, i, field, self.xy[i, self.current[i]])
         if self.reached.any():
             core._update_distance()
+        if self.explore_reward > 0:
+            idx = np.arange(core.n)
+            r, c = self._explore_cells(core, idx)
+            self.entered_new = ~self._visited[idx, r, c]
+            self._visited[idx, r, c] = True
 
     def terminated(self, core) -> np.ndarray:
         return np.zeros(core.n, bool)
 
     def reward_terms(self, core, prev_distance: np.ndarray) -> dict[str, np.ndarray]:
         zero = np.zeros(core.n)
-        return {"progress": zero, "success": self.success_reward * self.reached.astype(float), "slack": zero.copy()}
+        terms = {"progress": zero, "success": self.success_reward * self.reached.astype(float), "slack": zero.copy()}
+        if self.explore_reward > 0:
+            terms["explore"] = self.explore_reward * self.entered_new.astype(float)
+        return terms
 
     def measure_types(self) -> tuple[type[Measure], ...]:
         return (DistanceToGoal, _Score, _Reached, _MeanTimeToTarget, PathLength, Steps)

@@ -144,6 +144,39 @@ def test_target_sequence_reward_and_next_target():
     assert (vis[0] == 0) == (not obs["goal"].any())
 
 
+def test_target_sequence_explore_reward_pays_each_new_cell_once():
+    """The explore term pays once per cell of the start-anchored grid the agent enters for the first time in the
+    episode (counted here from the agent's recorded positions), and the score does not include it."""
+    cell = 0.5
+    env = gym.make("chronotope/TargetSequence-v0", obs_mode="state", explore_reward=0.1, explore_cell=cell, **SMALL)
+    obs, info = env.reset(seed=5)
+    start = np.asarray(info["agent_pose"][:2], float)
+    expert = ShortestPathExpert()
+    core = env.unwrapped.core
+    seen, paid, targets = {(0, 0)}, 0, 0.0
+    for _ in range(300):
+        obs, r, term, trunc, info = env.step(int(expert.act(core)[0]))
+        key = tuple(np.floor((np.asarray(info["agent_pose"][:2]) - start) / cell).astype(int))
+        new = key not in seen
+        seen.add(key)
+        assert info["reward_explore"] == pytest.approx(0.1 if new else 0.0)
+        assert r == pytest.approx(info["reward_success"] + info["reward_explore"])
+        paid += new
+        targets += info["reward_success"]
+    assert paid >= 10 and info["score"] == targets
+    # a reset forgets the visited cells: the first steps out of the start cell pay again
+    env.reset(seed=5)
+    first = [env.step(int(expert.act(core)[0]))[4]["reward_explore"] for _ in range(20)]
+    assert sum(first) > 0
+    plain = gym.make("chronotope/TargetSequence-v0", obs_mode="state", **SMALL)
+    plain.reset(seed=0)
+    assert "reward_explore" not in plain.step(1)[4]  # off by default: the task's reward is unchanged
+    with pytest.raises(ValueError, match="explore_reward"):
+        gym.make("chronotope/TargetSequence-v0", explore_reward=-1.0)
+    with pytest.raises(ValueError, match="explore_cell"):
+        gym.make("chronotope/TargetSequence-v0", explore_reward=0.1, explore_cell=0.0)
+
+
 def test_target_sequence_targets_painted():
     env = gym.make("chronotope/TargetSequence-v0", semantic=True, num_scenes=3, resolution=(48, 48))
     core = env.unwrapped.core
