@@ -181,6 +181,7 @@ class TargetSequenceTask(MemoryTask):
         self.since = np.zeros(n)  # steps since the current target was named
         self.time_sum = np.zeros(n)
         self.reached = np.zeros(n, bool)
+        self.seen = np.zeros((n, k), bool)  # targets whose colour has shown since the episode began
         self.entered_new = np.zeros(n, bool)  # the step entered a cell not visited before in the episode
         self._visited: np.ndarray | None = None  # bool [N, G, G] cells around the start, allocated on first reset
         self._origin = np.zeros((n, 2))
@@ -258,6 +259,7 @@ class TargetSequenceTask(MemoryTask):
         for a in (self.score, self.since, self.time_sum):
             a[idx] = 0.0
         self.reached[idx] = False
+        self.seen[idx] = False
         self.entered_new[idx] = False
         if self.explore_reward > 0:
             if self._visited is None:  # any position lies within max_extent of the start, in each axis
@@ -364,7 +366,21 @@ class TargetSequenceTask(MemoryTask):
                     paint(obs["rgb"][r], sem[r] == inst, PALETTE[c], strength=0.9)
 
     def info(self, core) -> dict[str, np.ndarray]:
-        return {"target_index": self.current.astype(float)}
+        """``target_index``, and ``memory_goal`` [N, 3], the label of what memory adds (for ``--aux-key``): 1 and
+        the named target's position in the agent's frame (forward, left; divided by the scene extent) once its
+        colour has shown at some step of the episode (this one included), else zeros (finite, so infos compare
+        equal in Gymnasium's checks; the flag says the place is unknown, which a memory can know). The info is built after each reset and step, so ``seen`` is brought up to date here."""
+        self.ensure(core)
+        self.seen |= self.sees(core, self.xy)
+        rows = np.arange(core.n)
+        pol = polar(core.sim.position, core.sim.yaw, self.xy[rows, self.current])
+        ego = np.stack([pol[:, 0] * np.cos(pol[:, 1]), pol[:, 0] * np.sin(pol[:, 1])], -1) / core.max_extent
+        known = self.seen[rows, self.current]
+        goal = np.where(known[:, None], ego, 0.0)
+        return {
+            "target_index": self.current.astype(float),
+            "memory_goal": np.concatenate([known[:, None].astype(float), goal], -1),
+        }
 
 
 class _Score(Measure):

@@ -177,6 +177,36 @@ def test_target_sequence_explore_reward_pays_each_new_cell_once():
         gym.make("chronotope/TargetSequence-v0", explore_reward=0.1, explore_cell=0.0)
 
 
+def test_target_sequence_memory_goal_labels_the_named_target_once_its_colour_has_shown():
+    """memory_goal: zeros until the named target's colour has shown in the episode; then 1 and its place in
+    the agent's frame, equal to the goal vector the observation shows while it is in view."""
+    env = gym.make("chronotope/TargetSequence-v0", obs_mode="state", num_targets=4, **SMALL)
+    obs, info = env.reset(seed=3)
+    core, expert = env.unwrapped.core, ShortestPathExpert()
+    extent, shown, checked = core.max_extent, set(), 0
+    for _ in range(500):
+        named = int(obs["target_color"].argmax())
+        shown.update(np.flatnonzero(obs["visible_targets"][:, 0] == 1).tolist())  # every colour showing now
+        label = info["memory_goal"]
+        assert label[0] == float(named in shown)
+        if named in shown:
+            fwd, left = label[1:] * extent
+            assert np.hypot(fwd, left) == pytest.approx(
+                np.linalg.norm(core.task.xy[0, core.task.current[0]] - core.sim.position[0]), abs=1e-6
+            )
+            if obs["goal"].any():  # in view now: the observation's (distance, angle)
+                d, a = obs["goal"]
+                assert (fwd, left) == pytest.approx((d * np.cos(a), d * np.sin(a)), abs=1e-4)
+                checked += 1
+        else:
+            assert (label[1:] == 0).all()
+        obs, _, _, _, info = env.step(int(expert.act(core)[0]))
+    assert checked >= 5 and len(shown) >= 2
+    env.reset(seed=4)  # a reset forgets: only what shows at the start is seen
+    task = env.unwrapped.core.task
+    assert (task.seen[0] == task.sees(env.unwrapped.core, task.xy)[0]).all()
+
+
 def test_target_sequence_targets_painted():
     env = gym.make("chronotope/TargetSequence-v0", semantic=True, num_scenes=3, resolution=(48, 48))
     core = env.unwrapped.core
