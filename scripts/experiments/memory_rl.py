@@ -132,7 +132,7 @@ PRESETS: dict[str, dict] = {
         "metric": "score",
         "extrapolate": False,
         "tuned": False,
-        "recipe": {**_RECIPE, "steps": 600_000, "aux_coef": 0.0},
+        "recipe": {**_RECIPE, "steps": 600_000, "aux_coef": 0.0, "aux_key": "memory_goal"},
     },
     # The arm's memory tasks whose answer is a touch (cups, pads), one preset per memory type. A random arm never
     # touches anything (random success 0), so the response phase carries the task's neutral approach shaping
