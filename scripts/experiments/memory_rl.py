@@ -260,7 +260,8 @@ class Config:
         steps: environment steps per run (0: the preset's).
         epochs: PPO epochs per update (0: the preset's, else the trainer's default).
         minibatches: minibatches per epoch (0: the preset's, else the trainer's default).
-        aux_coef: weight of the auxiliary memory loss for every core (0: off; the preset's readout needs it on).
+        aux_coef: weight of the auxiliary memory loss for every core (None: the preset's, 1.0 where it names none;
+            0: off, though a preset's readout needs it on).
         memory_cfgs: memory config per core.
         eval_episodes: evaluation episodes per agent, seed, delay and action rule.
         reference_episodes: episodes per reference policy and delay.
@@ -276,7 +277,7 @@ class Config:
     steps: int = 0
     epochs: int = 0
     minibatches: int = 0
-    aux_coef: float = 1.0
+    aux_coef: float | None = None
     memory_cfgs: dict = field(default_factory=lambda: {"hcam": {"hidden_size": 128, "num_heads": 4, "chunk_size": 4}})
     eval_episodes: int = 200
     reference_episodes: int = 200
@@ -302,7 +303,9 @@ def train_config(cfg: Config, agent: str, seed: int):
     from chronotope.agents.config import TrainConfig
 
     p = PRESETS[cfg.task]
-    recipe = {"aux_coef": cfg.aux_coef, **p["recipe"]}
+    recipe = {"aux_coef": 1.0, **p["recipe"]}
+    if cfg.aux_coef is not None:  # given on the command line: it wins over the preset's
+        recipe["aux_coef"] = cfg.aux_coef
     for k in ("steps", "epochs", "minibatches"):
         if getattr(cfg, k):
             recipe[k] = getattr(cfg, k)

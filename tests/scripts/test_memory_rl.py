@@ -48,3 +48,6 @@ def test_targetsequence_scores_targets_without_an_auxiliary_loss(tmp_path):
     assert train_config(cfg, "gru", 0).aux_coef == 0.0 and train_config(cfg, "gru", 0).readout_key is None
     assert _metric(cfg) == "score" and _values(cfg) == [3]  # no 4x of num_targets (at most 8)
     assert train_config(Config(task="ballet", out=tmp_path), "gru", 0).aux_coef == 1.0
+    # --aux-coef on the command line wins over the preset's 0 (it used to be dropped silently)
+    given = train_config(Config(task="targetsequence", aux_coef=0.5, out=tmp_path), "gru", 0)
+    assert given.aux_coef == 0.5 and given.aux_key == "memory_goal"
