@@ -205,3 +205,40 @@ def test_sort_based_grouping_and_column_codes_equal_numpy_unique_and_encode():
         want = morton.encode_points(ijk)
         np.testing.assert_array_equal(morton.encode_columns(ijk[:, 0], ijk[:, 1], ijk[:, 2], bits), want)
         np.testing.assert_array_equal(morton.encode_columns(ijk[:, 0], ijk[:, 1], ijk[:, 2]), want)
+
+
+def test_batched_knn_ball_hint_equals_per_tree_knn():
+    """The ball search from the previous answer (query_knn_batch's first try, _knn_ball_pass) of walking points
+    over growing trees, with equal distances (grid-aligned leaves and points), answers as query_knn does."""
+    from chronotope.maps.octree import _knn_ball_pass
+
+    rng = np.random.default_rng(5)
+    cfg = OctreeConfig(origin=(0.0, 0.0, 0.0), size=6.4, depth=7)
+    trees = [SparseOctree(cfg) for _ in range(5)]
+    for t in trees:
+        t.insert(rng.uniform(0.0, 6.4, (3000, 3)))
+        t.insert((rng.integers(40, 60, (400, 3)) + 0.5) * 0.05)  # a dense cluster of whole voxels
+    pos = rng.uniform(2.0, 3.0, (len(trees), 3))
+    pos[0] = (50 + 0.5) * 0.05  # a voxel centre: many leaves at equal distances
+    answered = 0
+    for q in range(40):
+        k = 16 if q < 30 else 5  # a hint of another k is only a first guess
+        if q % 4 == 0:  # new leaves between queries
+            for t in trees:
+                t.insert(rng.uniform(1.5, 3.5, (200, 3)))
+        if q % 5 != 0:
+            pos[1:] += rng.normal(0.0, 0.05, (len(trees) - 1, 3))
+        if q == 20:
+            pos[2] = rng.uniform(0.0, 6.4, 3)  # a jump: the hint's ball misses, the block search answers
+        out = [None] * len(trees)
+        u = (pos - trees[0].origin) / trees[0].voxel_size
+        left = _knn_ball_pass(trees, list(range(len(trees))), u, k, out)
+        answered += len(trees) - len(left)
+        for b, t in enumerate(trees):
+            ref = t.query_knn(pos[b], k)[0]
+            if out[b] is not None:
+                np.testing.assert_array_equal(out[b], ref, err_msg=f"ball {q} {b}")
+        got = query_knn_batch(trees, pos, k)
+        for b, t in enumerate(trees):
+            np.testing.assert_array_equal(got[b], t.query_knn(pos[b], k)[0], err_msg=f"{q} {b}")
+    assert answered > 100
