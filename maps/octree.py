@@ -674,12 +674,15 @@ def insert_batch(
     shift = np.int64(3 * t0.depth)
     code = morton.encode_columns(ijk[0], ijk[1], ijk[2], t0.depth)  # voxel coordinates < 2**depth
     keys = (frame << shift) | code  # sorted by tree, then by code: each tree's codes
-    ukeys, inv, cnt, first = morton.group_sorted(keys, 3 * t0.depth + max(1, (n_trees - 1).bit_length()), True)
+    ukeys, perm, group, cnt = morton.sort_groups(keys, 3 * t0.depth + max(1, (n_trees - 1).bit_length()))
+    first = perm[np.cumsum(cnt) - cnt]  # each leaf's first point
     m = ukeys.shape[0]
-    sums = [np.bincount(inv, weights=xyz[d], minlength=m) for d in range(3)]  # per coordinate [m]
+    # per coordinate [m]: each leaf's points added in input order (sort_groups), as insert's bincount adds them
+    sums = [np.bincount(group, weights=np.take(xyz[d], perm), minlength=m) for d in range(3)]
     hist = None
     if labels is not None:
-        hist = np.bincount(inv * c.num_labels + labels, minlength=m * c.num_labels).reshape(m, c.num_labels)
+        hist = np.bincount(group * c.num_labels + np.take(labels, perm), minlength=m * c.num_labels)
+        hist = hist.reshape(m, c.num_labels)
     cuts = np.searchsorted(ukeys, np.arange(n_trees + 1, dtype=np.int64) << shift)
     low = (np.int64(1) << shift) - 1
     for b, t in enumerate(trees):
