@@ -242,3 +242,19 @@ def test_batched_knn_ball_hint_equals_per_tree_knn():
         for b, t in enumerate(trees):
             np.testing.assert_array_equal(got[b], t.query_knn(pos[b], k)[0], err_msg=f"{q} {b}")
     assert answered > 100
+
+
+def test_farthest_per_bin_equals_the_lexsort():
+    """_carve_batch's pick of each (frame, direction bin)'s longest segment (packed sort) against the three-key
+    lexsort it replaces, with equal lengths (the last of them wins) and negative bins."""
+    from chronotope.maps.occupancy import _farthest_per_bin
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 50, 3000):
+        frame = np.sort(rng.integers(0, 5, n))
+        bins = rng.integers(-40, 40, n)
+        length = rng.integers(0, 6, n).astype(np.float64) * 0.25  # many ties
+        order = np.lexsort((length, bins, frame))
+        sb, sf = bins[order], frame[order]
+        ref = order[np.flatnonzero(np.concatenate([(sb[1:] != sb[:-1]) | (sf[1:] != sf[:-1]), [True]]))]
+        np.testing.assert_array_equal(_farthest_per_bin(frame, bins, length), ref, err_msg=str(n))
