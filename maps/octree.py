@@ -678,7 +678,9 @@ def insert_batch(
     first = perm[np.cumsum(cnt) - cnt]  # each leaf's first point
     m = ukeys.shape[0]
     # per coordinate [m]: each leaf's points added in input order (sort_groups), as insert's bincount adds them
-    sums = [np.bincount(group, weights=np.take(xyz[d], perm), minlength=m) for d in range(3)]
+    sums = np.empty((m, 3))
+    for d in range(3):
+        sums[:, d] = np.bincount(group, weights=np.take(xyz[d], perm), minlength=m)
     hist = None
     if labels is not None:
         hist = np.bincount(group * c.num_labels + np.take(labels, perm), minlength=m * c.num_labels)
@@ -697,8 +699,11 @@ def insert_batch(
 
         slots = t._slots_for_new_or_existing(ukeys[s] & low, InsertStats(), new_ijk)
         t._count[slots] += cnt[s]
-        for d in range(3):  # coordinate by coordinate: faster than adding [n, 3] rows through fancy indexing
-            t._point_sum[slots, d] += sums[d][s]
+        # gather, add, scatter the [n, 3] rows (the slots of one tree are distinct): the same sums as
+        # ``_point_sum[slots] += sums[s]``, faster than that fancy-indexed update or one per coordinate
+        rows = np.take(t._point_sum, slots, axis=0)
+        rows += sums[s]
+        t._point_sum[slots] = rows
         if hist is not None:
             t._label_store()[slots] += hist[s]
 
