@@ -200,6 +200,15 @@ def test_sort_based_grouping_and_column_codes_equal_numpy_unique_and_encode():
         u2, cnt2 = morton.count_sorted(keys)
         np.testing.assert_array_equal(u2, ref[0])
         np.testing.assert_array_equal(cnt2, ref[3])
+        u3, perm, group, cnt3 = morton.sort_groups(keys, int(hi - 1).bit_length())
+        np.testing.assert_array_equal(u3, ref[0])
+        np.testing.assert_array_equal(cnt3, ref[3])
+        np.testing.assert_array_equal(perm, np.argsort(keys, kind="stable"))
+        np.testing.assert_array_equal(group, ref[2][perm])
+        np.testing.assert_array_equal(perm[np.cumsum(cnt3) - cnt3], ref[1])
+        w = rng.normal(size=n)  # per-group sums in input order, bit for bit
+        np.testing.assert_array_equal(np.bincount(group, weights=w[perm], minlength=u3.size),
+                                      np.bincount(ref[2], weights=w, minlength=u3.size))  # fmt: skip
     for bits in (3, 10, 11, 12, 21):
         ijk = rng.integers(0, 2**bits, (3000, 3))
         want = morton.encode_points(ijk)
