@@ -136,6 +136,11 @@ class MapEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, C, H, W] -> [B, out_dim]
         return self.fc(self.cnn(self._pooled(x)))
 
+    def from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``forward`` from the scaled, pooled crop [B, C, S', S'] (``_pooled(x)``, which has no parameters:
+        :meth:`ObservationEncoder.derive` computes it once per frame)."""
+        return self.fc(self.cnn(pooled))
+
 
 SCALES = ("bounds", "magnitude")
 """How :class:`VectorEncoder` scales finite bounds (``TrainConfig.obs_scale``)."""
@@ -612,6 +617,9 @@ class ObservationEncoder(nn.Module):
             if isinstance(enc, EntityEncoder):
                 out.append(enc([obs[j] for j in self.entity_keys]))
                 continue
+            if isinstance(enc, MapEncoder) and DERIVED_MAP + k in obs:  # the pooled crop derive() computed
+                out.append(enc.from_pooled(obs[DERIVED_MAP + k]))
+                continue
             ks = self.fused.get(k)
             out.append(enc(obs[k]) if ks is None else enc.forward_parts([obs[j] for j in ks]))
         return torch.cat(out, dim=-1)
@@ -648,8 +656,27 @@ class ObservationEncoder(nn.Module):
         (:attr:`RowVisionEncoder.derivable`) replaces its image keys by the pooled image ([..., D]) and the rows'
         pixel columns ([..., K, C * H]), which :meth:`forward` reads as it would have computed them. A PPO update
         reads every frame once per epoch; the images' scaling, pooling and sampling then run once instead (in
-        ``chunk``-frame pieces). Otherwise ``obs`` itself."""
-        if not self.is_dict or self.row_vision is None:
+        ``chunk``-frame pieces). Likewise a map crop's :class:`MapEncoder` pooling and scaling: its key is replaced
+        by ``DERIVED_MAP + key`` (the pooled crop [..., C, S', S'], a quarter of the pixels at the default pool,
+        so the shuffled minibatch copies shrink too). Otherwise ``obs`` itself."""
+        if not self.is_dict:
+            return obs
+        out = self._derive_row_vision(obs, chunk)
+        maps = [k for k in self.keys if isinstance(self.encoders[k], MapEncoder) and k in obs]
+        if not maps:
+            return out
+        out = dict(out)
+        for k in maps:
+            enc, x = self.encoders[k], out.pop(k)
+            lead = x.shape[:-3]
+            flat = x.reshape(int(np.prod(lead)), *x.shape[len(lead) :])
+            pooled = torch.cat([enc._pooled(flat[s : s + chunk]) for s in range(0, max(1, flat.shape[0]), chunk)])
+            out[DERIVED_MAP + k] = pooled.reshape(*lead, *pooled.shape[1:])
+        return out
+
+    def _derive_row_vision(self, obs: dict[str, torch.Tensor], chunk: int) -> dict[str, torch.Tensor]:
+        """:meth:`derive`'s row-vision part (``obs`` itself where it has none)."""
+        if self.row_vision is None:
             return obs
         enc = self.encoders["+".join(self.row_vision)]
         if not enc.derivable:
@@ -674,6 +701,8 @@ class ObservationEncoder(nn.Module):
 DERIVED_POOLED = "_derived_pooled_image"
 DERIVED_COLUMNS = "_derived_row_columns"
 """Keys :meth:`ObservationEncoder.derive` puts in place of the images."""
+DERIVED_MAP = "_derived_pooled_map:"
+"""Prefix of the key :meth:`ObservationEncoder.derive` puts in place of a map crop's (``DERIVED_MAP + key``)."""
 
 
 def init_linear(layer: nn.Linear, gain: float) -> nn.Linear:

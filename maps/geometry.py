@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -63,6 +64,35 @@ def backproject_depth_batch(
         points float64 ``[M, 3]`` grouped by frame (frame 0's first), the frame int64 ``[M]`` and the flat
         pixel index int64 ``[M]`` of each.
     """
+    columns, frame, idx = backproject_depth_columns(depth, intrinsics, cam_to_world, max_depth)
+    return np.ascontiguousarray(columns.T), frame, idx
+
+
+@functools.lru_cache(maxsize=16)
+def _ray_columns(intrinsics: CameraIntrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """The x and y components (float64 ``[H * W]`` each, read-only) of ``intrinsics.camera_rays()``, whose z is 1."""
+    rays = intrinsics.camera_rays().reshape(-1, 3).astype(np.float64)
+    if not (rays[:, 2] == 1.0).all():
+        raise AssertionError("camera rays must have z == 1")
+    x, y = np.ascontiguousarray(rays[:, 0]), np.ascontiguousarray(rays[:, 1])
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+def backproject_depth_columns(
+    depth: np.ndarray,
+    intrinsics: CameraIntrinsics,
+    cam_to_world: np.ndarray,
+    max_depth: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`backproject_depth_batch` with the points by coordinate: float64 ``[3, M]`` contiguous (x, y, z
+    rows; the same values), the frame int64 ``[M]`` and the flat pixel index int64 ``[M]``.
+
+    The arithmetic is that of every point on its own: the camera-frame point is the z == 1 ray scaled by the
+    z-depth, rotated by one ``[M_b, 3] @ [3, 3]`` product per frame (as for a frame alone), then translated; the
+    scaling and translation run on contiguous coordinate rows (several times faster than on ``[M, 3]`` rows).
+    """
     d = np.asarray(depth, dtype=np.float64)
     if d.ndim == 4 and d.shape[-1] == 1:
         d = d[..., 0]
@@ -81,16 +111,24 @@ def backproject_depth_batch(
     # lin // P and lin % P, from the kept pixels per frame (cheaper than an integer division of every index)
     frame = np.repeat(np.arange(d.shape[0], dtype=np.int64), keep.reshape(d.shape[0], n_pix).sum(axis=1))
     idx = lin - frame * n_pix
-    rays = intrinsics.camera_rays().reshape(-1, 3).astype(np.float64)  # [P, 3], z == 1
-    # np.take gathers rows several times faster than fancy indexing; the same values
-    pc = np.take(rays, idx, axis=0) * flat[lin, None]  # [M, 3]: z-depth scales the z == 1 ray to the hit
-    pts = np.empty_like(pc)
+    rx, ry = _ray_columns(intrinsics)
+    z = flat[lin]  # the z == 1 ray times the z-depth
+    pc = np.empty((lin.shape[0], 3))  # camera-frame points [M, 3]: the rows of the per-frame products
+    np.multiply(np.take(rx, idx), z, out=pc[:, 0])
+    np.multiply(np.take(ry, idx), z, out=pc[:, 1])
+    pc[:, 2] = z
+    rot = np.empty_like(pc)
     bounds = np.searchsorted(frame, np.arange(d.shape[0] + 1))
     for b in range(d.shape[0]):  # one product per frame: its points do not depend on the rest of the batch
         s = slice(bounds[b], bounds[b + 1])
-        np.matmul(pc[s], pose[b, :3, :3].T, out=pts[s])
-        pts[s] += pose[b, :3, 3]
-    return pts, frame, idx
+        np.matmul(pc[s], pose[b, :3, :3].T, out=rot[s])
+    cols = np.ascontiguousarray(rot.T)  # [3, M]
+    for b in range(d.shape[0]):
+        s = slice(bounds[b], bounds[b + 1])
+        if bounds[b] < bounds[b + 1]:
+            for a in range(3):
+                cols[a, s] += pose[b, a, 3]
+    return cols, frame, idx
 
 
 def camera_yaw(cam_to_world: np.ndarray) -> float:

@@ -178,6 +178,39 @@ def group_sorted(keys: np.ndarray, key_bits: int, return_first: bool = False) ->
     return ordered[starts], inv, counts
 
 
+def sort_groups(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`group_sorted` without the inverse: the sorted distinct keys, the stable sorting permutation
+    ``perm`` (``keys[perm]`` sorted, equal keys in input order), the group of every sorted position
+    (``inverse[perm]``, non-decreasing) and the counts.
+
+    Per-group sums in input order are ``np.bincount(group, weights=w[perm])`` (bincount adds in index order,
+    and each group's sorted positions are its inputs in order: the same sums, bit for bit, as
+    ``np.bincount(inverse, weights=w)``), without the scatter that makes the inverse (the costliest step of
+    :func:`group_sorted` on a map update's ~6 * 10^4 keys). A group's first input is ``perm[starts]``, with
+    ``starts = cumsum(counts) - counts``.
+    """
+    keys = np.asarray(keys, np.int64).reshape(-1)
+    n = keys.shape[0]
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        return keys.copy(), empty, empty, empty
+    idx_bits = max(1, int(n - 1).bit_length())
+    if key_bits + idx_bits <= 63:
+        packed = np.sort((keys << np.int64(idx_bits)) | np.arange(n, dtype=np.int64))
+        perm = packed & np.int64((1 << idx_bits) - 1)
+        ordered = packed >> np.int64(idx_bits)
+    else:
+        perm = np.argsort(keys, kind="stable")
+        ordered = keys[perm]
+    first = np.empty(n, bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    group = np.cumsum(first) - 1
+    counts = np.diff(np.append(starts, n))
+    return ordered[starts], perm, group, counts
+
+
 def count_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(keys, return_counts=True)`` (sorted distinct keys and their counts) through one ``np.sort``."""
     s = np.sort(np.asarray(keys).reshape(-1))

@@ -382,10 +382,7 @@ def _carve_batch(maps: list[OccupancyMap], sensors: np.ndarray, ex: np.ndarray, 
             return
     angle = np.arctan2(vy, vx)
     bins = np.floor(angle * (per_point / step)).astype(np.int64)
-    order = np.lexsort((length, bins, frame))  # per frame, by direction bin, then length (stable: as per map)
-    sb, sf = bins[order], frame[order]
-    last = np.flatnonzero(np.concatenate([(sb[1:] != sb[:-1]) | (sf[1:] != sf[:-1]), [True]]))
-    far = order[last]
+    far = _farthest_per_bin(frame, bins, length)
     vx, vy, length, fr = vx[far], vy[far], length[far], frame[far]
     n = np.ceil(length / step).astype(np.int64)
     seg = np.repeat(np.arange(n.shape[0]), n)
@@ -395,8 +392,9 @@ def _carve_batch(maps: list[OccupancyMap], sensors: np.ndarray, ex: np.ndarray, 
     keep = frac * ls <= ls - step
     seg, frac = seg[keep], frac[keep]
     fs = fr[seg]
-    px = sensors[fs, 0] + frac * vx[seg]
-    py = sensors[fs, 1] + frac * vy[seg]
+    sx, sy = sensors[fr, 0], sensors[fr, 1]  # per segment, then per sample: the same values as sensors[fs, a]
+    px = sx[seg] + frac * vx[seg]
+    py = sy[seg] + frac * vy[seg]
     col = np.floor((px - m0.origin[0]) / m0.cell_size).astype(np.int64)
     row = np.floor((py - m0.origin[1]) / m0.cell_size).astype(np.int64)
     ok = (row >= 0) & (row < m0.shape[0]) & (col >= 0) & (col < m0.shape[1])
@@ -406,6 +404,33 @@ def _carve_batch(maps: list[OccupancyMap], sensors: np.ndarray, ex: np.ndarray, 
         if cuts[b] < cuts[b + 1]:
             # ``a[idx] += 1`` adds once per distinct index: one vote per frame per cell, as per map
             m.carved.reshape(-1)[flat[cuts[b] : cuts[b + 1]]] += 1
+
+
+def _farthest_per_bin(frame: np.ndarray, bins: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """``order[last]`` of ``order = np.lexsort((length, bins, frame))`` with ``last`` the final position of each
+    (frame, bin) run: per (frame, bin), in that order, the index of the longest segment (of equal longest ones the
+    last, as the stable sort leaves it). One ``np.sort`` of packed (frame, bin, index) keys and per-run maxima
+    instead of the three-key ``lexsort``, which costs several times more."""
+    n = frame.shape[0]
+    lo = int(bins.min())
+    bin_bits = max(1, int(int(bins.max()) - lo).bit_length())
+    idx_bits = max(1, int(n - 1).bit_length())
+    frame_bits = max(1, int(frame.max()).bit_length())
+    if frame_bits + bin_bits + idx_bits > 63:  # too wide to pack: the lexsort itself
+        order = np.lexsort((length, bins, frame))
+        sb, sf = bins[order], frame[order]
+        return order[np.flatnonzero(np.concatenate([(sb[1:] != sb[:-1]) | (sf[1:] != sf[:-1]), [True]]))]
+    group = (frame << np.int64(bin_bits)) | (bins - lo)
+    packed = np.sort((group << np.int64(idx_bits)) | np.arange(n, dtype=np.int64))
+    order = packed & np.int64((1 << idx_bits) - 1)  # by (frame, bin), then index
+    g = packed >> np.int64(idx_bits)
+    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+    sl = length[order]
+    longest = np.maximum.reduceat(sl, starts)
+    is_max = sl == np.repeat(longest, np.diff(np.append(starts, n)))
+    # the last position of each run holding its longest length (positions increase with the index in a run)
+    pos = np.maximum.reduceat(np.where(is_max, np.arange(n), -1), starts)
+    return order[pos]
 
 
 def crop_batch(
@@ -455,7 +480,7 @@ def crop_batch(
     for b, m in enumerate(maps):
         fb = flat[b]
         np.take(m.obstacle_hits.reshape(-1), fb, out=obst[b])
-        seen[b] = (m.floor_hits.reshape(-1)[fb] > 0) | (m.carved.reshape(-1)[fb] > 0)
+        seen[b] = (np.take(m.floor_hits.reshape(-1), fb) > 0) | (np.take(m.carved.reshape(-1), fb) > 0)
         np.take(m.semantic.reshape(-1), fb, out=sem[b])
     occ = (obst >= m0.cfg.min_hits) & ok
     out = np.empty((n_maps, 3, size * size), dtype)

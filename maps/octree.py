@@ -137,6 +137,7 @@ class SparseOctree:
         self._tree = None
         self._tree_slots = None
         self._knn_level = 0  # query_knn_batch's search hint: the level that answered the last query (0: none)
+        self._knn_ball: tuple[np.ndarray, float] | None = None  # query_knn_batch's: last point (voxel units), k-th dist
 
     def _grow(self, need: int) -> None:
         cap = self._slot_keys.shape[0]
@@ -673,12 +674,17 @@ def insert_batch(
     shift = np.int64(3 * t0.depth)
     code = morton.encode_columns(ijk[0], ijk[1], ijk[2], t0.depth)  # voxel coordinates < 2**depth
     keys = (frame << shift) | code  # sorted by tree, then by code: each tree's codes
-    ukeys, inv, cnt, first = morton.group_sorted(keys, 3 * t0.depth + max(1, (n_trees - 1).bit_length()), True)
+    ukeys, perm, group, cnt = morton.sort_groups(keys, 3 * t0.depth + max(1, (n_trees - 1).bit_length()))
+    first = perm[np.cumsum(cnt) - cnt]  # each leaf's first point
     m = ukeys.shape[0]
-    sums = [np.bincount(inv, weights=xyz[d], minlength=m) for d in range(3)]  # per coordinate [m]
+    # per coordinate [m]: each leaf's points added in input order (sort_groups), as insert's bincount adds them
+    sums = np.empty((m, 3))
+    for d in range(3):
+        sums[:, d] = np.bincount(group, weights=np.take(xyz[d], perm), minlength=m)
     hist = None
     if labels is not None:
-        hist = np.bincount(inv * c.num_labels + labels, minlength=m * c.num_labels).reshape(m, c.num_labels)
+        hist = np.bincount(group * c.num_labels + np.take(labels, perm), minlength=m * c.num_labels)
+        hist = hist.reshape(m, c.num_labels)
     cuts = np.searchsorted(ukeys, np.arange(n_trees + 1, dtype=np.int64) << shift)
     low = (np.int64(1) << shift) - 1
     for b, t in enumerate(trees):
@@ -693,8 +699,11 @@ def insert_batch(
 
         slots = t._slots_for_new_or_existing(ukeys[s] & low, InsertStats(), new_ijk)
         t._count[slots] += cnt[s]
-        for d in range(3):  # coordinate by coordinate: faster than adding [n, 3] rows through fancy indexing
-            t._point_sum[slots, d] += sums[d][s]
+        # gather, add, scatter the [n, 3] rows (the slots of one tree are distinct): the same sums as
+        # ``_point_sum[slots] += sums[s]``, faster than that fancy-indexed update or one per coordinate
+        rows = np.take(t._point_sum, slots, axis=0)
+        rows += sums[s]
+        t._point_sum[slots] = rows
         if hist is not None:
             t._label_store()[slots] += hist[s]
 
@@ -727,9 +736,10 @@ def query_knn_batch(trees: list[SparseOctree], points: np.ndarray, k: int) -> li
             out[b] = t.query_knn(pts[b], k)[0]
         else:
             batched.append(b)
+    u_all = (pts - t0.origin) / t0.voxel_size  # voxel units, as query_knn computes them per point
+    batched = _knn_ball_pass(trees, batched, u_all, k, out)
     pending = np.asarray(batched, np.int64)
     level = np.array([max(first, trees[b]._knn_level) for b in range(len(trees))], np.int64)
-    u_all = (pts - t0.origin) / t0.voxel_size  # voxel units, as query_knn computes them per point
     offsets = _BLOCK_OFFSETS
     while pending.size:
         done = level[pending] >= t0.depth
@@ -808,7 +818,110 @@ def query_knn_batch(trees: list[SparseOctree], points: np.ndarray, k: int) -> li
                     # the next query's start: the finest level with cells wider than this k-th distance
                     kd = float(np.sqrt(d2[top[-1]])) if top.size else 0.0
                     trees[b]._knn_level = max(first, int(np.floor(np.log2(kd))) + 1) if kd >= 1.0 else first
+                    trees[b]._knn_ball = (u[sel[r]].copy(), kd) if top.size == kk[j] == k else None
         still = np.asarray(still, np.int64)
         level[still] += 1
         pending = np.sort(still)
     return out
+
+
+_BALL_HALF = 4
+_BALL_AXIS = np.arange(-_BALL_HALF, _BALL_HALF + 1)
+"""The cell offsets along one axis of the 9 x 9 x 9 cells around a point's cell that :func:`_knn_ball_pass` looks
+through."""
+_BALL_AXIS.flags.writeable = False
+
+
+def _knn_ball_pass(trees: list[SparseOctree], rows: list[int], u_all: np.ndarray, k: int, out: list) -> list[int]:
+    """The first try of :func:`query_knn_batch` for the trees ``rows`` whose previous query left a hint
+    (``tree._knn_ball``: that point and its k-th distance, in voxel units): the leaves within ``R`` = that distance
+    plus how far the point moved since (the previous k nearest are all still within ``R``; leaves are never removed)
+    are the leaves in the cells (of a level about ``R / 4`` voxels wide) that come within ``R`` of the point, a
+    ball instead of :func:`query_knn_batch`'s 3 x 3 x 3 block of cells wider than ``R`` (~27 / 4.2 times its
+    volume). Where the k-th nearest of those candidates lies within ``R``, everything outside them is farther, so
+    they hold the exact k nearest, ranked by (distance, code) as ``query_knn`` ranks them: the answer goes to
+    ``out[b]``. Returns the rows left for the block search (no hint, fewer than k leaves, or a k-th distance beyond
+    ``R``)."""
+    hinted = [b for b in rows if trees[b]._knn_ball is not None and trees[b]._n >= k]
+    if not hinted:
+        return rows
+    t0 = trees[0]
+    rest = set(rows)
+    idx_b = np.asarray(hinted, np.int64)
+    u = u_all[idx_b]  # [P, 3]
+    prev = np.stack([trees[b]._knn_ball[0] for b in hinted])
+    kd = np.array([trees[b]._knn_ball[1] for b in hinted])
+    d = u - prev
+    radius = kd + np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] + d[:, 2] * d[:, 2]) + 1e-6  # [P]
+    # level: cells at least R / 4 wide, so the 9 x 9 x 9 cells around the point's cell reach beyond R
+    lev = np.maximum(0, np.ceil(np.log2(np.maximum(radius, 1.0) / _BALL_HALF)).astype(np.int64))
+    ok_lev = lev < t0.depth
+    side = (np.int64(1) << np.minimum(lev, t0.depth))[:, None]  # [P, 1]
+    cells = (np.int64(t0.resolution) >> np.minimum(lev, t0.depth))[:, None]
+    cc = np.floor(u / side).astype(np.int64)
+    # axis by axis ([P, 3, 9]), then the 9 x 9 x 9 cells by broadcasting: cell (a, b, c) of the block is
+    # cc + (a, b, c) - 4, its squared distance the sum of the three axes' gaps, its code the or of their bits
+    block = cc[:, :, None] + _BALL_AXIS  # [P, 3, 9] cell coordinates per axis
+    lo_c = block * side[:, :, None]  # cell corners, voxel units
+    gap = np.maximum(np.maximum(lo_c - u[:, :, None], u[:, :, None] - (lo_c + side[:, :, None])), 0.0)
+    gap *= gap
+    inside = (block >= 0) & (block < cells[:, :, None]) & ok_lev[:, None, None]
+    gap[~inside] = np.inf  # a cell outside the cube (or no usable level) holds nothing
+    d2c = gap[:, 0, :, None, None] + gap[:, 1, None, :, None] + gap[:, 2, None, None, :]  # [P, 9, 9, 9]
+    near = d2c.reshape(len(hinted), -1) <= (radius * radius)[:, None] * (1 + 1e-9) + 1e-9  # [P, C]
+    spread = morton._SPLIT_TABLE[np.clip(block, 0, (1 << min(t0.depth, morton._SPLIT_BITS)) - 1)]  # [P, 3, 9]
+    if t0.depth > morton._SPLIT_BITS:
+        spread = morton._split_by_3(np.clip(block, 0, None).astype(np.uint64))
+    prefix = (
+        (
+            spread[:, 0, :, None, None]
+            | (spread[:, 1, None, :, None] << np.uint64(1))
+            | (spread[:, 2, None, None, :] << np.uint64(2))
+        )
+        .reshape(len(hinted), -1)
+        .astype(np.int64)
+    )
+    shift = 3 * lev
+    lo = np.zeros(near.shape, np.int64)
+    hi = np.zeros(near.shape, np.int64)
+    for j, b in enumerate(hinted):
+        sel = np.flatnonzero(near[j])
+        if sel.size:
+            p = prefix[j, sel]
+            pos = np.searchsorted(trees[b]._keys, np.concatenate([p << shift[j], (p + 1) << shift[j]]))
+            lo[j, sel], hi[j, sel] = pos[: sel.size], pos[sel.size :]
+    n_cell = np.where(near, hi - lo, 0)
+    n = n_cell.sum(axis=1)
+    nc = n_cell.reshape(-1)
+    idx = np.repeat(lo.reshape(-1) - np.cumsum(nc) + nc, nc) + np.arange(int(nc.sum()))
+    owner = np.repeat(np.arange(len(hinted)), n)
+    cut = np.concatenate([[0], np.cumsum(n)])
+    slots = np.empty(idx.shape[0], np.int64)
+    ijk = np.empty((idx.shape[0], 3), np.int32)
+    keys = np.empty(idx.shape[0], np.int64)
+    for j, b in enumerate(hinted):
+        t = trees[b]
+        s = slice(cut[j], cut[j + 1])
+        np.take(t._slots, idx[s], out=slots[s])
+        np.take(t._slot_ijk, slots[s], axis=0, out=ijk[s])
+        np.take(t._keys, idx[s], out=keys[s])
+    dd = ijk + 0.5 - u[owner]  # the leaves' centres, as query_knn computes the distances
+    dd *= dd
+    d2 = dd[:, 0] + dd[:, 1] + dd[:, 2]
+    # only candidates within R may answer (the answer holds when k of them are); rank those
+    within = np.flatnonzero(d2 <= (radius * radius)[owner])
+    order = within[np.lexsort((keys[within], d2[within], owner[within]))]  # per tree: nearest first, ties by code
+    wcut = np.searchsorted(owner[order], np.arange(len(hinted) + 1))
+    for j, b in enumerate(hinted):
+        if wcut[j + 1] - wcut[j] < k:
+            continue
+        top = order[wcut[j] : wcut[j] + k]
+        kth = d2[top[-1]]
+        out[b] = slots[top]
+        kd_new = float(np.sqrt(kth))
+        t = trees[b]
+        t._knn_ball = (u[j].copy(), kd_new)
+        first = min(3, t0.depth)
+        t._knn_level = max(first, int(np.floor(np.log2(kd_new))) + 1) if kd_new >= 1.0 else first
+        rest.discard(b)
+    return [b for b in rows if b in rest]

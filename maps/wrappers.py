@@ -25,7 +25,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from chronotope.maps.geometry import backproject_depth, backproject_depth_batch, camera_yaw, world_to_agent_xy
+from chronotope.maps.geometry import backproject_depth, backproject_depth_columns, camera_yaw, world_to_agent_xy
 from chronotope.maps.mem4nav import Mem4NavConfig, Mem4NavMemory
 from chronotope.maps.occupancy import OccupancyConfig, OccupancyMap, crop_batch, integrate_points_batch
 from chronotope.maps.octree import OctreeConfig, SparseOctree, insert_batch, query_knn_batch
@@ -86,7 +86,9 @@ class Frames:
         float64 ``[M, 3]`` grouped by frame (frame 0's first), their frame int64 ``[M]`` and flat pixel index
         int64 ``[M]``."""
         if self._points is None:
-            self._points = backproject_depth_batch(self.depth, self.intrinsics, self.poses, self.max_depth)
+            cols, frame, idx = backproject_depth_columns(self.depth, self.intrinsics, self.poses, self.max_depth)
+            self._columns = cols
+            self._points = (cols.T, frame, idx)  # [M, 3], a view of the coordinate rows
             self._bounds = np.searchsorted(self._points[1], np.arange(len(self) + 1))
         return self._points
 
@@ -94,8 +96,7 @@ class Frames:
         """:meth:`all_points` by coordinate, float64 ``[3, M]`` contiguous (x, y, z rows; made once): the batched
         map updates read coordinates one at a time, several times faster from contiguous rows than from the
         strided columns of ``[M, 3]``."""
-        if self._columns is None:
-            self._columns = np.ascontiguousarray(self.all_points()[0].T)
+        self.all_points()  # made with the points
         return self._columns
 
     def labels(self) -> np.ndarray | None:

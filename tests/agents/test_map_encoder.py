@@ -57,3 +57,24 @@ def test_map_encoder_pools_then_scales_and_reads_any_crop_size():
         e = MapEncoder(_occupancy_space(crop))
         assert e.pool == max(1, crop // 16)
         assert e(torch.rand(2, 3, crop, crop)).shape == (2, 128)
+
+
+def test_derived_map_crops_give_the_same_features_and_update():
+    # the crop's pooling and scaling have no parameters: derive() computes them once per frame (any leading dims,
+    # in chunks) and the encoder reads the pooled crop as it would have computed it
+    from chronotope.agents.encoders import DERIVED_MAP
+
+    space = spaces.Dict({"occupancy": _occupancy_space(), "gps": spaces.Box(-5.0, 5.0, (2,), np.float32)})
+    torch.manual_seed(0)
+    enc = ObservationEncoder(space)
+    obs = {k: torch.as_tensor(np.stack([space[k].sample() for _ in range(6)])).reshape(2, 3, *space[k].shape)
+           for k in space.spaces}  # fmt: skip
+    derived = enc.derive(obs, chunk=4)
+    assert "occupancy" not in derived and derived["gps"] is obs["gps"]
+    assert derived[DERIVED_MAP + "occupancy"].shape == (2, 3, 3, 16, 16)
+    flat = lambda o: {k: v.reshape(6, *v.shape[2:]) for k, v in o.items()}  # noqa: E731
+    assert torch.equal(enc(flat(derived)), enc(flat(obs)))
+    enc(flat(derived)).sum().backward()  # the learned layers still train from the derived inputs
+    assert enc.encoders["occupancy"].cnn[0].weight.grad.abs().sum() > 0
+    plain = {"gps": obs["gps"]}
+    assert ObservationEncoder(spaces.Dict({"gps": space["gps"]})).derive(plain) is plain

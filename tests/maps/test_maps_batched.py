@@ -200,8 +200,70 @@ def test_sort_based_grouping_and_column_codes_equal_numpy_unique_and_encode():
         u2, cnt2 = morton.count_sorted(keys)
         np.testing.assert_array_equal(u2, ref[0])
         np.testing.assert_array_equal(cnt2, ref[3])
+        u3, perm, group, cnt3 = morton.sort_groups(keys, int(hi - 1).bit_length())
+        np.testing.assert_array_equal(u3, ref[0])
+        np.testing.assert_array_equal(cnt3, ref[3])
+        np.testing.assert_array_equal(perm, np.argsort(keys, kind="stable"))
+        np.testing.assert_array_equal(group, ref[2][perm])
+        np.testing.assert_array_equal(perm[np.cumsum(cnt3) - cnt3], ref[1])
+        w = rng.normal(size=n)  # per-group sums in input order, bit for bit
+        np.testing.assert_array_equal(np.bincount(group, weights=w[perm], minlength=u3.size),
+                                      np.bincount(ref[2], weights=w, minlength=u3.size))  # fmt: skip
     for bits in (3, 10, 11, 12, 21):
         ijk = rng.integers(0, 2**bits, (3000, 3))
         want = morton.encode_points(ijk)
         np.testing.assert_array_equal(morton.encode_columns(ijk[:, 0], ijk[:, 1], ijk[:, 2], bits), want)
         np.testing.assert_array_equal(morton.encode_columns(ijk[:, 0], ijk[:, 1], ijk[:, 2]), want)
+
+
+def test_batched_knn_ball_hint_equals_per_tree_knn():
+    """The ball search from the previous answer (query_knn_batch's first try, _knn_ball_pass) of walking points
+    over growing trees, with equal distances (grid-aligned leaves and points), answers as query_knn does."""
+    from chronotope.maps.octree import _knn_ball_pass
+
+    rng = np.random.default_rng(5)
+    cfg = OctreeConfig(origin=(0.0, 0.0, 0.0), size=6.4, depth=7)
+    trees = [SparseOctree(cfg) for _ in range(5)]
+    for t in trees:
+        t.insert(rng.uniform(0.0, 6.4, (3000, 3)))
+        t.insert((rng.integers(40, 60, (400, 3)) + 0.5) * 0.05)  # a dense cluster of whole voxels
+    pos = rng.uniform(2.0, 3.0, (len(trees), 3))
+    pos[0] = (50 + 0.5) * 0.05  # a voxel centre: many leaves at equal distances
+    answered = 0
+    for q in range(40):
+        k = 16 if q < 30 else 5  # a hint of another k is only a first guess
+        if q % 4 == 0:  # new leaves between queries
+            for t in trees:
+                t.insert(rng.uniform(1.5, 3.5, (200, 3)))
+        if q % 5 != 0:
+            pos[1:] += rng.normal(0.0, 0.05, (len(trees) - 1, 3))
+        if q == 20:
+            pos[2] = rng.uniform(0.0, 6.4, 3)  # a jump: the hint's ball misses, the block search answers
+        out = [None] * len(trees)
+        u = (pos - trees[0].origin) / trees[0].voxel_size
+        left = _knn_ball_pass(trees, list(range(len(trees))), u, k, out)
+        answered += len(trees) - len(left)
+        for b, t in enumerate(trees):
+            ref = t.query_knn(pos[b], k)[0]
+            if out[b] is not None:
+                np.testing.assert_array_equal(out[b], ref, err_msg=f"ball {q} {b}")
+        got = query_knn_batch(trees, pos, k)
+        for b, t in enumerate(trees):
+            np.testing.assert_array_equal(got[b], t.query_knn(pos[b], k)[0], err_msg=f"{q} {b}")
+    assert answered > 100
+
+
+def test_farthest_per_bin_equals_the_lexsort():
+    """_carve_batch's pick of each (frame, direction bin)'s longest segment (packed sort) against the three-key
+    lexsort it replaces, with equal lengths (the last of them wins) and negative bins."""
+    from chronotope.maps.occupancy import _farthest_per_bin
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 50, 3000):
+        frame = np.sort(rng.integers(0, 5, n))
+        bins = rng.integers(-40, 40, n)
+        length = rng.integers(0, 6, n).astype(np.float64) * 0.25  # many ties
+        order = np.lexsort((length, bins, frame))
+        sb, sf = bins[order], frame[order]
+        ref = order[np.flatnonzero(np.concatenate([(sb[1:] != sb[:-1]) | (sf[1:] != sf[:-1]), [True]]))]
+        np.testing.assert_array_equal(_farthest_per_bin(frame, bins, length), ref, err_msg=str(n))
