@@ -369,7 +369,8 @@ class TargetSequenceTask(MemoryTask):
         """``target_index``, and ``memory_goal`` [N, 3], the label of what memory adds (for ``--aux-key``): 1 and
         the named target's position in the agent's frame (forward, left; divided by the scene extent) once its
         colour has shown at some step of the episode (this one included), else zeros (finite, so infos compare
-        equal in Gymnasium's checks; the flag says the place is unknown, which a memory can know). The info is built after each reset and step, so ``seen`` is brought up to date here."""
+        equal in Gymnasium's checks; the flag says the place is unknown, which a memory can know). The info is
+        built after each reset and step, so ``seen`` is brought up to date here."""
         self.ensure(core)
         self.seen |= self.sees(core, self.xy)
         rows = np.arange(core.n)
