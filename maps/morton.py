@@ -153,29 +153,12 @@ def group_sorted(keys: np.ndarray, key_bits: int, return_first: bool = False) ->
     The position of every key is packed into its low bits so that one ``np.sort`` (not ``argsort``, a few times
     slower) orders keys and finds each one's place; keys too wide for the packing go through ``argsort``.
     """
-    keys = np.asarray(keys, np.int64).reshape(-1)
-    n = keys.shape[0]
-    if n == 0:
-        empty = np.zeros(0, np.int64)
-        return (keys.copy(), empty, empty, empty) if return_first else (keys.copy(), empty, empty)
-    idx_bits = max(1, int(n - 1).bit_length())
-    if key_bits + idx_bits <= 63:
-        packed = np.sort((keys << np.int64(idx_bits)) | np.arange(n, dtype=np.int64))
-        perm = packed & np.int64((1 << idx_bits) - 1)
-        ordered = packed >> np.int64(idx_bits)
-    else:
-        perm = np.argsort(keys, kind="stable")
-        ordered = keys[perm]
-    first = np.empty(n, bool)
-    first[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    inv = np.empty(n, np.int64)
-    inv[perm] = np.cumsum(first) - 1
-    counts = np.diff(np.append(starts, n))
+    uniq, perm, group, counts = sort_groups(keys, key_bits)
+    inv = np.empty(perm.shape[0], np.int64)
+    inv[perm] = group
     if return_first:  # the sort is stable (positions break ties), so a group's first entry is its first occurrence
-        return ordered[starts], inv, counts, perm[starts]
-    return ordered[starts], inv, counts
+        return uniq, inv, counts, perm[np.cumsum(counts) - counts]
+    return uniq, inv, counts
 
 
 def sort_groups(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
