@@ -20,7 +20,7 @@ import numpy as np
 
 from chronotope.envs.render.camera import CameraIntrinsics
 from chronotope.maps.geometry import backproject_depth
-from chronotope.maps.morton import count_sorted
+from chronotope.maps.morton import count_sorted, sort_groups
 
 
 @dataclass
@@ -409,25 +409,16 @@ def _carve_batch(maps: list[OccupancyMap], sensors: np.ndarray, ex: np.ndarray, 
 def _farthest_per_bin(frame: np.ndarray, bins: np.ndarray, length: np.ndarray) -> np.ndarray:
     """``order[last]`` of ``order = np.lexsort((length, bins, frame))`` with ``last`` the final position of each
     (frame, bin) run: per (frame, bin), in that order, the index of the longest segment (of equal longest ones the
-    last, as the stable sort leaves it). One ``np.sort`` of packed (frame, bin, index) keys and per-run maxima
-    instead of the three-key ``lexsort``, which costs several times more."""
+    last, as the stable sort leaves it). One stable grouping of (frame, bin) keys (:func:`morton.sort_groups`, a
+    packed ``np.sort``) and per-run maxima instead of the three-key ``lexsort``, which costs several times more."""
     n = frame.shape[0]
     lo = int(bins.min())
     bin_bits = max(1, int(int(bins.max()) - lo).bit_length())
-    idx_bits = max(1, int(n - 1).bit_length())
-    frame_bits = max(1, int(frame.max()).bit_length())
-    if frame_bits + bin_bits + idx_bits > 63:  # too wide to pack: the lexsort itself
-        order = np.lexsort((length, bins, frame))
-        sb, sf = bins[order], frame[order]
-        return order[np.flatnonzero(np.concatenate([(sb[1:] != sb[:-1]) | (sf[1:] != sf[:-1]), [True]]))]
-    group = (frame << np.int64(bin_bits)) | (bins - lo)
-    packed = np.sort((group << np.int64(idx_bits)) | np.arange(n, dtype=np.int64))
-    order = packed & np.int64((1 << idx_bits) - 1)  # by (frame, bin), then index
-    g = packed >> np.int64(idx_bits)
-    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+    key_bits = max(1, int(frame.max()).bit_length()) + bin_bits
+    _, order, _, counts = sort_groups((frame << np.int64(bin_bits)) | (bins - lo), key_bits)  # then by index
+    starts = np.cumsum(counts) - counts
     sl = length[order]
-    longest = np.maximum.reduceat(sl, starts)
-    is_max = sl == np.repeat(longest, np.diff(np.append(starts, n)))
+    is_max = sl == np.repeat(np.maximum.reduceat(sl, starts), counts)
     # the last position of each run holding its longest length (positions increase with the index in a run)
     pos = np.maximum.reduceat(np.where(is_max, np.arange(n), -1), starts)
     return order[pos]

@@ -139,6 +139,14 @@ class SparseOctree:
         self._knn_level = 0  # query_knn_batch's search hint: the level that answered the last query (0: none)
         self._knn_ball: tuple[np.ndarray, float] | None = None  # query_knn_batch's: last point (voxel units), k-th dist
 
+    def _remember_knn(self, point: np.ndarray, kd: float, ball: bool) -> None:
+        """:func:`query_knn_batch`'s hints for the next query, from this one's ``point`` (voxel units) and k-th
+        distance ``kd``: the level to start the block search at (the finest with cells wider than ``kd``) and,
+        where the answer held k leaves (``ball``), the ball the next query tries first."""
+        first = min(3, self.depth)
+        self._knn_level = max(first, int(np.floor(np.log2(kd))) + 1) if kd >= 1.0 else first
+        self._knn_ball = (point.copy(), kd) if ball else None
+
     def _grow(self, need: int) -> None:
         cap = self._slot_keys.shape[0]
         if need <= cap:
@@ -815,10 +823,8 @@ def query_knn_batch(trees: list[SparseOctree], points: np.ndarray, k: int) -> li
                     still.append(b)
                 else:
                     out[b] = slots[top]
-                    # the next query's start: the finest level with cells wider than this k-th distance
                     kd = float(np.sqrt(d2[top[-1]])) if top.size else 0.0
-                    trees[b]._knn_level = max(first, int(np.floor(np.log2(kd))) + 1) if kd >= 1.0 else first
-                    trees[b]._knn_ball = (u[sel[r]].copy(), kd) if top.size == kk[j] == k else None
+                    trees[b]._remember_knn(u[sel[r]], kd, top.size == kk[j] == k)
         still = np.asarray(still, np.int64)
         level[still] += 1
         pending = np.sort(still)
@@ -916,12 +922,7 @@ def _knn_ball_pass(trees: list[SparseOctree], rows: list[int], u_all: np.ndarray
         if wcut[j + 1] - wcut[j] < k:
             continue
         top = order[wcut[j] : wcut[j] + k]
-        kth = d2[top[-1]]
         out[b] = slots[top]
-        kd_new = float(np.sqrt(kth))
-        t = trees[b]
-        t._knn_ball = (u[j].copy(), kd_new)
-        first = min(3, t0.depth)
-        t._knn_level = max(first, int(np.floor(np.log2(kd_new))) + 1) if kd_new >= 1.0 else first
+        trees[b]._remember_knn(u[j], float(np.sqrt(d2[top[-1]])), True)
         rest.discard(b)
     return [b for b in rows if b in rest]
