@@ -259,7 +259,7 @@ class TargetSequenceTask(MemoryTask):
         for a in (self.score, self.since, self.time_sum):
             a[idx] = 0.0
         self.reached[idx] = False
-        self.seen[idx] = False
+        self.seen[idx] = self.sees(core, self.xy)[idx]  # the agents stand at their starts already
         self.entered_new[idx] = False
         if self.explore_reward > 0:
             if self._visited is None:  # any position lies within max_extent of the start, in each axis
@@ -285,6 +285,7 @@ class TargetSequenceTask(MemoryTask):
             self.set_goal_field(core, i, field, self.xy[i, self.current[i]])
         if self.reached.any():
             core._update_distance()
+        self.seen |= self.sees(core, self.xy)
         if self.explore_reward > 0:
             idx = np.arange(core.n)
             r, c = self._explore_cells(core, idx)
@@ -369,10 +370,7 @@ class TargetSequenceTask(MemoryTask):
         """``target_index``, and ``memory_goal`` [N, 3], the label of what memory adds (for ``--aux-key``): 1 and
         the named target's position in the agent's frame (forward, left; divided by the scene extent) once its
         colour has shown at some step of the episode (this one included), else zeros (finite, so infos compare
-        equal in Gymnasium's checks; the flag says the place is unknown, which a memory can know). The info is
-        built after each reset and step, so ``seen`` is brought up to date here."""
-        self.ensure(core)
-        self.seen |= self.sees(core, self.xy)
+        equal in Gymnasium's checks; the flag says the place is unknown, which a memory can know)."""
         rows = np.arange(core.n)
         pol = polar(core.sim.position, core.sim.yaw, self.xy[rows, self.current])
         ego = np.stack([pol[:, 0] * np.cos(pol[:, 1]), pol[:, 0] * np.sin(pol[:, 1])], -1) / core.max_extent
