@@ -118,8 +118,8 @@ PRESETS: dict[str, dict] = {
     },
     # TargetSequence (after Memory Maze): coloured targets named one after another in apartments of 10-12 rooms,
     # 1000-step episodes, scored by the targets reached (the memoryless bound, a tour that searches for every named
-    # target, ~0.30 of perfect memory; docs/RESULTS.md 5). The plain recipe: no auxiliary label (the task gives none
-    # that a policy could have seen: a target's place is known only once its colour has shown) and no readout.
+    # target, ~0.30 of perfect memory; docs/RESULTS.md 5). The plain recipe, no readout, and no auxiliary loss unless
+    # --aux-coef turns on its key (memory_goal: the named target's place once its colour has shown).
     # Its episodes are longer than a rollout, so the overlap is capped at rollout_len (128) and the trainer warns
     # that the declared span (999) is not covered. With the target reward alone a GRU did not learn to search
     # (0.31 targets per episode at 600k steps vs random 0.09, bound 2.84): ``explore_reward`` pays 0.02 for each
