@@ -264,6 +264,7 @@ class Config:
         minibatches: minibatches per epoch (0: the preset's, else the trainer's default).
         aux_coef: weight of the auxiliary memory loss for every core (None: the preset's, 1.0 where it names none;
             0: off, though a preset's readout needs it on).
+        lr: learning rate for every core, annealed to 0 over the run (0: the preset's, else the trainer's 3e-4).
         memory_cfgs: memory config per core.
         eval_episodes: evaluation episodes per agent, seed, delay and action rule.
         reference_episodes: episodes per reference policy and delay.
@@ -280,6 +281,7 @@ class Config:
     epochs: int = 0
     minibatches: int = 0
     aux_coef: float | None = None
+    lr: float = 0.0
     memory_cfgs: dict = field(default_factory=lambda: {"hcam": {"hidden_size": 128, "num_heads": 4, "chunk_size": 4}})
     eval_episodes: int = 200
     reference_episodes: int = 200
@@ -308,7 +310,7 @@ def train_config(cfg: Config, agent: str, seed: int):
     recipe = {"aux_coef": 1.0, **p["recipe"]}
     if cfg.aux_coef is not None:  # given on the command line: it wins over the preset's
         recipe["aux_coef"] = cfg.aux_coef
-    for k in ("steps", "epochs", "minibatches"):
+    for k in ("steps", "epochs", "minibatches", "lr"):
         if getattr(cfg, k):
             recipe[k] = getattr(cfg, k)
     if cfg.quick:

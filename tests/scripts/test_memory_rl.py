@@ -51,3 +51,6 @@ def test_targetsequence_scores_targets_without_an_auxiliary_loss(tmp_path):
     # --aux-coef on the command line wins over the preset's 0 (it used to be dropped silently)
     given = train_config(Config(task="targetsequence", aux_coef=0.5, out=tmp_path), "gru", 0)
     assert given.aux_coef == 0.5 and given.aux_key == "memory_goal"
+    # --lr likewise: every core of the run gets it, 0 leaves the preset's (or the trainer's) rate
+    assert train_config(Config(task="objectrecall", lr=1e-3, out=tmp_path), "hcam", 0).lr == 1e-3
+    assert train_config(Config(task="objectrecall", out=tmp_path), "hcam", 0).lr == 3e-4
