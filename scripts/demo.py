@@ -1,4 +1,4 @@
-"""``chronotope demo`` / ``make demo``: the project's main job, end to end on a CPU (sized for ~15 minutes).
+"""``chronotope demo`` / ``make demo``: the project's main job, end to end on a CPU (~10 minutes on 2 idle cores).
 
 1. Renders a first-person RGB / depth / instance-id strip of a generated apartment.
 2. Trains three agents on ``chronotope/ObjectRecall-v0`` (``state`` observations, the task's defaults, which
