@@ -252,6 +252,8 @@ class TrainConfig:
                 )
             if not self.aux_lr > 0:
                 raise ValueError(f"aux_lr must be > 0, got {self.aux_lr!r}")
+        if not self.lr > 0:  # NaN too: torch's optimiser would fail later, or train on nothing
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not self.checkpoint_minutes > 0:
             raise ValueError(f"checkpoint_minutes must be > 0, got {self.checkpoint_minutes!r}")
         counts = ("steps", "num_envs", "rollout_len", "bptt_len", "epochs", "minibatches", "hidden", "checkpoint_every")

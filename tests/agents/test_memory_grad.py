@@ -44,6 +44,9 @@ def test_aux_lr_gives_what_the_auxiliary_loss_alone_trains_its_own_group(ballet_
         TrainConfig(aux_coef=1.0, aux_lr=1e-3).validate()
     with pytest.raises(ValueError, match="aux_lr must be > 0"):
         TrainConfig(aux_coef=1.0, memory_grad="aux", aux_lr=0.0).validate()
+    for bad in (0.0, -1e-3, float("nan")):  # the main rate likewise (memory_rl --lr passes it through)
+        with pytest.raises(ValueError, match=f"lr must be > 0, got {bad!r}"):
+            TrainConfig(lr=bad).validate()
     kw = dict(
         memory_cfg='{"hidden_size": 16}',
         hidden=16,
