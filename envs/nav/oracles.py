@@ -181,11 +181,16 @@ class TargetSequenceOracle(_Oracle):
         self.last_pos = np.full((n, 2), np.nan)
         self._tours: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def tour(self, core, scene: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The scene's reachable objects in tour order: (instance ids [M], centres [M, 2], room ids [M])."""
-        if scene not in self._tours:
+    def tour(self, core, scene: int, sites=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The scene's reachable objects in tour order: (instance ids [M], centres [M, 2], room ids [M]); with
+        ``sites`` (instance ids) a tour of those objects only."""
+        key = scene if sites is None else (scene, tuple(sorted(int(t) for t in sites)))
+        if key not in self._tours:
             task = core.task
             objs = [o for o in core.scenes[scene].objects if task.object_field(core, scene, o.instance_id) is not None]
+            if sites is not None:
+                keep = set(key[1])
+                objs = [o for o in objs if o.instance_id in keep]
             m = len(objs)
             d = np.zeros((m, m))
             for a in range(m):
@@ -205,12 +210,21 @@ class TargetSequenceOracle(_Oracle):
                         if d[a, c] + d[b, e] < d[a, b] + d[c, e] - 1e-9:
                             order[x + 1 : y + 1] = order[x + 1 : y + 1][::-1]
                             improved = True
-            self._tours[scene] = (
+            self._tours[key] = (
                 np.array([objs[j].instance_id for j in order], np.int64),
                 np.array([objs[j].center for j in order], float)[:, :2],
                 np.array([objs[j].room_id for j in order], np.int64),
             )
-        return self._tours[scene]
+        return self._tours[key]
+
+    def env_tour(self, core, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Environment ``i``'s tour: through its episode's site rows where the task observes them (a reactive
+        policy knows those places), else through every reachable object of its scene."""
+        task = core.task
+        sites = None
+        if getattr(task, "num_sites", 0):
+            sites = task.site_ids[i][task.site_ids[i] >= 0]
+        return self.tour(core, int(core.sim.scene[i]), sites)
 
     def act(self, core) -> np.ndarray:
         task = core.task
@@ -220,6 +234,10 @@ class TargetSequenceOracle(_Oracle):
             self.explore[i] = self.tour_at[i] = self.chase[i] = -1
             self.last_score[i], self.last_target[i] = 0.0, int(task.current[i])
         vis = task.observable_targets(core)  # [N, K]
+        # The memoryless bound chases a target it has seen in view; one shown only by the observe phase (through
+        # walls, at any range) is acted on while shown, then gone from a reactive policy's observation.
+        sight = vis if task.observability == "full" else task.sees(core, task.xy)
+        observing = task.observing(core)
         seen_objects = self._objects_in_view(core)  # [N, M] in tour order
         fields = np.full_like(core.fields, np.inf)
         for i in range(core.n):
@@ -232,23 +250,23 @@ class TargetSequenceOracle(_Oracle):
                 self.last_score[i], self.last_target[i] = task.score[i], cur
                 for j in np.flatnonzero(vis[i]):
                     self.known[i][int(task.colours[i, j])] = int(task.instances[i, j])
-                ids = self.tour(core, scene)[0]
+                ids = self.env_tour(core, i)[0]
                 self.checked[i].update(int(t) for t in ids[seen_objects[i, : len(ids)]])
                 known = int(task.colours[i, cur]) in self.known[i]
                 goal = int(task.instances[i, cur]) if known or vis[i, cur] else self._explore(core, i)
             else:
-                if vis[i, cur]:
+                if sight[i, cur]:
                     self.chase[i], self.chase_score[i] = cur, task.score[i]
-                if self.chase[i] == cur and self.chase_score[i] == task.score[i]:
+                if (self.chase[i] == cur and self.chase_score[i] == task.score[i]) or observing[i]:
                     goal = int(task.instances[i, cur])
                 else:
-                    goal = self._tour_step(core, i, vis[i], seen_objects[i])
+                    goal = self._tour_step(core, i, sight[i], seen_objects[i])
             fields[i] = task.object_field(core, scene, goal)
         return self._unstick(core, follow(core, fields, task.success_radius, stop=False))
 
     def _objects_in_view(self, core) -> np.ndarray:
         """bool [N, M]: the tour's objects whose colour the agent would make out now (padding False)."""
-        tours = [self.tour(core, int(s))[1] for s in core.sim.scene]
+        tours = [self.env_tour(core, i)[1] for i in range(core.n)]
         m = max(len(t) for t in tours)
         pts = np.stack([t[np.minimum(np.arange(m), len(t) - 1)] for t in tours])  # padded with the last object
         out = core.task.sees(core, pts)
@@ -273,7 +291,7 @@ class TargetSequenceOracle(_Oracle):
             if not self._reached(core, scene, i, wp):
                 return wp
             self.checked[i].add(wp)  # stood at it: its colour shows within colour_range of its goal region
-        ids, _, rooms = self.tour(core, scene)
+        ids, _, rooms = self.env_tour(core, i)
         spec = core.scenes[scene]
         excluded = set()
         if self._distinct_rooms(core, scene):
@@ -296,7 +314,7 @@ class TargetSequenceOracle(_Oracle):
         """Memoryless: the next object of the tour that is not in view now and may hold the named target."""
         task = core.task
         scene = int(core.sim.scene[i])
-        ids, _, rooms = self.tour(core, scene)
+        ids, _, rooms = self.env_tour(core, i)
         m = len(ids)
         grid = core.sim.stack.grids[scene]
         dist = np.array([float(grid.lookup(task.object_field(core, scene, int(t)), core.sim.position[i])) for t in ids])

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from chronotope.envs.tasks.base import Episode, polar, register_task
+from chronotope.envs.tasks.base import Episode, agent_frame, polar, register_task
 from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps
 from chronotope.envs.tasks.sensors import CompassSensor, GPSSensor, OneHotSensor, Sensor
 from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 
 NUM_COLOURS = len(PALETTE)
+MAX_SITES = 24
+SITE_COLUMNS = 7 + NUM_COLOURS  # present, x, y, distance, dx, dy, here, colour one-hot
 DEFAULT_HORIZON = 1000  # max_episode_steps at registration (the single env does not pass it to the core)
 
 
@@ -27,11 +29,21 @@ class TargetSequenceTask(MemoryTask):
     never terminate: they last ``max_episode_steps`` (1000 at registration) and the score is the number of
     targets reached. Remembering where each colour is turns search into direct navigation.
 
+    Sites and the observe phase (the defaults since issue 17's re-tuning): the K targets are K of ``sites`` (20)
+    candidate places, the targets and other objects of the apartment, listed in ``state`` mode as the ``sites``
+    rows (order drawn per episode; each row gives the way there, :meth:`sites_obs`). For the first
+    ``observe_steps`` (4) observations every target's colour and place show (its row's colour, ``visible_targets``,
+    through walls and at any range); later only within ``colour_range`` in view. So a memory formed in the first
+    steps turns each later target into direct navigation, and what there is to learn beyond following a row is
+    memory. ``sites=0, observe_steps=0`` is the Memory Maze-like search version (targets found by exploring).
+
     Memory demand (see ``shared/specs/memory-demand.md``; oracles in ``envs.nav.oracles``): without memory a
-    policy must search for every named target: the memoryless bound (a tour through the scene's objects, going to
-    the named target once its colour shows) scores ~0.30 of the perfect-memory oracle at the defaults, apartments
-    of 10 to 12 rooms (2.9 vs 9.8 targets per 1000 steps, 64 episodes). In the scene pool's own apartments (3 to
-    6 rooms, ``num_rooms=None``) a search is cheap: the bound keeps ~0.44 of perfect (9.4 vs 21.5), ~0.57 with
+    policy must search for every named target: the memoryless bound (a tour through the sites, or through every
+    object of the scene without site rows, going to the named target once its colour shows in view) scores ~0.30
+    of the perfect-memory oracle at the defaults, apartments of 10 to 12 rooms with 20 sites (4.4 vs 14.8 targets
+    per 1000 steps, 32 episodes; 16 sites give ~0.34, 8 sites ~0.53). Without sites or observe phase: 2.9 vs 9.8
+    (~0.30, the perfect oracle searching first). In the scene pool's own apartments (3 to 6 rooms,
+    ``num_rooms=None``) a search is cheap: the bound keeps ~0.44 of perfect (9.4 vs 21.5) there, ~0.57 with
     ``colour_range=None``; 8 to 10 rooms give ~0.35 (docs/RESULTS.md 5).
     Cue-to-query span (:meth:`cue_to_query_span`): a target seen at the first step can be needed at the last, so
     the episode length - 1 (999 at registration). Every step is controllable.
@@ -40,13 +52,15 @@ class TargetSequenceTask(MemoryTask):
     modes add ``visible_targets`` then (pixels cannot show what is out of view). The twin needs no memory.
 
     Randomisations: scene, the K objects and their colours, start pose, the sequence of named targets.
-    Observations (task sensors, every mode): ``target_color`` one-hot [8] over the palette (red, green, blue,
+    Observations (task sensors, every mode): ``sites`` [``sites``, 15] in ``state`` mode (see above),
+    ``target_color`` one-hot [8] over the palette (red, green, blue,
     yellow, magenta, cyan, orange, purple), ``gps`` / ``compass`` (start frame). In ``rgb`` the targets' pixels
     (by instance id) are painted their colour while the agent is within ``colour_range`` of them. Modes without
     colour (``depth``, ``state``) add ``visible_targets`` [8, 3]: per palette colour (visible, distance, angle) of
     that colour's target while it is in view (walls occlude) and within ``colour_range``, zeros otherwise. In
     ``state`` mode ``goal`` is the named target's (distance, angle) while its colour shows, zeros otherwise.
-    STOP does nothing (it is a no-op action here).
+    STOP does nothing (it is a no-op action here). ``rgbd`` adds ``visible_targets`` when ``observe_steps`` > 0
+    (the observe phase shows targets out of view).
     Reward terms: ``success`` (+1 per target reached), ``progress`` and ``slack`` (0: kept for the uniform
     reward interface; no shaping leaks where an unseen target is); with ``explore_reward`` > 0 also ``explore``:
     that reward on each step that enters a cell of ``explore_cell`` m not yet visited in the episode (a count of
@@ -71,9 +85,13 @@ class TargetSequenceTask(MemoryTask):
         explore_reward: reward for entering a cell not yet visited in the episode (0: no such term; a training
             aid for learners that must first learn to search the apartment).
         explore_cell: side (m) of the square cells ``explore_reward`` counts, on a grid anchored at the start.
+        sites: candidate places listed as ``sites`` rows in ``state`` mode (``num_targets`` to 24; 0: no rows, the
+            memoryless bound then tours every object of the scene). Apartments with fewer reachable objects give
+            fewer rows (``present`` 0 on the rest).
+        observe_steps: observations at the start of an episode that show every target (0: none).
     """
 
-    cache_attrs = (*MemoryTask.cache_attrs, "_separation")
+    cache_attrs = (*MemoryTask.cache_attrs, "_separation", "_site_fields")
 
     def __init__(
         self,
@@ -86,6 +104,8 @@ class TargetSequenceTask(MemoryTask):
         num_rooms: int | tuple[int, int] | None = (10, 12),
         explore_reward: float = 0.0,
         explore_cell: float = 1.0,
+        sites: int = 20,
+        observe_steps: int = 4,
     ) -> None:
         super().__init__(
             success_radius=success_radius,
@@ -118,10 +138,20 @@ class TargetSequenceTask(MemoryTask):
             raise ValueError(f"explore_cell must be a positive cell size (m), got {explore_cell!r}")
         self.explore_reward = float(explore_reward)
         self.explore_cell = float(explore_cell)
+        if not isinstance(sites, (int, np.integer)) or not (sites == 0 or num_targets <= sites <= MAX_SITES):
+            raise ValueError(
+                f"sites must be 0 (no site rows) or an integer in num_targets..{MAX_SITES} = "
+                f"{num_targets}..{MAX_SITES}, got {sites!r}"
+            )
+        if not isinstance(observe_steps, (int, np.integer)) or observe_steps < 0:
+            raise ValueError(f"observe_steps must be an integer >= 0, got {observe_steps!r}")
+        self.num_sites = int(sites)
+        self.observe_steps = int(observe_steps)
         self.num_targets = int(num_targets)
         self.min_separation = float(min_separation)
         self.horizon = DEFAULT_HORIZON
         self._separation: dict[tuple[int, int, int], float] = {}
+        self._site_fields: dict[int, tuple[np.ndarray, dict[int, int]]] = {}
 
     def scene_overrides(self) -> dict | None:
         return None if self.num_rooms is None else {"num_rooms": self.num_rooms}
@@ -157,12 +187,18 @@ class TargetSequenceTask(MemoryTask):
         sep = self.min_separation
         return all(self.separation(core, scene, obj.instance_id, c.instance_id) >= sep for c in chosen)
 
+    def observing(self, core) -> np.ndarray:
+        """bool [N]: the observe phase (the first ``observe_steps`` observations, the reset's included), when every
+        target's colour and place show."""
+        return core.elapsed < self.observe_steps
+
     def observable_targets(self, core) -> np.ndarray:
-        """bool [N, K]: targets whose position the agent observes now (in view; every target in the twin)."""
+        """bool [N, K]: targets whose position the agent observes now (in view; every target in the twin and in the
+        observe phase)."""
         self.ensure(core)
         if self.observability == "full":
             return np.ones((core.n, self.num_targets), bool)
-        return self.sees(core, self.xy)
+        return self.sees(core, self.xy) | self.observing(core)[:, None]
 
     def sees(self, core, pts: np.ndarray) -> np.ndarray:
         """bool [N, M]: points ``pts`` [N, M, 2] in view now and within ``colour_range`` (colour recognisable)."""
@@ -185,6 +221,12 @@ class TargetSequenceTask(MemoryTask):
         self.entered_new = np.zeros(n, bool)  # the step entered a cell not visited before in the episode
         self._visited: np.ndarray | None = None  # bool [N, G, G] cells around the start, allocated on first reset
         self._origin = np.zeros((n, 2))
+        m = self.num_sites
+        self.site_ids = np.full((n, m), -1, np.int64)  # instance id of each site row (-1: no object)
+        self.site_xy = np.zeros((n, m, 2))
+        self.target_row = np.zeros((n, k), np.int64)  # the site row of each target
+        self.site_slot = np.zeros((n, m), np.int64)  # each site's index in its scene's stack of fields
+        self.site_seen = np.zeros((n, m), bool)  # rows whose colour (or lack of one) has shown in the episode
 
     def _explore_cells(self, core, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row and column of the agents ``idx`` on the explore grid centred on their start (G x G cells)."""
@@ -227,6 +269,11 @@ class TargetSequenceTask(MemoryTask):
                 continue
             start = grid.sample_navigable(rng, 1, ok)[0]
             d0 = float(grid.lookup(field[:h, :w], start))
+            sites: list[int] = []
+            if self.num_sites:  # drawn last, so the rest of the episode does not depend on the knob
+                rest = [objs[j].instance_id for j in rng.permutation(len(objs)) if objs[j] not in chosen]
+                pool = [o.instance_id for o in chosen] + rest[: self.num_sites - k]
+                sites = [pool[j] for j in rng.permutation(len(pool))]
             return Episode(
                 scene,
                 start,
@@ -239,6 +286,7 @@ class TargetSequenceTask(MemoryTask):
                     "instances": [o.instance_id for o in chosen],
                     "colours": [int(c) for c in colours],
                     "first": first,
+                    "sites": sites,
                 },
             )
         raise ValueError(
@@ -256,10 +304,22 @@ class TargetSequenceTask(MemoryTask):
             self.colours[i] = ep.extra["colours"]
             self.xy[i] = [spec.object_by_instance(int(t)).center for t in ep.extra["instances"]]
             self.current[i] = ep.extra["first"]
+            if self.num_sites:
+                sites = list(ep.extra["sites"])
+                self.site_ids[i] = -1
+                self.site_ids[i, : len(sites)] = sites
+                self.site_xy[i] = 0.0
+                self.site_xy[i, : len(sites)] = [spec.object_by_instance(int(t)).center[:2] for t in sites]
+                self.target_row[i] = [sites.index(int(t)) for t in ep.extra["instances"]]
+                slot = self._scene_fields(core, ep.scene)[1]
+                self.site_slot[i] = 0
+                self.site_slot[i, : len(sites)] = [slot[int(t)] for t in sites]
         for a in (self.score, self.since, self.time_sum):
             a[idx] = 0.0
         self.reached[idx] = False
-        self.seen[idx] = self.sees(core, self.xy)[idx]  # the agents stand at their starts already
+        self.seen[idx] = self.observable_targets(core)[idx]  # the agents stand at their starts already
+        if self.num_sites:
+            self.site_seen[idx] = self.observable_sites(core)[idx]
         self.entered_new[idx] = False
         if self.explore_reward > 0:
             if self._visited is None:  # any position lies within max_extent of the start, in each axis
@@ -285,7 +345,9 @@ class TargetSequenceTask(MemoryTask):
             self.set_goal_field(core, i, field, self.xy[i, self.current[i]])
         if self.reached.any():
             core._update_distance()
-        self.seen |= self.sees(core, self.xy)
+        self.seen |= self.observable_targets(core)
+        if self.num_sites:
+            self.site_seen |= self.observable_sites(core)
         if self.explore_reward > 0:
             idx = np.arange(core.n)
             r, c = self._explore_cells(core, idx)
@@ -315,7 +377,7 @@ class TargetSequenceTask(MemoryTask):
         self.ensure(core)
         n, k = core.n, self.num_targets
         out = np.zeros((n, NUM_COLOURS, 3), np.float32)
-        vis = self.sees(core, self.xy)  # [N, K]
+        vis = self.sees(core, self.xy) | self.observing(core)[:, None]  # [N, K]
         shown = np.ones_like(vis) if self.observability == "full" else vis
         pol = polar(
             np.repeat(core.sim.position, k, 0), np.repeat(core.sim.yaw, k, 0), self.xy.reshape(n * k, 2)
@@ -324,6 +386,98 @@ class TargetSequenceTask(MemoryTask):
         rows, cols = np.nonzero(shown)
         out[rows, self.colours[rows, cols], 0] = vis[rows, cols]
         out[rows, self.colours[rows, cols], 1:] = pol[rows, cols]
+        return out
+
+    def observable_sites(self, core) -> np.ndarray:
+        """bool [N, M]: site rows whose colour (a target's, or none) the agent makes out now: in view within
+        ``colour_range``, every row in the observe phase and in the twin (padding rows False)."""
+        present = self.site_ids >= 0
+        if self.observability == "full":
+            return present
+        return (self.sees(core, self.site_xy) | self.observing(core)[:, None]) & present
+
+    def site_guides(self, core) -> tuple[np.ndarray, np.ndarray]:
+        """Geodesic distance (m) float [N, M] from every agent to each site's goal region, and the agent-frame unit
+        direction float [N, M, 2] of the best of the 25 headings (15-degree steps, as the shortest-path expert
+        weighs them) one forward step ahead, on a free segment; zero direction within the success radius and for
+        padding rows."""
+        sim = core.sim
+        n, m = core.n, self.num_sites
+        step_turn = np.deg2rad(sim.config.turn_angle)
+        k = np.arange(-12, 13)
+        headings = sim.yaw[:, None] + k[None, :] * step_turn  # [N, 25]
+        sub = np.linspace(0.0, 1.0, sim._substeps + 1)[1:]
+        d = np.stack([np.cos(headings), np.sin(headings)], -1) * sim.config.forward_step
+        pts = sim.position[:, None, None, :] + sub[None, None, :, None] * d[:, :, None, :]  # [N, 25, S, 2]
+        free = sim.stack.navigable_at(sim.scene[:, None, None], pts).all(-1)  # [N, 25]
+        row, col, inside = sim.stack.cells(sim.scene[:, None], pts[:, :, -1, :])
+        r0, c0, in0 = sim.stack.cells(sim.scene, sim.position)
+        ok = free & inside
+        dist = np.full((n, m), np.inf)
+        best = np.zeros((n, m), np.int64)
+        tie = 1e-3 * np.abs(k)
+        present = self.site_ids >= 0
+        for scene in np.unique(sim.scene):
+            sel = np.flatnonzero(sim.scene == scene)
+            stack = self._scene_fields(core, int(scene))[0]
+            obj = self.site_slot[sel]  # [n, M] indices into the scene's stack
+            here = stack[obj, r0[sel, None], c0[sel, None]]  # [n, M]
+            dist[sel] = np.where(present[sel] & in0[sel, None], here, np.inf)
+            ahead = stack[obj[..., None], row[sel, None, :], col[sel, None, :]]  # [n, M, 25]
+            best[sel] = np.argmin(np.where(ok[sel, None, :], ahead, np.inf) + tie, axis=-1)
+        ang = k[best] * step_turn
+        direction = np.stack([np.cos(ang), np.sin(ang)], -1)
+        direction[~(dist > self.success_radius)] = 0.0
+        return dist, direction
+
+    def _scene_fields(self, core, scene: int) -> tuple[np.ndarray, dict[int, int]]:
+        """The geodesic fields of a scene's reachable objects stacked float32 [O, H, W], and instance id -> index;
+        built once per scene (one gather per step reads every site of every environment)."""
+        if scene not in self._site_fields:
+            ids = [o.instance_id for o in core.scenes[scene].objects]
+            fields = {t: self.object_field(core, scene, t) for t in ids}
+            ids = [t for t in ids if fields[t] is not None]
+            self._site_fields[scene] = (np.stack([fields[t] for t in ids]), {t: j for j, t in enumerate(ids)})
+        return self._site_fields[scene]
+
+    def sites_space(self, core) -> spaces.Box:
+        e, m = core.max_extent, self.num_sites
+        lo = np.concatenate([[0.0, -e, -e, 0.0, -1.0, -1.0, 0.0], np.zeros(NUM_COLOURS)]).astype(np.float32)
+        hi = np.concatenate([[1.0, e, e, e, 1.0, 1.0, 1.0], np.ones(NUM_COLOURS)]).astype(np.float32)
+        return spaces.Box(np.tile(lo, (m, 1)), np.tile(hi, (m, 1)), dtype=np.float32)
+
+    def sites_obs(self, core) -> np.ndarray:
+        """float32 [N, M, 15]: the ``sites`` rows (``sites`` > 0), one per candidate place, in an order drawn per
+        episode: the K targets and ``sites - K`` other objects of the apartment.
+
+        Columns: ``present``; ``x, y``, the object's centre in the agent's frame (x forward, y left, m);
+        ``distance``, geodesic (m) to its goal region (where reaching a target counts); ``dx, dy``, the agent-frame
+        unit direction of a shortest path there (:meth:`site_guides`); ``here``, 1 within the success radius;
+        then the one-hot palette colour of the target on that row while its colour shows (in view within
+        ``colour_range``; every row in the observe phase and in the twin), zeros otherwise and on the other
+        objects' rows. Walking to a row is thus given; which row holds the named colour is what a memory adds."""
+        self.ensure(core)
+        n, m, e = core.n, self.num_sites, core.max_extent
+        out = np.zeros((n, m, SITE_COLUMNS), np.float32)
+        present = self.site_ids >= 0
+        dist, direction = self.site_guides(core)
+        out[..., 0] = present
+        rel = agent_frame(self.site_xy - core.sim.position[:, None, :], core.sim.yaw[:, None])
+        out[..., 1:3] = np.clip(rel, -e, e) * present[..., None]
+        out[..., 3] = np.where(present, np.minimum(dist, e), 0.0)
+        out[..., 4:6] = direction
+        out[..., 6] = present & (dist <= self.success_radius)
+        shown = self.observable_targets(core)  # [N, K]
+        rows, cols = np.nonzero(shown)
+        out[rows, self.target_row[rows, cols], 7 + self.colours[rows, cols]] = 1.0
+        return out
+
+    def site_colours(self) -> np.ndarray:
+        """float [N, M, 8]: each site row's one-hot target colour (zeros on the other objects' rows)."""
+        n = self.site_ids.shape[0]
+        out = np.zeros((n, self.num_sites, NUM_COLOURS))
+        rows = np.repeat(np.arange(n), self.num_targets)
+        out[rows, self.target_row.ravel(), self.colours.ravel()] = 1.0
         return out
 
     def declare_sensors(self, core) -> list[Sensor]:
@@ -343,7 +497,13 @@ class TargetSequenceTask(MemoryTask):
                 "visible_targets",
                 visible_space,
                 self.visible_targets,
-                enabled=lambda c: c.cfg.obs_mode != "rgbd" or self.observability == "full",
+                enabled=lambda c: c.cfg.obs_mode != "rgbd" or self.observability == "full" or self.observe_steps > 0,
+            ),
+            Sensor(
+                "sites",
+                self.sites_space,
+                self.sites_obs,
+                enabled=lambda c: self.num_sites > 0 and c.cfg.obs_mode == "state",
             ),
         ]
 
@@ -370,16 +530,31 @@ class TargetSequenceTask(MemoryTask):
         """``target_index``, and ``memory_goal`` [N, 3], the label of what memory adds (for ``--aux-key``): 1 and
         the named target's position in the agent's frame (forward, left; divided by the scene extent) once its
         colour has shown at some step of the episode (this one included), else zeros (finite, so infos compare
-        equal in Gymnasium's checks; the flag says the place is unknown, which a memory can know)."""
+        equal in Gymnasium's checks; the flag says the place is unknown, which a memory can know); with site rows
+        also ``memory_colours`` [N, sites * 8]: per row the one-hot colour of its target (zeros on the other
+        objects' rows) once the row's colour (or lack of one) has shown in the episode, ``inf`` before and in the
+        columns of the palette colours no target has (always 0 there: no label, so the loss weighs the columns a
+        memory must fill), and ``memory_slot`` [N, sites]: the one-hot row of the named target once its colour has
+        shown, ``inf`` before."""
         rows = np.arange(core.n)
         pol = polar(core.sim.position, core.sim.yaw, self.xy[rows, self.current])
         ego = np.stack([pol[:, 0] * np.cos(pol[:, 1]), pol[:, 0] * np.sin(pol[:, 1])], -1) / core.max_extent
         known = self.seen[rows, self.current]
         goal = np.where(known[:, None], ego, 0.0)
-        return {
+        out = {
             "target_index": self.current.astype(float),
             "memory_goal": np.concatenate([known[:, None].astype(float), goal], -1),
         }
+        if self.num_sites:
+            table = self.site_colours()  # [N, M, 8]
+            used = np.zeros((core.n, NUM_COLOURS), bool)
+            used[np.repeat(rows, self.num_targets), self.colours.ravel()] = True
+            table = np.where(self.site_seen[..., None] & used[:, None, :], table, np.inf)
+            out["memory_colours"] = table.reshape(core.n, -1)
+            slot = np.zeros((core.n, self.num_sites))
+            slot[rows, self.target_row[rows, self.current]] = 1.0
+            out["memory_slot"] = np.where(known[:, None], slot, np.inf)
+        return out
 
 
 class _Score(Measure):

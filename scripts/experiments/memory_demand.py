@@ -69,6 +69,15 @@ SETTINGS: tuple[Setting, ...] = (
         {"teleport": True, "delay_task": "pointnav", "delay": 50, "recall_steps": 200},
     ),
     Setting("TargetSequence", "chronotope/TargetSequence-v0", "defaults", {}, "score", episode_scale=0.1),
+    Setting("TargetSequence", "chronotope/TargetSequence-v0", "sites=8", {"sites": 8}, "score", episode_scale=0.1),
+    Setting(
+        "TargetSequence",
+        "chronotope/TargetSequence-v0",
+        "search (sites=0, observe_steps=0)",
+        {"sites": 0, "observe_steps": 0},
+        "score",
+        episode_scale=0.1,
+    ),
     Setting(
         "TargetSequence",
         "chronotope/TargetSequence-v0",

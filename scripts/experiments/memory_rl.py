@@ -116,25 +116,33 @@ PRESETS: dict[str, dict] = {
         # (memory_gradient) the loss fell from ~40k steps, to 0.005 by 220k (docs/RESULTS.md 1).
         "memory_cfgs": {"hcam": {"memory_gradient": True}},
     },
-    # TargetSequence (after Memory Maze): coloured targets named one after another in apartments of 10-12 rooms,
-    # 1000-step episodes, scored by the targets reached (the memoryless bound, a tour that searches for every named
-    # target, ~0.30 of perfect memory; docs/RESULTS.md 5). The plain recipe, no readout, and no auxiliary loss unless
-    # --aux-coef turns on its key (memory_goal: the named target's place once its colour has shown).
-    # Its episodes are longer than a rollout, so the overlap is capped at rollout_len (128) and the trainer warns
-    # that the declared span (999) is not covered. With the target reward alone a GRU did not learn to search
-    # (0.31 targets per episode at 600k steps vs random 0.09, bound 2.84): ``explore_reward`` pays 0.02 for each
-    # 1 m cell first entered in an episode (nothing about where a target is; at most ~4 per episode). With it
-    # none / gru / hcam reach 0.75 / 1.01 / 0.84 targets (3 seeds, intervals overlapping, all below the bound) and
-    # the memory_goal label (--aux-coef 1) did not help a GRU seed: untuned (docs/RESULTS.md 1).
+    # TargetSequence (after Memory Maze): K = 3 coloured targets among 20 ``sites`` rows (the targets and 17 other
+    # objects, in an order drawn per episode) in apartments of 10-12 rooms, named one after another for 1000 steps;
+    # every row's colour shows in the first 4 steps (the observe phase), then only within 2 m in view. The rows give
+    # the way to each site, so what is left to learn is which row holds the named colour: as Ballet, the auxiliary
+    # head names each row's colour (memory_colours, a [rows x colours] table) and the readout dots it with the named
+    # colour (readout_query target_color) to read that row; the memory is trained by the auxiliary loss alone at its
+    # own rate. Its episodes are longer than a rollout, so the overlap is capped at rollout_len (128) and the
+    # trainer warns that the declared span (999) is not covered. The earlier search version (sites=0,
+    # observe_steps=0, explore_reward 0.02): none / gru / hcam 0.75 / 1.01 / 0.84 targets, all below the bound 2.84
+    # (docs/RESULTS.md 1).
     "targetsequence": {
         "env": "chronotope/TargetSequence-v0",
-        "env_kwargs": {"obs_mode": "state", "explore_reward": 0.02},
+        "env_kwargs": {"obs_mode": "state"},
         "knob": "num_targets",
         "train_value": 3,
         "metric": "score",
         "extrapolate": False,
-        "tuned": False,
-        "recipe": {**_RECIPE, "steps": 600_000, "aux_coef": 0.0, "aux_key": "memory_goal"},
+        "recipe": {
+            **_RECIPE,
+            "steps": 600_000,
+            "readout_key": "sites",
+            "readout_query": "target_color",
+            "aux_key": "memory_colours,memory_slot",
+            "obs_scale": "magnitude",
+            "memory_grad": "aux",
+            "aux_lr": 1e-3,
+        },
     },
     # The arm's memory tasks whose answer is a touch (cups, pads), one preset per memory type. A random arm never
     # touches anything (random success 0), so the response phase carries the task's neutral approach shaping

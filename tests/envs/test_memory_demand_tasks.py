@@ -24,6 +24,12 @@ def test_target_sequence_twin_shows_every_target_and_partial_only_those_in_view(
         task = part.unwrapped.core.task
         for t in range(40):
             cols = task.colours[0]
+            if t < task.observe_steps:  # the observe phase shows every target, through walls, at any range
+                assert (op["visible_targets"][cols, 0] == 1).all() and (op["visible_targets"][cols, 1] > 0).all()
+                assert np.array_equal(of["visible_targets"], op["visible_targets"])
+                op, *_ = part.step(TURN_LEFT)
+                of, *_ = full.step(TURN_LEFT)
+                continue
             sees = task.sees(part.unwrapped.core, task.xy)[0]
             # partial: a target's row is non-zero only while its colour is made out now
             assert np.array_equal(op["visible_targets"][cols, 0], sees.astype(np.float32))
@@ -39,8 +45,11 @@ def test_target_sequence_twin_shows_every_target_and_partial_only_those_in_view(
             op, *_ = part.step(a)
             of, *_ = full.step(a)
     assert hidden_seen, "the named target was never out of view: the check above proved nothing"
-    # pixel modes have no visible_targets, except in the twin (pixels cannot show a target out of view)
-    assert "visible_targets" not in gym.make("chronotope/TargetSequence-v0", num_scenes=1).observation_space.spaces
+    # pixel modes have no visible_targets, except in the twin and with an observe phase (pixels cannot show a target
+    # out of view)
+    plain = gym.make("chronotope/TargetSequence-v0", num_scenes=1, observe_steps=0)
+    assert "visible_targets" not in plain.observation_space.spaces
+    assert "visible_targets" in gym.make("chronotope/TargetSequence-v0", num_scenes=1).observation_space.spaces
     twin = gym.make("chronotope/TargetSequence-v0", num_scenes=1, observability="full")
     assert "visible_targets" in twin.observation_space.spaces
 
@@ -226,3 +235,70 @@ def test_ballet_pattern_labels_appear_when_a_dance_has_been_seen_whole():
     np.testing.assert_array_equal(lab[:k].argmax(1), task.patterns[0, :k])
     assert obs["instruction"].any()
     np.testing.assert_array_equal(lab[task.instructed[0]], obs["instruction"])
+
+
+def test_target_sequence_site_rows_name_colours_only_while_shown_and_guide_to_each_site():
+    env = gym.make("chronotope/TargetSequence-v0", obs_mode="state", num_scenes=2, num_rooms=None)
+    core = env.unwrapped.core
+    task = core.task
+    rows_of_targets = set()
+    for seed in range(6):
+        obs, info = env.reset(seed=seed)
+        rows = obs["sites"]
+        present = task.site_ids[0] >= 0
+        assert rows.shape == (20, 15) and np.array_equal(rows[:, 0], present.astype(np.float32))
+        assert len(set(task.site_ids[0][present].tolist())) == present.sum()  # distinct objects
+        tr = task.target_row[0]
+        rows_of_targets.update(tr.tolist())
+        assert np.array_equal(task.site_ids[0, tr], task.instances[0])
+        # observe phase: each target row shows its colour, no other row shows one; the label is the whole table
+        colours = np.zeros((20, 8), np.float32)
+        colours[tr, task.colours[0]] = 1
+        assert np.array_equal(rows[:, 7:], colours)
+        label = info["memory_colours"].reshape(20, 8)
+        used = np.isin(np.arange(8), task.colours[0])
+        assert np.array_equal(label[present][:, used], colours[present][:, used])
+        assert np.isinf(label[~present]).all() and np.isinf(label[:, ~used]).all()
+        assert np.array_equal(info["memory_slot"], np.eye(20)[tr[task.current[0]]])
+    assert len(rows_of_targets) > 6, "the target rows must move around: the row order says nothing"
+    # after the observe phase a row's colour shows only while its target is in view within colour_range
+    for _ in range(task.observe_steps):
+        obs, *_ = env.step(TURN_LEFT)
+    reached, shown_later = 0, 0
+    for _ in range(300):
+        sees = task.sees(core, task.xy)[0]
+        expect = np.zeros((20, 8), np.float32)
+        expect[task.target_row[0][sees], task.colours[0][sees]] = 1
+        assert np.array_equal(obs["sites"][:, 7:], expect)
+        shown_later += int(sees.any())
+        # following the named target's row: its (dx, dy) is the first step of a shortest path
+        row = obs["sites"][task.target_row[0, task.current[0]]]
+        ang = np.arctan2(row[5], row[4])
+        a = MOVE_FORWARD if abs(ang) < np.deg2rad(7.5) else (TURN_LEFT if ang > 0 else 3)
+        obs, r, *_ = env.step(a)
+        reached += int(r >= 1)
+    assert reached >= 3 and shown_later > 0
+    with pytest.raises(ValueError, match="sites"):
+        gym.make("chronotope/TargetSequence-v0", sites=2)
+    with pytest.raises(ValueError, match="sites"):
+        gym.make("chronotope/TargetSequence-v0", sites=25)
+    with pytest.raises(ValueError, match="observe_steps"):
+        gym.make("chronotope/TargetSequence-v0", observe_steps=-1)
+
+
+def test_target_sequence_colour_labels_wait_for_a_sighting_without_observe_phase():
+    env = gym.make("chronotope/TargetSequence-v0", obs_mode="state", num_scenes=2, observe_steps=0, num_rooms=None)
+    task = env.unwrapped.core.task
+    obs, info = env.reset(seed=1)
+    assert not obs["sites"][:, 7:].any() or task.sees(env.unwrapped.core, task.xy)[0].any()
+    for _ in range(150):
+        seen = task.site_seen[0]
+        label = info["memory_colours"].reshape(20, 8)
+        used = np.isin(np.arange(8), task.colours[0])
+        assert np.isinf(label[~seen]).all() and np.isinf(label[:, ~used]).all()
+        assert np.array_equal(label[seen][:, used], task.site_colours()[0][seen][:, used])
+        row = obs["sites"][task.target_row[0, task.current[0]]]  # walk to the named target: rows come into view
+        ang = np.arctan2(row[5], row[4])
+        a = MOVE_FORWARD if abs(ang) < np.deg2rad(7.5) else (TURN_LEFT if ang > 0 else 3)
+        obs, _, _, _, info = env.step(a)
+    assert 0 < task.site_seen[0].sum() < (task.site_ids[0] >= 0).sum()

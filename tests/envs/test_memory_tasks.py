@@ -204,7 +204,7 @@ def test_target_sequence_memory_goal_labels_the_named_target_once_its_colour_has
     assert checked >= 5 and len(shown) >= 2
     env.reset(seed=4)  # a reset forgets: only what shows at the start is seen
     task = env.unwrapped.core.task
-    assert (task.seen[0] == task.sees(env.unwrapped.core, task.xy)[0]).all()
+    assert (task.seen[0] == task.observable_targets(env.unwrapped.core)[0]).all()
 
 
 def test_target_sequence_targets_painted():

@@ -41,16 +41,19 @@ def test_preset_memory_config_merges_over_the_cores_defaults(tmp_path):
     )
 
 
-def test_targetsequence_scores_targets_without_an_auxiliary_loss(tmp_path):
+def test_targetsequence_reads_the_named_colours_row_and_the_command_line_wins(tmp_path):
     from chronotope.scripts.experiments.memory_rl import _metric, _values
 
     cfg = Config(task="targetsequence", out=tmp_path)
-    assert train_config(cfg, "gru", 0).aux_coef == 0.0 and train_config(cfg, "gru", 0).readout_key is None
+    tcfg = train_config(cfg, "gru", 0)
+    assert (tcfg.readout_key, tcfg.readout_query) == ("sites", "target_color")
+    assert tcfg.aux_key == "memory_colours,memory_slot"
+    assert tcfg.aux_coef == 1.0
     assert _metric(cfg) == "score" and _values(cfg) == [3]  # no 4x of num_targets (at most 8)
-    assert train_config(Config(task="ballet", out=tmp_path), "gru", 0).aux_coef == 1.0
-    # --aux-coef on the command line wins over the preset's 0 (it used to be dropped silently)
+    # --aux-coef on the command line wins over the preset's (it used to be dropped silently)
     given = train_config(Config(task="targetsequence", aux_coef=0.5, out=tmp_path), "gru", 0)
-    assert given.aux_coef == 0.5 and given.aux_key == "memory_goal"
+    assert given.aux_coef == 0.5 and given.aux_key == "memory_colours,memory_slot"
+    assert train_config(Config(task="ballet", aux_coef=0.0, out=tmp_path), "gru", 0).aux_coef == 0.0
     # --lr likewise: every core of the run gets it, 0 leaves the preset's (or the trainer's) rate
     assert train_config(Config(task="objectrecall", lr=1e-3, out=tmp_path), "hcam", 0).lr == 1e-3
     assert train_config(Config(task="objectrecall", out=tmp_path), "hcam", 0).lr == 3e-4
