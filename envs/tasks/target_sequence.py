@@ -41,7 +41,7 @@ class TargetSequenceTask(MemoryTask):
     policy must search for every named target: the memoryless bound (a tour through the sites, or through every
     object of the scene without site rows, going to the named target once its colour shows in view) scores ~0.30
     of the perfect-memory oracle at the defaults, apartments of 10 to 12 rooms with 20 sites (4.4 vs 14.8 targets
-    per 1000 steps, 32 episodes; 16 sites give ~0.34, 8 sites ~0.53). Without sites or observe phase: 2.9 vs 9.8
+    per 1000 steps, 32 episodes; 16 sites give ~0.34, 8 sites 0.45). Without sites or observe phase: 2.9 vs 9.8
     (~0.30, the perfect oracle searching first). In the scene pool's own apartments (3 to 6 rooms,
     ``num_rooms=None``) a search is cheap: the bound keeps ~0.44 of perfect (9.4 vs 21.5) there, ~0.57 with
     ``colour_range=None``; 8 to 10 rooms give ~0.35 (docs/RESULTS.md 5).

@@ -120,12 +120,13 @@ PRESETS: dict[str, dict] = {
     # objects, in an order drawn per episode) in apartments of 10-12 rooms, named one after another for 1000 steps;
     # every row's colour shows in the first 4 steps (the observe phase), then only within 2 m in view. The rows give
     # the way to each site, so what is left to learn is which row holds the named colour: as Ballet, the auxiliary
-    # head names each row's colour (memory_colours, a [rows x colours] table) and the readout dots it with the named
-    # colour (readout_query target_color) to read that row; the memory is trained by the auxiliary loss alone at its
-    # own rate. Its episodes are longer than a rollout, so the overlap is capped at rollout_len (128) and the
-    # trainer warns that the declared span (999) is not covered. The earlier search version (sites=0,
-    # observe_steps=0, explore_reward 0.02): none / gru / hcam 0.75 / 1.01 / 0.84 targets, all below the bound 2.84
-    # (docs/RESULTS.md 1).
+    # head names each row's colour (memory_colours, a [rows x colours] table; memory_slot, the named row, a second
+    # head) and the readout dots the table with the named colour (readout_query target_color) to read that row; the
+    # memory is trained by the auxiliary losses alone at its own rate. Untuned: with this recipe no probe learnt the
+    # table (GRU, HCAM; 250- and 1000-step episodes; 8 or 20 sites). On observations that show the table at every
+    # step (the twin) the same model fits its training episodes and not held-out ones: the flat rows encoder with a
+    # linear address does not learn row k -> table row k (docs/RESULTS.md 1). The search version (sites=0,
+    # observe_steps=0, explore_reward 0.02): none / gru / hcam 0.75 / 1.01 / 0.84 targets, below its bound 2.84.
     "targetsequence": {
         "env": "chronotope/TargetSequence-v0",
         "env_kwargs": {"obs_mode": "state"},
@@ -133,6 +134,7 @@ PRESETS: dict[str, dict] = {
         "train_value": 3,
         "metric": "score",
         "extrapolate": False,
+        "tuned": False,
         "recipe": {
             **_RECIPE,
             "steps": 600_000,
