@@ -93,6 +93,12 @@ class TrainConfig:
     forward, y left) and the camera's horizontal field of view in degrees (ObjectRecall's ``candidates``:
     "1,2,90"). Each row then reads the pixel column where its object projects (a pinhole projection) instead of
     attending over the CNN's feature map (:class:`~chronotope.agents.encoders.RowVisionEncoder`)."""
+    memory_keys: str | None = None
+    """Comma-separated Dict keys that alone feed the memory core (their own encoder and projection; e.g.
+    TargetSequence's ``site_colours``); the policy and value still read every key's features beside the memory
+    output. A memory then stores what those keys showed and cannot key its contents on the rest (poses, distances
+    that tell episodes apart), which on TargetSequence let the colour table be memorised per episode instead of
+    learnt (docs/RESULTS.md 1). None: the memory reads every key."""
     entity_keys: str | None = None
     """Comma-separated Dict keys of row-aligned [K, F] entity rows (row k of each describes object k, e.g.
     "object_pose,cue" on PairRecall) encoded together as a set: each row's columns through one shared MLP, summed
@@ -186,6 +192,10 @@ class TrainConfig:
 
     def memory_cfg_dict(self) -> dict[str, Any]:
         return _json_object("memory_cfg", self.memory_cfg)
+
+    def memory_key_tuple(self) -> tuple[str, ...]:
+        """``memory_keys`` split at the commas (empty: every key feeds the memory)."""
+        return tuple(k.strip() for k in self.memory_keys.split(",") if k.strip()) if self.memory_keys else ()
 
     def entity_key_tuple(self) -> tuple[str, ...]:
         """``entity_keys`` split at the commas (empty: none)."""

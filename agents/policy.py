@@ -57,6 +57,7 @@ class ActorCritic(nn.Module):
         entity_keys: tuple[str, ...] = (),
         obs_norm: bool = False,
         readout_match: str | None = None,
+        memory_keys: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         if memory_grad not in MEMORY_GRADS:
@@ -80,6 +81,24 @@ class ActorCritic(nn.Module):
             normalize=obs_norm,
         )
         self.proj = nn.Sequential(init_linear(nn.Linear(self.encoder.out_dim, hidden), SQRT2), nn.ReLU())
+        # memory_keys: the memory's own encoder over those keys alone (see TrainConfig.memory_keys)
+        self.memory_keys = tuple(memory_keys)
+        self.mem_encoder: ObservationEncoder | None = None
+        if self.memory_keys:
+            keys = getattr(observation_space, "spaces", {})
+            missing = [k for k in self.memory_keys if k not in keys]
+            if missing:
+                raise ValueError(
+                    f"memory_keys {list(self.memory_keys)} must name keys of the Dict observation; "
+                    f"{missing} are not among {sorted(keys)}"
+                )
+            if obs_norm:
+                raise ValueError(
+                    "memory_keys and obs_norm together are not supported: the memory's encoder scales by bounds"
+                )
+            sub = spaces.Dict({k: keys[k] for k in self.memory_keys})
+            self.mem_encoder = ObservationEncoder(sub, scale=obs_scale, image_arch=image_encoder)
+            self.mem_proj = nn.Sequential(init_linear(nn.Linear(self.mem_encoder.out_dim, hidden), SQRT2), nn.ReLU())
         self.memory = make_memory(memory, input_size=hidden, **(memory_cfg or {}))
         self._identity_memory = isinstance(self.memory, NoMemory) and len(self.memory.net) == 0
         trunk_in = hidden if self._identity_memory else self.memory.output_size + hidden
@@ -144,6 +163,7 @@ class ActorCritic(nn.Module):
             cfg.entity_key_tuple(),
             cfg.obs_norm,
             cfg.readout_match,
+            cfg.memory_key_tuple(),
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):
@@ -196,13 +216,16 @@ class ActorCritic(nn.Module):
         b, t = episode_starts.shape
         flat = map_obs(obs, lambda x: x.reshape(b * t, *x.shape[2:]))
         z = self.proj(self.encoder(flat)).reshape(b, t, -1)  # [B, T, hidden]
+        zin = z  # what the memory reads
+        if self.mem_encoder is not None:
+            zin = self.mem_proj(self.mem_encoder({k: flat[k] for k in self.memory_keys})).reshape(b, t, -1)
         if self._identity_memory:
             # The ``none`` core without layers returns its input; calling it would only re-validate our own
             # features (an isfinite pass and a host sync on every rollout step).
-            y = z
+            y = zin
             parts = [z]
         else:
-            y, state = self.memory(z, state, episode_starts)  # [B, T, F]
+            y, state = self.memory(zin, state, episode_starts)  # [B, T, F]
             # memory_grad="aux": the policy and value read the memory without training it (the auxiliary loss does)
             parts = [y.detach() if self.memory_grad == "aux" else y, z]
         if self.address is not None:

@@ -143,6 +143,8 @@ class PPOTrainer:
             groups = [{"params": params, "lr": cfg.lr, "base_lr": cfg.lr}]
         else:  # memory_grad="aux": what the auxiliary loss alone trains gets its own rate and clip
             own = list(self.model.memory.parameters())
+            if self.model.mem_encoder is not None:  # memory_keys: the memory's own encoder, trained with it
+                own += list(self.model.mem_encoder.parameters()) + list(self.model.mem_proj.parameters())
             own += list(self.model.address.parameters()) if self.model.address is not None else []
             own += (list(self.aux_head.parameters()) if separate else []) + list(self.aux_extra.parameters())
             ids = {id(q) for q in own}

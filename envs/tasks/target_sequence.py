@@ -12,7 +12,7 @@ from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 
 NUM_COLOURS = len(PALETTE)
 MAX_SITES = 24
-SITE_COLUMNS = 7 + NUM_COLOURS  # present, x, y, distance, dx, dy, here, colour one-hot
+SITE_COLUMNS = 7  # present, x, y, distance, dx, dy, here
 DEFAULT_HORIZON = 1000  # max_episode_steps at registration (the single env does not pass it to the core)
 
 
@@ -52,7 +52,8 @@ class TargetSequenceTask(MemoryTask):
     modes add ``visible_targets`` then (pixels cannot show what is out of view). The twin needs no memory.
 
     Randomisations: scene, the K objects and their colours, start pose, the sequence of named targets.
-    Observations (task sensors, every mode): ``sites`` [``sites``, 15] in ``state`` mode (see above),
+    Observations (task sensors, every mode): ``sites`` [``sites``, 7] and ``site_colours`` [``sites``, 8] in
+    ``state`` mode (see above),
     ``target_color`` one-hot [8] over the palette (red, green, blue,
     yellow, magenta, cyan, orange, purple), ``gps`` / ``compass`` (start frame). In ``rgb`` the targets' pixels
     (by instance id) are painted their colour while the agent is within ``colour_range`` of them. Modes without
@@ -89,6 +90,8 @@ class TargetSequenceTask(MemoryTask):
             memoryless bound then tours every object of the scene). Apartments with fewer reachable objects give
             fewer rows (``present`` 0 on the rest).
         observe_steps: observations at the start of an episode that show every target (0: none).
+        num_colours: the targets' colours are drawn from the first ``num_colours`` palette colours (``num_targets``
+            to 8; 8: any).
     """
 
     cache_attrs = (*MemoryTask.cache_attrs, "_separation", "_site_fields")
@@ -106,6 +109,7 @@ class TargetSequenceTask(MemoryTask):
         explore_cell: float = 1.0,
         sites: int = 20,
         observe_steps: int = 4,
+        num_colours: int = NUM_COLOURS,
     ) -> None:
         super().__init__(
             success_radius=success_radius,
@@ -146,6 +150,12 @@ class TargetSequenceTask(MemoryTask):
         if not isinstance(observe_steps, (int, np.integer)) or observe_steps < 0:
             raise ValueError(f"observe_steps must be an integer >= 0, got {observe_steps!r}")
         self.num_sites = int(sites)
+        if not isinstance(num_colours, (int, np.integer)) or not (num_targets <= num_colours <= NUM_COLOURS):
+            raise ValueError(
+                f"num_colours must be an integer in num_targets..{NUM_COLOURS} = {num_targets}..{NUM_COLOURS}, "
+                f"got {num_colours!r}"
+            )
+        self.num_colours = int(num_colours)
         self.observe_steps = int(observe_steps)
         self.num_targets = int(num_targets)
         self.min_separation = float(min_separation)
@@ -259,7 +269,7 @@ class TargetSequenceTask(MemoryTask):
                     chosen.append(objs[j])
             if len(chosen) < k:
                 continue
-            colours = rng.choice(NUM_COLOURS, size=k, replace=False)
+            colours = rng.choice(self.num_colours, size=k, replace=False)
             first = int(rng.integers(k))
             field = self.object_field(core, scene, chosen[first].instance_id)
             grid = core.grids[scene]
@@ -442,20 +452,19 @@ class TargetSequenceTask(MemoryTask):
 
     def sites_space(self, core) -> spaces.Box:
         e, m = core.max_extent, self.num_sites
-        lo = np.concatenate([[0.0, -e, -e, 0.0, -1.0, -1.0, 0.0], np.zeros(NUM_COLOURS)]).astype(np.float32)
-        hi = np.concatenate([[1.0, e, e, e, 1.0, 1.0, 1.0], np.ones(NUM_COLOURS)]).astype(np.float32)
+        lo = np.array([0.0, -e, -e, 0.0, -1.0, -1.0, 0.0], np.float32)
+        hi = np.array([1.0, e, e, e, 1.0, 1.0, 1.0], np.float32)
         return spaces.Box(np.tile(lo, (m, 1)), np.tile(hi, (m, 1)), dtype=np.float32)
 
     def sites_obs(self, core) -> np.ndarray:
-        """float32 [N, M, 15]: the ``sites`` rows (``sites`` > 0), one per candidate place, in an order drawn per
+        """float32 [N, M, 7]: the ``sites`` rows (``sites`` > 0), one per candidate place, in an order drawn per
         episode: the K targets and ``sites - K`` other objects of the apartment.
 
         Columns: ``present``; ``x, y``, the object's centre in the agent's frame (x forward, y left, m);
         ``distance``, geodesic (m) to its goal region (where reaching a target counts); ``dx, dy``, the agent-frame
-        unit direction of a shortest path there (:meth:`site_guides`); ``here``, 1 within the success radius;
-        then the one-hot palette colour of the target on that row while its colour shows (in view within
-        ``colour_range``; every row in the observe phase and in the twin), zeros otherwise and on the other
-        objects' rows. Walking to a row is thus given; which row holds the named colour is what a memory adds."""
+        unit direction of a shortest path there (:meth:`site_guides`); ``here``, 1 within the success radius.
+        Walking to a row is thus given; which row holds the named colour (:meth:`site_colours_obs`, the
+        ``site_colours`` key) is what a memory adds."""
         self.ensure(core)
         n, m, e = core.n, self.num_sites, core.max_extent
         out = np.zeros((n, m, SITE_COLUMNS), np.float32)
@@ -467,12 +476,20 @@ class TargetSequenceTask(MemoryTask):
         out[..., 3] = np.where(present, np.minimum(dist, e), 0.0)
         out[..., 4:6] = direction
         out[..., 6] = present & (dist <= self.success_radius)
-        shown = self.observable_targets(core)  # [N, K]
-        rows, cols = np.nonzero(shown)
-        out[rows, self.target_row[rows, cols], 7 + self.colours[rows, cols]] = 1.0
         return out
 
-    def site_colours(self) -> np.ndarray:
+    def site_colours_obs(self, core) -> np.ndarray:
+        """float32 [N, M, 8]: ``site_colours``, row k the one-hot palette colour of the target on site row k while
+        its colour shows (in view within ``colour_range``; every row in the observe phase and in the twin), zeros
+        otherwise and on the other objects' rows. A key apart from ``sites`` so that a memory can be fed what it
+        must keep alone (``memory_keys``)."""
+        self.ensure(core)
+        out = np.zeros((core.n, self.num_sites, NUM_COLOURS), np.float32)
+        rows, cols = np.nonzero(self.observable_targets(core))
+        out[rows, self.target_row[rows, cols], self.colours[rows, cols]] = 1.0
+        return out
+
+    def colour_table(self) -> np.ndarray:
         """float [N, M, 8]: each site row's one-hot target colour (zeros on the other objects' rows)."""
         n = self.site_ids.shape[0]
         out = np.zeros((n, self.num_sites, NUM_COLOURS))
@@ -503,6 +520,12 @@ class TargetSequenceTask(MemoryTask):
                 "sites",
                 self.sites_space,
                 self.sites_obs,
+                enabled=lambda c: self.num_sites > 0 and c.cfg.obs_mode == "state",
+            ),
+            Sensor(
+                "site_colours",
+                lambda c: spaces.Box(0.0, 1.0, (self.num_sites, NUM_COLOURS), np.float32),
+                self.site_colours_obs,
                 enabled=lambda c: self.num_sites > 0 and c.cfg.obs_mode == "state",
             ),
         ]
@@ -546,7 +569,7 @@ class TargetSequenceTask(MemoryTask):
             "memory_goal": np.concatenate([known[:, None].astype(float), goal], -1),
         }
         if self.num_sites:
-            table = self.site_colours()  # [N, M, 8]
+            table = self.colour_table()  # [N, M, 8]
             used = np.zeros((core.n, NUM_COLOURS), bool)
             used[np.repeat(rows, self.num_targets), self.colours.ravel()] = True
             table = np.where(self.site_seen[..., None] & used[:, None, :], table, np.inf)

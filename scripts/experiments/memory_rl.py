@@ -122,11 +122,11 @@ PRESETS: dict[str, dict] = {
     # the way to each site, so what is left to learn is which row holds the named colour: as Ballet, the auxiliary
     # head names each row's colour (memory_colours, a [rows x colours] table; memory_slot, the named row, a second
     # head) and the readout dots the table with the named colour (readout_query target_color) to read that row; the
-    # memory is trained by the auxiliary losses alone at its own rate. Untuned: with this recipe no probe learnt the
-    # table (GRU, HCAM; 250- and 1000-step episodes; 8 or 20 sites). On observations that show the table at every
-    # step (the twin) the same model fits its training episodes and not held-out ones: the flat rows encoder with a
-    # linear address does not learn row k -> table row k (docs/RESULTS.md 1). The search version (sites=0,
-    # observe_steps=0, explore_reward 0.02): none / gru / hcam 0.75 / 1.01 / 0.84 targets, below its bound 2.84.
+    # memory is trained by the auxiliary losses alone at its own rate, and reads only ``site_colours``
+    # (memory_keys): fed every key, a model memorised each episode by where its rows are instead of learning the
+    # table, even where the table was observed (docs/RESULTS.md 1). Untuned: no probe has learnt the table yet
+    # (GRU, HCAM; 250- and 1000-step episodes; 8 or 20 sites). The search version (sites=0, observe_steps=0,
+    # explore_reward 0.02): none / gru / hcam 0.75 / 1.01 / 0.84 targets, below its bound 2.84.
     "targetsequence": {
         "env": "chronotope/TargetSequence-v0",
         "env_kwargs": {"obs_mode": "state"},
@@ -141,6 +141,7 @@ PRESETS: dict[str, dict] = {
             "readout_key": "sites",
             "readout_query": "target_color",
             "aux_key": "memory_colours,memory_slot",
+            "memory_keys": "site_colours",
             "obs_scale": "magnitude",
             "memory_grad": "aux",
             "aux_lr": 1e-3,

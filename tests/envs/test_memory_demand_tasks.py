@@ -246,7 +246,7 @@ def test_target_sequence_site_rows_name_colours_only_while_shown_and_guide_to_ea
         obs, info = env.reset(seed=seed)
         rows = obs["sites"]
         present = task.site_ids[0] >= 0
-        assert rows.shape == (20, 15) and np.array_equal(rows[:, 0], present.astype(np.float32))
+        assert rows.shape == (20, 7) and np.array_equal(rows[:, 0], present.astype(np.float32))
         assert len(set(task.site_ids[0][present].tolist())) == present.sum()  # distinct objects
         tr = task.target_row[0]
         rows_of_targets.update(tr.tolist())
@@ -254,7 +254,7 @@ def test_target_sequence_site_rows_name_colours_only_while_shown_and_guide_to_ea
         # observe phase: each target row shows its colour, no other row shows one; the label is the whole table
         colours = np.zeros((20, 8), np.float32)
         colours[tr, task.colours[0]] = 1
-        assert np.array_equal(rows[:, 7:], colours)
+        assert np.array_equal(obs["site_colours"], colours)
         label = info["memory_colours"].reshape(20, 8)
         used = np.isin(np.arange(8), task.colours[0])
         assert np.array_equal(label[present][:, used], colours[present][:, used])
@@ -269,7 +269,7 @@ def test_target_sequence_site_rows_name_colours_only_while_shown_and_guide_to_ea
         sees = task.sees(core, task.xy)[0]
         expect = np.zeros((20, 8), np.float32)
         expect[task.target_row[0][sees], task.colours[0][sees]] = 1
-        assert np.array_equal(obs["sites"][:, 7:], expect)
+        assert np.array_equal(obs["site_colours"], expect)
         shown_later += int(sees.any())
         # following the named target's row: its (dx, dy) is the first step of a shortest path
         row = obs["sites"][task.target_row[0, task.current[0]]]
@@ -284,19 +284,27 @@ def test_target_sequence_site_rows_name_colours_only_while_shown_and_guide_to_ea
         gym.make("chronotope/TargetSequence-v0", sites=25)
     with pytest.raises(ValueError, match="observe_steps"):
         gym.make("chronotope/TargetSequence-v0", observe_steps=-1)
+    with pytest.raises(ValueError, match="num_colours"):
+        gym.make("chronotope/TargetSequence-v0", num_colours=2)
+    few = gym.make("chronotope/TargetSequence-v0", obs_mode="state", num_scenes=2, num_colours=3)
+    drawn = set()
+    for seed in range(8):
+        few.reset(seed=seed)
+        drawn.update(few.unwrapped.core.task.colours[0].tolist())
+    assert drawn == {0, 1, 2}
 
 
 def test_target_sequence_colour_labels_wait_for_a_sighting_without_observe_phase():
     env = gym.make("chronotope/TargetSequence-v0", obs_mode="state", num_scenes=2, observe_steps=0, num_rooms=None)
     task = env.unwrapped.core.task
     obs, info = env.reset(seed=1)
-    assert not obs["sites"][:, 7:].any() or task.sees(env.unwrapped.core, task.xy)[0].any()
+    assert not obs["site_colours"].any() or task.sees(env.unwrapped.core, task.xy)[0].any()
     for _ in range(150):
         seen = task.site_seen[0]
         label = info["memory_colours"].reshape(20, 8)
         used = np.isin(np.arange(8), task.colours[0])
         assert np.isinf(label[~seen]).all() and np.isinf(label[:, ~used]).all()
-        assert np.array_equal(label[seen][:, used], task.site_colours()[0][seen][:, used])
+        assert np.array_equal(label[seen][:, used], task.colour_table()[0][seen][:, used])
         row = obs["sites"][task.target_row[0, task.current[0]]]  # walk to the named target: rows come into view
         ang = np.arctan2(row[5], row[4])
         a = MOVE_FORWARD if abs(ang) < np.deg2rad(7.5) else (TURN_LEFT if ang > 0 else 3)
