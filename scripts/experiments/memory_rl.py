@@ -140,7 +140,7 @@ PRESETS: dict[str, dict] = {
             "steps": 600_000,
             "readout_key": "sites",
             "readout_query": "target_color",
-            "aux_key": "memory_colours,memory_slot",
+            "aux_key": "memory_colours",
             "memory_keys": "site_colours",
             "obs_scale": "magnitude",
             "memory_grad": "aux",

@@ -47,12 +47,12 @@ def test_targetsequence_reads_the_named_colours_row_and_the_command_line_wins(tm
     cfg = Config(task="targetsequence", out=tmp_path)
     tcfg = train_config(cfg, "gru", 0)
     assert (tcfg.readout_key, tcfg.readout_query) == ("sites", "target_color")
-    assert tcfg.aux_key == "memory_colours,memory_slot"
+    assert tcfg.aux_key == "memory_colours" and tcfg.memory_keys == "site_colours"
     assert tcfg.aux_coef == 1.0
     assert _metric(cfg) == "score" and _values(cfg) == [3]  # no 4x of num_targets (at most 8)
     # --aux-coef on the command line wins over the preset's (it used to be dropped silently)
     given = train_config(Config(task="targetsequence", aux_coef=0.5, out=tmp_path), "gru", 0)
-    assert given.aux_coef == 0.5 and given.aux_key == "memory_colours,memory_slot"
+    assert given.aux_coef == 0.5 and given.aux_key == "memory_colours"
     assert train_config(Config(task="ballet", aux_coef=0.0, out=tmp_path), "gru", 0).aux_coef == 0.0
     # --lr likewise: every core of the run gets it, 0 leaves the preset's (or the trainer's) rate
     assert train_config(Config(task="objectrecall", lr=1e-3, out=tmp_path), "hcam", 0).lr == 1e-3
