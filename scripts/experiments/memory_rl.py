@@ -124,9 +124,10 @@ PRESETS: dict[str, dict] = {
     # head) and the readout dots the table with the named colour (readout_query target_color) to read that row; the
     # memory is trained by the auxiliary losses alone at its own rate, and reads only ``site_colours``
     # (memory_keys): fed every key, a model memorised each episode by where its rows are instead of learning the
-    # table, even where the table was observed (docs/RESULTS.md 1). Untuned: no probe has learnt the table yet
-    # (GRU, HCAM; 250- and 1000-step episodes; 8 or 20 sites). The search version (sites=0, observe_steps=0,
-    # explore_reward 0.02): none / gru / hcam 0.75 / 1.01 / 0.84 targets, below its bound 2.84.
+    # table, even where the table was observed (docs/RESULTS.md 1). Untuned: an episode holds one memory example,
+    # and at 250-1000 steps per episode no probe learnt the table in 400k steps, while with 64-step episodes a GRU
+    # did (loss 0.004 at 286k). The search version (sites=0, observe_steps=0, explore_reward 0.02): none / gru /
+    # hcam 0.75 / 1.01 / 0.84 targets, below its bound 2.84.
     "targetsequence": {
         "env": "chronotope/TargetSequence-v0",
         "env_kwargs": {"obs_mode": "state"},
