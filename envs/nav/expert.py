@@ -15,6 +15,24 @@ import numpy as np
 from chronotope.envs.sim.kinematic import MOVE_FORWARD, STOP, TURN_LEFT, TURN_RIGHT
 
 
+def step_cells(sim) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The 25 headings the expert weighs and where one forward step along each ends.
+
+    Returns ``k`` int [25] (turns from the current heading, -12..12 steps of ``turn_angle``; negative = right),
+    ``ok`` bool [N, 25] (the step's segment is free and ends on the grid) and that end's grid ``row`` / ``col``
+    int [N, 25]: a geodesic field read at ``[row, col]`` scores each heading."""
+    cfg = sim.config
+    step_turn = math.radians(cfg.turn_angle)
+    k = np.arange(-12, 13)  # turns: negative = right
+    headings = sim.yaw[:, None] + k[None, :] * step_turn  # [N, K]
+    sub = np.linspace(0.0, 1.0, sim._substeps + 1)[1:]  # [S]
+    d = np.stack([np.cos(headings), np.sin(headings)], -1) * cfg.forward_step  # [N, K, 2]
+    pts = sim.position[:, None, None, :] + sub[None, None, :, None] * d[:, :, None, :]  # [N, K, S, 2]
+    free = sim.stack.navigable_at(sim.scene[:, None, None], pts).all(-1)  # [N, K]
+    row, col, inside = sim.stack.cells(sim.scene[:, None], pts[:, :, -1, :])
+    return k, free & inside, row, col
+
+
 class ShortestPathExpert:
     """Oracle policy for navigation cores; ``act(core)`` returns int64 actions [N].
 
@@ -27,20 +45,10 @@ class ShortestPathExpert:
 
     def act(self, core) -> np.ndarray:
         sim = core.sim
-        cfg = sim.config
         n = sim.n
-        step_turn = math.radians(cfg.turn_angle)
-        k = np.arange(-12, 13)  # turns: negative = right
-        headings = sim.yaw[:, None] + k[None, :] * step_turn  # [N, K]
-        sub = np.linspace(0.0, 1.0, sim._substeps + 1)[1:]  # [S]
-        d = np.stack([np.cos(headings), np.sin(headings)], -1) * cfg.forward_step  # [N, K, 2]
-        pts = sim.position[:, None, None, :] + sub[None, None, :, None] * d[:, :, None, :]  # [N, K, S, 2]
-        scene = sim.scene[:, None, None]
-        free = sim.stack.navigable_at(scene, pts).all(-1)  # [N, K]
-        end = pts[:, :, -1, :]
-        row, col, inside = sim.stack.cells(sim.scene[:, None], end)
+        k, ok, row, col = step_cells(sim)
         value = core.fields[np.arange(n)[:, None], row, col].astype(np.float64)
-        value = np.where(free & inside, value, np.inf)
+        value = np.where(ok, value, np.inf)
         score = value + 1e-3 * np.abs(k)[None, :]
         best = np.argmin(score, axis=1)
         best_k = k[best]

@@ -221,9 +221,7 @@ class TargetSequenceOracle(_Oracle):
         """Environment ``i``'s tour: through its episode's site rows where the task observes them (a reactive
         policy knows those places), else through every reachable object of its scene."""
         task = core.task
-        sites = None
-        if getattr(task, "num_sites", 0):
-            sites = task.site_ids[i][task.site_ids[i] >= 0]
+        sites = task.site_ids[i][task.site_ids[i] >= 0] if task.num_sites else None
         return self.tour(core, int(core.sim.scene[i]), sites)
 
     def act(self, core) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
+from chronotope.envs.nav.expert import step_cells
 from chronotope.envs.tasks.base import Episode, agent_frame, polar, register_task
 from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps
 from chronotope.envs.tasks.sensors import CompassSensor, GPSSensor, OneHotSensor, Sensor
@@ -413,16 +414,8 @@ class TargetSequenceTask(MemoryTask):
         padding rows."""
         sim = core.sim
         n, m = core.n, self.num_sites
-        step_turn = np.deg2rad(sim.config.turn_angle)
-        k = np.arange(-12, 13)
-        headings = sim.yaw[:, None] + k[None, :] * step_turn  # [N, 25]
-        sub = np.linspace(0.0, 1.0, sim._substeps + 1)[1:]
-        d = np.stack([np.cos(headings), np.sin(headings)], -1) * sim.config.forward_step
-        pts = sim.position[:, None, None, :] + sub[None, None, :, None] * d[:, :, None, :]  # [N, 25, S, 2]
-        free = sim.stack.navigable_at(sim.scene[:, None, None], pts).all(-1)  # [N, 25]
-        row, col, inside = sim.stack.cells(sim.scene[:, None], pts[:, :, -1, :])
+        k, ok, row, col = step_cells(sim)  # the expert's 25 headings, one forward step each
         r0, c0, in0 = sim.stack.cells(sim.scene, sim.position)
-        ok = free & inside
         dist = np.full((n, m), np.inf)
         best = np.zeros((n, m), np.int64)
         tie = 1e-3 * np.abs(k)
@@ -435,7 +428,7 @@ class TargetSequenceTask(MemoryTask):
             dist[sel] = np.where(present[sel] & in0[sel, None], here, np.inf)
             ahead = stack[obj[..., None], row[sel, None, :], col[sel, None, :]]  # [n, M, 25]
             best[sel] = np.argmin(np.where(ok[sel, None, :], ahead, np.inf) + tie, axis=-1)
-        ang = k[best] * step_turn
+        ang = k[best] * np.deg2rad(sim.config.turn_angle)
         direction = np.stack([np.cos(ang), np.sin(ang)], -1)
         direction[~(dist > self.success_radius)] = 0.0
         return dist, direction

@@ -120,9 +120,10 @@ PRESETS: dict[str, dict] = {
     # objects, in an order drawn per episode) in apartments of 10-12 rooms, named one after another for 1000 steps;
     # every row's colour shows in the first 4 steps (the observe phase), then only within 2 m in view. The rows give
     # the way to each site, so what is left to learn is which row holds the named colour: as Ballet, the auxiliary
-    # head names each row's colour (memory_colours, a [rows x colours] table; memory_slot, the named row, a second
-    # head) and the readout dots the table with the named colour (readout_query target_color) to read that row; the
-    # memory is trained by the auxiliary losses alone at its own rate, and reads only ``site_colours``
+    # head names each row's colour (memory_colours, a [rows x colours] table; the named row, memory_slot, as a
+    # second head made a memory fed only site_colours memorise episodes) and the readout dots the table with the
+    # named colour (readout_query target_color) to read that row; the memory is trained by the auxiliary loss alone
+    # at its own rate, and reads only ``site_colours``
     # (memory_keys): fed every key, a model memorised each episode by where its rows are instead of learning the
     # table, even where the table was observed (docs/RESULTS.md 1). Untuned: an episode holds one memory example,
     # and at 250-1000 steps per episode no probe learnt the table in 400k steps, while with 64-step episodes a GRU
