@@ -30,8 +30,8 @@ NAV_ENVS: dict[str, tuple[dict, int, str]] = {
     ),
     "chronotope/TargetSequence-v0": (
         {"task": "target_sequence"},
-        1000,
-        "memory: K coloured objects, one named at a time, +1 per target reached; fixed 1000-step episodes",
+        128,
+        "memory: K coloured objects, one named at a time, +1 per target reached; fixed 128-step episodes",
     ),
     "chronotope/Ballet-v0": (
         {"task": "ballet"},

@@ -8,6 +8,8 @@ step-by-step result.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -21,21 +23,39 @@ class _RNNMemory(MemoryModule):
         input_size: F, the feature size of the inputs.
         hidden_size: H, the hidden state size and ``output_size``.
         num_layers: stacked recurrent layers.
+        keep_bias: initial bias of the gate that keeps the state (the GRU's update gate ``z`` in
+            ``h' = (1 - z) * n + z * h``, the LSTM's forget gate), in every layer; the input-side bias of that gate
+            is set to it and the hidden-side one to 0, so a fraction ``sigmoid(keep_bias)`` of the state is kept per
+            step at the start of training (None: torch's uniform initialisation, ``sigmoid(~0) = 0.5``). A positive
+            value (1 to 3) lets the gradient of a late loss reach an early input through more steps (the LSTM's
+            forget-gate bias of 1, Jozefowicz et al. 2015; the chrono initialisation of Tallec and Ollivier 2018
+            sets it from the span to remember).
     """
 
     _cell: type[nn.RNNBase]
     _has_cell_state: bool
 
-    def __init__(self, input_size: int, hidden_size: int = 128, num_layers: int = 1) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int = 128, num_layers: int = 1, keep_bias: float | None = None
+    ) -> None:
         super().__init__()
         check_positive("input_size", input_size)
         check_positive("hidden_size", hidden_size)
         check_positive("num_layers", num_layers)
+        if keep_bias is not None and not (isinstance(keep_bias, (int, float)) and math.isfinite(keep_bias)):
+            raise ValueError(f"keep_bias must be a finite number or None, got {keep_bias!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.output_size = hidden_size
         self.rnn = self._cell(input_size, hidden_size, num_layers=num_layers, batch_first=True)
+        self.keep_bias = keep_bias
+        if keep_bias is not None:
+            with torch.no_grad():
+                gate = slice(hidden_size, 2 * hidden_size)  # z in (r, z, n); f in (i, f, g, o)
+                for layer in range(num_layers):
+                    getattr(self.rnn, f"bias_ih_l{layer}")[gate] = float(keep_bias)
+                    getattr(self.rnn, f"bias_hh_l{layer}")[gate] = 0.0
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Zero hidden state: ``h`` (and ``c`` for the LSTM) of shape ``[num_layers, B, H]``."""

@@ -14,7 +14,7 @@ from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 NUM_COLOURS = len(PALETTE)
 MAX_SITES = 24
 SITE_COLUMNS = 7  # present, x, y, distance, dx, dy, here
-DEFAULT_HORIZON = 1000  # max_episode_steps at registration (the single env does not pass it to the core)
+DEFAULT_HORIZON = 128  # max_episode_steps at registration (the single env does not pass it to the core)
 
 
 @register_task("target_sequence")
@@ -23,11 +23,12 @@ class TargetSequenceTask(MemoryTask):
 
     Description: K pieces of furniture, in different rooms where the apartment has enough rooms and with goal
     regions at least ``min_separation`` (3 m) apart, are painted each in a distinct saturated colour for the whole
-    episode (per-episode assignment of objects and colours). A target's colour can be made out only within
+    episode (per-episode assignment of objects and colours; as in Memory Maze the colours are the first K of the
+    palette unless ``num_colours`` widens the draw). A target's colour can be made out only within
     ``colour_range`` (2 m) of its centre; farther away it looks like any other furniture. The observation names one
     colour at a time; reaching that object (within ``success_radius`` = 1 m geodesic of its navigable
     surroundings, no STOP needed) pays +1 and names a new target drawn uniformly from the other K - 1. Episodes
-    never terminate: they last ``max_episode_steps`` (1000 at registration) and the score is the number of
+    never terminate: they last ``max_episode_steps`` (128 at registration) and the score is the number of
     targets reached. Remembering where each colour is turns search into direct navigation.
 
     Sites and the observe phase (the defaults since issue 17's re-tuning): the K targets are K of ``sites`` (20)
@@ -40,14 +41,15 @@ class TargetSequenceTask(MemoryTask):
 
     Memory demand (see ``shared/specs/memory-demand.md``; oracles in ``envs.nav.oracles``): without memory a
     policy must search for every named target: the memoryless bound (a tour through the sites, or through every
-    object of the scene without site rows, going to the named target once its colour shows in view) scores ~0.30
-    of the perfect-memory oracle at the defaults, apartments of 10 to 12 rooms with 20 sites (4.4 vs 14.8 targets
-    per 1000 steps, 32 episodes; 16 sites give ~0.34, 8 sites 0.45). Without sites or observe phase: 2.9 vs 9.8
-    (~0.30, the perfect oracle searching first). In the scene pool's own apartments (3 to 6 rooms,
-    ``num_rooms=None``) a search is cheap: the bound keeps ~0.44 of perfect (9.4 vs 21.5) there, ~0.57 with
-    ``colour_range=None``; 8 to 10 rooms give ~0.35 (docs/RESULTS.md 5).
+    object of the scene without site rows, going to the named target once its colour shows in view) scores 0.31 of
+    the perfect-memory oracle at the defaults, 128-step episodes in the scene pool's apartments of 3 to 6 rooms with
+    20 sites (0.86 vs 2.75 targets per episode, 200 episodes; 8 sites give 0.44). The episodes are short so that a
+    learner sees many observe phases, one memory example each: at 1000 steps no RL probe learnt the colours in 400k
+    steps (docs/RESULTS.md 1). ``max_episode_steps=1000, num_rooms=(10, 12)`` (the defaults before) keeps the same
+    ratio (4.55 vs 14.85 per 1000 steps). Without sites or observe phase (the search version) 128 steps are too few
+    to profit from a memory (0.87 vs 1.15); at 1000 steps in 10-12 rooms it gave 3.0 vs 9.3 (docs/RESULTS.md 5).
     Cue-to-query span (:meth:`cue_to_query_span`): a target seen at the first step can be needed at the last, so
-    the episode length - 1 (999 at registration). Every step is controllable.
+    the episode length - 1 (127 at registration). Every step is controllable.
     Observability twin (``observability="full"``): ``visible_targets`` gives every target's distance and angle at
     every step (its ``visible`` flag still says whether its colour shows now), ``goal`` the named target's; pixel
     modes add ``visible_targets`` then (pixels cannot show what is out of view). The twin needs no memory.
@@ -83,7 +85,7 @@ class TargetSequenceTask(MemoryTask):
         observability: "partial" (the memory task) or "full" (the observability twin: every target's position
             is observed at every step).
         num_rooms: rooms per generated apartment, an int or an inclusive (min, max) range (passed to the scene
-            generator; None keeps the pool's config, 3 to 6 rooms, where the task demands little memory).
+            generator; None keeps the pool's config, 3 to 6 rooms).
         explore_reward: reward for entering a cell not yet visited in the episode (0: no such term; a training
             aid for learners that must first learn to search the apartment).
         explore_cell: side (m) of the square cells ``explore_reward`` counts, on a grid anchored at the start.
@@ -92,7 +94,7 @@ class TargetSequenceTask(MemoryTask):
             fewer rows (``present`` 0 on the rest).
         observe_steps: observations at the start of an episode that show every target (0: none).
         num_colours: the targets' colours are drawn from the first ``num_colours`` palette colours (``num_targets``
-            to 8; 8: any).
+            to 8; 8: any; None: ``num_targets``, the K colours always the same and only their assignment drawn).
     """
 
     cache_attrs = (*MemoryTask.cache_attrs, "_separation", "_site_fields")
@@ -105,12 +107,12 @@ class TargetSequenceTask(MemoryTask):
         min_separation: float = 3.0,
         colour_range: float | None = 2.0,
         observability: str = "partial",
-        num_rooms: int | tuple[int, int] | None = (10, 12),
+        num_rooms: int | tuple[int, int] | None = None,
         explore_reward: float = 0.0,
         explore_cell: float = 1.0,
         sites: int = 20,
         observe_steps: int = 4,
-        num_colours: int = NUM_COLOURS,
+        num_colours: int | None = None,
     ) -> None:
         super().__init__(
             success_radius=success_radius,
@@ -151,6 +153,7 @@ class TargetSequenceTask(MemoryTask):
         if not isinstance(observe_steps, (int, np.integer)) or observe_steps < 0:
             raise ValueError(f"observe_steps must be an integer >= 0, got {observe_steps!r}")
         self.num_sites = int(sites)
+        num_colours = num_targets if num_colours is None else num_colours
         if not isinstance(num_colours, (int, np.integer)) or not (num_targets <= num_colours <= NUM_COLOURS):
             raise ValueError(
                 f"num_colours must be an integer in num_targets..{NUM_COLOURS} = {num_targets}..{NUM_COLOURS}, "
@@ -181,7 +184,7 @@ class TargetSequenceTask(MemoryTask):
 
         A target seen at the first step can be named (or be on the way to the named one) at the last step and never
         be in view in between, so the span is the episode length - 1: ``max_episode_steps`` of the vector env's
-        config (read when the env builds its observation space), else 1000 (the registered limit; the single env
+        config (read when the env builds its observation space), else 128 (the registered limit; the single env
         keeps its limit in gymnasium's TimeLimit). The twin observes every target at every step: 0.
         """
         return 0 if self.observability == "full" else self.horizon - 1

@@ -16,7 +16,7 @@ the cue-to-query span each task declares (trainers warn when their gradient wind
 the demand vanish (e.g. ObjectRecall's ``observe_motion="still"``, whose start heading the compass reveals) is
 allowed: this table is where it shows.
 
-    chronotope memory-demand                 # >= 200 episodes per cell (TargetSequence: a tenth, they are long)
+    chronotope memory-demand                 # >= 200 episodes per cell (a tenth for 1000-step episodes)
     chronotope memory-demand --quick         # a smoke run (numbers mean little)
 """
 
@@ -68,21 +68,20 @@ SETTINGS: tuple[Setting, ...] = (
         "teleport+pointnav delay",
         {"teleport": True, "delay_task": "pointnav", "delay": 50, "recall_steps": 200},
     ),
-    Setting("TargetSequence", "chronotope/TargetSequence-v0", "defaults", {}, "score", episode_scale=0.1),
-    Setting("TargetSequence", "chronotope/TargetSequence-v0", "sites=8", {"sites": 8}, "score", episode_scale=0.1),
+    Setting("TargetSequence", "chronotope/TargetSequence-v0", "defaults", {}, "score"),
+    Setting("TargetSequence", "chronotope/TargetSequence-v0", "sites=8", {"sites": 8}, "score"),
     Setting(
         "TargetSequence",
         "chronotope/TargetSequence-v0",
         "search (sites=0, observe_steps=0)",
         {"sites": 0, "observe_steps": 0},
         "score",
-        episode_scale=0.1,
     ),
     Setting(
         "TargetSequence",
         "chronotope/TargetSequence-v0",
-        "num_rooms=None (3-6)",
-        {"num_rooms": None},
+        "1000 steps, 10-12 rooms (the defaults before 128-step episodes)",
+        {"max_episode_steps": 1000, "num_rooms": (10, 12)},
         "score",
         episode_scale=0.1,
     ),
@@ -128,8 +127,11 @@ def _span(setting: Setting) -> int | None:
 
     import chronotope.envs  # noqa: F401
 
-    kw = {"obs_mode": "state", **setting.kwargs} if setting.family == "nav" else dict(setting.kwargs)
-    env = gym.make(setting.env_id, **kw)
+    if setting.family == "nav":  # the vector env hands max_episode_steps to the task (the span may depend on it)
+        kw = {"obs_mode": "state", **setting.kwargs}
+        env = gym.make_vec(setting.env_id, num_envs=1, vectorization_mode="vector_entry_point", **kw)
+    else:
+        env = gym.make(setting.env_id, **setting.kwargs)
     try:
         owner = env.unwrapped.core.task if setting.family == "nav" else env.unwrapped  # arm envs declare it
         return int(owner.cue_to_query_span())

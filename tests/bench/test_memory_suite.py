@@ -165,13 +165,18 @@ def test_reading_names_the_leader_of_each_memory_type():
     assert "Not run: hcam" in text
 
 
-def test_only_tuned_presets_give_the_leaderboard_its_recipe():
-    """A memory_rl preset marked untuned (TargetSequence's plain recipe) leaves the task on the leaderboard's own
-    untuned recipe; a tuned preset (Ballet's) is the task's recipe."""
+def test_only_tuned_presets_give_the_leaderboard_its_recipe(monkeypatch):
+    """A task without a memory_rl preset (CountPress), or with one marked untuned, is trained with the leaderboard's
+    own untuned recipe; a tuned preset (Ballet's, TargetSequence's) is the task's recipe."""
     from chronotope.scripts.bench.memory_suite import UNTUNED_STEPS, Config, discover_tasks, train_config
+    from chronotope.scripts.experiments import memory_rl
 
     tasks = discover_tasks()
-    assert not tasks["targetsequence"].tuned and tasks["ballet"].tuned
+    assert not tasks["countpress"].tuned and tasks["ballet"].tuned and tasks["targetsequence"].tuned
     cfg = Config()
-    assert train_config(cfg, tasks["targetsequence"], "gru", 0).steps == UNTUNED_STEPS
+    assert train_config(cfg, tasks["countpress"], "gru", 0).steps == UNTUNED_STEPS
     assert train_config(cfg, tasks["ballet"], "gru", 0).readout_query == "instruction"
+    assert train_config(cfg, tasks["targetsequence"], "gru", 0).memory_keys == "site_colours"
+    monkeypatch.setitem(memory_rl.PRESETS, "ballet", {**memory_rl.PRESETS["ballet"], "tuned": False})
+    untuned = discover_tasks()["ballet"]
+    assert not untuned.tuned and train_config(cfg, untuned, "gru", 0).steps == UNTUNED_STEPS
