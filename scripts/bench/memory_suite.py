@@ -11,13 +11,13 @@ given a memory-demand setting, e.g. ButtonSequence and ColourSequence), plus one
 
 **One recipe per task**, tuned once on the GRU and the same for every core: a task with a preset of
 :mod:`chronotope.scripts.experiments.memory_rl` of its name takes it (ObjectRecall and Ballet: their auxiliary loss
-and readout included, 600k steps; the arm's WhereHidden, ShellGame, PairRecall, ColourSequence and ButtonSequence:
-the approach shaping, their labels and readouts, 300k steps, PairRecall 600k), MiniGrid the recipe of
-:mod:`chronotope.scripts.experiments.minigrid_memory` (16 envs, rollout = bptt 128, 10 epochs x 8 minibatches, 300k
-steps; its default 7x7 view). CueRecallPick keeps its default answer (a lift) here, so its preset
-(``cuerecalltouch``, answered by a touch) is not its recipe. The others (TargetSequence and the remaining arm tasks)
-get the plain recipe of :func:`untuned_recipe` (state observations, the trainer's PPO defaults in the shape of
-memory_rl's: 32 envs, rollout = bptt 128, 8 epochs x 4 minibatches, no auxiliary loss, 600k steps), marked *not
+and readout included, 600k steps; TargetSequence likewise, 500k steps; the arm's WhereHidden, ShellGame,
+PairRecall, ColourSequence and ButtonSequence: the approach shaping, their labels and readouts, 300k steps,
+PairRecall 600k), MiniGrid the recipe of :mod:`chronotope.scripts.experiments.minigrid_memory` (16 envs, rollout =
+bptt 128, 10 epochs x 8 minibatches, 300k steps; its default 7x7 view). CueRecallPick keeps its default answer (a
+lift) here, so its preset (``cuerecalltouch``, answered by a touch) is not its recipe. The others (the remaining arm
+tasks) get the plain recipe of :func:`untuned_recipe` (state observations, the trainer's PPO defaults in the shape
+of memory_rl's: 32 envs, rollout = bptt 128, 8 epochs x 4 minibatches, no auxiliary loss, 600k steps), marked *not
 tuned* on the page.
 Memory configs (:data:`MEMORY_CFGS`): each core's small CPU defaults, its width set to 128 (the GRU's) where the
 core has one width knob; HCAM takes the presets' config; Janus keeps its defaults (policy width 64: one update of
@@ -177,7 +177,7 @@ class Task:
     setting: Any = None
     """The :class:`~chronotope.scripts.experiments.memory_demand.Setting` measuring the references (None: MiniGrid)."""
     eval_scale: float = 1.0
-    """Fraction of ``eval_episodes`` evaluated (TargetSequence: 0.1, its episodes last 1,000 steps)."""
+    """Fraction of ``eval_episodes`` evaluated (a setting of long episodes, e.g. 1,000 steps: its ``episode_scale``)."""
     mtype: str = "other"
     """What the memory must keep (object, sequence, spatial, counting, ...; :data:`MEMORY_TYPES`)."""
 
@@ -257,7 +257,7 @@ class Config:
     minibatches: int = 0
     """Override of the recipes' minibatches per epoch (0: the recipe's)."""
     eval_episodes: int = 200
-    """Evaluation episodes per cell (TargetSequence a tenth, at least ``eval_num_envs``) (quick: 16)."""
+    """Evaluation episodes per cell (fewer for long episodes, at least ``eval_num_envs``) (quick: 16)."""
     eval_num_envs: int = 16
     """Environments stepped together in an evaluation."""
     eval_seed: int = 10_000
@@ -1105,9 +1105,10 @@ def write_page(cfg: Config, record: dict[str, Any]) -> str:
 
 METHOD = (
     "Every cell trains one memory core on one task with our sequence PPO (`chronotope.agents.ppo.trainer`) and the "
-    "task's recipe, the same for every core: ObjectRecall, Ballet and the arm tasks with a preset of their name "
-    "(WhereHidden, ShellGame, PairRecall, ColourSequence, ButtonSequence) the `scripts/experiments/memory_rl` presets "
-    "(tuned on the GRU: auxiliary loss, readout, approach shaping; 300k-600k steps), MiniGrid-MemoryS7 the "
+    "task's recipe, the same for every core: ObjectRecall, Ballet, TargetSequence and the arm tasks with a preset of "
+    "their name (WhereHidden, ShellGame, PairRecall, ColourSequence, ButtonSequence) the "
+    "`scripts/experiments/memory_rl` presets (tuned on the GRU: auxiliary loss, readout, approach shaping; 300k-600k "
+    "steps), MiniGrid-MemoryS7 the "
     "`minigrid_memory` recipe (300k steps, its default 7x7 view); the other tasks a plain, untuned recipe (state "
     "observations, 32 envs, rollout = bptt 128, 8 epochs x 4 minibatches, no auxiliary loss, 600k steps). Memory "
     "configs: each core's small CPU defaults, 128 wide where the core has one width knob (HCAM: the presets' 128 / 4 "
