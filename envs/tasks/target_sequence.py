@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
+from chronotope.envs import NAV_ENVS
 from chronotope.envs.nav.expert import step_cells
 from chronotope.envs.tasks.base import Episode, agent_frame, polar, register_task
 from chronotope.envs.tasks.measures import DistanceToGoal, Measure, PathLength, Steps
@@ -14,7 +15,8 @@ from chronotope.envs.tasks.visibility import PALETTE, MemoryTask, paint
 NUM_COLOURS = len(PALETTE)
 MAX_SITES = 24
 SITE_COLUMNS = 7  # present, x, y, distance, dx, dy, here
-DEFAULT_HORIZON = 128  # max_episode_steps at registration (the single env does not pass it to the core)
+# max_episode_steps at registration, read from it (the single env does not pass it to the core)
+DEFAULT_HORIZON = NAV_ENVS["chronotope/TargetSequence-v0"][1]
 
 
 @register_task("target_sequence")
