@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from chronotope.envs.render.camera import CameraIntrinsics
+from chronotope.maps import kernels
 
 
 def check_pose(cam_to_world: np.ndarray) -> np.ndarray:
@@ -89,11 +90,13 @@ def backproject_depth_columns(
     """:func:`backproject_depth_batch` with the points by coordinate: float64 ``[3, M]`` contiguous (x, y, z
     rows; the same values), the frame int64 ``[M]`` and the flat pixel index int64 ``[M]``.
 
-    The arithmetic is that of every point on its own: the camera-frame point is the z == 1 ray scaled by the
-    z-depth, rotated by one ``[M_b, 3] @ [3, 3]`` product per frame (as for a frame alone), then translated; the
-    scaling and translation run on contiguous coordinate rows (several times faster than on ``[M, 3]`` rows).
+    One compiled pass (:func:`chronotope.maps.kernels.backproject`) whose arithmetic is that of every point on
+    its own: the camera-frame point is the z == 1 ray scaled by the z-depth, rotated (each row's three products
+    added left to right), then translated, so a frame's points are the same whichever batch it comes in.
     """
-    d = np.asarray(depth, dtype=np.float64)
+    d = np.asarray(depth)
+    if not np.issubdtype(d.dtype, np.floating):
+        d = d.astype(np.float64)
     if d.ndim == 4 and d.shape[-1] == 1:
         d = d[..., 0]
     if d.ndim != 3 or d.shape[1:] != (intrinsics.height, intrinsics.width):
@@ -103,32 +106,11 @@ def backproject_depth_columns(
     pose = np.asarray(cam_to_world, dtype=np.float64)
     if pose.shape != (d.shape[0], 4, 4) or not np.isfinite(pose).all():
         raise ValueError(f"cam_to_world must be {d.shape[0]} finite [4, 4] poses, got shape {pose.shape}")
-    flat = d.reshape(-1)
-    with np.errstate(invalid="ignore"):
-        keep = np.isfinite(flat) & (flat > 0) & (flat < max_depth)
-    lin = np.flatnonzero(keep)  # frame * P + pixel
-    n_pix = d.shape[1] * d.shape[2]
-    # lin // P and lin % P, from the kept pixels per frame (cheaper than an integer division of every index)
-    frame = np.repeat(np.arange(d.shape[0], dtype=np.int64), keep.reshape(d.shape[0], n_pix).sum(axis=1))
-    idx = lin - frame * n_pix
     rx, ry = _ray_columns(intrinsics)
-    z = flat[lin]  # the z == 1 ray times the z-depth
-    pc = np.empty((lin.shape[0], 3))  # camera-frame points [M, 3]: the rows of the per-frame products
-    np.multiply(np.take(rx, idx), z, out=pc[:, 0])
-    np.multiply(np.take(ry, idx), z, out=pc[:, 1])
-    pc[:, 2] = z
-    rot = np.empty_like(pc)
-    bounds = np.searchsorted(frame, np.arange(d.shape[0] + 1))
-    for b in range(d.shape[0]):  # one product per frame: its points do not depend on the rest of the batch
-        s = slice(bounds[b], bounds[b + 1])
-        np.matmul(pc[s], pose[b, :3, :3].T, out=rot[s])
-    cols = np.ascontiguousarray(rot.T)  # [3, M]
-    for b in range(d.shape[0]):
-        s = slice(bounds[b], bounds[b + 1])
-        if bounds[b] < bounds[b + 1]:
-            for a in range(3):
-                cols[a, s] += pose[b, a, 3]
-    return cols, frame, idx
+    return kernels.backproject(
+        d.reshape(d.shape[0], -1), rx, ry, np.ascontiguousarray(pose[:, :3, :3]), np.ascontiguousarray(pose[:, :3, 3]),
+        float(max_depth),
+    )  # fmt: skip
 
 
 def camera_yaw(cam_to_world: np.ndarray) -> float:

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from chronotope.envs.render.camera import CameraIntrinsics
+from chronotope.maps import kernels
 from chronotope.maps.geometry import backproject_depth
-from chronotope.maps.morton import count_sorted, sort_groups
+
+_NO_LABELS = np.zeros(0, np.int64)
 
 
 @dataclass
@@ -86,6 +88,13 @@ class OccupancyMap:
         self.obstacle_hits = np.zeros(self.shape, np.int32)
         self.carved = np.zeros(self.shape, np.int32)  # floor rays that passed over each cell
         self.semantic = np.zeros(self.shape, np.int32)  # 0 = unknown / no label
+        self._mark = None  # per-cell stamp of the last integration that carved it (made on first use)
+        self._token = 0
+        c = self.cfg
+        self._params = np.array(
+            [c.floor_z, c.floor_band, c.obstacle_min_z, c.obstacle_max_z, *self.origin, self.cell_size, *self.shape],
+            np.float64,
+        )
 
     # ------------------------------------------------------------- conversion
     def world_to_cell(self, xy: np.ndarray) -> np.ndarray:
@@ -123,78 +132,42 @@ class OccupancyMap:
         """Adds world points ``[N, 3]`` (and optional int labels ``[N]``, 0 = none) as evidence.
 
         With ``sensor`` (the camera position ``[3]``) and ``cfg.carve_free``, cells under the segment from the
-        sensor to each floor point are marked as passed over (free unless occupied).
+        sensor to each floor point are marked as passed over (free unless occupied). Floor points seen in (nearly)
+        the same direction from the sensor lie on one line from it (every pixel of an image column does, for a
+        level camera), so only the farthest end per direction is walked: the directions are binned at
+        ``step / longest`` radians (``step`` = half a cell), within which the nearer segments stray at most
+        ``step`` from the farthest one -- the sampling's own tolerance; each walked segment is sampled every
+        ``<= step`` up to ``step`` short of its end (the end cell was hit directly), one vote per cell per call.
         """
         pts = np.asarray(points, np.float64).reshape(-1, 3)
-        # column-wise: numpy reductions along a length-3 axis are several times slower
-        finite = np.isfinite(pts[:, 0]) & np.isfinite(pts[:, 1]) & np.isfinite(pts[:, 2])
-        all_finite = bool(finite.all())
-        stats = IntegrateStats(n_points=pts.shape[0], n_nonfinite=int((~finite).sum()))
         if labels is not None:
             labels = np.asarray(labels).reshape(-1)
             if labels.shape[0] != pts.shape[0]:
                 raise ValueError(f"got {labels.shape[0]} labels for {pts.shape[0]} points")
-            labels = labels if all_finite else labels[finite]
-        pts = pts if all_finite else pts[finite]
+        x, y, z = np.ascontiguousarray(pts.T)
+        counts = self._integrate(x, y, z, labels, None if sensor is None else np.asarray(sensor, np.float64))
+        return IntegrateStats(
+            n_points=pts.shape[0],
+            n_floor=int(counts[1]),
+            n_obstacle=int(counts[2]),
+            n_ignored=int(counts[3]),
+            n_outside_map=int(counts[4]),
+            n_nonfinite=int(pts.shape[0] - counts[0]),
+        )
+
+    def _integrate(self, x, y, z, labels, sensor) -> np.ndarray:
+        """The compiled update (``kernels.occupancy_integrate``) of one frame's point coordinates."""
         c = self.cfg
-        h = pts[:, 2] - c.floor_z
-        floor = np.abs(h) <= c.floor_band
-        obst = (h >= c.obstacle_min_z) & (h <= c.obstacle_max_z)
-        stats.n_ignored = int((~floor & ~obst).sum())
-        rc = np.floor((pts[:, :2] - self.origin) / self.cell_size).astype(np.int64)[:, ::-1]
-        inside = self.in_bounds(rc)
-        stats.n_outside_map = int(((floor | obst) & ~inside).sum())
-        flat = rc[:, 0] * self.shape[1] + rc[:, 1]
-        f = floor & inside
-        o = obst & inside
-        stats.n_floor, stats.n_obstacle = int(f.sum()), int(o.sum())
-        _add_counts(self.floor_hits, flat[f])
-        _add_counts(self.obstacle_hits, flat[o])
-        if sensor is not None and self.cfg.carve_free and f.any():
-            self._carve(np.asarray(sensor, np.float64).reshape(3)[:2], pts[f, :2])
-        if labels is not None:
-            lab = labels[o]
-            keep = lab != 0
-            # duplicates within one batch: one of them wins (numpy assigns in order, so the last)
-            self.semantic.reshape(-1)[flat[o][keep]] = lab[keep]
-        return stats
-
-    def _carve(self, start: np.ndarray, ends: np.ndarray) -> None:
-        """Counts the cells under 2D segments ``start -> ends [N, 2]`` (end cells excluded: hit directly).
-
-        Floor points seen in (nearly) the same direction from the sensor lie on one line from it (every pixel
-        of an image column does, for a level camera), so only the farthest end per direction is walked: the
-        directions are binned at ``step / longest`` radians, within which the nearer segments stray at most
-        ``step`` (half a cell) from the farthest one -- the sampling's own tolerance. This cuts the samples
-        from (floor pixels x length) to (image columns x length).
-        """
-        step = self.cell_size / 2  # half-cell steps miss at most corner-clipped cells
-        vec = ends - start
-        length = np.hypot(vec[:, 0], vec[:, 1])
-        longest = float(length.max()) if length.size else 0.0
-        if longest < step:
-            return
-        angle = np.arctan2(vec[:, 1], vec[:, 0])
-        bins = np.floor(angle * (longest / step)).astype(np.int64)
-        order = np.lexsort((length, bins))  # by direction bin, then length: the last of each bin is its farthest
-        sb = bins[order]
-        last = np.flatnonzero(np.concatenate([sb[1:] != sb[:-1], [True]]))
-        far = order[last]
-        vec, length = vec[far], length[far]
-        # ragged sampling: segment i gets n_i = ceil(L_i / step) samples at k * L_i / n_i, k < n_i, each kept
-        # while at least ``step`` short of its end cell
-        n = np.ceil(length / step).astype(np.int64)
-        seg = np.repeat(np.arange(n.shape[0]), n)
-        k = np.arange(seg.shape[0]) - np.repeat(np.cumsum(n) - n, n)
-        frac = k / n[seg]
-        keep = frac * length[seg] <= length[seg] - step
-        seg, frac = seg[keep], frac[keep]
-        xy = start + frac[:, None] * vec[seg]
-        col = np.floor((xy[:, 0] - self.origin[0]) / self.cell_size).astype(np.int64)
-        row = np.floor((xy[:, 1] - self.origin[1]) / self.cell_size).astype(np.int64)
-        ok = (row >= 0) & (row < self.shape[0]) & (col >= 0) & (col < self.shape[1])
-        # ``a[idx] += 1`` adds once per distinct index however often it repeats: one vote per frame per cell
-        self.carved.reshape(-1)[(row * self.shape[1] + col)[ok]] += 1
+        if self._mark is None:
+            self._mark = np.zeros(self.shape[0] * self.shape[1], np.int64)
+        self._token += 1
+        carve = sensor is not None and c.carve_free
+        sx, sy = (float(sensor.reshape(-1)[0]), float(sensor.reshape(-1)[1])) if carve else (0.0, 0.0)
+        return kernels.occupancy_integrate(
+            x, y, z, _NO_LABELS if labels is None else labels, sx, sy, carve,
+            self.floor_hits.reshape(-1), self.obstacle_hits.reshape(-1), self.carved.reshape(-1),
+            self.semantic.reshape(-1), self._mark, self._token, self._params,
+        )  # fmt: skip
 
     def integrate_depth(
         self,
@@ -243,31 +216,16 @@ class OccupancyMap:
             raise ValueError(f"crop position/yaw must be finite, got {pos.tolist()}, {yaw}")
         fwd, left = _crop_offsets(size, self.cell_size)  # [S * S] each
         a = yaw if rotate else 0.0
-        ca, sa = math.cos(a), math.sin(a)
-        wx = pos[0] + ca * fwd - sa * left
-        wy = pos[1] + sa * fwd + ca * left
-        # world_to_cell, per coordinate (wx, wy are finite: position and yaw were checked)
-        col = np.floor((wx - self.origin[0]) / self.cell_size).astype(np.int64)
-        row = np.floor((wy - self.origin[1]) / self.cell_size).astype(np.int64)
-        ok = (row >= 0) & (row < self.shape[0]) & (col >= 0) & (col < self.shape[1])
-        out = np.zeros((3, size * size), dtype)
-        flat = (row * self.shape[1] + col)[ok]
-        # the masks of the cells in view only (the whole-grid masks cost more than the crop)
-        occ = self.obstacle_hits.reshape(-1)[flat] >= self.cfg.min_hits
-        seen = (self.floor_hits.reshape(-1)[flat] > 0) | (self.carved.reshape(-1)[flat] > 0)
-        out[0, ok] = occ
-        out[1, ok] = seen & ~occ
-        out[2, ok] = self.semantic.reshape(-1)[flat]
+        out = np.empty((3, size * size), dtype)
+        self._crop_into(pos, math.cos(a), math.sin(a), fwd, left, out)
         return out.reshape(3, size, size)
 
-
-def _add_counts(grid: np.ndarray, flat: np.ndarray) -> None:
-    """``np.add.at(grid.reshape(-1), flat, 1)``: one count per occurrence of each flat index (via the distinct
-    indices and their counts, several times faster than ``np.add.at`` on a few thousand indices)."""
-    if flat.size == 0:
-        return
-    cells, n = np.unique(flat, return_counts=True)
-    grid.reshape(-1)[cells] += n.astype(grid.dtype)
+    def _crop_into(self, pos, ca: float, sa: float, fwd: np.ndarray, left: np.ndarray, out: np.ndarray) -> None:
+        kernels.occupancy_crop(
+            float(pos[0]), float(pos[1]), ca, sa, fwd, left, self._params[4], self._params[5], self.cell_size,
+            self.shape[0], self.shape[1], self.cfg.min_hits, self.floor_hits.reshape(-1),
+            self.obstacle_hits.reshape(-1), self.carved.reshape(-1), self.semantic.reshape(-1), out,
+        )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=8)
@@ -290,12 +248,9 @@ def integrate_points_batch(
     sensors: np.ndarray | None = None,
     columns: np.ndarray | None = None,
 ) -> None:
-    """Integrates B frames into B maps in one pass: ``maps[b]`` gets the points of ``frame == b``.
-
-    The same evidence, bit for bit, as ``maps[b].integrate_points(points[frame == b], labels[frame == b],
-    sensors[b])`` for each b in turn (tests/maps/test_maps_batched.py), but the classification, cell indices and
-    carving run once over all B clouds, on contiguous coordinate rows; per map only the scatter into its grids
-    remains. Maps with differing configs are integrated one by one.
+    """Integrates B frames into B maps: ``maps[b]`` gets the points of ``frame == b``, the same evidence as
+    ``maps[b].integrate_points(points[frame == b], labels[frame == b], sensors[b])``, read from contiguous
+    coordinate rows (one compiled pass per map, no per-map copies of the points).
 
     Args:
         maps: B maps.
@@ -307,121 +262,19 @@ def integrate_points_batch(
     """
     pts = np.asarray(points, np.float64).reshape(-1, 3)
     frame = np.asarray(frame, np.int64).reshape(-1)
-    n_maps = len(maps)
-    c = maps[0].cfg if maps else None
-    if any(m.cfg != c for m in maps):
-        bounds = np.searchsorted(frame, np.arange(n_maps + 1))
-        for b, m in enumerate(maps):
-            s = slice(bounds[b], bounds[b + 1])
-            m.integrate_points(pts[s], None if labels is None else labels[s], None if sensors is None else sensors[b])
-        return
     if not maps or pts.shape[0] == 0:
         return
-    m0 = maps[0]
     x, y, z = np.ascontiguousarray(pts.T) if columns is None else columns
-    finite = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
         if labels.shape[0] != pts.shape[0]:
             raise ValueError(f"got {labels.shape[0]} labels for {pts.shape[0]} points")
-    if not finite.all():
-        x, y, z, frame = x[finite], y[finite], z[finite], frame[finite]
-        labels = None if labels is None else labels[finite]
-    h = z - c.floor_z
-    floor = np.abs(h) <= c.floor_band
-    obst = (h >= c.obstacle_min_z) & (h <= c.obstacle_max_z)
-    rows, cols = m0.shape
-    col = np.floor((x - m0.origin[0]) / m0.cell_size).astype(np.int64)
-    row = np.floor((y - m0.origin[1]) / m0.cell_size).astype(np.int64)
-    inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
-    flat = row * cols + col
-    f = floor & inside
-    o = obst & inside
-    n_cells = rows * cols
-    key = frame * n_cells + flat
-    for name, sel in (("floor_hits", f), ("obstacle_hits", o)):
-        # one count per occurrence: the distinct (map, cell) pairs of the whole batch and their counts
-        keys, n = count_sorted(key[sel])
-        cuts = np.searchsorted(keys, np.arange(n_maps + 1) * n_cells)
-        for b, m in enumerate(maps):
-            if cuts[b] < cuts[b + 1]:
-                s = slice(cuts[b], cuts[b + 1])
-                grid = getattr(m, name).reshape(-1)
-                grid[keys[s] - b * n_cells] += n[s].astype(grid.dtype)
-    if sensors is not None and c.carve_free:
-        _carve_batch(maps, np.asarray(sensors, np.float64).reshape(n_maps, 3), x[f], y[f], frame[f])
-    if labels is not None:
-        keep = o & (labels != 0)
-        lab, where, fr = labels[keep], flat[keep], frame[keep]
-        cuts = np.searchsorted(fr, np.arange(n_maps + 1))
-        for b, m in enumerate(maps):
-            s = slice(cuts[b], cuts[b + 1])
-            # duplicates within one frame: the last wins, as in integrate_points
-            m.semantic.reshape(-1)[where[s]] = lab[s]
-
-
-def _carve_batch(maps: list[OccupancyMap], sensors: np.ndarray, ex: np.ndarray, ey: np.ndarray, frame: np.ndarray):
-    """:meth:`OccupancyMap._carve` of every map at once: ``maps[b]`` from ``sensors[b]`` (x, y) to the ends
-    ``(ex, ey)`` of ``frame == b`` (non-decreasing), the same samples as one call per map (every arithmetic step
-    is the per-map one, element by element; the per-map direction binning uses each frame's own longest
-    segment)."""
-    if frame.shape[0] == 0:
-        return
-    m0 = maps[0]
-    step = m0.cell_size / 2
-    vx = ex - sensors[frame, 0]
-    vy = ey - sensors[frame, 1]
-    length = np.hypot(vx, vy)
-    first = np.flatnonzero(np.concatenate([[True], frame[1:] != frame[:-1]]))
-    longest = np.maximum.reduceat(length, first)  # per frame that has floor points
-    per_point = np.repeat(longest, np.diff(np.append(first, frame.shape[0])))
-    walk = per_point >= step  # frames whose longest segment is shorter than a step carve nothing
-    if not walk.all():
-        vx, vy, length, frame, per_point = vx[walk], vy[walk], length[walk], frame[walk], per_point[walk]
-        if frame.shape[0] == 0:
-            return
-    angle = np.arctan2(vy, vx)
-    bins = np.floor(angle * (per_point / step)).astype(np.int64)
-    far = _farthest_per_bin(frame, bins, length)
-    vx, vy, length, fr = vx[far], vy[far], length[far], frame[far]
-    n = np.ceil(length / step).astype(np.int64)
-    seg = np.repeat(np.arange(n.shape[0]), n)
-    k = np.arange(seg.shape[0]) - np.repeat(np.cumsum(n) - n, n)
-    frac = k / n[seg]
-    ls = length[seg]
-    keep = frac * ls <= ls - step
-    seg, frac = seg[keep], frac[keep]
-    fs = fr[seg]
-    sx, sy = sensors[fr, 0], sensors[fr, 1]  # per segment, then per sample: the same values as sensors[fs, a]
-    px = sx[seg] + frac * vx[seg]
-    py = sy[seg] + frac * vy[seg]
-    col = np.floor((px - m0.origin[0]) / m0.cell_size).astype(np.int64)
-    row = np.floor((py - m0.origin[1]) / m0.cell_size).astype(np.int64)
-    ok = (row >= 0) & (row < m0.shape[0]) & (col >= 0) & (col < m0.shape[1])
-    flat = (row * m0.shape[1] + col)[ok]
-    cuts = np.searchsorted(fs[ok], np.arange(len(maps) + 1))
+    cuts = np.searchsorted(frame, np.arange(len(maps) + 1))
     for b, m in enumerate(maps):
         if cuts[b] < cuts[b + 1]:
-            # ``a[idx] += 1`` adds once per distinct index: one vote per frame per cell, as per map
-            m.carved.reshape(-1)[flat[cuts[b] : cuts[b + 1]]] += 1
-
-
-def _farthest_per_bin(frame: np.ndarray, bins: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """``order[last]`` of ``order = np.lexsort((length, bins, frame))`` with ``last`` the final position of each
-    (frame, bin) run: per (frame, bin), in that order, the index of the longest segment (of equal longest ones the
-    last, as the stable sort leaves it). One stable grouping of (frame, bin) keys (:func:`morton.sort_groups`, a
-    packed ``np.sort``) and per-run maxima instead of the three-key ``lexsort``, which costs several times more."""
-    n = frame.shape[0]
-    lo = int(bins.min())
-    bin_bits = max(1, int(int(bins.max()) - lo).bit_length())
-    key_bits = max(1, int(frame.max()).bit_length()) + bin_bits
-    _, order, _, counts = sort_groups((frame << np.int64(bin_bits)) | (bins - lo), key_bits)  # then by index
-    starts = np.cumsum(counts) - counts
-    sl = length[order]
-    is_max = sl == np.repeat(np.maximum.reduceat(sl, starts), counts)
-    # the last position of each run holding its longest length (positions increase with the index in a run)
-    pos = np.maximum.reduceat(np.where(is_max, np.arange(n), -1), starts)
-    return order[pos]
+            s = slice(cuts[b], cuts[b + 1])
+            sensor = None if sensors is None else np.asarray(sensors[b], np.float64)
+            m._integrate(x[s], y[s], z[s], None if labels is None else labels[s], sensor)
 
 
 def crop_batch(
@@ -433,49 +286,15 @@ def crop_batch(
     dtype: np.dtype = np.float32,
 ) -> np.ndarray:
     """``np.stack([maps[b].crop(positions[b], yaws[b], size, rotate, dtype) for b])``, ``[B, 3, size, size]``,
-    with the crop geometry computed once for the batch (the same values bit for bit; maps with differing grids
-    are cropped one by one)."""
+    written straight into one array."""
     n_maps = len(maps)
     pos = np.asarray(positions, np.float64).reshape(n_maps, -1)[:, :2]
     yaws = np.asarray(yaws, np.float64).reshape(n_maps)
-    if n_maps == 0:
-        return np.zeros((0, 3, size, size), dtype)
-    m0 = maps[0]
-    if size < 1 or any(m.cfg != m0.cfg for m in maps) or not (np.isfinite(pos).all() and np.isfinite(yaws).all()):
+    if size < 1 or not (np.isfinite(pos).all() and np.isfinite(yaws).all()):
         return np.stack([m.crop(pos[b], float(yaws[b]), size, rotate, dtype) for b, m in enumerate(maps)])
-    fwd, left = _crop_offsets(size, m0.cell_size)
-    a = yaws if rotate else np.zeros(n_maps)
-    # math.cos / math.sin per map, as crop computes them (numpy's vectorised cos may differ in the last bit)
-    ca = np.array([math.cos(v) for v in a])[:, None]
-    sa = np.array([math.sin(v) for v in a])[:, None]
-    # crop's arithmetic, operation by operation, in place: wx = pos_x + ca * fwd - sa * left, ...
-    wx = ca * fwd  # [B, S * S]
-    np.add(pos[:, :1], wx, out=wx)
-    wx -= sa * left
-    wy = sa * fwd
-    np.add(pos[:, 1:], wy, out=wy)
-    wy += ca * left
-    for w, o in ((wx, m0.origin[0]), (wy, m0.origin[1])):  # floor((w - origin) / cell_size)
-        w -= o
-        w /= m0.cell_size
-        np.floor(w, out=w)
-    col, row = wx.astype(np.int64), wy.astype(np.int64)
-    ok = (row >= 0) & (row < m0.shape[0]) & (col >= 0) & (col < m0.shape[1])
-    flat = row
-    flat *= m0.shape[1]
-    flat += col
-    flat[~ok] = 0  # out-of-grid pixels read cell 0, then masked
-    obst = np.empty(flat.shape, m0.obstacle_hits.dtype)
-    seen = np.empty(flat.shape, bool)
-    sem = np.empty(flat.shape, m0.semantic.dtype)
-    for b, m in enumerate(maps):
-        fb = flat[b]
-        np.take(m.obstacle_hits.reshape(-1), fb, out=obst[b])
-        seen[b] = (np.take(m.floor_hits.reshape(-1), fb) > 0) | (np.take(m.carved.reshape(-1), fb) > 0)
-        np.take(m.semantic.reshape(-1), fb, out=sem[b])
-    occ = (obst >= m0.cfg.min_hits) & ok
     out = np.empty((n_maps, 3, size * size), dtype)
-    out[:, 0] = occ
-    out[:, 1] = seen & ok & ~occ
-    out[:, 2] = np.where(ok, sem, 0)
+    for b, m in enumerate(maps):
+        fwd, left = _crop_offsets(size, m.cell_size)
+        a = float(yaws[b]) if rotate else 0.0
+        m._crop_into(pos[b], math.cos(a), math.sin(a), fwd, left, out[b])
     return out.reshape(n_maps, 3, size, size)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from chronotope.envs.render.camera import CameraIntrinsics
-from chronotope.maps import morton
+from chronotope.maps import kernels, morton
 from chronotope.maps.geometry import backproject_depth
 
 
@@ -610,6 +610,8 @@ class SparseOctree:
 _BLOCK_OFFSETS = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
 """The 27 cell offsets of a 3 x 3 x 3 block, int64 ``[27, 3]`` (query_knn's neighbourhood)."""
 _BLOCK_OFFSETS.flags.writeable = False
+_NO_LABELS = np.zeros(0, np.int64)  # insert_batch's kernels without labels / label store
+_NO_STORE = np.zeros((0, 0), np.int64)
 
 
 def insert_batch(
@@ -623,11 +625,11 @@ def insert_batch(
 
     Leaves, slots, counts, point sums and label histograms come out bit for bit as from
     ``trees[b].insert(points[frame == b], labels[frame == b])`` for each b in turn (tests/maps/test_maps_batched.py):
-    the quantisation, Morton codes and the grouping of points into leaves (one sort of (tree, code) pairs; the
-    per-leaf sums add each leaf's points in their input order, as per tree) run once over all B clouds, on
-    contiguous coordinate rows; per tree only the slot lookup / leaf creation and the scatter into its arrays
-    remain. Trees with differing configs, invalid points under ``on_invalid="raise"``, or labels out of range go
-    one by one (and raise there as ``insert`` does).
+    compiled loops (:mod:`chronotope.maps.kernels`) quantise, encode and group each frame's points by leaf with a
+    hash table, adding each leaf's points in input order as ``insert``'s ``bincount`` does, then merge each
+    tree's distinct leaves into its sorted index and scatter counts, sums and histograms into its slots. Trees
+    with differing configs, invalid points under ``on_invalid="raise"``, or labels out of range go one by one
+    (and raise there as ``insert`` does).
 
     Args:
         trees: B octrees.
@@ -646,74 +648,48 @@ def insert_batch(
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
     xyz = np.ascontiguousarray(pts.T) if columns is None else columns
-    # SparseOctree.quantize, coordinate by coordinate: u = (p - origin) * (resolution / size), inside the cube
     scale = t0.resolution / c.size
-    u = [(xyz[d] - t0.origin[d]) * scale for d in range(3)]
-    with np.errstate(invalid="ignore"):
-        inside = (u[0] >= 0) & (u[0] < t0.resolution)
-        for d in (1, 2):
-            inside &= (u[d] >= 0) & (u[d] < t0.resolution)
-    all_in = bool(inside.all())
-    one_by_one = any(t.cfg != c for t in trees) or (n_trees << (3 * t0.depth)) >= (1 << 62)
-    one_by_one = one_by_one or (c.on_invalid == "raise" and not all_in)
+
+    def inside() -> np.ndarray:  # SparseOctree.quantize's test, coordinate by coordinate
+        with np.errstate(invalid="ignore"):
+            u = [(xyz[d] - t0.origin[d]) * scale for d in range(3)]
+            ok = (u[0] >= 0) & (u[0] < t0.resolution)
+            for d in (1, 2):
+                ok &= (u[d] >= 0) & (u[d] < t0.resolution)
+        return ok
+
+    one_by_one = any(t.cfg != c for t in trees) or (c.on_invalid == "raise" and not inside().all())
     if labels is not None and not one_by_one:
-        lab_in = labels if all_in else labels[inside]
-        one_by_one = (
-            c.num_labels == 0
-            or labels.shape[0] != pts.shape[0]
-            or not np.issubdtype(labels.dtype, np.integer)
-            or bool(lab_in.size and (lab_in.min() < 0 or lab_in.max() >= c.num_labels))
-        )
+        one_by_one = c.num_labels == 0 or labels.shape[0] != pts.shape[0] or not np.issubdtype(labels.dtype, np.integer)
+        if not one_by_one and labels.size and (labels.min() < 0 or labels.max() >= c.num_labels):
+            lab_in = labels[inside()]  # only the labels of points that land in a leaf must be in range
+            one_by_one = bool(lab_in.size and (lab_in.min() < 0 or lab_in.max() >= c.num_labels))
     if one_by_one:
         bounds = np.searchsorted(frame, np.arange(n_trees + 1))
         for b, t in enumerate(trees):
             s = slice(bounds[b], bounds[b + 1])
             t.insert(pts[s], None if labels is None else labels[s])
         return
-    if not all_in:
-        u = [v[inside] for v in u]
-        xyz = [v[inside] for v in xyz]
-        frame = frame[inside]
-        labels = None if labels is None else labels[inside]
-    if frame.shape[0] == 0:
-        return
-    # truncation == floor for non-negative values; a value just below ``resolution`` can round up to it
-    ijk = [np.minimum(v.astype(np.int64), t0.resolution - 1) for v in u]
-    shift = np.int64(3 * t0.depth)
-    code = morton.encode_columns(ijk[0], ijk[1], ijk[2], t0.depth)  # voxel coordinates < 2**depth
-    keys = (frame << shift) | code  # sorted by tree, then by code: each tree's codes
-    ukeys, perm, group, cnt = morton.sort_groups(keys, 3 * t0.depth + max(1, (n_trees - 1).bit_length()))
-    first = perm[np.cumsum(cnt) - cnt]  # each leaf's first point
-    m = ukeys.shape[0]
-    # per coordinate [m]: each leaf's points added in input order (sort_groups), as insert's bincount adds them
-    sums = np.empty((m, 3))
-    for d in range(3):
-        sums[:, d] = np.bincount(group, weights=np.take(xyz[d], perm), minlength=m)
-    hist = None
-    if labels is not None:
-        hist = np.bincount(group * c.num_labels + np.take(labels, perm), minlength=m * c.num_labels)
-        hist = hist.reshape(m, c.num_labels)
-    cuts = np.searchsorted(ukeys, np.arange(n_trees + 1, dtype=np.int64) << shift)
-    low = (np.int64(1) << shift) - 1
+    # per frame: its points grouped by leaf (kernels.octree_group), then each tree's side of the insertion
+    bounds = np.searchsorted(frame, np.arange(n_trees + 1))
+    no_labels = labels is None
+    codes, cuts, cnt, sums, uijk, hist = kernels.octree_group(
+        xyz[0], xyz[1], xyz[2], bounds, t0.origin, scale, t0.resolution,
+        _NO_LABELS if no_labels else labels.astype(np.int64, copy=False), 0 if no_labels else c.num_labels,
+    )  # fmt: skip
     for b, t in enumerate(trees):
         if cuts[b] == cuts[b + 1]:
             continue
         s = slice(cuts[b], cuts[b + 1])
-        fb = first[s]
-
-        def new_ijk(new: np.ndarray, fb=fb) -> np.ndarray:  # the voxels of the leaves created: one point's each
-            rows = fb[new]
-            return np.stack([ijk[0][rows], ijk[1][rows], ijk[2][rows]], axis=1)
-
-        slots = t._slots_for_new_or_existing(ukeys[s] & low, InsertStats(), new_ijk)
-        t._count[slots] += cnt[s]
-        # gather, add, scatter the [n, 3] rows (the slots of one tree are distinct): the same sums as
-        # ``_point_sum[slots] += sums[s]``, faster than that fancy-indexed update or one per coordinate
-        rows = np.take(t._point_sum, slots, axis=0)
-        rows += sums[s]
-        t._point_sum[slots] = rows
-        if hist is not None:
-            t._label_store()[slots] += hist[s]
+        t._grow(t._n + int(cuts[b + 1] - cuts[b]))
+        store = _NO_STORE if no_labels else t._label_store()
+        n_before = t._n
+        t._keys, t._slots, t._n = kernels.octree_merge(
+            t._keys, t._slots, t._n, codes[s], cnt[s], sums[s], uijk[s], hist[s] if not no_labels else hist,
+            t._slot_keys, t._slot_ijk, t._count, t._point_sum, store,
+        )  # fmt: skip
+        if t._n != n_before:
+            t._tree = None
 
 
 def query_knn_batch(trees: list[SparseOctree], points: np.ndarray, k: int) -> list[np.ndarray]:

@@ -157,7 +157,8 @@ def test_batched_knn_equals_per_tree_knn():
 
 
 def test_batched_backprojection_equals_the_reference_arithmetic():
-    """backproject_depth_batch (np.take, per-frame counts) against its earlier arithmetic (fancy rows, divmod)."""
+    """backproject_depth_batch (a compiled pass) against the same arithmetic in numpy (fancy rows, divmod), bit for
+    bit, and against the matrix product to rounding."""
     from chronotope.envs.render.camera import CameraIntrinsics
     from chronotope.maps.geometry import backproject_depth_batch
 
@@ -177,10 +178,10 @@ def test_batched_backprojection_equals_the_reference_arithmetic():
         lin = np.flatnonzero(np.isfinite(flat) & (flat > 0) & (flat < 5.0))
     ref_frame, ref_idx = np.divmod(lin, 12 * 20)
     pc = intr.camera_rays().reshape(-1, 3).astype(np.float64)[ref_idx] * flat[lin, None]
-    ref = np.empty_like(pc)
-    for b in range(5):
-        s = ref_frame == b
-        ref[s] = np.matmul(pc[s], poses[b, :3, :3].T) + poses[b, :3, 3]
+    rot, t = poses[ref_frame, :3, :3], poses[ref_frame, :3, 3]
+    # each row's products added left to right, then the translation (elementwise ufuncs: no fused multiply-add)
+    ref = (pc[:, None, 0] * rot[:, :, 0] + pc[:, None, 1] * rot[:, :, 1] + pc[:, None, 2] * rot[:, :, 2]) + t
+    np.testing.assert_allclose(ref, np.einsum("mij,mj->mi", rot, pc) + t, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(frame, ref_frame)
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_array_equal(pts, ref)
@@ -251,19 +252,3 @@ def test_batched_knn_ball_hint_equals_per_tree_knn():
         for b, t in enumerate(trees):
             np.testing.assert_array_equal(got[b], t.query_knn(pos[b], k)[0], err_msg=f"{q} {b}")
     assert answered > 100
-
-
-def test_farthest_per_bin_equals_the_lexsort():
-    """_carve_batch's pick of each (frame, direction bin)'s longest segment (packed sort) against the three-key
-    lexsort it replaces, with equal lengths (the last of them wins) and negative bins."""
-    from chronotope.maps.occupancy import _farthest_per_bin
-
-    rng = np.random.default_rng(7)
-    for n in (1, 2, 50, 3000):
-        frame = np.sort(rng.integers(0, 5, n))
-        bins = rng.integers(-40, 40, n)
-        length = rng.integers(0, 6, n).astype(np.float64) * 0.25  # many ties
-        order = np.lexsort((length, bins, frame))
-        sb, sf = bins[order], frame[order]
-        ref = order[np.flatnonzero(np.concatenate([(sb[1:] != sb[:-1]) | (sf[1:] != sf[:-1]), [True]]))]
-        np.testing.assert_array_equal(_farthest_per_bin(frame, bins, length), ref, err_msg=str(n))
