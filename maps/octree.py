@@ -137,15 +137,12 @@ class SparseOctree:
         self._tree = None
         self._tree_slots = None
         self._knn_level = 0  # query_knn_batch's search hint: the level that answered the last query (0: none)
-        self._knn_ball: tuple[np.ndarray, float] | None = None  # query_knn_batch's: last point (voxel units), k-th dist
 
-    def _remember_knn(self, point: np.ndarray, kd: float, ball: bool) -> None:
-        """:func:`query_knn_batch`'s hints for the next query, from this one's ``point`` (voxel units) and k-th
-        distance ``kd``: the level to start the block search at (the finest with cells wider than ``kd``) and,
-        where the answer held k leaves (``ball``), the ball the next query tries first."""
+    def _remember_knn(self, kd: float) -> None:
+        """:func:`query_knn_batch`'s hint for the next query from this one's k-th distance ``kd`` (voxel units): the
+        level to start the block search at (the finest with cells wider than ``kd``)."""
         first = min(3, self.depth)
         self._knn_level = max(first, int(np.floor(np.log2(kd))) + 1) if kd >= 1.0 else first
-        self._knn_ball = (point.copy(), kd) if ball else None
 
     def _grow(self, need: int) -> None:
         cap = self._slot_keys.shape[0]
@@ -693,212 +690,28 @@ def insert_batch(
 
 
 def query_knn_batch(trees: list[SparseOctree], points: np.ndarray, k: int) -> list[np.ndarray]:
-    """``[trees[b].query_knn(points[b], k)[0] for b]`` (the slots, nearest first; equal distances by code), with
-    the coarse-block search of :meth:`SparseOctree.query_knn` run for all trees at once: per level one
-    ``searchsorted`` and three gathers per tree, the distances, ranking and stopping test in one pass.
+    """``[trees[b].query_knn(points[b], k)[0] for b]`` (the slots, nearest first; equal distances by code), each
+    tree's block search compiled (:func:`chronotope.maps.kernels.octree_knn`).
 
-    Any level whose stopping test passes holds the exact k nearest leaves (everything outside its block is
-    farther than the k-th), ranked by (distance, code) as ``query_knn`` ranks them, so the answer does not
-    depend on the level it came from. Each tree's search therefore starts at the level its previous answer
-    predicts (kept as ``tree._knn_level``): the finest level whose cells are wider than that answer's k-th
-    distance, which passes for sure for the same point and leaves (the block then holds the ball of that radius,
-    and its faces are at least a cell away), and usually after a step of a walking agent, instead of climbing
-    from the finest level. Trees with a built k-d tree, differing configs, or whose search reaches the whole
-    cube are answered by ``query_knn`` itself.
+    Any level whose stopping test passes holds the exact k nearest leaves, ranked by (distance, code) as
+    ``query_knn`` ranks them, so the answer does not depend on the level it came from. Each tree's search
+    therefore starts at the level its previous answer predicts (kept as ``tree._knn_level``): the finest level
+    whose cells are wider than that answer's k-th distance, which passes for sure for the same point and leaves
+    (the block then holds the ball of that radius, and its faces are at least a cell away), and usually after a
+    step of a walking agent, instead of climbing from the finest level. Trees with a built k-d tree or a
+    non-finite point are answered by ``query_knn`` itself.
     """
     pts = np.asarray(points, np.float64).reshape(len(trees), 3)
-    out: list[np.ndarray | None] = [None] * len(trees)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    if not trees:
-        return []
-    t0 = trees[0]
-    first = min(3, t0.depth)
-    batched = []
+    out: list[np.ndarray] = []
     for b, t in enumerate(trees):
-        if t._tree is not None or t.cfg != t0.cfg or not np.isfinite(pts[b]).all() or t._n == 0:
-            out[b] = t.query_knn(pts[b], k)[0]
-        else:
-            batched.append(b)
-    u_all = (pts - t0.origin) / t0.voxel_size  # voxel units, as query_knn computes them per point
-    batched = _knn_ball_pass(trees, batched, u_all, k, out)
-    pending = np.asarray(batched, np.int64)
-    level = np.array([max(first, trees[b]._knn_level) for b in range(len(trees))], np.int64)
-    offsets = _BLOCK_OFFSETS
-    while pending.size:
-        done = level[pending] >= t0.depth
-        for b in pending[done]:  # the last level (the whole cube): query_knn
-            out[b] = trees[b].query_knn(pts[b], k)[0]
-        pending = pending[~done]
-        if pending.size == 0:
-            break
-        lev = level[pending]  # [P]
-        side = (np.int64(1) << lev)[:, None]  # [P, 1]
-        cells = (np.int64(t0.resolution) >> lev)[:, None]
-        u = u_all[pending]  # [P, 3]
-        kk = np.array([min(int(k), trees[b]._n) for b in pending])  # [P]
-        cc = np.floor(u / side).astype(np.int64)
-        block = cc[:, None, :] + offsets  # [P, 27, 3]
-        valid = ((block >= 0) & (block < cells[:, :, None])).all(axis=2)  # [P, 27]
-        empty = ~valid.any(axis=1)
-        shift = 3 * lev[:, None]
-        prefix = morton.encode_unchecked(np.where(valid[..., None], block, 0).reshape(-1, 3)).reshape(valid.shape)
-        bounds = np.concatenate([prefix << shift, (prefix + 1) << shift], axis=1)  # [P, 54]
-        lo = np.zeros(valid.shape, np.int64)
-        hi = np.zeros(valid.shape, np.int64)
-        for j, b in enumerate(pending):
-            if not empty[j]:
-                pos = np.searchsorted(trees[b]._keys, bounds[j])
-                lo[j], hi[j] = pos[:27], pos[27:]
-        n_cell = np.where(valid, hi - lo, 0)  # [P, 27]
-        n = n_cell.sum(axis=1)  # candidates per tree
-        # distance to the block's faces; a face on the cube's boundary has nothing beyond it
-        lo_face = np.where(cc - 1 >= 0, u - (cc - 1) * side, np.inf)
-        hi_face = np.where(cc + 2 <= cells, (cc + 2) * side - u, np.inf)
-        bound = np.minimum(lo_face.min(axis=1), hi_face.min(axis=1))  # [P]
-        # too few candidates while something may lie outside: the next level, as query_knn does
-        go_on = (n < kk) & (bound < np.inf)
-        still = list(pending[go_on])
-        for j in np.flatnonzero(empty & ~go_on):  # no cell of the block in the cube: query_knn (the whole cube)
-            b = pending[j]
-            out[b] = trees[b].query_knn(pts[b], k)[0]
-        sel = np.flatnonzero(~go_on & ~empty)
-        if sel.size:
-            # candidate index runs of the ranked trees, ragged: tree-major, then block cell order (as per tree)
-            nc = n_cell[sel].reshape(-1)
-            idx = np.repeat(lo[sel].reshape(-1) - np.cumsum(nc) + nc, nc) + np.arange(int(nc.sum()))
-            owner = np.repeat(np.arange(sel.size), n[sel])  # row in sel of every candidate
-            cut = np.concatenate([[0], np.cumsum(n[sel])])
-            slots = np.empty(idx.shape[0], np.int64)
-            ijk = np.empty((idx.shape[0], 3), np.int32)
-            for r, j in enumerate(sel):
-                t = trees[pending[j]]
-                s = slice(cut[r], cut[r + 1])
-                np.take(t._slots, idx[s], out=slots[s])
-                np.take(t._slot_ijk, slots[s], axis=0, out=ijk[s])
-            d = ijk + 0.5 - u[sel][owner]  # the leaves' centres, without decoding their keys
-            d *= d
-            d2 = d[:, 0] + d[:, 1] + d[:, 2]
-            # per tree, only candidates as near as its k-th nearest can be among the k nearest: rank those
-            kth = np.empty(sel.size)
-            for r, j in enumerate(sel):
-                seg = d2[cut[r] : cut[r + 1]]
-                m = min(int(kk[j]), seg.shape[0]) - 1
-                kth[r] = np.partition(seg, m)[m] if m >= 0 else np.inf
-            near = np.flatnonzero(d2 <= kth[owner])
-            keys = np.empty(near.shape[0], np.int64)
-            ncut = np.searchsorted(owner[near], np.arange(sel.size + 1))
-            for r, j in enumerate(sel):
-                s = slice(ncut[r], ncut[r + 1])
-                np.take(trees[pending[j]]._keys, idx[near[s]], out=keys[s])
-            order = near[np.lexsort((keys, d2[near], owner[near]))]  # per tree: nearest first, equal distances by code
-            for r, j in enumerate(sel):
-                top = order[ncut[r] : min(ncut[r] + kk[j], ncut[r + 1])]
-                b = pending[j]
-                if bound[j] < np.inf and not d2[top[-1]] < bound[j] * bound[j]:
-                    still.append(b)
-                else:
-                    out[b] = slots[top]
-                    kd = float(np.sqrt(d2[top[-1]])) if top.size else 0.0
-                    trees[b]._remember_knn(u[sel[r]], kd, top.size == kk[j] == k)
-        still = np.asarray(still, np.int64)
-        level[still] += 1
-        pending = np.sort(still)
-    return out
-
-
-_BALL_HALF = 4
-_BALL_AXIS = np.arange(-_BALL_HALF, _BALL_HALF + 1)
-"""The cell offsets along one axis of the 9 x 9 x 9 cells around a point's cell that :func:`_knn_ball_pass` looks
-through."""
-_BALL_AXIS.flags.writeable = False
-
-
-def _knn_ball_pass(trees: list[SparseOctree], rows: list[int], u_all: np.ndarray, k: int, out: list) -> list[int]:
-    """The first try of :func:`query_knn_batch` for the trees ``rows`` whose previous query left a hint
-    (``tree._knn_ball``: that point and its k-th distance, in voxel units): the leaves within ``R`` = that distance
-    plus how far the point moved since (the previous k nearest are all still within ``R``; leaves are never removed)
-    are the leaves in the cells (of a level about ``R / 4`` voxels wide) that come within ``R`` of the point, a
-    ball instead of :func:`query_knn_batch`'s 3 x 3 x 3 block of cells wider than ``R`` (~27 / 4.2 times its
-    volume). Where the k-th nearest of those candidates lies within ``R``, everything outside them is farther, so
-    they hold the exact k nearest, ranked by (distance, code) as ``query_knn`` ranks them: the answer goes to
-    ``out[b]``. Returns the rows left for the block search (no hint, fewer than k leaves, or a k-th distance beyond
-    ``R``)."""
-    hinted = [b for b in rows if trees[b]._knn_ball is not None and trees[b]._n >= k]
-    if not hinted:
-        return rows
-    t0 = trees[0]
-    rest = set(rows)
-    idx_b = np.asarray(hinted, np.int64)
-    u = u_all[idx_b]  # [P, 3]
-    prev = np.stack([trees[b]._knn_ball[0] for b in hinted])
-    kd = np.array([trees[b]._knn_ball[1] for b in hinted])
-    d = u - prev
-    radius = kd + np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] + d[:, 2] * d[:, 2]) + 1e-6  # [P]
-    # level: cells at least R / 4 wide, so the 9 x 9 x 9 cells around the point's cell reach beyond R
-    lev = np.maximum(0, np.ceil(np.log2(np.maximum(radius, 1.0) / _BALL_HALF)).astype(np.int64))
-    ok_lev = lev < t0.depth
-    side = (np.int64(1) << np.minimum(lev, t0.depth))[:, None]  # [P, 1]
-    cells = (np.int64(t0.resolution) >> np.minimum(lev, t0.depth))[:, None]
-    cc = np.floor(u / side).astype(np.int64)
-    # axis by axis ([P, 3, 9]), then the 9 x 9 x 9 cells by broadcasting: cell (a, b, c) of the block is
-    # cc + (a, b, c) - 4, its squared distance the sum of the three axes' gaps, its code the or of their bits
-    block = cc[:, :, None] + _BALL_AXIS  # [P, 3, 9] cell coordinates per axis
-    lo_c = block * side[:, :, None]  # cell corners, voxel units
-    gap = np.maximum(np.maximum(lo_c - u[:, :, None], u[:, :, None] - (lo_c + side[:, :, None])), 0.0)
-    gap *= gap
-    inside = (block >= 0) & (block < cells[:, :, None]) & ok_lev[:, None, None]
-    gap[~inside] = np.inf  # a cell outside the cube (or no usable level) holds nothing
-    d2c = gap[:, 0, :, None, None] + gap[:, 1, None, :, None] + gap[:, 2, None, None, :]  # [P, 9, 9, 9]
-    near = d2c.reshape(len(hinted), -1) <= (radius * radius)[:, None] * (1 + 1e-9) + 1e-9  # [P, C]
-    spread = morton._SPLIT_TABLE[np.clip(block, 0, (1 << min(t0.depth, morton._SPLIT_BITS)) - 1)]  # [P, 3, 9]
-    if t0.depth > morton._SPLIT_BITS:
-        spread = morton._split_by_3(np.clip(block, 0, None).astype(np.uint64))
-    prefix = (
-        (
-            spread[:, 0, :, None, None]
-            | (spread[:, 1, None, :, None] << np.uint64(1))
-            | (spread[:, 2, None, None, :] << np.uint64(2))
-        )
-        .reshape(len(hinted), -1)
-        .astype(np.int64)
-    )
-    shift = 3 * lev
-    lo = np.zeros(near.shape, np.int64)
-    hi = np.zeros(near.shape, np.int64)
-    for j, b in enumerate(hinted):
-        sel = np.flatnonzero(near[j])
-        if sel.size:
-            p = prefix[j, sel]
-            pos = np.searchsorted(trees[b]._keys, np.concatenate([p << shift[j], (p + 1) << shift[j]]))
-            lo[j, sel], hi[j, sel] = pos[: sel.size], pos[sel.size :]
-    n_cell = np.where(near, hi - lo, 0)
-    n = n_cell.sum(axis=1)
-    nc = n_cell.reshape(-1)
-    idx = np.repeat(lo.reshape(-1) - np.cumsum(nc) + nc, nc) + np.arange(int(nc.sum()))
-    owner = np.repeat(np.arange(len(hinted)), n)
-    cut = np.concatenate([[0], np.cumsum(n)])
-    slots = np.empty(idx.shape[0], np.int64)
-    ijk = np.empty((idx.shape[0], 3), np.int32)
-    keys = np.empty(idx.shape[0], np.int64)
-    for j, b in enumerate(hinted):
-        t = trees[b]
-        s = slice(cut[j], cut[j + 1])
-        np.take(t._slots, idx[s], out=slots[s])
-        np.take(t._slot_ijk, slots[s], axis=0, out=ijk[s])
-        np.take(t._keys, idx[s], out=keys[s])
-    dd = ijk + 0.5 - u[owner]  # the leaves' centres, as query_knn computes the distances
-    dd *= dd
-    d2 = dd[:, 0] + dd[:, 1] + dd[:, 2]
-    # only candidates within R may answer (the answer holds when k of them are); rank those
-    within = np.flatnonzero(d2 <= (radius * radius)[owner])
-    order = within[np.lexsort((keys[within], d2[within], owner[within]))]  # per tree: nearest first, ties by code
-    wcut = np.searchsorted(owner[order], np.arange(len(hinted) + 1))
-    for j, b in enumerate(hinted):
-        if wcut[j + 1] - wcut[j] < k:
+        if t._tree is not None or not np.isfinite(pts[b]).all() or t._n == 0:
+            out.append(t.query_knn(pts[b], k)[0])
             continue
-        top = order[wcut[j] : wcut[j] + k]
-        out[b] = slots[top]
-        trees[b]._remember_knn(u[j], float(np.sqrt(d2[top[-1]])), True)
-        rest.discard(b)
-    return [b for b in rows if b in rest]
+        u = (pts[b] - t.origin) / t.voxel_size  # voxel units, as query_knn computes them
+        first = min(3, t.depth)
+        found, kth = kernels.octree_knn(t._keys, t._slots, t._slot_ijk, u, int(k), max(first, t._knn_level), t.depth)
+        out.append(found)
+        t._remember_knn(float(np.sqrt(kth)))
+    return out

@@ -217,11 +217,10 @@ def test_sort_based_grouping_and_column_codes_equal_numpy_unique_and_encode():
         np.testing.assert_array_equal(morton.encode_columns(ijk[:, 0], ijk[:, 1], ijk[:, 2]), want)
 
 
-def test_batched_knn_ball_hint_equals_per_tree_knn():
-    """The ball search from the previous answer (query_knn_batch's first try, _knn_ball_pass) of walking points
-    over growing trees, with equal distances (grid-aligned leaves and points), answers as query_knn does."""
-    from chronotope.maps.octree import _knn_ball_pass
-
+def test_batched_knn_level_hint_equals_per_tree_knn():
+    """The search from the level the previous answer predicts (query_knn_batch's ``_knn_level``) of walking points
+    over growing trees, with equal distances (grid-aligned leaves and points), answers as query_knn does, from
+    levels below, at and above the one that answers."""
     rng = np.random.default_rng(5)
     cfg = OctreeConfig(origin=(0.0, 0.0, 0.0), size=6.4, depth=7)
     trees = [SparseOctree(cfg) for _ in range(5)]
@@ -240,15 +239,12 @@ def test_batched_knn_ball_hint_equals_per_tree_knn():
             pos[1:] += rng.normal(0.0, 0.05, (len(trees) - 1, 3))
         if q == 20:
             pos[2] = rng.uniform(0.0, 6.4, 3)  # a jump: the hint's ball misses, the block search answers
-        out = [None] * len(trees)
-        u = (pos - trees[0].origin) / trees[0].voxel_size
-        left = _knn_ball_pass(trees, list(range(len(trees))), u, k, out)
-        answered += len(trees) - len(left)
-        for b, t in enumerate(trees):
-            ref = t.query_knn(pos[b], k)[0]
-            if out[b] is not None:
-                np.testing.assert_array_equal(out[b], ref, err_msg=f"ball {q} {b}")
+        if q % 7 == 3:  # a stale hint far too coarse or too fine: only the search's first level
+            trees[3]._knn_level = cfg.depth
+            trees[4]._knn_level = 0
+        hinted = [t._knn_level for t in trees]
         got = query_knn_batch(trees, pos, k)
         for b, t in enumerate(trees):
             np.testing.assert_array_equal(got[b], t.query_knn(pos[b], k)[0], err_msg=f"{q} {b}")
-    assert answered > 100
+        answered += sum(h > 3 for h in hinted)
+    assert answered >= 10  # queries that started above the first level (the hint of a sparse neighbourhood)
