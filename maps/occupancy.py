@@ -13,6 +13,7 @@ Grid convention: ``grid[row, col]`` covers world ``x in [ox + col*cs, ox + (col+
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -23,6 +24,18 @@ from chronotope.maps import kernels
 from chronotope.maps.geometry import backproject_depth
 
 _NO_LABELS = np.zeros(0, np.int64)
+_STAMPS: dict[int, np.ndarray] = {}  # grid cells -> a stamp per cell: shared scratch of every map that size
+_TOKENS = itertools.count(1)  # next() is atomic: no two integrations get the same token, whatever the threads
+
+
+def _carve_stamps(n_cells: int) -> tuple[np.ndarray, int]:
+    """The carving kernel's scratch for a grid of ``n_cells``: one stamp per cell and a token no cell holds yet
+    (a cell is counted once per integration: stamped with that integration's token). Shared by every map of that
+    size, so a map carries no scratch; the kernels hold the GIL, so two integrations never interleave."""
+    stamps = _STAMPS.get(n_cells)
+    if stamps is None:
+        stamps = _STAMPS.setdefault(n_cells, np.zeros(n_cells, np.int64))
+    return stamps, next(_TOKENS)
 
 
 @dataclass
@@ -88,8 +101,6 @@ class OccupancyMap:
         self.obstacle_hits = np.zeros(self.shape, np.int32)
         self.carved = np.zeros(self.shape, np.int32)  # floor rays that passed over each cell
         self.semantic = np.zeros(self.shape, np.int32)  # 0 = unknown / no label
-        self._mark = None  # per-cell stamp of the last integration that carved it (made on first use)
-        self._token = 0
         c = self.cfg
         self._params = np.array(
             [c.floor_z, c.floor_band, c.obstacle_min_z, c.obstacle_max_z, *self.origin, self.cell_size, *self.shape],
@@ -158,15 +169,13 @@ class OccupancyMap:
     def _integrate(self, x, y, z, labels, sensor) -> np.ndarray:
         """The compiled update (``kernels.occupancy_integrate``) of one frame's point coordinates."""
         c = self.cfg
-        if self._mark is None:
-            self._mark = np.zeros(self.shape[0] * self.shape[1], np.int64)
-        self._token += 1
+        mark, token = _carve_stamps(self.shape[0] * self.shape[1])
         carve = sensor is not None and c.carve_free
         sx, sy = (float(sensor.reshape(-1)[0]), float(sensor.reshape(-1)[1])) if carve else (0.0, 0.0)
         return kernels.occupancy_integrate(
             x, y, z, _NO_LABELS if labels is None else labels, sx, sy, carve,
             self.floor_hits.reshape(-1), self.obstacle_hits.reshape(-1), self.carved.reshape(-1),
-            self.semantic.reshape(-1), self._mark, self._token, self._params,
+            self.semantic.reshape(-1), mark, token, self._params,
         )  # fmt: skip
 
     def integrate_depth(
