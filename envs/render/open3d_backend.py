@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from chronotope.envs.render import kernels
 from chronotope.envs.render.base import Renderer, RenderOutput
 from chronotope.envs.render.camera import CameraIntrinsics
 from chronotope.envs.render.pool import merge_pool, pool_offsets
@@ -90,12 +91,7 @@ class Open3DRenderer(Renderer):
             return
         h, w = self.intrinsics.height, self.intrinsics.width
         self._rays = np.empty((n, h, w, 6), dtype=np.float32)
-        self._rays_t = torch.from_numpy(self._rays)  # same memory
         self._rays_o3d = self._o3d.core.Tensor.from_numpy(self._rays)  # same memory, read by Embree
-        self._col = np.empty((n, w, 6), dtype=np.float32)  # origin and the column part of the direction
-        self._row = np.zeros((n, h, 6), dtype=np.float32)  # the row part of the direction (origin part 0)
-        self._col_t = torch.from_numpy(self._col)
-        self._row_t = torch.from_numpy(self._row)
         self._n_cached = n
 
     def world_rays(self, cam_to_world: np.ndarray, scene_ids: np.ndarray) -> np.ndarray:
@@ -107,15 +103,9 @@ class Open3DRenderer(Renderer):
         """
         n = cam_to_world.shape[0]
         self._buffers(n)
-        rot = cam_to_world[:, :3, :3].astype(np.float32)  # [N, 3, 3]
-        self._col[..., :3] = (cam_to_world[:, :3, 3] + self.offsets[scene_ids])[:, None, :]
-        np.multiply(rot[:, None, :, 0], self._x[None, :, None], out=self._col[..., 3:])
-        self._col[..., 3:] += rot[:, None, :, 2]
-        np.multiply(rot[:, None, :, 1], self._y[None, :, None], out=self._row[..., 3:])
-        # torch's broadcast add is ~2.5x faster than numpy's on this [.., 6] layout, but only on one thread:
-        # torch's OpenMP workers and Embree's TBB workers contend for the cores (measured 6x slower).
-        with single_torch_thread():
-            torch.add(self._col_t[:, None, :, :], self._row_t[:, :, None, :], out=self._rays_t)
+        origin = (cam_to_world[:, :3, 3] + self.offsets[scene_ids]).astype(np.float32)  # [N, 3]
+        rot = np.ascontiguousarray(cam_to_world[:, :3, :3], np.float32)  # [N, 3, 3]
+        kernels.fill_rays(origin, rot, self._x, self._y, self._rays)
         return self._rays
 
     def cast(self) -> dict:
@@ -140,13 +130,16 @@ class Open3DRenderer(Renderer):
             return RenderOutput.empty(h, w, self.device)
         self.world_rays(poses, ids)
         ans = self.cast()
-        t_hit = ans["t_hit"].numpy().reshape(n, h, w)  # zero-copy view of Open3D's result
+        t_hit = ans["t_hit"].numpy().reshape(-1)  # zero-copy view of Open3D's result
         # Embree's invalid id 0xFFFFFFFF reads as -1: the tables' "no hit" row.
-        face = ans["primitive_ids"].numpy().view(np.int32).reshape(n, h, w)
-        np.putmask(face, t_hit > self.max_depth, -1)  # in place: the result buffer is ours
-        depth = np.minimum(t_hit, np.float32(self.max_depth))  # inf (miss) -> max_depth
-        semantic = np.take(self._instance_table, face)  # np.take: ~4x faster than fancy indexing here
-        rgb = np.take(self._color_table, face, axis=0)
+        face = ans["primitive_ids"].numpy().view(np.int32).reshape(-1)
+        depth = np.empty((n, h, w), np.float32)
+        semantic = np.empty((n, h, w), np.int32)
+        rgb = np.empty((n, h, w, 3), np.uint8)
+        kernels.shade(
+            t_hit, face, np.float32(self.max_depth), self._instance_table, self._color_table,
+            depth.reshape(-1), semantic.reshape(-1), rgb.reshape(-1, 3),
+        )  # fmt: skip
         return RenderOutput(
             rgb=torch.from_numpy(rgb).to(self.device),
             depth=torch.from_numpy(depth).to(self.device),
