@@ -102,17 +102,6 @@ def encode_unchecked(ijk: np.ndarray) -> np.ndarray:
     return code.astype(np.int64)
 
 
-def encode_columns(i: np.ndarray, j: np.ndarray, k: np.ndarray, bits: int = MAX_LEVEL) -> np.ndarray:
-    """:func:`encode_unchecked` of coordinates given as three int arrays ``[N]`` (contiguous, no ``[N, 3]``
-    column reads): the same int64 codes. Coordinates known to lie in ``[0, 2**bits)`` with ``bits <= 11`` (an
-    octree of depth <= 11) need one table lookup per axis instead of two."""
-    if bits <= _SPLIT_BITS:
-        code = _SPLIT_TABLE[i] | (_SPLIT_TABLE[j] << _M(1))
-        return (code | (_SPLIT_TABLE[k] << _M(2))).astype(np.int64)
-    code = _split_by_3(i.astype(np.uint64)) | (_split_by_3(j.astype(np.uint64)) << _M(1))
-    return (code | (_split_by_3(k.astype(np.uint64)) << _M(2))).astype(np.int64)
-
-
 def decode(codes: np.ndarray | int) -> np.ndarray:
     """Inverse of :func:`encode`: int64 codes ``[...]`` -> int64 voxel coordinates ``[..., 3]``.
 
@@ -142,65 +131,3 @@ def children(codes: np.ndarray | int) -> np.ndarray:
     if c.size and c.max() >= (1 << 60):
         raise ValueError("codes at the finest level have no children")
     return (c[..., None] << np.int64(3)) | np.arange(8, dtype=np.int64)
-
-
-def group_sorted(keys: np.ndarray, key_bits: int, return_first: bool = False) -> tuple[np.ndarray, ...]:
-    """``np.unique(keys, return_inverse=True, return_counts=True)`` for non-negative int64 keys below
-    ``2**key_bits``: the same sorted distinct keys, inverse and counts (integers, so identical), several times
-    faster on the ~10^4-10^5 keys of a batched map update. With ``return_first``, also the index of the first
-    occurrence of each distinct key (``np.unique``'s ``return_index``).
-
-    The position of every key is packed into its low bits so that one ``np.sort`` (not ``argsort``, a few times
-    slower) orders keys and finds each one's place; keys too wide for the packing go through ``argsort``.
-    """
-    uniq, perm, group, counts = sort_groups(keys, key_bits)
-    inv = np.empty(perm.shape[0], np.int64)
-    inv[perm] = group
-    if return_first:  # the sort is stable (positions break ties), so a group's first entry is its first occurrence
-        return uniq, inv, counts, perm[np.cumsum(counts) - counts]
-    return uniq, inv, counts
-
-
-def sort_groups(keys: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`group_sorted` without the inverse: the sorted distinct keys, the stable sorting permutation
-    ``perm`` (``keys[perm]`` sorted, equal keys in input order), the group of every sorted position
-    (``inverse[perm]``, non-decreasing) and the counts.
-
-    Per-group sums in input order are ``np.bincount(group, weights=w[perm])`` (bincount adds in index order,
-    and each group's sorted positions are its inputs in order: the same sums, bit for bit, as
-    ``np.bincount(inverse, weights=w)``), without the scatter that makes the inverse (the costliest step of
-    :func:`group_sorted` on a map update's ~6 * 10^4 keys). A group's first input is ``perm[starts]``, with
-    ``starts = cumsum(counts) - counts``.
-    """
-    keys = np.asarray(keys, np.int64).reshape(-1)
-    n = keys.shape[0]
-    if n == 0:
-        empty = np.zeros(0, np.int64)
-        return keys.copy(), empty, empty, empty
-    idx_bits = max(1, int(n - 1).bit_length())
-    if key_bits + idx_bits <= 63:
-        packed = np.sort((keys << np.int64(idx_bits)) | np.arange(n, dtype=np.int64))
-        perm = packed & np.int64((1 << idx_bits) - 1)
-        ordered = packed >> np.int64(idx_bits)
-    else:
-        perm = np.argsort(keys, kind="stable")
-        ordered = keys[perm]
-    first = np.empty(n, bool)
-    first[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    group = np.cumsum(first) - 1
-    counts = np.diff(np.append(starts, n))
-    return ordered[starts], perm, group, counts
-
-
-def count_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(keys, return_counts=True)`` (sorted distinct keys and their counts) through one ``np.sort``."""
-    s = np.sort(np.asarray(keys).reshape(-1))
-    if s.shape[0] == 0:
-        return s, np.zeros(0, np.int64)
-    first = np.empty(s.shape[0], bool)
-    first[0] = True
-    np.not_equal(s[1:], s[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    return s[starts], np.diff(np.append(starts, s.shape[0]))

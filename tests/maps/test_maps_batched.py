@@ -187,36 +187,6 @@ def test_batched_backprojection_equals_the_reference_arithmetic():
     np.testing.assert_array_equal(pts, ref)
 
 
-def test_sort_based_grouping_and_column_codes_equal_numpy_unique_and_encode():
-    from chronotope.maps import morton
-
-    rng = np.random.default_rng(4)
-    for n, hi in ((0, 10), (1, 10), (1000, 50), (70000, 2**40), (5000, 2**60)):
-        keys = rng.integers(0, hi, n, dtype=np.int64)
-        ref = np.unique(keys, return_inverse=True, return_counts=True, return_index=True)
-        u, inv, cnt, first = morton.group_sorted(keys, int(hi - 1).bit_length(), return_first=True)
-        for got, want in zip((u, inv, cnt, first), (ref[0], ref[2], ref[3], ref[1])):
-            np.testing.assert_array_equal(got, want)
-            assert got.dtype == np.int64
-        u2, cnt2 = morton.count_sorted(keys)
-        np.testing.assert_array_equal(u2, ref[0])
-        np.testing.assert_array_equal(cnt2, ref[3])
-        u3, perm, group, cnt3 = morton.sort_groups(keys, int(hi - 1).bit_length())
-        np.testing.assert_array_equal(u3, ref[0])
-        np.testing.assert_array_equal(cnt3, ref[3])
-        np.testing.assert_array_equal(perm, np.argsort(keys, kind="stable"))
-        np.testing.assert_array_equal(group, ref[2][perm])
-        np.testing.assert_array_equal(perm[np.cumsum(cnt3) - cnt3], ref[1])
-        w = rng.normal(size=n)  # per-group sums in input order, bit for bit
-        np.testing.assert_array_equal(np.bincount(group, weights=w[perm], minlength=u3.size),
-                                      np.bincount(ref[2], weights=w, minlength=u3.size))  # fmt: skip
-    for bits in (3, 10, 11, 12, 21):
-        ijk = rng.integers(0, 2**bits, (3000, 3))
-        want = morton.encode_points(ijk)
-        np.testing.assert_array_equal(morton.encode_columns(ijk[:, 0], ijk[:, 1], ijk[:, 2], bits), want)
-        np.testing.assert_array_equal(morton.encode_columns(ijk[:, 0], ijk[:, 1], ijk[:, 2]), want)
-
-
 def test_batched_knn_level_hint_equals_per_tree_knn():
     """The search from the level the previous answer predicts (query_knn_batch's ``_knn_level``) of walking points
     over growing trees, with equal distances (grid-aligned leaves and points), answers as query_knn does, from
