@@ -42,7 +42,7 @@ def _spread3(v: np.int64) -> np.int64:
     return v
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _radix_order(codes, n, bits, a, b):
     """The order ``[n]`` of ``codes[:n]`` (non-negative, below ``2**bits``): an LSD radix sort by byte, stable."""
     for i in range(n):
@@ -64,7 +64,7 @@ def _radix_order(codes, n, bits, a, b):
     return a[:n].copy()
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def octree_group(x, y, z, bounds, origin, scale, res, labels, num_labels):
     """Groups B frames' points by octree leaf, frame by frame.
 
@@ -179,7 +179,7 @@ def octree_group(x, y, z, bounds, origin, scale, res, labels, num_labels):
     return codes[:out], cuts, counts, sums, ijk[:out], hist
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def octree_merge(keys, slots, n, ukeys, counts, sums, uijk, hist, slot_keys, slot_ijk, count, point_sum, labels):
     """One tree's side of an insertion of its sorted distinct leaves ``ukeys`` (``SparseOctree``'s arrays,
     grown beforehand to hold ``n + len(ukeys)`` slots).
@@ -260,7 +260,7 @@ def octree_merge(keys, slots, n, ukeys, counts, sums, uijk, hist, slot_keys, slo
     return keys_out, slots_out, new_slot
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def occupancy_integrate(
     x, y, z, labels, sensor_x, sensor_y, carve, floor_hits, obstacle_hits, carved, semantic, mark, token, params
 ):
@@ -362,7 +362,7 @@ def occupancy_integrate(
     return stats
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def occupancy_crop(px, py, ca, sa, fwd, left, origin_x, origin_y, cs, rows, cols, min_hits,
                    floor_hits, obstacle_hits, carved, semantic, out):  # fmt: skip
     """One map's agent-centred crop into ``out`` ``[3, S * S]`` (``OccupancyMap.crop``'s values): occupied,
@@ -385,7 +385,7 @@ def occupancy_crop(px, py, ca, sa, fwd, left, origin_x, origin_y, cs, rows, cols
             out[2, q] = 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def backproject(depth, rx, ry, rot, trans, max_depth):
     """World points of the pixels of B z-depth frames that hit something (``0 < depth < max_depth``, finite).
 
@@ -426,7 +426,7 @@ def backproject(depth, rx, ry, rot, trans, max_depth):
     return cols, frame, idx
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def octree_knn(keys, slots, slot_ijk, u, k, start_level, depth):
     """The ``min(k, M)`` leaves nearest to the point ``u`` (voxel units, inside or outside the cube) of one tree:
     ``SparseOctree.query_knn``'s block search, from ``start_level`` up.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,17 +25,21 @@ from chronotope.maps import kernels
 from chronotope.maps.geometry import backproject_depth
 
 _NO_LABELS = np.zeros(0, np.int64)
-_STAMPS: dict[int, np.ndarray] = {}  # grid cells -> a stamp per cell: shared scratch of every map that size
+_STAMPS = threading.local()  # per thread: grid cells -> a stamp per cell, the scratch of every map that size
 _TOKENS = itertools.count(1)  # next() is atomic: no two integrations get the same token, whatever the threads
 
 
 def _carve_stamps(n_cells: int) -> tuple[np.ndarray, int]:
     """The carving kernel's scratch for a grid of ``n_cells``: one stamp per cell and a token no cell holds yet
     (a cell is counted once per integration: stamped with that integration's token). Shared by every map of that
-    size, so a map carries no scratch; the kernels hold the GIL, so two integrations never interleave."""
-    stamps = _STAMPS.get(n_cells)
+    size in one thread, so a map carries no scratch; per thread, because the kernels release the GIL and maps may
+    be updated from several threads at once (``VectorMapWrapper`` updates its map kinds concurrently)."""
+    by_size = getattr(_STAMPS, "by_size", None)
+    if by_size is None:
+        by_size = _STAMPS.by_size = {}
+    stamps = by_size.get(n_cells)
     if stamps is None:
-        stamps = _STAMPS.setdefault(n_cells, np.zeros(n_cells, np.int64))
+        stamps = by_size[n_cells] = np.zeros(n_cells, np.int64)
     return stamps, next(_TOKENS)
 
 

@@ -18,6 +18,7 @@ already produced. :func:`apply_wrappers` / :func:`apply_vector_wrappers` build e
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import gymnasium as gym
@@ -31,6 +32,16 @@ from chronotope.maps.occupancy import OccupancyConfig, OccupancyMap, crop_batch,
 from chronotope.maps.octree import OctreeConfig, SparseOctree, insert_batch, query_knn_batch
 from chronotope.maps.spaces import EgocentricMapBox
 from chronotope.maps.topology import TopologyConfig, TopologyGraph
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _map_pool() -> ThreadPoolExecutor:
+    """The worker threads of :meth:`VectorMapWrapper._observe` (made on first use, shared by every wrapper)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chronotope-maps")
+    return _POOL
 
 
 def depth_descriptor(depth: np.ndarray, max_depth: float, grid: int = 8) -> np.ndarray:
@@ -127,6 +138,9 @@ class MapKind:
 
     key: str
     space: gym.spaces.Box
+    threadsafe: bool = False
+    """:meth:`observe` may run in a worker thread beside another kind's (its maps are its own, its compiled loops
+    release the GIL): :class:`VectorMapWrapper` then updates such kinds concurrently."""
 
     def new_map(self, previous: Any = None) -> Any:
         """An empty map for a new episode (``previous``: the map it replaces, which it may reuse)."""
@@ -145,6 +159,8 @@ class OccupancyKind(MapKind):
     declares the true bounds per channel: occupied and free in [0, 1], the semantic id in [0, the env's largest
     instance id] (0 without a ``"semantic"`` observation).
     """
+
+    threadsafe = True
 
     def __init__(
         self,
@@ -183,6 +199,8 @@ class OctreeKind(MapKind):
     dominant semantic label (-1 without labels), valid flag (rows beyond the leaf count are zeros).
     Semantic ids ``>= num_labels - 1`` share the last histogram bin.
     """
+
+    threadsafe = True
 
     def __init__(self, cfg: OctreeConfig | None = None, k: int = 16, key: str = "octree_knn") -> None:
         self.cfg = cfg or OctreeConfig(num_labels=64)
@@ -466,7 +484,19 @@ class VectorMapWrapper(gym.vector.VectorWrapper):
         self._reset_next = np.zeros(self.num_envs, bool)  # NEXT_STEP: rows whose next step is a reset
 
     def _observe(self, frames: Frames, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return {k.key: k.observe([self.maps[k.key][i] for i in rows], frames) for k in self.kinds}
+        maps = {k.key: [self.maps[k.key][i] for i in rows] for k in self.kinds}
+        parallel = [k for k in self.kinds if k.threadsafe]
+        if len(parallel) < 2:
+            return {k.key: k.observe(maps[k.key], frames) for k in self.kinds}
+        # The thread-safe kinds (occupancy, octree) update their maps in worker threads at once: their compiled
+        # loops release the GIL, so on a multi-core CPU the two updates overlap. Each kind's maps are its own,
+        # so the features are those of one kind after the other. The shared back-projection is made first.
+        frames.all_points()
+        frames.labels()
+        futures = {k.key: _map_pool().submit(k.observe, maps[k.key], frames) for k in parallel}
+        out = {k.key: k.observe(maps[k.key], frames) for k in self.kinds if not k.threadsafe}
+        out.update({key: f.result() for key, f in futures.items()})
+        return {k.key: out[k.key] for k in self.kinds}
 
     def _update(self, obs: dict, info: dict, rows: np.ndarray) -> None:
         poses = _pose(info, self.pose_key)
