@@ -28,6 +28,8 @@ import numba
 import numpy as np
 
 _HASH_MUL = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15 (Fibonacci hashing), as a signed int64
+NO_LABELS = np.zeros(0, np.int64)
+"""The ``labels`` argument of the kernels that take optional labels, when there are none."""
 
 
 @numba.njit(cache=True, inline="always")
@@ -429,7 +431,8 @@ def backproject(depth, rx, ry, rot, trans, max_depth):
 @numba.njit(cache=True, nogil=True)
 def octree_knn(keys, slots, slot_ijk, u, k, start_level, depth):
     """The ``min(k, M)`` leaves nearest to the point ``u`` (voxel units, inside or outside the cube) of one tree:
-    ``SparseOctree.query_knn``'s block search, from ``start_level`` up.
+    the block search of ``SparseOctree.query_knn`` and :func:`~chronotope.maps.octree.query_knn_batch`, from
+    ``start_level`` up.
 
     At each level the candidates are the leaves of the 3 x 3 x 3 block of cells (``2**level`` voxels wide) around
     the point's cell: contiguous runs of the sorted Morton index. The answer is final once the k-th squared

@@ -24,7 +24,6 @@ from chronotope.envs.render.camera import CameraIntrinsics
 from chronotope.maps import kernels
 from chronotope.maps.geometry import backproject_depth
 
-_NO_LABELS = np.zeros(0, np.int64)
 _STAMPS = threading.local()  # per thread: grid cells -> a stamp per cell, the scratch of every map that size
 _TOKENS = itertools.count(1)  # next() is atomic: no two integrations get the same token, whatever the threads
 
@@ -178,7 +177,7 @@ class OccupancyMap:
         carve = sensor is not None and c.carve_free
         sx, sy = (float(sensor.reshape(-1)[0]), float(sensor.reshape(-1)[1])) if carve else (0.0, 0.0)
         return kernels.occupancy_integrate(
-            x, y, z, _NO_LABELS if labels is None else labels, sx, sy, carve,
+            x, y, z, kernels.NO_LABELS if labels is None else labels, sx, sy, carve,
             self.floor_hits.reshape(-1), self.obstacle_hits.reshape(-1), self.carved.reshape(-1),
             self.semantic.reshape(-1), mark, token, self._params,
         )  # fmt: skip

@@ -509,9 +509,10 @@ class SparseOctree:
         """The ``min(k, M)`` leaves whose centres are nearest to ``point``: slots and distances, nearest first
         (equal distances by Morton code).
 
-        No k-d tree: the leaves of the 3 x 3 x 3 block of coarse cells around the point are contiguous runs of
-        the sorted Morton index (a cell's leaves share its code as prefix), so they are found with 54 binary
-        searches and ranked exactly. The answer is final once the k-th distance is below the point's distance to
+        No k-d tree (:func:`chronotope.maps.kernels.octree_knn`, compiled, the search :func:`query_knn_batch`
+        runs too): the leaves of the 3 x 3 x 3 block of coarse cells around the point are contiguous runs of the
+        sorted Morton index (a cell's leaves share its code as prefix), so they are found with 54 binary searches
+        and ranked exactly. The answer is final once the k-th distance is below the point's distance to
         the block's faces (nothing outside can be nearer); otherwise the cells double in size, up to the whole
         cube. A map queried once per insertion (the wrappers) thus never pays for a tree rebuild; when a tree is
         already built (no leaf added since a radius or box query), it answers instead.
@@ -528,38 +529,10 @@ class SparseOctree:
             order = np.lexsort((self._keys[idx], d))
             return self._tree_slots[idx[order]], d[order] * self.voxel_size
         u = (point - self.origin) / self.voxel_size  # voxel units: leaf i spans [i, i + 1)
-        offsets = _BLOCK_OFFSETS
-        for level in range(min(3, self.depth), self.depth + 1):
-            side = 1 << level
-            cells = self.resolution >> level  # coarse cells per axis
-            cc = np.floor(u / side).astype(np.int64)
-            block = cc + offsets
-            block = block[((block >= 0) & (block < cells)).all(axis=1)]
-            if level == self.depth or block.shape[0] == 0:
-                idx = np.arange(self._keys.shape[0])
-                bound = np.inf
-            else:
-                prefix = morton.encode_unchecked(block)
-                shift = np.int64(3 * level)
-                lo = np.searchsorted(self._keys, prefix << shift)
-                hi = np.searchsorted(self._keys, (prefix + 1) << shift)
-                n = hi - lo
-                idx = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
-                # distance to the block's faces; a face on the cube's boundary has nothing beyond it
-                lo_face = np.where(cc - 1 >= 0, u - (cc - 1) * side, np.inf)
-                hi_face = np.where(cc + 2 <= cells, (cc + 2) * side - u, np.inf)
-                bound = float(min(lo_face.min(), hi_face.min()))
-            if idx.shape[0] < k and bound < np.inf:
-                continue
-            keys = self._keys[idx]
-            d = self._slot_ijk[self._slots[idx]] + 0.5 - u  # the leaves' centres, without decoding their keys
-            d *= d
-            d2 = d[:, 0] + d[:, 1] + d[:, 2]  # == d.sum(axis=1), several times faster along a length-3 axis
-            order = np.lexsort((keys, d2))[:k]
-            if bound < np.inf and not d2[order[-1]] < bound * bound:
-                continue
-            return self._slots[idx[order]], np.sqrt(d2[order]) * self.voxel_size
-        raise AssertionError("unreachable: the last level covers the whole cube")
+        slots, _ = kernels.octree_knn(self._keys, self._slots, self._slot_ijk, u, k, min(3, self.depth), self.depth)
+        d = self._slot_ijk[slots] + 0.5 - u  # the leaves' centres, without decoding their keys
+        d *= d
+        return slots, np.sqrt(d[:, 0] + d[:, 1] + d[:, 2]) * self.voxel_size
 
     def raycast(self, origin: np.ndarray, direction: np.ndarray, max_range: float) -> RayHit | None:
         """First occupied leaf along a ray (exact voxel traversal), or None within ``max_range`` metres."""
@@ -604,11 +577,7 @@ class SparseOctree:
         return RayHit(key=int(keys[i]), t=t_hit, point=o + t_hit * d)
 
 
-_BLOCK_OFFSETS = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
-"""The 27 cell offsets of a 3 x 3 x 3 block, int64 ``[27, 3]`` (query_knn's neighbourhood)."""
-_BLOCK_OFFSETS.flags.writeable = False
-_NO_LABELS = np.zeros(0, np.int64)  # insert_batch's kernels without labels / label store
-_NO_STORE = np.zeros((0, 0), np.int64)
+_NO_STORE = np.zeros((0, 0), np.int64)  # insert_batch's kernel without a label store
 
 
 def insert_batch(
@@ -672,7 +641,7 @@ def insert_batch(
     no_labels = labels is None
     codes, cuts, cnt, sums, uijk, hist = kernels.octree_group(
         xyz[0], xyz[1], xyz[2], bounds, t0.origin, scale, t0.resolution,
-        _NO_LABELS if no_labels else labels.astype(np.int64, copy=False), 0 if no_labels else c.num_labels,
+        kernels.NO_LABELS if no_labels else labels.astype(np.int64, copy=False), 0 if no_labels else c.num_labels,
     )  # fmt: skip
     for b, t in enumerate(trees):
         if cuts[b] == cuts[b + 1]:
