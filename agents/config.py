@@ -76,11 +76,17 @@ class TrainConfig:
     divides by max(|low|, |high|), so a 0 stays 0 (sparse entity rows, e.g. Ballet's ``dancers``, stay sparse: a
     GRU named the dancers' patterns from them ~4x faster than from the [-1, 1] map, in which every absent value
     becomes -1)."""
-    image_encoder: Literal["nature", "small", "pool"] = "nature"
+    image_encoder: Literal["nature", "small", "pool", "keypoints"] = "nature"
     """CNN of image observations: "nature" (the DQN Nature 2015 CNN, 32-64-64 channels), "small" (the 2013 DQN
     CNN, 16-32 channels; about a third of the cost at 64 x 64, which is most of a pixel update on CPU) or "pool" (no
     convolution: every channel averaged over an 8 x 8 grid, then the linear layer; the coarse layout only, for
-    agents whose detail comes from ``row_glimpse``)."""
+    agents whose detail comes from ``row_glimpse``) or "keypoints" (4 x 4 patch convolution, a 3 x 3 convolution to 16
+    maps and a spatial softmax: 16 image positions, the deep-spatial-autoencoder / robomimic encoder for where
+    things are, as a manipulation task asks)."""
+    id_embed: int = 0
+    """> 0: segmentation images (one channel of integer ids, e.g. the arm cameras' ``<cam>_seg`` body ids) are read
+    through a learned embedding of this many channels per id instead of as an intensity (0: as an intensity, scaled
+    by the largest id, as before)."""
     fuse_images: bool = False
     """One CNN over the stacked channels of equal-size images (rgb + depth as one [H, W, 4] input, the usual RGB-D
     encoder) instead of one CNN per image key."""

@@ -58,6 +58,7 @@ class ActorCritic(nn.Module):
         obs_norm: bool = False,
         readout_match: str | None = None,
         memory_keys: tuple[str, ...] = (),
+        id_embed: int = 0,
     ) -> None:
         super().__init__()
         if memory_grad not in MEMORY_GRADS:
@@ -79,6 +80,7 @@ class ActorCritic(nn.Module):
             row_glimpse=row_glimpse,
             entity_keys=entity_keys,
             normalize=obs_norm,
+            id_embed=id_embed,
         )
         self.proj = nn.Sequential(init_linear(nn.Linear(self.encoder.out_dim, hidden), SQRT2), nn.ReLU())
         # memory_keys: the memory's own encoder over those keys alone (see TrainConfig.memory_keys)
@@ -164,6 +166,7 @@ class ActorCritic(nn.Module):
             cfg.obs_norm,
             cfg.readout_match,
             cfg.memory_key_tuple(),
+            cfg.id_embed,
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):

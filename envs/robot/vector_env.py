@@ -24,12 +24,17 @@ cProfile, 56% of a CueRecallPick one) stay per world in Python, so against a ``S
 playing the same episodes the batched env measured 1.10-1.25x the env steps/s over the four tasks (bench robot
 --quick, same load): it saves the wrappers, the per-env batching of infos and the copies of observations.
 
-Rendering (``obs_mode="rgbd"``, ``render()``): one ``mujoco.Renderer`` serves all N worlds; each world updates the
-renderer's scene from its own model and data, so the pixels equal the single env's.
+Rendering (``obs_mode="rgbd"``): the worlds' cameras are rendered after all N have stepped (or reset), so that
+they can be rendered together. With ``camera_backend="gl"`` (and for ``render()``) one ``mujoco.Renderer`` serves
+all N worlds, one after another; each world updates the renderer's scene from its own model and data, so the pixels
+equal the single env's. With ``camera_backend="raycast"`` the worlds' ray casts run on a thread pool (one
+``mj_multiRay`` per camera, which releases the GIL), again equal to the single env's pixels.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import mujoco
@@ -97,7 +102,14 @@ class RobotVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._renderer: Any = None
-        if self.cfg.obs_mode == "rgbd" or render_mode == "rgb_array":
+        self._rgbd = self.cfg.obs_mode == "rgbd"
+        self._pool: ThreadPoolExecutor | None = None
+        if self._rgbd:
+            for env in self.envs:
+                env.defer_images = True  # rendered for all worlds at once, after the step (_render_rows)
+            if self.cfg.camera_backend == "raycast" and self.num_envs > 1:
+                self._pool = ThreadPoolExecutor(max_workers=min(self.num_envs, os.cpu_count() or 1))
+        if (self._rgbd and self.cfg.camera_backend == "gl") or render_mode == "rgb_array":
             # One GL context for all worlds; every world renders from its own model (RobotEnv._update_render_scene).
             self._renderer = first._get_renderer()
             for env in self.envs[1:]:
@@ -138,6 +150,7 @@ class RobotVectorEnv(VectorEnv):
         for i in rows:
             self._obs_rows[i], info = self.envs[i].reset(seed=seeds[i], options=options or None)
             infos = self._add_info(infos, info, int(i))
+        self._render_rows(list(rows))
         self._started = True
         return self._batch_obs(), infos
 
@@ -159,11 +172,28 @@ class RobotVectorEnv(VectorEnv):
             obs, rewards[i], terminated[i], _, info = env._finish_step(held[i])
             truncated[i] = limit is not None and env.step_count >= limit
             if terminated[i] or truncated[i]:
+                if self._rgbd:
+                    obs.update(env.render_cameras())  # the last frame, before the reset changes the world
                 infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
                 obs, info = env.reset()
             self._obs_rows[i] = obs
             infos = self._add_info(infos, info, i)
+        self._render_rows(range(self.num_envs))
         return self._batch_obs(), rewards, terminated, truncated, infos
+
+    def _render_rows(self, rows: Any) -> None:
+        """Adds the camera keys of worlds ``rows`` to their observation rows (``rgbd``): on the thread pool with the
+        ray-cast cameras (``mj_multiRay`` releases the GIL; each world owns its cameras' buffers), one world after
+        another through the shared GL context otherwise."""
+        if not self._rgbd:
+            return
+        rows = list(rows)
+        if self._pool is not None:
+            images = list(self._pool.map(lambda i: self.envs[i].render_cameras(), rows))
+        else:
+            images = [self.envs[i].render_cameras() for i in rows]
+        for i, img in zip(rows, images):
+            self._obs_rows[i].update(img)
 
     def _step_physics(self) -> None:
         """Advances every world by ``frame_skip`` physics substeps (the controls are already in ``data.ctrl``): one
@@ -222,6 +252,9 @@ class RobotVectorEnv(VectorEnv):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 def _vector_class(env_id: str, entry_point: str) -> type[RobotVectorEnv]:

@@ -1,7 +1,8 @@
 """Robot env throughput: env steps/s in ``state`` and ``rgbd`` modes, and batched physics with MuJoCo Warp.
 
 Part 1 steps single ``RobotEnv`` instances with random actions (IK, physics, observations; rgbd adds 2 cameras x
-rgb/depth/segmentation through ``mujoco.Renderer``). Part 2 steps the PickPlace scene N ways, for N in
+rgb/depth/segmentation, through ``mujoco.Renderer`` (``camera_backend="gl"``) and ``mj_multiRay`` (``raycast``)).
+Part 2 steps the PickPlace scene N ways, for N in
 ``n_worlds``: N ``RobotEnv.step`` calls, N ``MjData`` with ``mujoco.mj_step`` (physics only), and one MuJoCo Warp
 ``Data`` with N worlds on warp's CPU device (physics only). Ratios are against the N-``MjData`` baseline measured
 in the same run; the same table times ``mujoco.rollout`` (MuJoCo's threaded rollout, 1 and 2 threads) stepping
@@ -9,7 +10,8 @@ the N worlds, with the state copies into and out of each ``MjData`` a vector env
 (the measurement behind :mod:`chronotope.envs.robot.vector_env`'s choice of a plain ``mj_step`` loop). Part 3 times
 the native batched env (``make_vec(..., vectorization_mode="vector_entry_point")``) against a ``SyncVectorEnv`` of
 N single envs (``state`` observations, N in ``n_worlds``), both seeded alike and given the same random actions, so
-they play the same episodes; samples alternate between the two. Timings on a shared machine are noisy; the
+they play the same episodes; samples alternate between the two; part 3b does the same with rgbd cameras for both
+camera backends, at the largest N. Timings on a shared machine are noisy; the
 medians over ``repeat`` samples are reported.
 
     python -m chronotope.scripts.bench.robot --quick
@@ -129,16 +131,16 @@ def _rollout_vs_loop(model: Any, datas: list, frame_skip: int, env_steps: int, r
     return out
 
 
-def _vector_vs_sync(env_id: str, n: int, env_steps: int, repeat: int) -> dict[str, float]:
+def _vector_vs_sync(env_id: str, n: int, env_steps: int, repeat: int, **kwargs: Any) -> dict[str, float]:
     """Env steps/s (all worlds together) of the native vector env and of a SAME_STEP ``SyncVectorEnv`` of ``n``
     single envs, seeded alike and stepped with the same random actions (so the same episodes, autoresets
-    included); timing samples alternate between the two."""
+    included); timing samples alternate between the two. ``kwargs``: env kwargs of both."""
     import gymnasium as gym
     import numpy as np
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-    native = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
-    sync = SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n)], autoreset_mode=AutoresetMode.SAME_STEP)
+    native = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
+    sync = SyncVectorEnv([lambda: gym.make(env_id, **kwargs) for _ in range(n)], autoreset_mode=AutoresetMode.SAME_STEP)
     rng = np.random.default_rng(0)
     times: dict[str, list[float]] = {"native": [], "sync": []}
     try:
@@ -190,9 +192,13 @@ def run(cfg: Config) -> dict:
         rows.append([env_id, "state", "-", sps, sps / base, rel])
         single[f"{env_id}|state"] = sps
     for size in cfg.image_sizes:
-        sps, rel = _env_steps_per_s(cfg.task, max(10, cfg.env_steps // 5), cfg.repeat, obs_mode="rgbd", image_size=size)
-        rows.append([cfg.task, "rgbd", size, sps, sps / base, rel])
-        single[f"{cfg.task}|rgbd{size}"] = sps
+        for backend in ("gl", "raycast"):
+            sps, rel = _env_steps_per_s(
+                cfg.task, max(10, cfg.env_steps // 5), cfg.repeat, obs_mode="rgbd", image_size=size,
+                camera_backend=backend,
+            )  # fmt: skip
+            rows.append([cfg.task, f"rgbd ({backend})", size, sps, sps / base, rel])
+            single[f"{cfg.task}|rgbd{size}" + ("" if backend == "gl" else f"|{backend}")] = sps
     md += print_table(
         "Robot env steps/s (one env, random actions, 25 Hz control = 20 physics steps)",
         ["task", "obs", "px", "env steps/s", f"x vs {ids[0]} state", "IQR/median"],
@@ -348,6 +354,28 @@ def run(cfg: Config) -> dict:
         vec_rows,
     )
     results["vector_vs_sync"] = vec
+
+    # ------------------------------------------------- part 3b: batched rgbd cameras (front + wrist, 64 x 64)
+    rgbd_rows, rgbd_vec = [], {}
+    n = max(cfg.n_worlds)
+    steps = -(-max(16, cfg.vector_sample_steps // 4) // n)
+    for backend in ("gl", "raycast"):
+        r = _vector_vs_sync(cfg.task, n, steps, cfg.repeat, obs_mode="rgbd", image_size=64, camera_backend=backend)
+        rgbd_vec[backend] = r
+        rgbd_rows.append(
+            [cfg.task, backend, n, r["sync_env_steps_per_s"], r["vector_env_steps_per_s"], r["ratio"], r["rel"]]
+        )
+    gl_sync = rgbd_vec["gl"]["sync_env_steps_per_s"]
+    for row in rgbd_rows:
+        row.insert(6, row[4] / gl_sync)
+    md += print_table(
+        "Batched rgbd cameras (front + wrist, 64 x 64): native vector env vs SyncVectorEnv of N single envs, env "
+        "steps/s (the ray-cast native env renders its worlds on a thread pool)",
+        ["task", "camera backend", "N", "SyncVectorEnv", "native vector env", "native / sync",
+         "native / SyncVectorEnv (gl)", "IQR/median (native)"],
+        rgbd_rows,
+    )  # fmt: skip
+    results["rgbd_vector_vs_sync"] = rgbd_vec
     results["extra"] = cfg.extra
     md += (
         "\nTimings were taken on a machine shared with other jobs (2 cores); medians of "
@@ -371,7 +399,21 @@ def reading(result: dict) -> str:
     if rgbd:
         k, v = next(iter(rgbd.items()))
         s += f" and {v:,.0f} steps/s with rgbd cameras ({k.split('|')[1]}; MuJoCo GL on CPU dominates)"
+        ray = {kk: vv for kk, vv in rgbd.items() if kk.endswith("|raycast")}
+        if ray:
+            kr, vr = next(iter(ray.items()))
+            s += f", {vr:,.0f} steps/s ({vr / v:.1f}x) with the ray-cast cameras"
     s += ". "
+    rv = result.get("rgbd_vector_vs_sync", {})
+    if rv.get("raycast") and rv.get("gl"):
+        gl_sync = rv["gl"]["sync_env_steps_per_s"]
+        ray_sps = rv["raycast"]["vector_env_steps_per_s"]
+        s += (
+            f"Batched rgbd: the native vector env with ray-cast cameras steps {ray_sps:,.0f}"
+            f" env steps/s, {ray_sps / gl_sync:.1f}x a SyncVectorEnv of GL-rendered "
+            f"single envs and {rv['raycast']['ratio']:.2f}x one of ray-cast single envs (its worlds' casts run on a "
+            "thread pool). "
+        )
     b = result.get("batched", {})
     if b:
         n = max(b, key=int)

@@ -218,6 +218,30 @@ PRESETS: dict[str, dict] = {
             ),
         )
     },
+    # WhereHidden from pixels: the cups, the ball and the go lamp only in the front camera (rgbd 64 x 64, ray-cast:
+    # ~4x the GL renderer's rate at the same depth and segmentation; the wrist camera left out, which halves the
+    # rendering), with the arm's proprioception. The auxiliary head regresses where the ball was (memory_place, as the
+    # state preset), so the CNN learns to find the ball through the memory; rgb, depth and segmentation as one input
+    # to the small DQN CNN.
+    "wherehidden_rgbd": {
+        "env": "chronotope/WhereHidden-v0",
+        "env_kwargs": {
+            "obs_mode": "rgbd",
+            "approach_reward": 2.0,
+            "camera_backend": "raycast",
+            "cameras": ["front"],
+            "camera_outputs": ["rgb"],
+        },
+        "knob": "delay_steps",
+        "train_value": 20,
+        "recipe": {
+            **_RECIPE,
+            "steps": 300_000,
+            "aux_key": "memory_place",
+            "fuse_images": True,
+            "image_encoder": "keypoints",
+        },
+    },
     # Sequential memory, "press the buttons in the order they lit": ButtonSequence. The buttons stay where they lit
     # and the object_pose rows are the buttons in colour order. The auxiliary head is a [rows x positions] table of
     # the order (``memory_order``) that the readout dots with the observed position of the next answer

@@ -39,6 +39,20 @@ def test_fused_cnn_reads_each_channel_scaled_by_its_own_bound(arch):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
 
 
+def test_fused_stack_of_more_than_four_channels_stays_channel_last():
+    """rgb + depth + segmentation (the arm cameras) stack to 5 channels: still [H, W, C], not read as [C, H, W]."""
+    seg = spaces.Box(0, 20, (64, 64, 1), np.int32)
+    enc = ObservationEncoder(
+        spaces.Dict({"rgb": RGB, "depth": DEPTH, "seg": seg}), image_arch="small", fuse_images=True
+    )
+    cnn = enc.encoders["depth+rgb+seg"]
+    assert cnn.channel_last and cnn.cnn[0].in_channels == 5
+    o = _obs(2, torch.Generator().manual_seed(2))
+    o["seg"] = torch.randint(0, 21, (2, 64, 64, 1), dtype=torch.int32)
+    x = torch.cat([o["depth"] / 10.0, o["rgb"].float() / 255.0, o["seg"].float() / 20.0], -1).permute(0, 3, 1, 2)
+    torch.testing.assert_close(enc(o), cnn.fc(cnn.cnn(x)))
+
+
 def test_only_channel_last_images_of_one_size_are_fused():
     crop = EgocentricMapBox(np.zeros((3, 64, 64), np.float32), np.ones((3, 64, 64), np.float32), dtype=np.float32)
     space = spaces.Dict(
@@ -246,3 +260,46 @@ def test_derived_glimpse_inputs_give_the_same_features_and_update():
     for kw in ({"image_arch": "small"}, {"image_arch": "pool", "row_glimpse": None}):
         other = ObservationEncoder(space, fuse_images=True, row_vision="rows", **{"row_glimpse": (1, 2, 90.0), **kw})
         assert other.derive(obs) is obs
+
+
+def test_spatial_softmax_finds_the_bright_pixel():
+    """The keypoint encoder's layer: one hot pixel per map gives that pixel's position in [-1, 1] (x right, y down);
+    its output moves with the thing it tracks, which a flattened map would not tell a linear layer."""
+    from chronotope.agents.encoders import SpatialSoftmax
+
+    layer = SpatialSoftmax(16, 16)
+    x = torch.zeros(2, 3, 16, 16)
+    spots = [[(0, 0), (15, 15), (4, 11)], [(8, 2), (3, 3), (15, 0)]]  # (row, col) per map
+    for b, maps in enumerate(spots):
+        for k, (r, c) in enumerate(maps):
+            x[b, k, r, c] = 50.0
+    out = layer(x).reshape(2, 3, 2)
+    grid = torch.linspace(-1, 1, 16)
+    for b, maps in enumerate(spots):
+        for k, (r, c) in enumerate(maps):
+            torch.testing.assert_close(out[b, k], torch.stack([grid[c], grid[r]]), atol=1e-4, rtol=0)
+    enc = ImageEncoder(spaces.Box(0, 255, (64, 64, 5), np.uint8), arch="keypoints", channel_last=True)
+    assert enc(torch.zeros(4, 64, 64, 5, dtype=torch.uint8)).shape == (4, 128)
+    assert enc.fc[0].in_features == 32  # 16 keypoints x (x, y)
+
+
+def test_id_embedding_reads_segmentation_ids_as_categories():
+    """With ``id_embed`` a segmentation channel enters the CNN as a learned vector per id: two frames that differ
+    only in which id a region holds give inputs that differ by those ids' embeddings, whatever the ids' numbers."""
+    seg = spaces.Box(0, 20, (64, 64, 1), np.int32)
+    space = spaces.Dict({"rgb": RGB, "seg": seg})
+    enc = ObservationEncoder(space, image_arch="keypoints", fuse_images=True, id_embed=3)
+    cnn = enc.encoders["rgb+seg"]
+    assert cnn.in_channels == 3 + 3 and cnn.cnn[0].in_channels == 6
+    o = {"rgb": torch.zeros(2, 64, 64, 3, dtype=torch.uint8), "seg": torch.zeros(2, 64, 64, 1, dtype=torch.int32)}
+    o["seg"][0, 10:20, 10:20] = 7
+    o["seg"][1, 10:20, 10:20] = 19
+    x = cnn.prepare_parts([o["rgb"], o["seg"]])
+    table = cnn.id_embed["1"].weight
+    torch.testing.assert_close(x[0, 3:, 15, 15], table[7])
+    torch.testing.assert_close(x[1, 3:, 15, 15], table[19])
+    torch.testing.assert_close(x[:, 3:, 0, 0], table[[0, 0]])
+    enc(o).sum().backward()
+    assert table.grad[[0, 7, 19]].abs().sum(1).gt(0).all() and table.grad[5].abs().sum() == 0
+    # off (the default): the ids are one scaled intensity channel, as before
+    assert ObservationEncoder(space, fuse_images=True).encoders["rgb+seg"].in_channels == 4

@@ -107,6 +107,26 @@ def test_rgbd_joint_control_and_render_equal_single_envs():
     sync.close()
 
 
+def test_raycast_cameras_on_threads_equal_single_envs_through_an_autoreset():
+    """The ray-cast worlds render on a thread pool after the step; every frame (the final ones of the finished
+    episodes included) equals what each single env renders itself."""
+    kw = dict(obs_mode="rgbd", camera_backend="raycast", cue_steps=2, delay_steps=2, max_episode_steps=5)
+    venv, sync = _pair("chronotope/WhereHidden-v0", n=4, **kw)
+    assert venv.unwrapped._pool is not None
+    _assert_same(venv.reset(seed=11), sync.reset(seed=11), "reset")
+    rng = np.random.default_rng(2)
+    ended = False
+    for t in range(7):  # an autoreset at step 5
+        actions = rng.uniform(-1, 1, size=(4, 4)).astype(np.float32)
+        out = venv.step(actions)
+        _assert_same(out, sync.step(actions), f"step {t}")
+        ended |= bool(out[3].any())
+        assert set(out[0]) >= {"front_rgb", "front_depth", "front_seg", "wrist_rgb"}
+    assert ended
+    venv.close()
+    sync.close()
+
+
 def test_a_step_that_terminates_at_the_limit_is_also_truncated_as_timelimit_does():
     # A generous success radius ends many Reach episodes on their first step, which a limit of 1 also truncates.
     venv, sync = _pair("chronotope/Reach-v0", n=4, success_radius=0.2, max_episode_steps=1)
