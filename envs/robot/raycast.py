@@ -20,25 +20,34 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from chronotope.envs.render.shading import Lighting
+from chronotope.envs.render.shading import Lighting, lambert_intensity
 
 VISIBLE_GROUPS = np.array([1, 1, 1, 0, 0, 0], dtype=np.uint8)
 """Geom groups a ray can hit: ``mjvOption``'s default (groups 0-2 drawn), as the GL renderer draws them."""
 
 
-def geom_albedo(model: mujoco.MjModel) -> np.ndarray:
+def texture_tint(model: mujoco.MjModel) -> np.ndarray:
+    """Per material, the mean texel of its RGB texture (ones where untextured), float32 [nmat, 3] in [0, 1]. Textures
+    are compiled into the model and no task edits them: computed once per camera, not per render."""
+    tint = np.ones((model.nmat, 3), np.float32)
+    role = int(mujoco.mjtTextureRole.mjTEXROLE_RGB)
+    for k in range(model.nmat):
+        tex = int(model.mat_texid[k, role])
+        if tex >= 0:
+            tint[k] = _texture_mean(model, tex)
+    return tint
+
+
+def geom_albedo(model: mujoco.MjModel, tint: np.ndarray | None = None) -> np.ndarray:
     """Colour of every geom as MuJoCo draws it without lighting, float32 [ngeom, 3] in [0, 1]: the material's colour
-    where the geom has a material (times its texture's mean texel when textured), the geom's ``rgba`` otherwise.
-    Read at every render: the tasks recolour the cue panel and go lamp during an episode."""
+    where the geom has a material (times its texture's mean texel when textured: ``tint``, :func:`texture_tint` when
+    None), the geom's ``rgba`` otherwise. Read at every render: the tasks recolour the cue panel and go lamp during
+    an episode."""
     rgb = model.geom_rgba[:, :3].astype(np.float32).copy()
     mat = model.geom_matid
     has = mat >= 0
     if has.any():
-        mat_rgb = model.mat_rgba[:, :3].astype(np.float32).copy()
-        for k in range(model.nmat):
-            tex = int(model.mat_texid[k, int(mujoco.mjtTextureRole.mjTEXROLE_RGB)])
-            if tex >= 0:
-                mat_rgb[k] *= _texture_mean(model, tex)
+        mat_rgb = model.mat_rgba[:, :3].astype(np.float32) * (texture_tint(model) if tint is None else tint)
         rgb[has] = mat_rgb[mat[has]]
     return rgb
 
@@ -78,7 +87,7 @@ class RaycastCamera:
         self.size = int(size)
         self.max_depth = float(max_depth)
         self.lighting = lighting or Lighting()
-        self._light = self.lighting.unit_direction()
+        self._tint = texture_tint(model)
         self._background = np.asarray(self.lighting.background, dtype=np.uint8)
         h = w = self.size
         f = 0.5 * h / np.tan(np.deg2rad(float(model.cam_fovy[self.camera_id])) / 2.0)
@@ -109,8 +118,8 @@ class RaycastCamera:
         hit = (geom >= 0) & (depth <= self.max_depth)
         g = np.where(hit, geom, 0)
         normal = self._normal.reshape(n, 3)
-        shade = self.lighting.ambient + self.lighting.diffuse * np.abs(normal @ self._light)  # [n]
-        albedo = geom_albedo(model)[g]  # [n, 3]
+        shade = lambert_intensity(normal, self.lighting)  # [n]
+        albedo = geom_albedo(model, self._tint)[g]  # [n, 3]
         rgb = np.where(hit[:, None], np.clip(np.rint(albedo * shade[:, None] * 255.0), 0, 255), self._background)
         seg = np.where(hit, model.geom_bodyid[g], 0)
         return (
